@@ -1,0 +1,49 @@
+"""Chat rooms on groups, with messages stored through the ORM."""
+
+from wscommands import ClientError, command, run_sync
+
+from .models import Message
+
+MAX_TEXT = 2000
+
+
+def _room(room):
+    if not isinstance(room, str) or not room or len(room) > 80:
+        raise ClientError("room must be a name of 1 to 80 characters")
+    return room
+
+
+@command(name="chat.join")
+async def join(connection, room: str):
+    """Join a room: you receive its ``chat_message`` pushes from now on."""
+    try:
+        await connection.join(_room(room))
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    return {"room": room, "history": await run_sync(_history, room)}
+
+
+@command(name="chat.leave")
+async def leave(connection, room: str):
+    """Leave a room."""
+    await connection.leave(room)
+    return {"room": room}
+
+
+@command(name="chat.say", permission="chat.add_message")
+async def say(connection, room: str, text: str):
+    """Say something in a room (needs the chat.add_message permission)."""
+    if not text:
+        raise ClientError("empty message")
+    if len(text) > MAX_TEXT:
+        raise ClientError(f"message longer than {MAX_TEXT} characters")
+    if room not in connection.groups:
+        raise ClientError(f"join {room!r} first")
+    await run_sync(Message.objects.create, room=room, author=connection.user, text=text)
+    message = {"room": room, "from": connection.user.get_username(), "text": text}
+    await connection.send_to_group(room, {"chat_message": message})
+
+
+def _history(room, limit=20):
+    rows = Message.objects.filter(room=room).select_related("author").order_by("-id")[:limit]
+    return [{"from": m.author.get_username(), "text": m.text} for m in reversed(rows)]

@@ -1,0 +1,105 @@
+"""Example commands, found by autodiscovery (every installed app's ``commands`` module)."""
+
+import time
+
+from wscommands import ClientError, command, on_connect, on_disconnect
+
+
+@command
+async def echo(connection, text: str):
+    """Send the text back: ``{"echo": {"text": "hi"}}`` -> ``{"echo": {"text": "hi"}}``."""
+    return {"text": text}
+
+
+@command
+async def whoami(connection):
+    """Who this connection acts as, and its id."""
+    user = connection.user
+    return {
+        "connection_id": connection.id,
+        "authenticated": connection.is_authenticated(),
+        "id": user.pk if connection.is_authenticated() else None,
+        "username": user.get_username() if connection.is_authenticated() else None,
+    }
+
+
+@command(login_required=True)
+def add(connection, a: int, b: int):
+    """A sync command (runs in a worker thread), for logged-in users only."""
+    return a + b
+
+
+@command
+def div(connection, a: float, b: float):
+    """Division; dividing by zero is the client's mistake, so it says so."""
+    if b == 0:
+        raise ClientError("division by zero")
+    return a / b
+
+
+@command
+def square(connection, n: float):
+    """A command taking one positional argument: ``{"square": 4}`` -> 16."""
+    return n * n
+
+
+@command
+def sleep(connection, seconds: float = 1.0):
+    """A slow sync command: it blocks a worker thread, never the event loop."""
+    if not 0 <= seconds <= 10:
+        raise ClientError("seconds must be between 0 and 10")
+    time.sleep(seconds)
+    return seconds
+
+
+@command(concurrent=True)
+async def report(connection, year: int):
+    """A concurrent command: later requests of this connection do not wait for it."""
+    return {"year": year, "calls": connection.get_state("calls", 0)}
+
+
+@command
+async def count(connection):
+    """Per-command connection state: how often this connection has called ``count``."""
+    state = connection.get_connection_state()
+    state["n"] = state.get("n", 0) + 1
+    return state["n"]
+
+
+@command(name="counter.increment")
+async def counter_increment(connection, amount: int = 1):
+    """A shared counter in global state; everyone is told the new value."""
+    value = await connection.increment_global_state("counter", amount)
+    await connection.broadcast({"counter": {"value": value}})
+    return value
+
+
+@command(name="counter.get")
+async def counter_get(connection):
+    """The shared counter's value."""
+    return await connection.get_global_state("counter") or 0
+
+
+@command
+async def remind(connection, seconds: float, text: str):
+    """Send ``{"reminder": {...}}`` to this connection after ``seconds``."""
+    if not 0 <= seconds <= 3600:
+        raise ClientError("seconds must be between 0 and 3600")
+
+    async def fire():
+        await connection.send({"reminder": {"text": text}})
+
+    connection.call_later(seconds, fire)
+
+
+@on_connect
+async def hello(connection):
+    connection.set_state("calls", 0)
+
+
+@on_disconnect
+async def bye(connection):
+    for group in list(connection.groups):
+        await connection.send_to_group(
+            group, {"chat_left": {"room": group, "connection_id": connection.id}}, everyone_else=True
+        )

@@ -1,0 +1,98 @@
+"""Shared fixtures: service availability, a clean channel layer per test, live servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.live import Server, base_env, manage
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(url: str, port: int, what: str, how: str) -> str:
+    """Return the URL if the service answers; fail in CI, skip elsewhere (saying how to start it)."""
+    if _answers(url, port):
+        return url
+    message = f"{what} is not reachable at {url}: start it with `{how}`"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis used by tests (database 15 by default), flushed once per session."""
+    url = require_service(
+        REDIS_URL,
+        6379,
+        "Redis",
+        'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+    )
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL database used by end-to-end tests."""
+    return require_service(
+        POSTGRES_URL,
+        5432,
+        "PostgreSQL",
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wscommands_state():
+    """Every test starts with an empty channel layer, backend and hub (per event loop)."""
+    from channels.layers import channel_layers
+
+    from wscommands import backends
+
+    channel_layers.backends.clear()
+    backends.reset()
+    yield
+    channel_layers.backends.clear()
+    backends.reset()
+
+
+@pytest.fixture(scope="session")
+def sqlite_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for live servers on a migrated SQLite file (one per test session)."""
+    path = tmp_path_factory.mktemp("live") / "db.sqlite3"
+    env = base_env(DATABASE_URL=f"sqlite:///{path}")
+    manage("migrate", "--noinput", env=env)
+    return env
+
+
+@pytest.fixture
+def daphne(sqlite_env):
+    """A factory of daphne processes on the SQLite environment; all stopped afterwards."""
+    servers: list[Server] = []
+
+    def start(env: dict[str, str] | None = None, kind: str = "daphne") -> Server:
+        server = Server(env or sqlite_env, kind=kind).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,106 @@
+"""Real server processes for end-to-end tests: daphne (or uvicorn) running the example project."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server did not listen on {port} within {timeout}s")
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    """Run ``manage.py`` with the given environment; returns stdout."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+class Server:
+    """A server process on a free port; ``url`` is its ws:// base, ``http`` its http:// base."""
+
+    def __init__(self, env: dict[str, str], kind: str = "daphne", port: int | None = None):
+        self.env = env
+        self.kind = kind
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = ROOT / "test-artifacts" / f"{kind}-{self.port}.log"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        self.log_path.parent.mkdir(exist_ok=True)
+        if self.kind == "daphne":
+            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+        else:
+            cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd.append("project.asgi:application")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        code, self.process = self.process.returncode, None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env

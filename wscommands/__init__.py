@@ -1,0 +1,54 @@
+"""wscommands: JSON commands over WebSockets for Django Channels.
+
+The browser sends ``{"command": argument, ...}``; the server runs the registered function
+for each and replies with ``{"command": result, ...}``. See README.md and docs/.
+"""
+
+from .connection import CallHandle, Connection
+from .consumer import CommandConsumer
+from .exceptions import (
+    ClientError,
+    CommandError,
+    CommandFailed,
+    InvalidArguments,
+    NotAuthenticated,
+    PermissionDenied,
+    RateLimited,
+    Unavailable,
+    UnknownCommand,
+)
+from .messaging import broadcast, send_to_group, send_to_subset
+from .registry import Command, Registry, command, on_connect, on_disconnect, registry
+from .state import get_global_state, increment_global_state, update_global_state
+from .threads import run_sync, send_signal
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallHandle",
+    "ClientError",
+    "Command",
+    "CommandConsumer",
+    "CommandError",
+    "CommandFailed",
+    "Connection",
+    "InvalidArguments",
+    "NotAuthenticated",
+    "PermissionDenied",
+    "RateLimited",
+    "Registry",
+    "Unavailable",
+    "UnknownCommand",
+    "broadcast",
+    "command",
+    "get_global_state",
+    "increment_global_state",
+    "on_connect",
+    "on_disconnect",
+    "registry",
+    "run_sync",
+    "send_signal",
+    "send_to_group",
+    "send_to_subset",
+    "update_global_state",
+]

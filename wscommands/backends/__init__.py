@@ -1,0 +1,43 @@
+"""Swappable backends for global state and presence: ``memory`` (one process) or ``redis``.
+
+``get_backend()`` returns the configured backend; both implement :class:`~.base.Backend`.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .base import Backend, BackendUnavailable
+
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "reset"]
+
+_ALIASES = {
+    "memory": "wscommands.backends.memory.MemoryBackend",
+    "redis": "wscommands.backends.redis.RedisBackend",
+}
+_backend: Backend | None = None
+
+
+def get_backend() -> Backend:
+    """The process's backend, built from settings on first use."""
+    global _backend
+    if _backend is None:
+        from ..conf import wscommands_settings as s
+
+        path = _ALIASES.get(s.BACKEND, s.BACKEND)
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f'WSCOMMANDS["BACKEND"] = {s.BACKEND!r} cannot be imported ({exc}). '
+                f'Use "memory", "redis" or the dotted path of a Backend subclass.'
+            ) from exc
+        _backend = cls.from_settings(s)
+    return _backend
+
+
+def reset() -> None:
+    """Forget the backend so the next ``get_backend()`` rebuilds it from settings."""
+    global _backend
+    _backend = None

@@ -1,0 +1,62 @@
+"""The interface every global-state and presence backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..protocol import encode
+
+
+class BackendUnavailable(Exception):
+    """The backend (e.g. Redis) cannot be reached; commands answer ``unavailable``."""
+
+
+class Backend:
+    """Global state shared by every process of a deployment, and presence.
+
+    Values are JSON: they are stored as JSON text and come back as fresh copies, so
+    mutating a returned value never changes the stored state.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Backend:
+        """Build the backend from the ``WSCOMMANDS`` settings."""
+        return cls()
+
+    async def get_global_state(self, key: str | None = None) -> Any:
+        """The value under ``key`` (None if absent), or the whole state as a dict."""
+        raise NotImplementedError
+
+    async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
+        """Merge ``mapping`` into the state, atomically: all keys or none."""
+        raise NotImplementedError
+
+    async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to the number under ``key`` (0 if absent) atomically; new value."""
+        raise NotImplementedError
+
+    async def delete_global_state(self, *keys: str) -> None:
+        """Remove keys from the state."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release connections (called at shutdown and between tests)."""
+
+
+def encode_mapping(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Check keys are strings and encode every value to JSON text (raises before any write)."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError("update_global_state takes a mapping of key -> JSON value")
+    out = {}
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise TypeError(f"global state keys must be strings, not {type(key).__name__}")
+        out[key] = encode(value)
+    return out
+
+
+def check_amount(amount: Any) -> None:
+    """Refuse an increment that is not a number."""
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise TypeError(f"increment amount must be a number, not {type(amount).__name__}")

@@ -1,0 +1,46 @@
+"""In-process backend: the default, for one server process and for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..protocol import decode, encode
+from .base import Backend, check_amount, encode_mapping
+
+
+class MemoryBackend(Backend):
+    """Global state in a dict of this process; other processes do not see it.
+
+    Values are kept as JSON text so they behave exactly as with Redis (copies, JSON only).
+    Every operation runs without an ``await`` in between, which makes it atomic on one
+    event loop.
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[str, str] = {}
+
+    async def get_global_state(self, key: str | None = None) -> Any:
+        if key is None:
+            return {k: decode(v) for k, v in self._state.items()}
+        raw = self._state.get(key)
+        return None if raw is None else decode(raw)
+
+    async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
+        encoded = encode_mapping(mapping)  # encode all first: all keys or none
+        self._state.update(encoded)
+
+    async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
+        check_amount(amount)
+        raw = self._state.get(key)
+        current = 0 if raw is None else decode(raw)
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise TypeError(f"global state {key!r} holds {type(current).__name__}, not a number")
+        value = current + amount
+        self._state[key] = encode(value)
+        return value
+
+    async def delete_global_state(self, *keys: str) -> None:
+        for key in keys:
+            self._state.pop(key, None)
+

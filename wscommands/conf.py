@@ -1,0 +1,88 @@
+"""The ``WSCOMMANDS`` settings dict: defaults, lazy reading, validation.
+
+Every setting wscommands reads lives here, so the defaults are documented in one place
+(see docs/settings.md) and tests can change them with ``override_settings``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # name -> dotted path of a seed-style function ``f(msg, response, connection)``.
+    "COMMANDS": {},
+    # Import ``<app>.commands`` from every installed app at start-up.
+    "AUTODISCOVER": True,
+    # Module name looked for by autodiscovery.
+    "COMMANDS_MODULE": "commands",
+    # Global state and presence backend: "memory" (one process) or "redis".
+    "BACKEND": "memory",
+    # Redis URL for the "redis" backend (redis://, rediss://, unix://).
+    "REDIS_URL": None,
+    # Extra keyword arguments for redis.asyncio.Redis.from_url (socket_timeout, ...).
+    "REDIS_OPTIONS": {},
+    # Prefix of every Redis key and channel-layer group that wscommands creates.
+    "PREFIX": "wscommands",
+    # Alias in CHANNEL_LAYERS used for broadcast, groups and send_to_subset.
+    "CHANNEL_LAYER": "default",
+    # Threads that run sync commands and hooks (each may hold one database connection).
+    "WORKER_THREADS": 16,
+    # Requests of one connection that may wait to run before new ones are refused.
+    "MAX_PENDING_REQUESTS": 64,
+    # How often (seconds) a process re-asserts its channel-layer group memberships.
+    "GROUP_REFRESH_INTERVAL": 60.0,
+}
+
+
+class Settings:
+    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._cache is None:
+            user = getattr(django_settings, "WSCOMMANDS", {}) or {}
+            if not isinstance(user, dict):
+                raise ImproperlyConfigured("settings.WSCOMMANDS must be a dict.")
+            for key in user:
+                if key not in DEFAULTS:
+                    close = difflib.get_close_matches(key, DEFAULTS, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise ImproperlyConfigured(
+                        f"Unknown setting WSCOMMANDS[{key!r}].{hint} "
+                        f"Known settings: {', '.join(sorted(DEFAULTS))}."
+                    )
+            self._cache = {**DEFAULTS, **user}
+        return self._cache
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._load()[name]
+        except KeyError:
+            raise AttributeError(f"No wscommands setting {name!r}") from None
+
+    def reload(self) -> None:
+        """Forget cached values (called when ``WSCOMMANDS`` changes in tests)."""
+        self._cache = None
+
+
+wscommands_settings = Settings()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "WSCOMMANDS":
+        wscommands_settings.reload()
+        from . import backends
+
+        backends.reset()
+
+
+setting_changed.connect(_on_setting_changed)

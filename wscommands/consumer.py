@@ -1,0 +1,179 @@
+"""The WebSocket consumer: frames in, requests scheduled, replies out.
+
+Thin on purpose: parsing lives in :mod:`.protocol`, running commands in :mod:`.execution`,
+fan-out in :mod:`.messaging`. Subclass it and route it like any Channels consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .conf import wscommands_settings
+from .connection import Connection
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
+from .execution import DEFAULT, call, run_default, run_request
+from .messaging import get_hub
+from .protocol import decode, encode, encode_reply, error_reply, parse_frame
+from .registry import Registry, registry
+
+logger = logging.getLogger("wscommands")
+
+#: Close code when an on_connect hook fails.
+SERVER_ERROR = 4500
+#: Seconds a running request may go on after its client has gone.
+DISCONNECT_GRACE = 5.0
+
+Reply = tuple[dict[str, Any] | None, int | None]
+
+
+class CommandConsumer(AsyncJsonWebsocketConsumer):
+    """Dispatches JSON command requests to registered commands (see docs/protocol.md)."""
+
+    #: Where commands and hooks are looked up.
+    registry: Registry = registry
+    #: The class of the object handed to commands.
+    connection_class: type[Connection] = Connection
+
+    async def connect(self) -> None:
+        self.connection = self.connection_class(self)
+        self._accepted = False
+        self._closed = False
+        self._closing = False
+        self._backlog: list[str] = []
+        self._serial: asyncio.Task | None = None
+        self._pending: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task] = set()
+        # Register with the hub before accepting: a client that sees the handshake
+        # complete receives every broadcast sent after that moment.
+        self.connection.id = await get_hub().add(self.connection)
+        self._registered = True
+        if self.connection.is_authenticated():
+            await self.connection._set_user_pk(self.connection.user.pk)
+        await self.accept()
+        self._accepted = True
+        for text in self._backlog:
+            await self.send(text_data=text)
+        self._backlog.clear()
+        for hook in self.registry.connect_hooks:
+            try:
+                await call(hook, self.connection)
+            except Exception:
+                logger.exception("on_connect hook %r raised; closing with 4500", hook)
+                await self.close(SERVER_ERROR)
+                return
+
+    async def push_text(self, text: str) -> None:
+        """Send JSON text to the client (dropped once the connection has closed)."""
+        if self._closed:
+            return
+        if not self._accepted:
+            self._backlog.append(text)
+            return
+        await self.send(text_data=text)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self._closing = True
+        await super().close(code, reason)
+
+    # Frames -------------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._closing:
+            return
+        if text_data is None:
+            await self._send_error(InvalidRequest("binary frames are not supported: send JSON text"))
+            return
+        try:
+            request = parse_frame(text_data)
+        except InvalidJSON as exc:
+            default = self.registry.get(DEFAULT)
+            if default is None:
+                await self._send_error(exc)
+            else:
+                self._schedule(lambda: self._run_default(default, text_data), concurrent=False)
+            return
+        except ProtocolError as exc:
+            await self._send_error(exc)
+            return
+        concurrent = bool(request.commands) and all(
+            (cmd := self.registry.get(name)) is not None and cmd.concurrent
+            for name, _ in request.commands
+        )
+        self._schedule(
+            lambda: run_request(self.connection, request, self.registry), concurrent=concurrent
+        )
+
+    async def _run_default(self, default: Any, text: str) -> Reply:
+        return await run_default(self.connection, default, text), None
+
+    async def _send_error(self, error: ProtocolError) -> None:
+        await self.push_text(encode(error_reply(error)))
+
+    def _schedule(self, run: Callable[[], Awaitable[Reply]], concurrent: bool) -> None:
+        """Start a request after every earlier non-concurrent request has finished."""
+        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
+            self._pending_overflow()
+            return
+        task = asyncio.create_task(self._run_after(self._serial, run))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        if not concurrent:
+            self._serial = task
+
+    def _pending_overflow(self) -> None:
+        error = RateLimited("too many requests waiting on this connection")
+        reply = {"errors": {"request": error.as_entry()}}
+        asyncio.create_task(self.push_text(encode(reply)))
+
+    async def _run_after(self, previous: asyncio.Task | None, run: Callable[[], Awaitable[Reply]]) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if self._closed or self._closing:
+            return
+        task = asyncio.current_task()
+        self._running.add(task)
+        try:
+            reply, close_code = await run()
+            if reply is not None:
+                await self.push_text(encode_reply(reply))
+            if close_code is not None:
+                await self.close(close_code)
+        except Exception:  # run_request catches command errors; this is a bug of ours
+            logger.exception("request failed")
+        finally:
+            self._running.discard(task)
+
+    # Disconnect ---------------------------------------------------------------------------
+
+    async def disconnect(self, code: int) -> None:
+        if not getattr(self, "_registered", False):
+            return
+        self._closed = True
+        for task in self._pending - self._running:
+            task.cancel()
+        if self._running:
+            _, late = await asyncio.wait(self._running, timeout=DISCONNECT_GRACE)
+            for task in late:
+                task.cancel()
+        self.connection._cancel_calls()
+        for hook in self.registry.disconnect_hooks:
+            try:
+                await call(hook, self.connection)
+            except Exception:
+                logger.exception("on_disconnect hook %r raised", hook)
+        await get_hub().remove(self.connection)
+
+    # JSON (used by subclasses calling send_json / receive_json) ----------------------------
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return decode(text_data)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return encode(content)

@@ -1,0 +1,99 @@
+"""Running one request: access checks, argument binding, calling, collecting the reply."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .auth import AUTHENTICATE, authenticate
+from .connection import current_command
+from .exceptions import NotAuthenticated, PermissionDenied, UnknownCommand, error_entry
+from .protocol import Request, finish_reply
+from .registry import SEED, Command, Registry
+from .threads import run_sync
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+#: Close code after a failed ``authenticate``.
+AUTHENTICATION_FAILED = 3000
+DEFAULT = "default"
+
+
+async def call(func: Callable[..., Any], *args: Any) -> Any:
+    """Call a sync or async function: async on the loop, sync in the worker pool."""
+    if inspect.iscoroutinefunction(func):
+        return await func(*args)
+    return await run_sync(func, *args)
+
+
+async def check_access(connection: Connection, cmd: Command) -> None:
+    """Raise NotAuthenticated or PermissionDenied if the user may not run ``cmd``."""
+    if cmd.login_required and not connection.is_authenticated():
+        raise NotAuthenticated(f"{cmd.name} requires a logged-in user")
+    if cmd.permission and not await run_sync(connection.user.has_perm, cmd.permission):
+        raise PermissionDenied(f"{cmd.name} requires the permission {cmd.permission}")
+
+
+async def call_command(
+    connection: Connection, cmd: Command, argument: Any, response: dict[str, Any]
+) -> Any:
+    """Check access, bind the argument and call the command; returns its result."""
+    await check_access(connection, cmd)
+    token = current_command.set(cmd.name)
+    try:
+        if cmd.style == SEED:
+            return await call(cmd.func, argument, response, connection)
+        args, kwargs = cmd.signature.bind(argument)  # type: ignore[union-attr]
+        if cmd.is_async:
+            return await cmd.func(connection, *args, **kwargs)
+        return await run_sync(cmd.func, connection, *args, **kwargs)
+    finally:
+        current_command.reset(token)
+
+
+async def run_request(
+    connection: Connection, request: Request, registry: Registry
+) -> tuple[dict[str, Any] | None, int | None]:
+    """Run a request's commands in order; returns ``(reply or None, close code or None)``.
+
+    A failing command becomes an ``errors`` entry and never stops the others; only a failed
+    ``authenticate`` stops the request and asks for close code 3000.
+    """
+    response: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    unimplemented: list[str] = []
+    for name, argument in request.commands:
+        if name == AUTHENTICATE:
+            result, ok = await authenticate(connection, argument)
+            response[name] = result
+            if not ok:
+                return finish_reply(response, errors, unimplemented, request), AUTHENTICATION_FAILED
+            continue
+        cmd = registry.get(name)
+        if cmd is None:
+            errors[name] = UnknownCommand(f"unknown command: {name}").as_entry()
+            unimplemented.append(name)
+            continue
+        try:
+            result = await call_command(connection, cmd, argument, response)
+        except Exception as exc:
+            errors[name] = error_entry(exc, name)
+        else:
+            if result is not None:
+                response[name] = result
+    return finish_reply(response, errors, unimplemented, request), None
+
+
+async def run_default(connection: Connection, cmd: Command, text: str) -> dict[str, Any] | None:
+    """Hand a frame that is not JSON to the ``default`` command; a dict it returns is sent."""
+    token = current_command.set(cmd.name)
+    try:
+        await check_access(connection, cmd)
+        result = await call(cmd.func, connection, text)
+    except Exception as exc:
+        return {"errors": {DEFAULT: error_entry(exc, DEFAULT)}}
+    finally:
+        current_command.reset(token)
+    return result if isinstance(result, dict) else None

@@ -1,0 +1,152 @@
+"""The wire protocol, pure: decoding frames into requests and encoding replies.
+
+No I/O here: the consumer feeds text in and sends what comes out (see docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
+
+#: Keys that are never command names. ``authenticate`` is built in, so it is a name users
+#: may not register but clients may send.
+RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request"})
+RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
+_FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(slots=True)
+class Request:
+    """One decoded request: its commands in the order written and its ``request_id``."""
+
+    commands: list[tuple[str, Any]]
+    request_id: str | int | None = None
+    has_request_id: bool = False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode(text: str | bytes) -> Any:
+    """Parse JSON; raises ValueError on anything that is not standard JSON.
+
+    orjson does the common case; the stdlib parser takes over only for what orjson refuses
+    but JSON allows (integers beyond 64 bits).
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def encode(obj: Any) -> str:
+    """Serialise to compact JSON text; raises TypeError/ValueError for what JSON cannot hold."""
+    try:
+        return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        pass
+    # orjson refuses integers beyond 64 bits; the stdlib writes them, and still refuses
+    # NaN and infinities, which JSON has no spelling for.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def is_valid_request_id(value: Any) -> bool:
+    """A request_id is a JSON string or integer (never a bool or float)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def parse_request(data: Any) -> Request:
+    """Turn a decoded JSON document into a :class:`Request` or raise :class:`InvalidRequest`."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"a request must be a JSON object, not {json_type_name(data)}")
+    request_id = None
+    has_request_id = "request_id" in data
+    if has_request_id:
+        request_id = data["request_id"]
+        if not is_valid_request_id(request_id):
+            raise InvalidRequest("request_id must be a string or an integer")
+    forbidden = _FORBIDDEN_IN_REQUEST.intersection(data)
+    if forbidden:
+        raise InvalidRequest(
+            f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
+        )
+    commands = [(name, arg) for name, arg in data.items() if name != "request_id"]
+    return Request(commands, request_id, has_request_id)
+
+
+def parse_frame(text: str) -> Request:
+    """Decode a text frame into a request; raises :class:`ProtocolError` subclasses."""
+    try:
+        data = decode(text)
+    except ValueError as exc:
+        raise InvalidJSON(f"frame is not valid JSON: {exc}") from None
+    return parse_request(data)
+
+
+def error_reply(error: ProtocolError) -> dict[str, Any]:
+    """The reply to a refused frame: ``{"errors": {"request": {...}}}`` (+ its request_id)."""
+    reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
+    if error.request_id is not None:
+        reply["request_id"] = error.request_id
+    return reply
+
+
+def finish_reply(
+    response: dict[str, Any], errors: dict[str, Any], unimplemented: list[str], request: Request
+) -> dict[str, Any] | None:
+    """Complete a reply; None when the protocol says no reply is sent."""
+    if unimplemented:
+        errors["unimplemented"] = unimplemented
+    if errors:
+        response["errors"] = errors
+    if request.has_request_id:
+        response["request_id"] = request.request_id
+    elif not response:
+        return None
+    return response
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def encode_reply(reply: dict[str, Any]) -> str:
+    """Encode a reply; a result JSON cannot hold becomes that command's ``command_failed``."""
+    try:
+        return encode(reply)
+    except (TypeError, ValueError):
+        pass
+    from .exceptions import CommandFailed, logger
+
+    errors = reply.setdefault("errors", {})
+    for key in [k for k in reply if k not in ("errors", "request_id")]:
+        try:
+            encode(reply[key])
+        except (TypeError, ValueError):
+            logger.error("result of command %r is not JSON-serialisable", key)
+            del reply[key]
+            errors[key] = CommandFailed("the command's result could not be sent").as_entry()
+    return encode(reply)

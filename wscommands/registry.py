@@ -1,0 +1,198 @@
+"""The command registry: the ``@command`` decorator, hooks, settings and autodiscovery.
+
+Commands are registered at import time and looked up by name on every request; everything
+that can be worked out once (signature, sync or async, where it was defined) is worked out
+here, at registration.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import autodiscover_modules, import_string
+
+from .arguments import Signature
+from .protocol import RESERVED_NAMES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seed style: ``f(msg, response, connection)``, registered in ``WSCOMMANDS["COMMANDS"]``.
+SEED = "seed"
+#: Decorator style: ``f(connection, **arguments)``.
+DECORATOR = "decorator"
+
+
+def describe(func: Callable[..., Any]) -> str:
+    """``module.qualname (file:line)``: where a function was defined, for error messages."""
+    code = getattr(func, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)!s}{where}"
+
+
+@dataclass(slots=True)
+class Command:
+    """A registered command and everything needed to call it."""
+
+    name: str
+    func: Callable[..., Any]
+    style: str = DECORATOR
+    login_required: bool = False
+    permission: str | None = None
+    concurrent: bool = False
+    is_async: bool = field(init=False)
+    signature: Signature | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.func)
+        self.signature = Signature(self.func) if self.style == DECORATOR else None
+
+
+class Registry:
+    """Commands by name, plus the connect and disconnect hooks."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Command] = {}
+        self.connect_hooks: list[Callable[..., Any]] = []
+        self.disconnect_hooks: list[Callable[..., Any]] = []
+
+    def register(self, cmd: Command) -> Command:
+        """Add a command; raises ImproperlyConfigured for reserved or duplicate names.
+
+        Registering the same function again (a module imported twice) replaces it quietly.
+        """
+        if not isinstance(cmd.name, str) or not cmd.name:
+            raise ImproperlyConfigured(f"Command name must be a non-empty string: {cmd.name!r}")
+        if cmd.name in RESERVED_NAMES:
+            raise ImproperlyConfigured(
+                f"{cmd.name!r} is a reserved name in the wscommands protocol and cannot be a "
+                f"command ({describe(cmd.func)}). Choose another name with "
+                f'@command(name="...").'
+            )
+        existing = self.commands.get(cmd.name)
+        if existing is not None and not _same_function(existing.func, cmd.func):
+            raise ImproperlyConfigured(
+                f"Command {cmd.name!r} is registered twice: by {describe(existing.func)} and "
+                f"by {describe(cmd.func)}. Rename one of them."
+            )
+        self.commands[cmd.name] = cmd
+        return cmd
+
+    def unregister(self, name: str) -> None:
+        """Remove a command; raises KeyError if no command has that name."""
+        del self.commands[name]
+
+    def is_registered(self, name: str) -> bool:
+        """True when a command of that name exists."""
+        return name in self.commands
+
+    def get(self, name: str) -> Command | None:
+        """The command registered under ``name``, or None."""
+        return self.commands.get(name)
+
+    def add_hook(self, hooks: list[Callable[..., Any]], func: Callable[..., Any]) -> None:
+        if not any(_same_function(func, h) for h in hooks):
+            hooks.append(func)
+        else:  # re-imported module: keep the position, take the new function
+            hooks[:] = [func if _same_function(func, h) else h for h in hooks]
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    return a is b or (
+        getattr(a, "__module__", None) == getattr(b, "__module__", None)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+    )
+
+
+#: The registry the consumer uses.
+registry = Registry()
+
+
+@overload
+def command(func: F, /) -> F: ...
+@overload
+def command(
+    *,
+    name: str | None = None,
+    login_required: bool = False,
+    permission: str | None = None,
+    concurrent: bool = False,
+) -> Callable[[F], F]: ...
+def command(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    login_required: bool = False,
+    permission: str | None = None,
+    concurrent: bool = False,
+) -> Any:
+    """Register a function as a command, with or without arguments.
+
+    ``name`` defaults to the function's name. ``login_required`` refuses anonymous users
+    (``not_authenticated``); ``permission`` ("app_label.codename") also refuses users without
+    it (``permission_denied``). ``concurrent`` lets this connection's later requests run while
+    this one is still running. A command named ``default`` receives frames that are not JSON.
+    Raises ImproperlyConfigured for reserved or duplicate names.
+    """
+    if permission is not None and (not isinstance(permission, str) or "." not in permission):
+        raise ImproperlyConfigured(
+            f'permission must be "app_label.codename", got {permission!r}'
+        )
+
+    def decorator(f: F) -> F:
+        if not callable(f):
+            raise ImproperlyConfigured(f"@command needs a function, got {f!r}")
+        registry.register(
+            Command(
+                name=name or f.__name__,
+                func=f,
+                login_required=login_required or permission is not None,
+                permission=permission,
+                concurrent=concurrent,
+            )
+        )
+        return f
+
+    return decorator(func) if func is not None else decorator
+
+
+def on_connect(func: F) -> F:
+    """Run ``func(connection)`` when a connection opens, before its first request.
+
+    If it raises, the error is logged and the connection is closed with 4500.
+    """
+    registry.add_hook(registry.connect_hooks, func)
+    return func
+
+
+def on_disconnect(func: F) -> F:
+    """Run ``func(connection)`` when a connection closes, whatever the reason."""
+    registry.add_hook(registry.disconnect_hooks, func)
+    return func
+
+
+def load_settings_commands(commands: dict[str, str]) -> None:
+    """Register the seed-style commands named in ``WSCOMMANDS["COMMANDS"]``."""
+    if not isinstance(commands, dict):
+        raise ImproperlyConfigured('WSCOMMANDS["COMMANDS"] must be a dict of name -> dotted path')
+    for name, path in commands.items():
+        try:
+            func = import_string(path) if isinstance(path, str) else path
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f'WSCOMMANDS["COMMANDS"][{name!r}] = {path!r} cannot be imported: {exc}'
+            ) from exc
+        if not callable(func):
+            raise ImproperlyConfigured(
+                f'WSCOMMANDS["COMMANDS"][{name!r}] = {path!r} is not callable'
+            )
+        registry.register(Command(name=name, func=func, style=SEED))
+
+
+def autodiscover(module_name: str = "commands") -> None:
+    """Import ``<app>.<module_name>`` from every installed app that has one."""
+    autodiscover_modules(module_name)
