@@ -25,7 +25,7 @@ def _answers(url: str, default_port: int) -> bool:
 
 
 def require_service(url: str, port: int, what: str, how: str) -> str:
-    """Return the URL if the service answers; fail in CI, skip elsewhere (saying how to start it)."""
+    """The URL if the service answers; else fail in CI, skip elsewhere (saying how to start it)."""
     if _answers(url, port):
         return url
     message = f"{what} is not reachable at {url}: start it with `{how}`"

@@ -33,7 +33,7 @@ def _always(_value: Any) -> bool:
 
 
 def type_name(annotation: Any) -> str:
-    """How an annotation is spelled in ``details.wrong_type``: ``int``, ``list[int]``, ``str | None``."""
+    """An annotation as ``details.wrong_type`` spells it: ``int``, ``list[int]``, ``str | None``."""
     if annotation is type(None) or annotation is None:
         return "None"
     origin = typing.get_origin(annotation)
@@ -119,9 +119,7 @@ class Signature:
     def _bind_keywords(self, argument: dict[str, Any]) -> dict[str, Any]:
         missing = [p.name for p in self.params.values() if p.required and p.name not in argument]
         unexpected = (
-            []
-            if self.accepts_any_keyword
-            else [key for key in argument if key not in self.params]
+            [] if self.accepts_any_keyword else [key for key in argument if key not in self.params]
         )
         wrong = {}
         for key, value in argument.items():
@@ -165,7 +163,5 @@ def _invalid(
         )
     if wrong_type:
         details["wrong_type"] = wrong_type
-        parts.append(
-            "wrong type: " + ", ".join(f"{k} must be {v}" for k, v in wrong_type.items())
-        )
+        parts.append("wrong type: " + ", ".join(f"{k} must be {v}" for k, v in wrong_type.items()))
     return InvalidArguments("; ".join(parts), details)

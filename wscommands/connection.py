@@ -192,7 +192,9 @@ class Connection:
 
     # Timers -------------------------------------------------------------------------------
 
-    def call_later(self, seconds: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> CallHandle:
+    def call_later(
+        self, seconds: float, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> CallHandle:
         """Run ``func(*args, **kwargs)`` after ``seconds`` (sync or async).
 
         It runs with the scheduling command's state; cancelled if the connection closes.
@@ -203,13 +205,17 @@ class Connection:
 
         def fire() -> None:
             handle._timer = None
-            handle._task = loop.create_task(self._run_later(handle, func, args, kwargs), context=context)
+            handle._task = loop.create_task(
+                self._run_later(handle, func, args, kwargs), context=context
+            )
 
         handle._timer = loop.call_later(seconds, fire)
         self._calls.add(handle)
         return handle
 
-    async def _run_later(self, handle: CallHandle, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    async def _run_later(
+        self, handle: CallHandle, func: Callable[..., Any], args: tuple, kwargs: dict
+    ) -> None:
         try:
             if asyncio.iscoroutinefunction(func):
                 await func(*args, **kwargs)

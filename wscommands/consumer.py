@@ -86,7 +86,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if self._closing:
             return
         if text_data is None:
-            await self._send_error(InvalidRequest("binary frames are not supported: send JSON text"))
+            await self._send_error(
+                InvalidRequest("binary frames are not supported: send JSON text")
+            )
             return
         try:
             request = parse_frame(text_data)
@@ -95,7 +97,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             if default is None:
                 await self._send_error(exc)
             else:
-                self._schedule(lambda: self._run_default(default, text_data), concurrent=False)
+                await self._schedule(
+                    lambda: self._run_default(default, text_data), concurrent=False
+                )
             return
         except ProtocolError as exc:
             await self._send_error(exc)
@@ -104,7 +108,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             (cmd := self.registry.get(name)) is not None and cmd.concurrent
             for name, _ in request.commands
         )
-        self._schedule(
+        await self._schedule(
             lambda: run_request(self.connection, request, self.registry), concurrent=concurrent
         )
 
@@ -114,10 +118,11 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
     async def _send_error(self, error: ProtocolError) -> None:
         await self.push_text(encode(error_reply(error)))
 
-    def _schedule(self, run: Callable[[], Awaitable[Reply]], concurrent: bool) -> None:
+    async def _schedule(self, run: Callable[[], Awaitable[Reply]], concurrent: bool) -> None:
         """Start a request after every earlier non-concurrent request has finished."""
         if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
-            self._pending_overflow()
+            error = RateLimited("too many requests waiting on this connection")
+            await self.push_text(encode({"errors": {"request": error.as_entry()}}))
             return
         task = asyncio.create_task(self._run_after(self._serial, run))
         self._pending.add(task)
@@ -125,12 +130,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if not concurrent:
             self._serial = task
 
-    def _pending_overflow(self) -> None:
-        error = RateLimited("too many requests waiting on this connection")
-        reply = {"errors": {"request": error.as_entry()}}
-        asyncio.create_task(self.push_text(encode(reply)))
-
-    async def _run_after(self, previous: asyncio.Task | None, run: Callable[[], Awaitable[Reply]]) -> None:
+    async def _run_after(
+        self, previous: asyncio.Task | None, run: Callable[[], Awaitable[Reply]]
+    ) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])
         if self._closed or self._closing:

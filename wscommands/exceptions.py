@@ -1,17 +1,17 @@
 """Errors and their wire codes, in one place.
 
-    CommandError                  base: code, message, details -> one ``errors`` entry
-    ├── ClientError               client_error: raised by commands, message shown as is
-    ├── UnknownCommand            unknown_command
-    ├── InvalidArguments          invalid_arguments (details: missing, unexpected, wrong_type)
-    ├── NotAuthenticated          not_authenticated
-    ├── PermissionDenied          permission_denied
-    ├── RateLimited               rate_limited (details.retry_after)
-    ├── Unavailable               unavailable: a backend (Redis) cannot be reached
-    └── CommandFailed             command_failed: any other exception, message hides internals
-    ProtocolError                 a whole frame is refused: errors.request
-    ├── InvalidJSON               invalid_json
-    └── InvalidRequest            invalid_request
+CommandError                  base: code, message, details -> one ``errors`` entry
+├── ClientError               client_error: raised by commands, message shown as is
+├── UnknownCommand            unknown_command
+├── InvalidArguments          invalid_arguments (details: missing, unexpected, wrong_type)
+├── NotAuthenticated          not_authenticated
+├── PermissionDenied          permission_denied
+├── RateLimited               rate_limited (details.retry_after)
+├── Unavailable               unavailable: a backend (Redis) cannot be reached
+└── CommandFailed             command_failed: any other exception, message hides internals
+ProtocolError                 a whole frame is refused: errors.request
+├── InvalidJSON               invalid_json
+└── InvalidRequest            invalid_request
 """
 
 from __future__ import annotations

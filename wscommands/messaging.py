@@ -80,9 +80,7 @@ async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> N
     await get_layer().group_send(_all_group(), _message(encode(message), "all", None, exclude))
 
 
-async def send_to_group(
-    group: str, message: dict[str, Any], *, exclude: str | None = None
-) -> None:
+async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
     await get_layer().group_send(channel_group, _message(encode(message), "group", group, exclude))
@@ -112,7 +110,9 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         if pk is None:
             if getattr(recipient, "is_anonymous", False):
                 continue
-            raise TypeError(f"cannot send to {recipient!r}: not a connection id, connection or user")
+            raise TypeError(
+                f"cannot send to {recipient!r}: not a connection id, connection or user"
+            )
         user_pks.append(pk)
     if not by_process and not user_pks:
         return

@@ -139,9 +139,7 @@ def command(
     Raises ImproperlyConfigured for reserved or duplicate names.
     """
     if permission is not None and (not isinstance(permission, str) or "." not in permission):
-        raise ImproperlyConfigured(
-            f'permission must be "app_label.codename", got {permission!r}'
-        )
+        raise ImproperlyConfigured(f'permission must be "app_label.codename", got {permission!r}')
 
     def decorator(f: F) -> F:
         if not callable(f):

@@ -1,11 +1,11 @@
 """URL patterns to include in a project's routing.
 
-    # asgi.py
-    from wscommands.routing import websocket_urlpatterns
-    URLRouter(websocket_urlpatterns)
+# asgi.py
+from wscommands.routing import websocket_urlpatterns
+URLRouter(websocket_urlpatterns)
 
-    # urls.py
-    path("", include("wscommands.urls"))
+# urls.py
+path("", include("wscommands.urls"))
 """
 
 from __future__ import annotations

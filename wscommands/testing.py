@@ -1,10 +1,10 @@
 """Helpers for an application's own tests: talk to commands in one line.
 
-    from wscommands.testing import CommandClient
+from wscommands.testing import CommandClient
 
-    async def test_echo():
-        async with CommandClient() as client:
-            assert await client.call("echo", text="hi") == {"text": "hi"}
+async def test_echo():
+    async with CommandClient() as client:
+        assert await client.call("echo", text="hi") == {"text": "hi"}
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ class CommandClient:
             else:
                 return message
 
-    async def request(self, commands: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def request(
+        self, commands: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
         """Send several commands as one request and return the whole reply object."""
         request_id = next(self._ids)
         await self.send({**commands, "request_id": request_id})
@@ -123,7 +125,7 @@ class CommandClient:
 
         Keyword arguments become the argument object; one positional argument is sent as is.
         """
-        if args and kwargs or len(args) > 1:
+        if (args and kwargs) or len(args) > 1:
             raise TypeError("call() takes keyword arguments or one positional argument")
         argument = args[0] if args else kwargs
         reply = await self.request({name: argument})
@@ -145,4 +147,4 @@ class CommandClient:
                 self.pushes.append(message)
 
 
-__all__ = ["CommandClient", "CommandFailedError", "CommandError"]
+__all__ = ["CommandClient", "CommandError", "CommandFailedError"]

@@ -101,5 +101,7 @@ async def hello(connection):
 async def bye(connection):
     for group in list(connection.groups):
         await connection.send_to_group(
-            group, {"chat_left": {"room": group, "connection_id": connection.id}}, everyone_else=True
+            group,
+            {"chat_left": {"room": group, "connection_id": connection.id}},
+            everyone_else=True,
         )

@@ -43,4 +43,3 @@ class MemoryBackend(Backend):
     async def delete_global_state(self, *keys: str) -> None:
         for key in keys:
             self._state.pop(key, None)
-
