@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Set-up and the two everyday commands, with nothing but python3 on the machine.
+
+    python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000
+    python3 dev.py test    # virtualenv + dependencies, then lint and the whole test suite
+
+The virtualenv lives in .venv and is re-synced whenever a requirements file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("WSCOMMANDS_VENV", ROOT / ".venv"))
+BIN = VENV / "bin"
+PYTHON = BIN / "python"
+REQUIREMENTS = ["requirements.txt", "requirements-dev.txt"]
+
+
+def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    """Run a command in the repository, echoing it; exit with its code if it fails."""
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+    if code:
+        sys.exit(code)
+
+
+def install() -> None:
+    """Create .venv and install the pinned requirements when they changed."""
+    digest = hashlib.sha256(b"".join((ROOT / r).read_bytes() for r in REQUIREMENTS)).hexdigest()
+    stamp = VENV / ".requirements.sha256"
+    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"+ creating virtualenv {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
+    stamp.write_text(digest)
+
+
+def run(args: list[str]) -> None:
+    """Migrate the database and serve the example project with daphne."""
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    sh(PYTHON, "manage.py", "migrate", "--noinput")
+    print(f"\nwscommands example: http://{host}:{port}/  (WebSocket at /ws/)\n", flush=True)
+    os.execv(
+        BIN / "daphne",
+        [str(BIN / "daphne"), "-b", host, "-p", port, *args, "project.asgi:application"],
+    )
+
+
+def test(args: list[str]) -> None:
+    """Lint, then every test suite."""
+    sh(BIN / "ruff", "check", ".")
+    sh(BIN / "ruff", "format", "--check", ".")
+    sh(PYTHON, "-m", "pytest", *args)
+
+
+def main() -> None:
+    commands = {"run": run, "test": test, "install": lambda args: None}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]")
+    install()
+    commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
