@@ -1,4 +1,8 @@
-"""ASGI entry point: ``daphne project.asgi:application`` (or uvicorn)."""
+"""ASGI entry point: ``daphne project.asgi:application`` (or uvicorn).
+
+Origin check (HTTP 403 for a foreign or ``null`` Origin; clients that send none, i.e. not
+browsers, are let in), then Channels' session and auth middleware, then the router.
+"""
 
 import os
 
@@ -10,14 +14,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from wscommands.origins import HostOriginValidator  # noqa: E402
 from wscommands.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": HostOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
