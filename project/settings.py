@@ -68,21 +68,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis Sentinel instead of one Redis: REDIS_SENTINELS="host1:26379,host2:26379" and
+# REDIS_SENTINEL_MASTER (the monitored master's name), as channels-redis takes them.
+REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
 
-if REDIS_URL:
+if REDIS_SENTINELS:
+    REDIS_HOST = {
+        "sentinels": [
+            (host, int(port))
+            for host, port in (s.rsplit(":", 1) for s in REDIS_SENTINELS.split(","))
+        ],
+        "master_name": os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
+    }
+elif REDIS_URL:
+    REDIS_HOST = {"address": REDIS_URL}  # redis://, rediss:// (TLS) or unix://
+else:
+    REDIS_HOST = None
+
+if REDIS_HOST:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py's 5 s socket timeout equals the layer's 5 s blocking read: idle
-                # clients would be dropped. A larger pool keeps handshake bursts working.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 1000}],
+                # redis-py's 5 s socket timeout equals the layer's 5 s blocking read (BZPOPMIN):
+                # idle processes would see timeouts. redis-py's pool allows 100 connections, and
+                # a burst of handshakes needs more (group_add fails with MaxConnectionsError).
+                "hosts": [{**REDIS_HOST, "socket_timeout": 30, "max_connections": 1000}],
                 "capacity": 1000,
                 "prefix": "wscommands-asgi",
             },
         }
     }
-    WSCOMMANDS = {"BACKEND": "redis", "REDIS_URL": REDIS_URL}
+    WSCOMMANDS = {"BACKEND": "redis", "REDIS_URL": REDIS_HOST}
 else:
     CHANNEL_LAYERS = {
         "default": {
@@ -92,6 +109,10 @@ else:
     }
     WSCOMMANDS = {}
 
+# Presence: the demo shows who is online; WSCOMMANDS_PRESENCE_TTL bounds how long a crashed
+# process stays listed (seconds).
+WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
+WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
 
 AUTH_PASSWORD_VALIDATORS = []

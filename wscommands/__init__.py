@@ -18,6 +18,7 @@ from .exceptions import (
     UnknownCommand,
 )
 from .messaging import broadcast, send_to_group, send_to_subset
+from .presence import get_presence
 from .registry import Command, Registry, command, on_connect, on_disconnect, registry
 from .state import get_global_state, increment_global_state, update_global_state
 from .threads import run_sync, send_signal
@@ -42,6 +43,7 @@ __all__ = [
     "broadcast",
     "command",
     "get_global_state",
+    "get_presence",
     "increment_global_state",
     "on_connect",
     "on_disconnect",

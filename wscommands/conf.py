@@ -22,10 +22,20 @@ DEFAULTS: dict[str, Any] = {
     "COMMANDS_MODULE": "commands",
     # Global state and presence backend: "memory" (one process) or "redis".
     "BACKEND": "memory",
-    # Redis URL for the "redis" backend (redis://, rediss://, unix://).
+    # Redis for the "redis" backend: a URL (redis://, rediss://, unix://) or, as channels-redis
+    # takes in "hosts", a dict: {"address": url} or {"sentinels": [(host, port)],
+    # "master_name": name} (Sentinel), with redis-py connection options.
     "REDIS_URL": None,
-    # Extra keyword arguments for redis.asyncio.Redis.from_url (socket_timeout, ...).
+    # redis-py connection options over wscommands' defaults (socket_connect_timeout=2,
+    # socket_timeout=2, max_connections=1000, one retry on a broken connection): see
+    # docs/scaling.md.
     "REDIS_OPTIONS": {},
+    # Seconds after its last heartbeat (sent every PRESENCE_TTL / 3) a process that died
+    # without cleaning up drops out of presence.
+    "PRESENCE_TTL": 30.0,
+    # Push {"presence": {"event": "join" | "leave", "group": ...}} when connections come and
+    # go (group null: to everyone) and join or leave groups (to the group's members).
+    "PRESENCE_EVENTS": False,
     # Prefix of every Redis key and channel-layer group that wscommands creates.
     "PREFIX": "wscommands",
     # Alias in CHANNEL_LAYERS used for broadcast, groups and send_to_subset.

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import messaging, state
+from . import messaging, presence, state
 from .protocol import encode
 from .threads import run_sync
 
@@ -189,6 +189,12 @@ class Connection:
     async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
         """Atomically add ``amount`` to a global number; returns the new value."""
         return await state.increment_global_state(key, amount)
+
+    # Presence -----------------------------------------------------------------------------
+
+    async def get_presence(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Every live connection on every process (or ``group``'s members): see docs."""
+        return await presence.get_presence(group)
 
     # Timers -------------------------------------------------------------------------------
 

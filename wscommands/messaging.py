@@ -24,6 +24,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
+from .presence import PresenceTracker
 from .protocol import encode
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ class Hub:
         self._counter = 0
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self.presence = PresenceTracker(self)
 
     # Membership ---------------------------------------------------------------------------
 
@@ -173,10 +175,12 @@ class Hub:
     async def join(self, connection: Connection, group: str) -> None:
         """Add a local connection to a group."""
         await self._add(self.groups, group, connection._local_id, group_channel_name(group))
+        await self.presence.joined(connection, group)
 
     async def leave(self, connection: Connection, group: str) -> None:
         """Remove a local connection from a group."""
         await self._discard(self.groups, group, connection._local_id, group_channel_name(group))
+        await self.presence.left(connection, group)
 
     async def set_user(self, connection: Connection, old_pk: Any, new_pk: Any) -> None:
         """Move a connection from one user's index to another's (None: anonymous)."""
@@ -186,6 +190,7 @@ class Hub:
             await self._discard(self.users, old_pk, connection._local_id, _user_group(old_pk))
         if new_pk is not None:
             await self._add(self.users, new_pk, connection._local_id, _user_group(new_pk))
+        await self.presence.changed(connection)
 
     async def _add(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
         members = index.setdefault(key, set())
@@ -212,6 +217,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
             asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
+            asyncio.create_task(self.presence.run(self.channel), name="wscommands-presence"),
         ]
 
     async def _stop(self) -> None:
@@ -220,6 +226,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.presence.clear(channel)
         try:
             await self.layer.group_discard(_all_group(), channel)
         except Exception:  # the layer's own expiry cleans up what we could not

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..protocol import encode
@@ -38,6 +38,31 @@ class Backend:
 
     async def delete_global_state(self, *keys: str) -> None:
         """Remove keys from the state."""
+        raise NotImplementedError
+
+    async def presence_write(
+        self,
+        process: str,
+        ttl: float,
+        entries: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        replace: bool = False,
+    ) -> int:
+        """Update one process's presence entries and renew its heartbeat.
+
+        ``entries`` maps connection ids to JSON text; ``replace`` drops the process's other
+        entries first. The process counts as alive for ``ttl`` seconds from now. Returns
+        how many entries the store now holds for the process (so a caller can notice that
+        the store lost them, e.g. after a Redis restart).
+        """
+        raise NotImplementedError
+
+    async def presence_clear(self, process: str) -> None:
+        """Forget a process and its entries (its hub stopped)."""
+        raise NotImplementedError
+
+    async def presence_entries(self) -> list[str]:
+        """The JSON text of every entry of every live process; drops dead processes."""
         raise NotImplementedError
 
     async def close(self) -> None:

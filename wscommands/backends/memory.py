@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..protocol import decode, encode
@@ -10,7 +10,7 @@ from .base import Backend, check_amount, encode_mapping
 
 
 class MemoryBackend(Backend):
-    """Global state in a dict of this process; other processes do not see it.
+    """Global state and presence in dicts of this process; other processes do not see them.
 
     Values are kept as JSON text so they behave exactly as with Redis (copies, JSON only).
     Every operation runs without an ``await`` in between, which makes it atomic on one
@@ -19,6 +19,7 @@ class MemoryBackend(Backend):
 
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
+        self._presence: dict[str, dict[str, str]] = {}
 
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
@@ -43,3 +44,26 @@ class MemoryBackend(Backend):
     async def delete_global_state(self, *keys: str) -> None:
         for key in keys:
             self._state.pop(key, None)
+
+    async def presence_write(
+        self,
+        process: str,
+        ttl: float,
+        entries: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        replace: bool = False,
+    ) -> int:
+        # One process: it is alive while it runs, so the heartbeat (ttl) needs no record.
+        current = self._presence.setdefault(process, {})
+        if replace:
+            current.clear()
+        for connection_id in remove:
+            current.pop(connection_id, None)
+        current.update(entries or {})
+        return len(current)
+
+    async def presence_clear(self, process: str) -> None:
+        self._presence.pop(process, None)
+
+    async def presence_entries(self) -> list[str]:
+        return [text for entries in self._presence.values() for text in entries.values()]

@@ -1,0 +1,238 @@
+"""Redis backend: global state and presence shared by every process of a deployment.
+
+Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
+
+- ``<prefix>:state``: a hash, one field per global-state key, each value JSON text. One
+  ``HSET`` writes all keys of an update, so an update is all keys or none.
+- ``<prefix>:presence``: a sorted set of processes scored by the unix time their heartbeat
+  expires (Redis's own clock, so machines' clocks do not matter).
+- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry; it also
+  expires with the heartbeat, so a dead process leaves nothing behind.
+
+Every multi-step operation is one Lua script, atomic in Redis: increments never lose an
+update, whichever process or connection sends them. Scripts touch keys they compute, so
+they need a single Redis (or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import types
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from channels_redis.utils import create_pool
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ..protocol import decode
+from .base import Backend, BackendUnavailable, check_amount, encode_mapping
+
+T = TypeVar("T")
+
+#: Connection options applied under ``REDIS_OPTIONS``: fail in seconds, not minutes, and
+#: retry a command once on a broken connection (a stale pooled socket after a Redis
+#: restart) but never after a timeout, when Redis may have run it already.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 2.0,
+    "max_connections": 1000,
+}
+
+_INCREMENT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+if ARGV[3] == 'int' and string.match(cur, '^-?%d+$') then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  return {'int', redis.call('HGET', KEYS[1], ARGV[1])}
+end
+local c = tonumber(cur)
+if c == nil or not string.match(cur, '^[-+%d.eE]+$') then
+  return redis.error_reply('WSC_NOT_NUMBER')
+end
+local v = c + tonumber(ARGV[2])
+if v ~= v or v == math.huge or v == -math.huge then
+  return redis.error_reply('WSC_NOT_FINITE')
+end
+local s = string.format('%.17g', v)
+if not string.find(s, '[.eE]') then s = s .. '.0' end
+redis.call('HSET', KEYS[1], ARGV[1], s)
+return {'float', s}
+"""
+
+# KEYS: process set, process hash. ARGV: process, ttl ms, replace flag, number of removals,
+# the removed ids, then id/entry pairs.
+_PRESENCE_WRITE = """
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2]) / 1000
+if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[1], string.format('%.6f', expiry), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return redis.call('HLEN', KEYS[2])
+"""
+
+# KEYS: process set. ARGV: prefix of the process hashes. Reaps dead processes, then reads.
+_PRESENCE_READ = """
+local t = redis.call('TIME')
+local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('DEL', ARGV[1] .. p)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, p in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  for _, v in ipairs(redis.call('HVALS', ARGV[1] .. p)) do out[#out + 1] = v end
+end
+return out
+"""
+
+
+class _LoopClient:
+    """One Redis client and its scripts, bound to one event loop."""
+
+    def __init__(self, host: dict[str, Any]):
+        self.redis = Redis(connection_pool=create_pool(host))
+        self.increment = self.redis.register_script(_INCREMENT)
+        self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
+        self.presence_read = self.redis.register_script(_PRESENCE_READ)
+
+    async def close(self) -> None:
+        await self.redis.aclose(close_connection_pool=True)
+
+
+class RedisBackend(Backend):
+    """Global state and presence in Redis (``WSCOMMANDS["BACKEND"] = "redis"``).
+
+    ``host`` is what channels-redis takes as one entry of ``hosts``: ``{"address": url}``
+    for ``redis://``, ``rediss://`` or ``unix://``, or ``{"sentinels": [(host, port)],
+    "master_name": name}`` for Sentinel, plus redis-py connection options. Each event
+    loop gets its own client (redis.asyncio connections belong to the loop that made them).
+    Redis unreachable or too slow raises :class:`BackendUnavailable` within the socket
+    timeouts; the next call connects afresh, so service resumes by itself.
+    """
+
+    def __init__(self, host: Mapping[str, Any], prefix: str = "wscommands"):
+        self.host = {**DEFAULT_OPTIONS, **host}
+        self.host.setdefault(
+            "retry", Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
+        )
+        self.state_key = f"{prefix}:state"
+        self.processes_key = f"{prefix}:presence"
+        self.process_prefix = f"{prefix}:presence:"
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RedisBackend:
+        url = settings.REDIS_URL
+        host = dict(url) if isinstance(url, Mapping) else {"address": url}
+        return cls({**host, **settings.REDIS_OPTIONS}, prefix=settings.PREFIX)
+
+    def _client(self) -> _LoopClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = _LoopClient(self.host)
+            _close_with_loop(loop, client)
+        return client
+
+    async def _call(self, op: Callable[[_LoopClient], Awaitable[T]]) -> T:
+        try:
+            return await op(self._client())
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
+
+    # Global state -------------------------------------------------------------------------
+
+    async def get_global_state(self, key: str | None = None) -> Any:
+        if key is None:
+            raw = await self._call(lambda c: c.redis.hgetall(self.state_key))
+            return {k.decode(): decode(v) for k, v in raw.items()}
+        value = await self._call(lambda c: c.redis.hget(self.state_key, key))
+        return None if value is None else decode(value)
+
+    async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
+        encoded = encode_mapping(mapping)
+        if encoded:  # one HSET: all keys or none
+            await self._call(lambda c: c.redis.hset(self.state_key, mapping=encoded))
+
+    async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
+        check_amount(amount)
+        kind = "float" if isinstance(amount, float) else "int"
+        try:
+            result = await self._call(
+                lambda c: c.increment(keys=[self.state_key], args=[key, repr(amount), kind])
+            )
+        except redis_errors.ResponseError as exc:
+            if "WSC_NOT_NUMBER" in str(exc):
+                raise TypeError(f"global state {key!r} does not hold a number") from None
+            raise ValueError(f"cannot add {amount!r} to global state {key!r}: {exc}") from None
+        tag, text = (part.decode() for part in result)
+        return int(text) if tag == "int" else float(text)
+
+    async def delete_global_state(self, *keys: str) -> None:
+        if keys:
+            await self._call(lambda c: c.redis.hdel(self.state_key, *keys))
+
+    # Presence -----------------------------------------------------------------------------
+
+    async def presence_write(
+        self,
+        process: str,
+        ttl: float,
+        entries: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        replace: bool = False,
+    ) -> int:
+        removed = list(remove)
+        args: list[Any] = [process, max(1, int(ttl * 1000)), int(replace), len(removed)]
+        args += removed
+        for connection_id, text in (entries or {}).items():
+            args += [connection_id, text]
+        keys = [self.processes_key, self.process_prefix + process]
+        return await self._call(lambda c: c.presence_write(keys=keys, args=args))
+
+    async def presence_clear(self, process: str) -> None:
+        async def clear(c: _LoopClient) -> None:
+            async with c.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.process_prefix + process)
+                pipe.zrem(self.processes_key, process)
+                await pipe.execute()
+
+        await self._call(clear)
+
+    async def presence_entries(self) -> list[str]:
+        keys = [self.processes_key]
+        raw = await self._call(lambda c: c.presence_read(keys=keys, args=[self.process_prefix]))
+        return [value.decode() for value in raw]
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop, client: _LoopClient) -> None:
+    """Close the client's connections when its loop closes (as channels-redis does).
+
+    Tests run one loop per test; without this, each would leave open sockets behind.
+    """
+    original = loop.close
+
+    def close(self: asyncio.AbstractEventLoop) -> None:
+        self.close = original  # type: ignore[method-assign]
+        if not self.is_running():
+            # Best effort: the process may be exiting with Redis gone.
+            with contextlib.suppress(Exception):
+                self.run_until_complete(client.close())
+        original()
+
+    loop.close = types.MethodType(close, loop)  # type: ignore[method-assign]
