@@ -85,6 +85,11 @@ class Signature:
         except Exception:  # unresolvable forward references: check nothing rather than fail
             hints = {}
         params = list(sig.parameters.values())[1:]  # the first one is the connection
+        first = next(iter(sig.parameters.values()), None)
+        # The connection is passed by position: a key of its name would clash with it.
+        self.connection_name = (
+            first.name if first is not None and first.kind is not first.POSITIONAL_ONLY else None
+        )
         self.accepts_any_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
         self.accepts_var_positional = any(p.kind is p.VAR_POSITIONAL for p in params)
         self.params: dict[str, _Param] = {}
@@ -118,9 +123,12 @@ class Signature:
 
     def _bind_keywords(self, argument: dict[str, Any]) -> dict[str, Any]:
         missing = [p.name for p in self.params.values() if p.required and p.name not in argument]
-        unexpected = (
-            [] if self.accepts_any_keyword else [key for key in argument if key not in self.params]
-        )
+        unexpected = [
+            key
+            for key in argument
+            if key not in self.params
+            and (not self.accepts_any_keyword or key == self.connection_name)
+        ]
         wrong = {}
         for key, value in argument.items():
             param = self.params.get(key)

@@ -6,6 +6,7 @@ No I/O here: the consumer feeds text in and sends what comes out (see docs/proto
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,9 @@ RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+# 19 digits in a row may be an integer outside 64 bits (orjson reads those as floats).
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
 
 
 @dataclass(slots=True)
@@ -38,13 +42,15 @@ def _reject_constant(name: str) -> Any:
 def decode(text: str | bytes) -> Any:
     """Parse JSON; raises ValueError on anything that is not standard JSON.
 
-    orjson does the common case; the stdlib parser takes over only for what orjson refuses
-    but JSON allows (integers beyond 64 bits).
+    orjson does the common case; the stdlib parser takes over for what orjson refuses and
+    for integers beyond 64 bits, which orjson would silently turn into floats.
     """
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
+    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    if long_digits.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
@@ -57,9 +63,10 @@ def encode(obj: Any) -> str:
         return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
     except TypeError:
         pass
-    # orjson refuses integers beyond 64 bits; the stdlib writes them, and still refuses
+    # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib writes them
+    # (surrogates as ASCII escapes, so the text stays valid UTF-8), and still refuses
     # NaN and infinities, which JSON has no spelling for.
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
 def is_valid_request_id(value: Any) -> bool:
