@@ -212,7 +212,10 @@ class Hub:
     # Life cycle ---------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        self.channel = await self.layer.new_channel(prefix=f"{wscommands_settings.PREFIX}.hub")
+        # The default prefix on purpose: channels_redis reads every process-local channel
+        # through one list named after that prefix; a channel with another prefix is never
+        # read while a consumer's channel is being received.
+        self.channel = await self.layer.new_channel()
         await self.layer.group_add(_all_group(), self.channel)
         self._tasks = [
             asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
