@@ -5,6 +5,7 @@ Runs with nothing but Python installed: SQLite and an in-memory channel layer. S
 and ``DATABASE_URL`` (e.g. postgres://...) to share users and sessions.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -114,6 +115,9 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
+# Hardening limits (docs/reliability.md), tunable per deployment as JSON, e.g.
+# WSCOMMANDS_LIMITS='{"RATE_LIMIT": 20, "ALLOWED_ORIGINS": ["https://chat.example.com"]}'.
+WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
 
 AUTH_PASSWORD_VALIDATORS = []
 LOGIN_REDIRECT_URL = "/"

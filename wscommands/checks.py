@@ -49,3 +49,73 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     return errors
+
+
+_POSITIVE_NUMBERS = (
+    "MAX_MESSAGE_SIZE",
+    "MAX_JSON_DEPTH",
+    "MAX_INVALID_FRAMES",
+    "RATE_LIMIT_BURST",
+    "RATE_LIMIT_CLOSE_AFTER",
+    "MAX_OUTGOING_BACKLOG",
+    "SHUTDOWN_TIMEOUT",
+    "CHANNEL_LAYER_TIMEOUT",
+)
+_OPTIONAL_POSITIVE = (
+    "RATE_LIMIT",
+    "MAX_CONNECTIONS_PER_USER",
+    "MAX_CONNECTIONS_PER_IP",
+    "SESSION_CHECK_INTERVAL",
+)
+
+
+@checks.register()
+def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The hardening limits (docs/reliability.md) must be positive numbers or None."""
+    from .conf import wscommands_settings as s
+    from .origins import normalize_origin
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        s.reload()
+        values = {name: getattr(s, name) for name in _POSITIVE_NUMBERS + _OPTIONAL_POSITIVE}
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    for name, value in values.items():
+        if value is None and name in _OPTIONAL_POSITIVE:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            allowed = " or None" if name in _OPTIONAL_POSITIVE else ""
+            errors.append(
+                checks.Error(
+                    f'WSCOMMANDS["{name}"] must be a positive number{allowed}, got {value!r}.',
+                    id="wscommands.E005",
+                )
+            )
+    size = s.MAX_MESSAGE_SIZE
+    if isinstance(size, (int, float)) and size > 1024 * 1024:
+        errors.append(
+            checks.Warning(
+                'WSCOMMANDS["MAX_MESSAGE_SIZE"] is over daphne\'s 1 MiB frame limit: daphne '
+                "drops bigger frames without a close frame, so clients never see 4413.",
+                hint="Keep it at or under 1048576, or raise daphne's --websocket_max_message_size.",
+                id="wscommands.W001",
+            )
+        )
+    origins = s.ALLOWED_ORIGINS
+    if origins is not None:
+        bad = (
+            [origins]
+            if isinstance(origins, str)
+            else [o for o in origins if not isinstance(o, str) or normalize_origin(o) is None]
+        )
+        if bad:
+            errors.append(
+                checks.Error(
+                    f'WSCOMMANDS["ALLOWED_ORIGINS"] must be a list of "scheme://host[:port]" '
+                    f"strings; not usable: {bad!r}.",
+                    hint='e.g. ["https://example.com", "http://localhost:8000"]',
+                    id="wscommands.E006",
+                )
+            )
+    return errors

@@ -46,6 +46,37 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PENDING_REQUESTS": 64,
     # How often (seconds) a process re-asserts its channel-layer group memberships.
     "GROUP_REFRESH_INTERVAL": 60.0,
+    # Hardening (docs/reliability.md). Largest text frame, in UTF-8 bytes; bigger ones close
+    # the connection with 4413. Keep it under daphne's own 1 MiB frame cap, which drops the
+    # connection without a close frame.
+    "MAX_MESSAGE_SIZE": 256 * 1024,
+    # Deepest nesting of arrays/objects in a request; deeper ones get invalid_request.
+    "MAX_JSON_DEPTH": 32,
+    # Refused frames in a row (binary, not JSON, invalid request) before closing with 4400.
+    "MAX_INVALID_FRAMES": 20,
+    # Token bucket per connection: frames per second sustained (None: no limit) and burst.
+    "RATE_LIMIT": 50.0,
+    "RATE_LIMIT_BURST": 100,
+    # Frames refused with rate_limited in a row before closing with 4429.
+    "RATE_LIMIT_CLOSE_AFTER": 50,
+    # Bytes daphne may hold for a client that does not read before it is cut off (4429).
+    "MAX_OUTGOING_BACKLOG": 4 * 1024 * 1024,
+    # Connections per user and per client IP on one process (None: no cap); extra ones
+    # are closed with 4429 right after the handshake.
+    "MAX_CONNECTIONS_PER_USER": None,
+    "MAX_CONNECTIONS_PER_IP": None,
+    # Strict Origin allowlist, e.g. ["https://example.com", "http://localhost:8000"] (None:
+    # any host of ALLOWED_HOSTS, any scheme and port, as Channels does).
+    "ALLOWED_ORIGINS": None,
+    # Let handshakes without an Origin header in (clients that are not browsers).
+    "ALLOW_MISSING_ORIGIN": True,
+    # Seconds between checks that logged-in connections' sessions are still valid (None: never);
+    # a logged-out or expired one is closed with 3000.
+    "SESSION_CHECK_INTERVAL": 60.0,
+    # Seconds SIGTERM waits for clients to close (4503) and hooks to run before the server exits.
+    "SHUTDOWN_TIMEOUT": 10.0,
+    # Seconds a channel-layer call may take before it counts as unavailable.
+    "CHANNEL_LAYER_TIMEOUT": 2.0,
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from . import lifecycle, limits
 from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
@@ -48,6 +49,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self._serial: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
         self._running: set[asyncio.Task] = set()
+        self._guard = limits.FrameGuard(self)
+        if not await limits.admit_connection(self) or not await lifecycle.admit_connection(self):
+            return
         # Register with the hub before accepting: a client that sees the handshake
         # complete receives every broadcast sent after that moment.
         self.connection.id = await get_hub().add(self.connection)
@@ -75,6 +79,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if not self._accepted:
             self._backlog.append(text)
             return
+        if self._guard.over_backlog():
+            return
         await self.send(text_data=text)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
@@ -84,7 +90,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
     # Frames -------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self._closing:
+        if self._closing or not await self._guard.admit(text_data, bytes_data):
             return
         if text_data is None:
             await self._send_error(
@@ -105,6 +111,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         except ProtocolError as exc:
             await self._send_error(exc)
             return
+        self._guard.accepted()
         concurrent = bool(request.commands) and all(
             (cmd := self.registry.get(name)) is not None and cmd.concurrent
             for name, _ in request.commands
@@ -118,6 +125,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_error(self, error: ProtocolError) -> None:
         await self.push_text(encode(error_reply(error)))
+        await self._guard.refused()
 
     async def _schedule(self, run: Callable[[], Awaitable[Reply]], concurrent: bool) -> None:
         """Start a request after every earlier non-concurrent request has finished."""
@@ -154,6 +162,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
     # Disconnect ---------------------------------------------------------------------------
 
     async def disconnect(self, code: int) -> None:
+        limits.release_connection(self)
         if not getattr(self, "_registered", False):
             return
         self._closed = True

@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .conf import wscommands_settings
 from .presence import PresenceTracker
 from .protocol import encode
+from .resilience import attempt, required
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -35,6 +36,8 @@ logger = logging.getLogger("wscommands")
 MESSAGE_TYPE = "wscommands.deliver"
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
+#: Seconds between retries while the channel layer fails.
+RETRY_DELAY = 0.5
 
 
 def get_layer() -> BaseChannelLayer:
@@ -78,13 +81,20 @@ def _message(text: str, target: str, key: Any = None, exclude: str | None = None
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
-    await get_layer().group_send(_all_group(), _message(encode(message), "all", None, exclude))
+    text = encode(message)
+    await required(
+        get_layer().group_send(_all_group(), _message(text, "all", None, exclude)), "broadcast"
+    )
 
 
 async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
-    await get_layer().group_send(channel_group, _message(encode(message), "group", group, exclude))
+    text = encode(message)
+    await required(
+        get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
+        "send_to_group",
+    )
 
 
 async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> None:
@@ -121,13 +131,15 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
     layer = get_layer()
     for process, ids in by_process.items():
         try:
-            await layer.send(process, _message(text, "ids", ids))
+            await required(layer.send(process, _message(text, "ids", ids)), "send_to_subset")
         except Exception as exc:  # a process that is gone: its connections are gone too
             if type(exc).__name__ != "ChannelFull":
                 raise
             logger.warning("process channel %s is full: message dropped", process)
     for pk in dict.fromkeys(user_pks):
-        await layer.group_send(_user_group(pk), _message(text, "user", pk))
+        await required(
+            layer.group_send(_user_group(pk), _message(text, "user", pk)), "send_to_subset"
+        )
 
 
 class Hub:
@@ -142,6 +154,8 @@ class Hub:
         self._counter = 0
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        # Set when a membership may be missing in the layer: the refresh loop re-asserts.
+        self._stale = asyncio.Event()
         self.presence = PresenceTracker(self)
 
     # Membership ---------------------------------------------------------------------------
@@ -196,8 +210,8 @@ class Hub:
         members = index.setdefault(key, set())
         first = not members
         members.add(local_id)
-        if first:
-            await self.layer.group_add(channel_group, self.channel)
+        if first and not await attempt(self.layer.group_add(channel_group, self.channel), "join"):
+            self._stale.set()
 
     async def _discard(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
         members = index.get(key)
@@ -207,7 +221,7 @@ class Hub:
         if not members:
             del index[key]
             if self.channel is not None:
-                await self.layer.group_discard(channel_group, self.channel)
+                await attempt(self.layer.group_discard(channel_group, self.channel), "leave")
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -216,7 +230,8 @@ class Hub:
         # through one list named after that prefix; a channel with another prefix is never
         # read while a consumer's channel is being received.
         self.channel = await self.layer.new_channel()
-        await self.layer.group_add(_all_group(), self.channel)
+        if not await attempt(self.layer.group_add(_all_group(), self.channel), "start"):
+            self._stale.set()
         self._tasks = [
             asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
             asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
@@ -230,10 +245,8 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.presence.clear(channel)
-        try:
-            await self.layer.group_discard(_all_group(), channel)
-        except Exception:  # the layer's own expiry cleans up what we could not
-            logger.warning("could not leave %s", _all_group(), exc_info=True)
+        # If this fails, the layer's own group expiry cleans up.
+        await attempt(self.layer.group_discard(_all_group(), channel), "stop")
 
     async def _memberships(self) -> list[str]:
         return (
@@ -242,38 +255,40 @@ class Hub:
             + [_user_group(pk) for pk in self.users]
         )
 
-    async def _reassert(self, channel: str) -> None:
+    async def _reassert(self, channel: str) -> bool:
         # Re-adding is idempotent: it renews the layer's group expiry and restores
         # memberships a restarted Redis has lost.
         for group in await self._memberships():
-            await self.layer.group_add(group, channel)
+            if not await attempt(self.layer.group_add(group, channel), "re-join"):
+                return False
+        return True
 
     async def _refresh_loop(self, channel: str) -> None:
+        # Every GROUP_REFRESH_INTERVAL, and every RETRY_DELAY while the layer is failing.
         while True:
-            await asyncio.sleep(wscommands_settings.GROUP_REFRESH_INTERVAL)
-            try:
-                await self._reassert(channel)
-            except Exception:
-                logger.warning("could not refresh group memberships", exc_info=True)
+            if self._stale.is_set():
+                await asyncio.sleep(RETRY_DELAY)
+            else:
+                try:
+                    interval = wscommands_settings.GROUP_REFRESH_INTERVAL
+                    await asyncio.wait_for(self._stale.wait(), interval)
+                    continue  # a fault was seen: retry after RETRY_DELAY
+                except TimeoutError:
+                    pass
+            if await self._reassert(channel):
+                self._stale.clear()
+            else:
+                self._stale.set()
 
     async def _receive_loop(self, channel: str) -> None:
-        delay = 0.0
         while True:
             try:
                 message = await self.layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                delay = min(max(delay * 2, 0.1), 2.0)
-                logger.warning("channel layer receive failed; retrying in %.1fs", delay)
-                await asyncio.sleep(delay)
+            except Exception as exc:  # Redis down: memberships may be lost with its data
+                logger.warning("channel layer receive failed (%s)", type(exc).__name__)
+                self._stale.set()
+                await asyncio.sleep(RETRY_DELAY)
                 continue
-            if delay:  # we were cut off: the layer may have lost our memberships
-                delay = 0.0
-                try:
-                    await self._reassert(channel)
-                except Exception:
-                    logger.warning("could not restore group memberships", exc_info=True)
             try:
                 await self.deliver(message)
             except Exception:

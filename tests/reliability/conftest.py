@@ -1,0 +1,98 @@
+"""Fixtures of the reliability suite: limits in-process, live daphne processes, own services."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from tests.conftest import IN_CI
+from tests.live import Server, base_env, manage
+from tests.reliability.services import PostgresCluster, RedisServer, available
+
+SETTINGS = "tests.reliability.settings"
+
+
+@pytest.fixture
+def limits(settings) -> Callable[..., None]:
+    """``limits(RATE_LIMIT=1, ...)``: override WSCOMMANDS keys for an in-process test.
+
+    Presence events are off, so every frame a test receives is a reply.
+    """
+
+    def apply(**values: Any) -> None:
+        merged = {**settings.WSCOMMANDS, "PRESENCE_EVENTS": False, **values}
+        override = override_settings(WSCOMMANDS=merged)
+        override.enable()
+        overrides.append(override)
+
+    overrides: list[override_settings] = []
+    yield apply
+    for override in reversed(overrides):
+        override.disable()
+
+
+def _require_binary(name: str) -> None:
+    if available(name):
+        return
+    message = f"{name} is not installed (apt-get install redis-server postgresql)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def reliability_db(sqlite_env) -> dict[str, str]:
+    """The migrated SQLite environment with a user ``rel`` (password ``pw``)."""
+    manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        "User.objects.filter(username='rel').exists() or "
+        "User.objects.create_user('rel', password='pw')",
+        env=sqlite_env,
+    )
+    return sqlite_env
+
+
+@pytest.fixture
+def live(reliability_db) -> Iterator[Callable[..., Server]]:
+    """``live(REDIS_URL=..., **WSCOMMANDS limits)``: a daphne process; stopped afterwards."""
+    servers: list[Server] = []
+
+    def start(env: dict[str, str] | None = None, **limits: Any) -> Server:
+        extra = dict(env or {})
+        extra.setdefault("DATABASE_URL", reliability_db["DATABASE_URL"])
+        server = Server(
+            base_env(DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra)
+        ).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A throwaway redis-server (faults are injected into it, never the shared one)."""
+    _require_binary("redis-server")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster (restarted by tests, never the shared one)."""
+    _require_binary("initdb")
+    if not shutil.which("runuser"):
+        pytest.skip("runuser is needed to run PostgreSQL as the postgres user")
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()

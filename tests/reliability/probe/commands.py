@@ -1,0 +1,46 @@
+"""Commands that let the reliability suite look inside a live server process."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.db import connection as db
+
+from wscommands import command, get_presence
+
+
+@command(name="probe.flood")
+async def flood(connection, count: int, size: int):
+    """Push ``count`` messages of ``size`` characters to this connection (a slow reader test)."""
+    text = "x" * size
+    for _ in range(count):
+        await connection.send({"flood": text})
+    return count
+
+
+@command(name="probe.db")
+def hold_db(connection, seconds: float):
+    """Hold a database connection (a query, then a sleep) in a worker thread."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    time.sleep(seconds)
+    return True
+
+
+@command(name="probe.join")
+async def join(connection, group: str):
+    """Join a group."""
+    await connection.join(group)
+
+
+@command(name="probe.presence")
+async def presence(connection, group: str | None = None):
+    """Connection ids present across the cluster (or in ``group``)."""
+    return [entry["connection_id"] for entry in await get_presence(group)]
+
+
+@command(name="probe.pid")
+async def pid(connection):
+    """This server process's id (its memory is read from /proc)."""
+    return os.getpid()

@@ -1,0 +1,231 @@
+"""Limits that keep one client from hurting the server: size, nesting, rate, backlog, caps.
+
+Each limit is a ``WSCOMMANDS`` setting (defaults in :mod:`.conf`, reasons in
+docs/reliability.md). The consumer calls in at a few points:
+
+- :func:`admit_connection` / :func:`release_connection`: caps per user and per client IP;
+- :meth:`FrameGuard.admit`: size (close 4413), rate (``rate_limited``, then close 4429) and
+  nesting depth (``invalid_request``) of each frame, before it is parsed;
+- :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
+  frames we refuse is closed with 4400;
+- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+from .conf import wscommands_settings
+from .exceptions import InvalidRequest, RateLimited
+from .protocol import decode, encode, error_reply, is_valid_request_id
+
+if TYPE_CHECKING:
+    from .consumer import CommandConsumer
+
+logger = logging.getLogger("wscommands")
+
+#: Close codes (PROTOCOL.md).
+BAD_REQUEST = 4400
+TOO_BIG = 4413
+TOO_MANY = 4429
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def utf8_size_exceeds(text: str, limit: int) -> bool:
+    """True if ``text`` takes more than ``limit`` bytes in UTF-8 (encodes only when unsure)."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """True if the JSON text nests arrays/objects deeper than ``limit``.
+
+    Runs before parsing, so a nesting bomb never reaches a recursive parser. Counting
+    brackets is C-speed; only a frame with more brackets than ``limit`` is scanned (strings
+    removed first, so brackets inside them do not count).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def _request_id(text: str) -> Any:
+    """The request_id of a frame we refuse, when one can be read (so clients can match)."""
+    try:
+        data = decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and is_valid_request_id(data.get("request_id")):
+        return data["request_id"]
+    return None
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token: 0.0 if granted, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class FrameGuard:
+    """The per-connection limits on incoming frames and the outgoing backlog."""
+
+    def __init__(self, consumer: CommandConsumer):
+        s = wscommands_settings
+        self.consumer = consumer
+        self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
+        self.throttled = 0  # frames refused with rate_limited in a row
+        self.invalid = 0  # frames refused as invalid in a row
+        self.transport = _daphne_transport(consumer)
+        self.cut_off = False
+
+    async def admit(self, text: str | None, data: bytes | None) -> bool:
+        """Whether a frame may go on to be parsed; refuses (replies or closes) otherwise."""
+        s = wscommands_settings
+        size = len(data) if text is None else None
+        if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
+            text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
+        ):
+            await self.consumer.close(TOO_BIG)
+            return False
+        if self.bucket is not None:
+            retry_after = self.bucket.take()
+            if retry_after:
+                await self._throttle(text, retry_after)
+                return False
+            self.throttled = 0
+        if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
+            error = InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
+            await self.consumer.push_text(encode(error_reply(error)))
+            await self.refused()
+            return False
+        return True
+
+    async def _throttle(self, text: str | None, retry_after: float) -> None:
+        self.throttled += 1
+        if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
+            await self.consumer.close(TOO_MANY)
+            return
+        error = RateLimited(details={"retry_after": round(retry_after, 3)})
+        reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
+        request_id = None if text is None else _request_id(text)
+        if request_id is not None:
+            reply["request_id"] = request_id
+        await self.consumer.push_text(encode(reply))
+
+    async def refused(self) -> None:
+        """Count a refused frame; too many in a row close the connection with 4400."""
+        self.invalid += 1
+        if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES:
+            await self.consumer.close(BAD_REQUEST)
+
+    def accepted(self) -> None:
+        """A valid request arrived: the client is not (only) sending garbage."""
+        self.invalid = 0
+
+    def over_backlog(self) -> bool:
+        """True (and the client is cut off) if daphne holds too much unread output for it.
+
+        ASGI has no backpressure: ``send`` returns at once and Twisted buffers without
+        bound. Under daphne we read the size of that buffer from its transport; under other
+        servers this check does nothing (see docs/reliability.md).
+        """
+        transport = self.transport
+        if transport is None or self.cut_off:
+            return self.cut_off
+        buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        if buffered <= wscommands_settings.MAX_OUTGOING_BACKLOG:
+            return False
+        logger.warning(
+            "connection %s does not read (%d bytes waiting): cut off",
+            self.consumer.connection.id,
+            buffered,
+        )
+        self.cut_off = True
+        transport.abortConnection()
+        return True
+
+
+def _daphne_transport(consumer: CommandConsumer) -> Any:
+    """Daphne's Twisted TCP transport behind this consumer, or None under another server.
+
+    Daphne hands the application ``functools.partial(server.handle_reply, protocol)`` as
+    ``send``; the protocol's transport holds the bytes not yet written to the socket.
+    """
+    protocol = next(iter(getattr(consumer.base_send, "args", ())), None)
+    transport = getattr(protocol, "transport", None)
+    needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection")
+    if transport is None or not all(hasattr(transport, name) for name in needed):
+        return None
+    return transport
+
+
+# Connection caps (per process) -------------------------------------------------------------
+
+_per_ip: Counter[str] = Counter()
+_per_user: Counter[Any] = Counter()
+
+
+def _client_ip(consumer: CommandConsumer) -> str | None:
+    client = consumer.scope.get("client")
+    return client[0] if client else None
+
+
+async def admit_connection(consumer: CommandConsumer) -> bool:
+    """Count a new connection against the caps; over a cap it is closed with 4429."""
+    s = wscommands_settings
+    user = consumer.scope.get("user")
+    user_pk = user.pk if user is not None and user.is_authenticated else None
+    ip = _client_ip(consumer)
+    over = (s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP) or (
+        s.MAX_CONNECTIONS_PER_USER is not None
+        and user_pk is not None
+        and _per_user[user_pk] >= s.MAX_CONNECTIONS_PER_USER
+    )
+    if over:
+        await consumer.accept()  # so the client sees why, instead of a bare HTTP 403
+        await consumer.close(TOO_MANY)
+        return False
+    _per_ip[ip] += 1
+    if user_pk is not None:
+        _per_user[user_pk] += 1
+    consumer._counted = (ip, user_pk)
+    return True
+
+
+def release_connection(consumer: CommandConsumer) -> None:
+    """Give back what :func:`admit_connection` counted (safe to call more than once)."""
+    counted = consumer.__dict__.pop("_counted", None)
+    if counted is None:
+        return
+    ip, user_pk = counted
+    for counter, key in ((_per_ip, ip), (_per_user, user_pk)):
+        if key is not None or counter is _per_ip:
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]

@@ -1,0 +1,50 @@
+"""Channel-layer calls that survive Redis being down or stalled.
+
+channels_redis raises (connection refused) while Redis is down and hangs (until its socket
+timeout, 30 s in the example project) while Redis is paused. On the stock stack either one
+closes every client with 1011 and fails new handshakes with HTTP 500. wscommands instead:
+
+- bounds every channel-layer call by ``WSCOMMANDS["CHANNEL_LAYER_TIMEOUT"]``;
+- on the hub's own calls (joining the process's groups at a handshake, ``join``) logs the
+  failure and lets the hub re-assert its memberships as soon as the layer answers again, so
+  handshakes and commands that do not need Redis keep working;
+- turns a failed send (broadcast, group or subset message) into the ``unavailable`` error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from .conf import wscommands_settings
+from .exceptions import Unavailable
+
+logger = logging.getLogger("wscommands")
+
+
+async def attempt(awaitable: Awaitable[Any], what: str) -> bool:
+    """Await a channel-layer call within the timeout; False (logged) if it failed."""
+    try:
+        async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
+            await awaitable
+    except Exception as exc:
+        logger.warning("channel layer: %s failed (%s); will retry", what, type(exc).__name__)
+        return False
+    return True
+
+
+async def required(awaitable: Awaitable[Any], what: str) -> None:
+    """Await a channel-layer send within the timeout; raise :class:`Unavailable` if it failed.
+
+    ``ChannelFull`` passes through: it means a slow receiver, not an unreachable layer.
+    """
+    try:
+        async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
+            await awaitable
+    except Exception as exc:
+        if type(exc).__name__ == "ChannelFull":
+            raise
+        logger.warning("channel layer: %s failed (%s)", what, type(exc).__name__)
+        raise Unavailable(f"{what} failed: the message layer cannot be reached") from exc
