@@ -1,0 +1,13 @@
+# The example project's image: daphne serving project.asgi:application on port 8000.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY manage.py pyproject.toml ./
+COPY wscommands wscommands
+COPY project project
+RUN useradd --create-home app && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput
+USER app
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "project.asgi:application"]
