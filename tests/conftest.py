@@ -65,13 +65,19 @@ def _fresh_wscommands_state():
     """Every test starts with an empty channel layer, backend and hub (per event loop)."""
     from channels.layers import channel_layers
 
-    from wscommands import backends
+    from wscommands import backends, threads
 
     channel_layers.backends.clear()
     backends.reset()
     yield
     channel_layers.backends.clear()
     backends.reset()
+    # New worker threads for the next test: a thread that used the in-memory test database
+    # keeps its connection (SQLite never closes those), and checking it would count as
+    # database access in a test that may not have any.
+    if threads._executor is not None:
+        threads._executor.shutdown(wait=False)
+        threads._executor = None
 
 
 @pytest.fixture(scope="session")

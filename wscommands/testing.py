@@ -120,7 +120,7 @@ class CommandClient:
                     self.pushes.append(message)
         return self._replies.pop(request_id)
 
-    async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call one command; returns its result or raises :class:`CommandFailedError`.
 
         Keyword arguments become the argument object; one positional argument is sent as is.
