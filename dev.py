@@ -62,6 +62,10 @@ def test(args: list[str]) -> None:
     sh(BIN / "ruff", "check", ".")
     sh(BIN / "ruff", "format", "--check", ".")
     sh(PYTHON, "-m", "pytest", *args)
+    # The core suite once more on the Redis backends (channels-redis, RedisBackend): see
+    # tests/scaleout/redis_suite.py. It exits 0 with a message when Redis is down outside CI.
+    redis_run = ["-p", "tests.scaleout.redis_suite", "tests/", "-m", "not e2e and not browser"]
+    sh(PYTHON, "-m", "pytest", *redis_run, *args)
 
 
 def main() -> None:
