@@ -55,10 +55,12 @@ DEFAULTS: dict[str, Any] = {
     # Refused frames in a row (binary, not JSON, invalid request) before closing with 4400.
     "MAX_INVALID_FRAMES": 20,
     # Token bucket per connection: frames per second sustained (None: no limit) and burst.
-    "RATE_LIMIT": 50.0,
-    "RATE_LIMIT_BURST": 100,
+    "RATE_LIMIT": 100.0,
+    "RATE_LIMIT_BURST": 200,
     # Frames refused with rate_limited in a row before closing with 4429.
     "RATE_LIMIT_CLOSE_AFTER": 50,
+    # Frames daphne may hold for a connection before it stops reading its socket (daphne only).
+    "MAX_INBOX": 32,
     # Bytes daphne may hold for a client that does not read before it is cut off (4429).
     "MAX_OUTGOING_BACKLOG": 4 * 1024 * 1024,
     # Connections per user and per client IP on one process (None: no cap); extra ones

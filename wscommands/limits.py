@@ -8,7 +8,9 @@ docs/reliability.md). The consumer calls in at a few points:
   nesting depth (``invalid_request``) of each frame, before it is parsed;
 - :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
   frames we refuse is closed with 4400;
-- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429).
+- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429);
+- under daphne, reading from a client's socket pauses while more than ``MAX_INBOX`` of its
+  frames wait for the consumer (TCP backpressure instead of an unbounded queue).
 """
 
 from __future__ import annotations
@@ -101,12 +103,15 @@ class FrameGuard:
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
-        self.transport = _daphne_transport(consumer)
+        self.transport, self.inbox = _daphne_internals(consumer)
         self.cut_off = False
+        self.paused = False
 
     async def admit(self, text: str | None, data: bytes | None) -> bool:
         """Whether a frame may go on to be parsed; refuses (replies or closes) otherwise."""
         s = wscommands_settings
+        if self.inbox is not None:
+            self._backpressure(self.inbox.qsize(), s.MAX_INBOX)
         size = len(data) if text is None else None
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
@@ -125,6 +130,17 @@ class FrameGuard:
             await self.refused()
             return False
         return True
+
+    def _backpressure(self, waiting: int, high: int) -> None:
+        # daphne puts every frame it reads into an unbounded asyncio.Queue: a client that
+        # sends faster than we handle would grow it without limit. Stop reading its socket
+        # (so TCP pushes back on the client) until we have caught up.
+        if not self.paused and waiting >= high:
+            self.paused = True
+            self.transport.pauseProducing()
+        elif self.paused and waiting <= high // 2:
+            self.paused = False
+            self.transport.resumeProducing()
 
     async def _throttle(self, text: str | None, retry_after: float) -> None:
         self.throttled += 1
@@ -171,18 +187,26 @@ class FrameGuard:
         return True
 
 
-def _daphne_transport(consumer: CommandConsumer) -> Any:
-    """Daphne's Twisted TCP transport behind this consumer, or None under another server.
+def _daphne_internals(consumer: CommandConsumer) -> tuple[Any, Any]:
+    """Daphne's Twisted TCP transport and frame queue behind this consumer (None, None else).
 
     Daphne hands the application ``functools.partial(server.handle_reply, protocol)`` as
-    ``send``; the protocol's transport holds the bytes not yet written to the socket.
+    ``send``; the protocol's transport holds the bytes not yet written to the socket, and
+    its ``application_queue`` the frames read but not yet handled.
     """
-    protocol = next(iter(getattr(consumer.base_send, "args", ())), None)
+    send = consumer.base_send
+    for _ in range(8):  # Channels' session middleware wraps send: follow ``real_send``
+        owner = getattr(send, "__self__", None)
+        if not hasattr(owner, "real_send"):
+            break
+        send = owner.real_send
+    protocol = next(iter(getattr(send, "args", ())), None)
     transport = getattr(protocol, "transport", None)
-    needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection")
+    needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection", "pauseProducing")
     if transport is None or not all(hasattr(transport, name) for name in needed):
-        return None
-    return transport
+        return None, None
+    queue = getattr(protocol, "application_queue", None)
+    return transport, queue if hasattr(queue, "qsize") else None
 
 
 # Connection caps (per process) -------------------------------------------------------------

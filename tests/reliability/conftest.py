@@ -67,6 +67,7 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
     def start(env: dict[str, str] | None = None, **limits: Any) -> Server:
         extra = dict(env or {})
         extra.setdefault("DATABASE_URL", reliability_db["DATABASE_URL"])
+        extra.setdefault("WSCOMMANDS_PRESENCE_EVENTS", "0")
         server = Server(
             base_env(DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra)
         ).start()
