@@ -12,3 +12,8 @@ install:
 
 format:
 	python3 dev.py install && .venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+# The benchmark suite: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes;
+# `make bench BENCH_ARGS=--quick` for a shorter run, see `python -m bench --help`).
+bench:
+	python3 dev.py install && .venv/bin/python -m pip install --quiet -r bench/requirements.txt && .venv/bin/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,195 @@
+"""The load generator: picows WebSocket clients driven by callbacks, no task per message.
+
+One :class:`BenchClient` per connection. It answers three needs of the scenarios: a closed
+echo loop (send, wait for the reply, send again), single requests, and counting pushes
+(broadcast frames, recognised by their ``{"bench":`` prefix) with their arrival time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from time import perf_counter
+from typing import Any
+
+import orjson
+from picows import WSListener, WSMsgType, WSTransport, ws_connect
+
+#: Pushes sent by the broadcast scenario start with this key.
+PUSH_PREFIX = b'{"bench":'
+#: The Origin the servers' AllowedHostsOriginValidator accepts.
+HEADERS = {"Origin": "http://127.0.0.1"}
+_ECHO = b'{"echo":{"text":"hello"},"request_id":%d}'
+
+
+class PushCounter:
+    """Counts the clients that received push number ``seq``; ``done`` when all have."""
+
+    def __init__(self) -> None:
+        self.seq = -1
+        self.expected = 0
+        self.count = 0
+        self.last = 0.0
+        self.duplicates = 0
+        self.done: asyncio.Future | None = None
+
+    def arm(self, seq: int, expected: int) -> asyncio.Future:
+        """Start waiting for ``expected`` clients to receive push ``seq``."""
+        self.seq, self.expected, self.count, self.last = seq, expected, 0, 0.0
+        self.done = asyncio.get_running_loop().create_future()
+        return self.done
+
+    def got(self, seq: int, now: float) -> None:
+        if seq != self.seq:
+            return
+        self.count += 1
+        self.last = now
+        if self.count == self.expected and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+
+class BenchClient(WSListener):
+    """One connection: a closed echo loop, requests, or push counting (see module doc)."""
+
+    def __init__(self, pushes: PushCounter | None = None) -> None:
+        self.transport: WSTransport | None = None
+        self.pushes = pushes
+        self.last_push = -1
+        self.waiter: asyncio.Future | None = None
+        self.replies = 0
+        self.errors = 0
+        self.other_pushes = 0
+        self._ids = itertools.count(1)
+        self._loop: tuple[float, list[float], asyncio.Future] | None = None
+        self._sent_id = 0
+        self._sent_at = 0.0
+
+    # picows callbacks ---------------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        now = perf_counter()
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        if payload.startswith(PUSH_PREFIX):
+            self._push(payload, now)
+        elif b'"request_id"' not in payload:
+            self.other_pushes += 1  # e.g. presence events: not what we measure
+        elif self._loop is not None:
+            self._echo_reply(payload, now)
+        elif self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((payload, now))
+        else:
+            self.errors += 1  # a reply nobody asked for
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("disconnected"))
+        if self._loop is not None and not self._loop[2].done():
+            self._loop[2].set_exception(ConnectionError("disconnected"))
+
+    # Pushes -------------------------------------------------------------------------------
+
+    def _push(self, payload: bytes, now: float) -> None:
+        seq = orjson.loads(payload)["bench"]["seq"]
+        if seq == self.last_push:
+            if self.pushes is not None:
+                self.pushes.duplicates += 1
+            return
+        self.last_push = seq
+        if self.pushes is not None:
+            self.pushes.got(seq, now)
+
+    # Requests -----------------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any], timeout: float = 30) -> tuple[Any, float]:
+        """Send one request and return ``(decoded reply, seconds it took)``.
+
+        A ``request_id`` is added when missing: frames without one are taken for pushes.
+        """
+        assert self.transport is not None
+        if "request_id" not in message:
+            message = {**message, "request_id": next(self._ids)}
+        self.waiter = asyncio.get_running_loop().create_future()
+        started = perf_counter()
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(message))
+        payload, arrived = await asyncio.wait_for(self.waiter, timeout)
+        self.replies += 1
+        return orjson.loads(payload), arrived - started
+
+    def echo_loop(self, until: float, latencies: list[float]) -> asyncio.Future:
+        """Send echo requests back to back until ``until``; the future ends with the loop."""
+        done = asyncio.get_running_loop().create_future()
+        self._loop = (until, latencies, done)
+        self._send_echo()
+        return done
+
+    def _send_echo(self) -> None:
+        assert self.transport is not None
+        self._sent_id = next(self._ids)
+        self._sent_at = perf_counter()
+        self.transport.send(WSMsgType.TEXT, _ECHO % self._sent_id)
+
+    def _echo_reply(self, payload: bytes, now: float) -> None:
+        assert self._loop is not None
+        until, latencies, done = self._loop
+        reply = orjson.loads(payload)
+        if reply.get("request_id") == self._sent_id and reply.get("echo") == {"text": "hello"}:
+            self.replies += 1
+            latencies.append(now - self._sent_at)
+        else:
+            self.errors += 1
+        if now < until:
+            self._send_echo()
+        else:
+            self._loop = None
+            done.set_result(None)
+
+
+async def connect(url: str, pushes: PushCounter | None = None) -> BenchClient:
+    """Open one connection (raises on failure)."""
+    _transport, client = await ws_connect(
+        lambda: BenchClient(pushes), url, extra_headers=HEADERS, websocket_handshake_timeout=30
+    )
+    return client
+
+
+async def connect_many(
+    urls: list[str], n: int, batch: int = 100, pushes: PushCounter | None = None
+) -> tuple[list[BenchClient], list[str]]:
+    """Open ``n`` connections, ``batch`` at a time, spread round-robin over ``urls``.
+
+    Returns the clients that connected and one error text per connection that failed.
+    """
+    clients: list[BenchClient] = []
+    failures: list[str] = []
+    for start in range(0, n, batch):
+        results = await asyncio.gather(
+            *(connect(urls[i % len(urls)], pushes) for i in range(start, min(start + batch, n))),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                failures.append(f"{type(result).__name__}: {result}")
+            else:
+                clients.append(result)
+    return clients, failures
+
+
+async def close_all(clients: list[BenchClient], timeout: float = 30) -> None:
+    """Close every connection and wait (bounded) until they are gone."""
+    transports = [c.transport for c in clients if c.transport is not None]
+    for transport in transports:
+        transport.send_close()
+        transport.disconnect()
+    if transports:
+        await asyncio.wait(
+            [asyncio.ensure_future(t.wait_disconnected()) for t in transports], timeout=timeout
+        )

@@ -1,0 +1,183 @@
+"""Scenarios on two server processes sharing Redis: broadcast fan-out and a connection burst.
+
+A broadcast is triggered from this process, through the same channel layer the servers use:
+``wscommands.broadcast()`` for wscommands, one ``group_send`` to the group every baseline
+consumer joined for the baseline. Both cost the sender one ``group_send``; what differs is how
+each server delivers it to its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from time import perf_counter
+from typing import Any
+
+import redis
+
+from .client import BenchClient, PushCounter, close_all, connect_many
+from .config import Config
+from .servers import Server
+from .stats import interleaved, medians
+
+PAD = "x" * 64
+#: Gap between two broadcasts, so one's tail never overlaps the next one's start.
+GAP = 0.05
+
+
+def setup_django(redis_url: str) -> None:
+    """Configure Django in this process with the servers' settings and channel layer."""
+    import django
+
+    os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    django.setup()
+
+
+async def _trigger(app: str, seq: int) -> None:
+    message = {"bench": {"seq": seq, "pad": PAD}}
+    if app == "wscommands":
+        import wscommands
+
+        await wscommands.broadcast(message)
+    else:
+        import orjson
+        from channels.layers import get_channel_layer
+
+        from .baseline_asgi import GROUP
+
+        text = orjson.dumps(message).decode()
+        await get_channel_layer().group_send(GROUP, {"type": "bench.message", "text": text})
+
+
+def _command_calls(r: redis.Redis) -> dict[str, int]:
+    # Deltas of the server-wide counters, never CONFIG RESETSTAT: other users' view stays.
+    calls = {
+        name.removeprefix("cmdstat_"): stats["calls"]
+        for name, stats in r.info("commandstats").items()
+    }
+    calls.pop("info", None)  # our own probes
+    return calls
+
+
+def _redis_delta(r: redis.Redis, since: dict[str, int]) -> dict[str, int]:
+    now = _command_calls(r)
+    return {k: v - since.get(k, 0) for k, v in now.items() if v - since.get(k, 0)}
+
+
+async def _broadcast_batch(
+    app: str, pushes: PushCounter, expected: int, count: int, seq: int
+) -> tuple[list[float], int]:
+    """``count`` broadcasts, one after the other; returns times to the last client, missed."""
+    times, missed = [], 0
+    for k in range(count):
+        done = pushes.arm(seq + k, expected)
+        started = perf_counter()
+        await _trigger(app, seq + k)
+        try:
+            await asyncio.wait_for(done, timeout=30)
+            times.append(pushes.last - started)
+        except TimeoutError:
+            missed += expected - pushes.count
+        await asyncio.sleep(GAP)
+    return times, missed
+
+
+async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: str) -> dict:
+    """Time until the last of N clients has a broadcast, and Redis commands per broadcast.
+
+    Clients are spread evenly over the two processes of each app; the client count grows
+    through ``broadcast_sizes`` (connections are kept, new ones added).
+    """
+    r = redis.Redis.from_url(redis_url)
+    pushes = {app: PushCounter() for app in servers}
+    clients: dict[str, list[BenchClient]] = {app: [] for app in servers}
+    results: dict[str, dict[str, Any]] = {app: {} for app in servers}
+    seq = 0
+    try:
+        for size in cfg.broadcast_sizes:
+            for app, procs in servers.items():
+                more, failures = await connect_many(
+                    [s.url for s in procs], size - len(clients[app]), pushes=pushes[app]
+                )
+                if failures:
+                    raise RuntimeError(f"{app}: {len(failures)} connections failed: {failures[0]}")
+                clients[app] += more
+            rounds: dict[str, list[dict]] = {app: [] for app in servers}
+            for _r, app in interleaved(cfg.rounds, list(servers)):
+                # Background commands (others' traffic, the layers' blocking reads) over the
+                # same span of time, measured right before, are subtracted.
+                since = _command_calls(r)
+                idle_started = perf_counter()
+                await asyncio.sleep(cfg.broadcasts_per_round * GAP + 0.05)
+                idle = _redis_delta(r, since)
+                idle_span = perf_counter() - idle_started
+                since, cpu0 = _command_calls(r), time.process_time()
+                started = perf_counter()
+                times, missed = await _broadcast_batch(
+                    app, pushes[app], size, cfg.broadcasts_per_round, seq
+                )
+                span = perf_counter() - started
+                used = _redis_delta(r, since)
+                seq += cfg.broadcasts_per_round
+                scale = span / idle_span
+                n = cfg.broadcasts_per_round
+                per_command = {
+                    k: round((v - idle.get(k, 0) * scale) / n, 2) for k, v in used.items()
+                }
+                rounds[app].append(
+                    {
+                        "ms_to_last": sorted(times)[len(times) // 2] * 1000 if times else None,
+                        "missed": missed,
+                        "redis_commands": sum(per_command.values()),
+                        "redis_by_command": {k: v for k, v in per_command.items() if v >= 0.5},
+                        "client_cpu_ms": (time.process_time() - cpu0) * 1000 / n,
+                    }
+                )
+            for app in servers:
+                results[app][size] = {
+                    "rounds": rounds[app],
+                    "median": medians(rounds[app], ("ms_to_last", "redis_commands")),
+                    "missed": sum(x["missed"] for x in rounds[app]),
+                    "duplicates": pushes[app].duplicates,
+                }
+    finally:
+        for app in servers:
+            await close_all(clients[app])
+        r.close()
+    return results
+
+
+async def _burst_round(procs: list[Server], n: int, batch: int) -> dict:
+    started = perf_counter()
+    clients, failures = await connect_many([s.url for s in procs], n, batch)
+    connect_s = perf_counter() - started
+    # Each connection answers a request: it is fully usable, not just accepted.
+    replies = await asyncio.gather(
+        *(c.request({"echo": {"text": "burst"}, "request_id": 1}) for c in clients),
+        return_exceptions=True,
+    )
+    bad = [x for x in replies if isinstance(x, BaseException) or x[0].get("request_id") != 1]
+    await close_all(clients)
+    return {
+        "connected": len(clients),
+        "failed": len(failures) + len(bad),
+        "errors": sorted({str(x) for x in failures + bad})[:5],
+        "seconds": connect_s,
+    }
+
+
+async def burst(cfg: Config, servers: dict[str, list[Server]]) -> dict:
+    """``burst_clients`` handshakes, ``burst_batch`` at a time, over two processes."""
+    rounds: dict[str, list[dict]] = {app: [] for app in servers}
+    for _r, app in interleaved(cfg.burst_rounds, list(servers)):
+        rounds[app].append(await _burst_round(servers[app], cfg.burst_clients, cfg.burst_batch))
+    return {
+        app: {
+            "rounds": rounds[app],
+            "failed": sum(x["failed"] for x in rounds[app]),
+            "median": medians(rounds[app], ("seconds",)),
+        }
+        for app in servers
+    }

@@ -1,0 +1,228 @@
+"""Turning the figures into docs/benchmarks.md (tables, targets) and docs/benchmarks.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .stats import ratio
+
+WS, BASE = "wscommands", "baseline"
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    if isinstance(value, float) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def _echo(echo: dict, targets: list) -> list[str]:
+    lines = [
+        "## Echo round trip",
+        "",
+        'Closed loop on 50 connections: each sends `{"echo": {"text": "hello"}, '
+        '"request_id": n}` and the next one when the reply is in. Server pinned to core 0, '
+        "load generator (picows) to core 1. CPU columns: share of one core used during the "
+        "rounds (a client well below 1.0 is not the bottleneck).",
+        "",
+        "| server | app | replies/s | p50 ms | p99 ms | p99/p50 | vs baseline | client CPU "
+        "| server CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, apps in echo.items():
+        base = apps[BASE]["median"]
+        for app in (WS, BASE):
+            m = apps[app]["median"]
+            lines.append(
+                f"| {kind} | {app} | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+                f"| {_f(m['p99_ms'], 2)} | {_f(ratio(m['p99_ms'], m['p50_ms']), 2)} "
+                f"| {_f(ratio(m['replies_per_s'], base['replies_per_s']), 2)}x "
+                f"| {_f(m['client_cpu'], 2)} | {_f(m['server_cpu'], 2)} |"
+            )
+        ws = apps[WS]["median"]
+        speed = ratio(ws["replies_per_s"], base["replies_per_s"])
+        targets.append((f"round trip {kind}: >= 0.9x baseline", f"{speed:.2f}x", speed >= 0.9))
+        tail = ratio(ws["p99_ms"], ws["p50_ms"])
+        targets.append((f"round trip {kind}: p99 <= 3x p50", f"{tail:.2f}x", tail <= 3))
+    return [*lines, ""]
+
+
+def _broadcast(bc: dict, targets: list, plot: str | None) -> list[str]:
+    sizes = sorted(bc[WS])
+    lines = [
+        "## Broadcast to every client, two daphne processes, Redis",
+        "",
+        "Time from the sender's `group_send` until the last client has the frame (median of "
+        "the rounds' medians), and Redis commands per broadcast (from `INFO commandstats` "
+        "deltas, minus the background rate measured right before). wscommands: "
+        "`wscommands.broadcast()`; baseline: one `group_add` per consumer and a `group_send` "
+        "to that group (channels-redis `RedisChannelLayer`).",
+        "",
+        "| clients | wscommands ms | baseline ms | speed-up | wscommands Redis cmds "
+        "| baseline Redis cmds | missed (ws/base) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        ws, base = bc[WS][size], bc[BASE][size]
+        lines.append(
+            f"| {size} | {_f(ws['median']['ms_to_last'])} | {_f(base['median']['ms_to_last'])} "
+            f"| {_f(ratio(base['median']['ms_to_last'], ws['median']['ms_to_last']))}x "
+            f"| {_f(ws['median']['redis_commands'])} | {_f(base['median']['redis_commands'])} "
+            f"| {ws['missed']}/{base['missed']} |"
+        )
+    for size, limit in ((1000, 50), (3000, 150)):
+        if size in bc[WS]:
+            ms = bc[WS][size]["median"]["ms_to_last"]
+            targets.append((f"broadcast to {size}: <= {limit} ms", f"{ms:.1f} ms", ms <= limit))
+    cmds = [bc[WS][s]["median"]["redis_commands"] for s in sizes]
+    flat = max(cmds) - min(cmds) <= max(2.0, 0.2 * min(cmds))
+    targets.append(
+        ("Redis commands per broadcast flat in clients", " / ".join(f"{c:.1f}" for c in cmds), flat)
+    )
+    if plot:
+        lines += ["", f"![broadcast time against clients]({plot})"]
+    return [*lines, ""]
+
+
+def _memory(mem: dict, targets: list) -> list[str]:
+    lines = [
+        "## Idle memory per connection (daphne)",
+        "",
+        "RSS of a fresh server after a warm-up, then with N open connections that have each "
+        "made one request.",
+        "",
+        "| app | RSS at 0 (MB) | RSS at N (MB) | KB per connection | vs baseline |",
+        "|---|---|---|---|---|",
+    ]
+    base = mem[BASE]["median"]["kb_per_connection"]
+    for app in (WS, BASE):
+        m = mem[app]["median"]
+        lines.append(
+            f"| {app} | {_f(m['rss_0_mb'])} | {_f(m['rss_n_mb'])} | {_f(m['kb_per_connection'])} "
+            f"| {_f(ratio(m['kb_per_connection'], base), 2)}x |"
+        )
+    r = ratio(mem[WS]["median"]["kb_per_connection"], base)
+    targets.append(("idle memory <= 1.1x baseline", f"{r:.2f}x", r <= 1.1))
+    return [*lines, ""]
+
+
+def _slow(slow: dict, targets: list) -> list[str]:
+    lines = [
+        "## A slow sync command on another connection (daphne)",
+        "",
+        "One connection runs the example project's `sleep` (a sync command, `time.sleep`); "
+        "another sends `square` (also sync) back to back meanwhile. Added = latency during "
+        "the sleep minus the idle median. The baseline runs both through Channels' "
+        "`database_sync_to_async`.",
+        "",
+        "| app | idle p50 ms | during p50 ms | during max ms | added p50 ms | added max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for app in (WS, BASE):
+        m = slow[app]["median"]
+        lines.append(
+            f"| {app} | {_f(m['idle_p50_ms'], 2)} | {_f(m['during_p50_ms'], 2)} "
+            f"| {_f(m['during_max_ms'], 2)} | {_f(m['added_p50_ms'], 2)} "
+            f"| {_f(m['added_max_ms'], 2)} |"
+        )
+    added = slow[WS]["median"]["added_p50_ms"]
+    targets.append(("slow sync command adds <= 10 ms (p50)", f"{added:.2f} ms", added <= 10))
+    return [*lines, ""]
+
+
+def _burst(burst: dict, targets: list) -> list[str]:
+    lines = [
+        "## Connection burst over two daphne processes (Redis)",
+        "",
+        "Handshakes in batches, spread over both processes; each connection then answers one "
+        "echo request. Failed = handshake or request failed.",
+        "",
+        "| app | rounds | connected (per round) | failed (all rounds) | seconds (median) |",
+        "|---|---|---|---|---|",
+    ]
+    for app in (WS, BASE):
+        b = burst[app]
+        connected = "/".join(str(x["connected"]) for x in b["rounds"])
+        lines.append(
+            f"| {app} | {len(b['rounds'])} | {connected} | {b['failed']} "
+            f"| {_f(b['median']['seconds'], 2)} |"
+        )
+    failed = burst[WS]["failed"]
+    targets.append(("burst: every connection succeeds", f"{failed} failed", failed == 0))
+    return [*lines, ""]
+
+
+def write_markdown(results: dict, path: Path, plot: str | None) -> None:
+    """Write the whole report: how it was made, one table per scenario, the targets."""
+    m = results["machine"]
+    figures = results["results"]
+    targets: list[tuple[str, str, bool]] = []
+    body: list[str] = []
+    if "echo" in figures:
+        body += _echo(figures["echo"], targets)
+    if "broadcast" in figures:
+        body += _broadcast(figures["broadcast"], targets, plot)
+    if "memory" in figures:
+        body += _memory(figures["memory"], targets)
+    if "slow" in figures:
+        body += _slow(figures["slow"], targets)
+    if "burst" in figures:
+        body += _burst(figures["burst"], targets)
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    head = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by bench/ (`make bench`): do not edit by hand. -->",
+        "",
+        "wscommands (the example project, `project.asgi`) against a bare Channels "
+        "`AsyncJsonWebsocketConsumer` (`bench/baseline_asgi.py`) served by the same server "
+        "with the same settings, in the same run, in interleaved rounds; figures are "
+        "medians over rounds. The machine is shared (2 cores): read ratios rather than "
+        "absolute numbers.",
+        "",
+        f"- command: `{results['command']}` (mode: {results['mode']})",
+        f"- date: {m['date']}, commit {m['commit']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}",
+        f"- packages: {packages}",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {_yes(ok)} |" for name, value, ok in targets),
+        "",
+    ]
+    path.write_text("\n".join(head + body).rstrip() + "\n")
+
+
+def write_plot(broadcast: dict, path: Path) -> str | None:
+    """Plot time-to-last-client against clients; returns the file name (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for app, style in ((WS, "o-"), (BASE, "s--")):
+        sizes = sorted(broadcast[app])
+        ms = [broadcast[app][s]["median"]["ms_to_last"] for s in sizes]
+        ax.plot(sizes, ms, style, label=app, linewidth=2)
+    ax.plot([1000, 3000], [50, 150], "k+", markersize=12, mew=2, label="target (at most)")
+    ax.set_xlabel("connected clients (two daphne processes, Redis)")
+    ax.set_ylabel("ms until the last client has the broadcast")
+    ax.set_title("Broadcast to every client: wscommands vs a Channels group")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path.name

@@ -1,0 +1,170 @@
+"""Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
+
+``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import cluster, single
+from .config import FULL, QUICK, TINY, Config
+from .report import write_markdown, write_plot
+from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
+
+SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst")
+APPS = ("wscommands", "baseline")
+PACKAGES = ("django", "channels", "channels-redis", "redis", "daphne", "uvicorn", "picows")
+#: Single-process scenarios: the server on core 0, the load generator on core 1.
+SERVER_CORE, CLIENT_CORE = 0, 1
+
+
+def progress(message: str) -> None:
+    """One line on stderr per step, so a long run shows where it is."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "?"
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "commit": commit,
+        "packages": versions,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path) -> dict:
+    """Run the chosen scenarios; returns every figure (JSON-able)."""
+    raise_fd_limit()
+    db = workdir / "bench.sqlite3"
+    migrate(db)
+    local_env = server_env(db, None)
+    results: dict[str, Any] = {}
+    all_cores = os.sched_getaffinity(0)
+
+    def single_server(app: str, kind: str) -> Server:
+        return Server(app, kind, local_env, cores={SERVER_CORE}, log_dir=workdir)
+
+    pin({CLIENT_CORE})
+    try:
+        for kind in ("daphne", "uvicorn") if "echo" in only else ():
+            servers = {app: single_server(app, kind) for app in APPS}
+            start_all(list(servers.values()))
+            try:
+                progress(f"echo under {kind}")
+                results.setdefault("echo", {})[kind] = await single.echo(cfg, servers)
+                if kind == "daphne" and "slow" in only:
+                    progress("slow sync command")
+                    results["slow"] = await single.slow(cfg, servers)
+            finally:
+                stop_all(list(servers.values()))
+        if "slow" in only and "slow" not in results:
+            servers = {app: single_server(app, "daphne") for app in APPS}
+            start_all(list(servers.values()))
+            try:
+                progress("slow sync command")
+                results["slow"] = await single.slow(cfg, servers)
+            finally:
+                stop_all(list(servers.values()))
+        if "memory" in only:
+            progress("idle memory")
+            makers = {app: (lambda app=app: single_server(app, "daphne")) for app in APPS}
+            results["memory"] = await single.memory(cfg, makers)
+    finally:
+        pin(all_cores)
+    if {"broadcast", "burst"} & set(only):
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        cluster.setup_django(redis_url)
+        redis_env = server_env(db, redis_url)
+        # One process of each pair per core; the load generator and Redis float.
+        servers2 = {
+            app: [Server(app, "daphne", redis_env, cores={i}, log_dir=workdir) for i in (0, 1)]
+            for app in APPS
+        }
+        start_all([s for procs in servers2.values() for s in procs])
+        try:
+            if "broadcast" in only:
+                progress("broadcast")
+                results["broadcast"] = await cluster.broadcast(cfg, servers2, redis_url)
+            if "burst" in only:
+                progress("burst")
+                results["burst"] = await cluster.burst(cfg, servers2)
+        finally:
+            stop_all([s for procs in servers2.values() for s in procs])
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
+    size.add_argument("--tiny", action="store_true", help="a few clients, one round (tests)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        help="Redis for the two-process scenarios (its database is flushed)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where to write the docs")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    only = tuple(s for s in args.only.split(",") if s)
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as tmp:
+        figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
+    command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(argv))}" if argv else "")
+    results = {"mode": mode, "command": command, "machine": machine(), "results": figures}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot = None
+    if not args.no_plot and "broadcast" in figures:
+        plot = write_plot(figures["broadcast"], args.out / "benchmarks.png")
+    write_markdown(results, args.out / "benchmarks.md", plot)
+    print((args.out / "benchmarks.md").read_text())
+    return 0

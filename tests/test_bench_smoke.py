@@ -1,0 +1,65 @@
+"""The benchmark suite (bench/) in its tiny mode, so its code cannot rot unnoticed.
+
+Every scenario runs with a handful of clients and one round against real daphne and uvicorn
+processes and Redis; the test checks the figures are sane (every client got its replies and
+broadcasts, every connection succeeded), never how fast anything was.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import IN_CI
+from tests.live import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def bench_requirements() -> None:
+    if importlib.util.find_spec("picows") is None:
+        message = (
+            "picows (the benchmark's client) is not installed: pip install -r requirements-dev.txt"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path):
+    figures_path = tmp_path / "figures.json"
+    args = ["--tiny", "--no-plot", "--redis-url", redis_url, "--out", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--json", str(figures_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(figures_path.read_text())["results"]
+    apps = ("wscommands", "baseline")
+
+    for kind in ("daphne", "uvicorn"):
+        for app in apps:
+            echo = figures["echo"][kind][app]
+            assert echo["clients"] == 4 and not echo["connect_failures"], (kind, app, echo)
+            assert echo["errors"] == 0 and echo["min_replies_per_client"] >= 1, (kind, app)
+    for app in apps:
+        for size, entry in figures["broadcast"][app].items():
+            assert entry["missed"] == 0 and entry["duplicates"] == 0, (app, size, entry)
+            assert all(r["ms_to_last"] is not None for r in entry["rounds"]), (app, size)
+        memory = figures["memory"][app]["rounds"][0]
+        assert memory["connected"] == 20 and memory["failures"] == 0, (app, memory)
+        assert figures["slow"][app]["rounds"][0]["requests_during"] >= 1, app
+        burst = figures["burst"][app]
+        assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
+
+    report = (tmp_path / "benchmarks.md").read_text()
+    for heading in ("## Targets", "## Echo round trip", "## Broadcast", "## Idle memory"):
+        assert heading in report
