@@ -7,6 +7,7 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
+from asgiref.sync import SyncToAsync
 
 from tests.live import Server, base_env, manage
 
@@ -72,12 +73,22 @@ def _fresh_wscommands_state():
     yield
     channel_layers.backends.clear()
     backends.reset()
-    # New worker threads for the next test: a thread that used the in-memory test database
-    # keeps its connection (SQLite never closes those), and checking it would count as
-    # database access in a test that may not have any.
+    # Threads that used the in-memory test database keep their connection (SQLite's close()
+    # skips in-memory databases), and Channels checks it before every message, which counts
+    # as database access in the next test: new wscommands workers, and asgiref's shared
+    # thread (ORM a-methods, Channels' close_old_connections) drops its connections.
     if threads._executor is not None:
         threads._executor.shutdown(wait=False)
         threads._executor = None
+    SyncToAsync.single_thread_executor.submit(_drop_database_connections).result()
+
+
+def _drop_database_connections() -> None:
+    from django.db import connections
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    for connection in connections.all(initialized_only=True):
+        BaseDatabaseWrapper.close(connection)
 
 
 @pytest.fixture(scope="session")
