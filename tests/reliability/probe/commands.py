@@ -44,3 +44,15 @@ async def presence(connection, group: str | None = None):
 async def pid(connection):
     """This server process's id (its memory is read from /proc)."""
     return os.getpid()
+
+
+@command(name="probe.broadcast")
+async def broadcast(connection, message: dict):
+    """Broadcast ``message`` to every connection of the cluster."""
+    await connection.broadcast(message)
+
+
+@command(name="probe.group")
+async def group(connection, group: str, message: dict):
+    """Send ``message`` to the members of ``group``."""
+    await connection.send_to_group(group, message)

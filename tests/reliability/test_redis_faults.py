@@ -1,0 +1,155 @@
+"""Redis stopped or paused under two daphne processes (a throwaway redis-server).
+
+While Redis is gone: no client is closed, commands that do not need Redis answer, those
+that do get ``unavailable``, handshakes work. When it is back (even empty, after a restart),
+broadcasts and group messages flow again within about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from tests.reliability.services import RedisServer
+from tests.scaleout.client import WSClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+OUTAGE = 5.0
+_tokens = itertools.count()
+
+
+async def cluster(live, redis: RedisServer):
+    """Processes A and B on ``redis``; client a on A, b on B, both in group ``room``."""
+    env = {"REDIS_URL": redis.url}
+    server_a, server_b = live(env), live(env)
+    a, b = await WSClient.open(server_a.ws), await WSClient.open(server_b.ws)
+    for client in (a, b):
+        await client.call("probe.join", group="room")
+    await delivered(a, b, "probe.broadcast")
+    await delivered(a, b, "probe.group")
+    return server_a, server_b, a, b
+
+
+async def delivered(sender: WSClient, receiver: WSClient, how: str, timeout: float = 5) -> None:
+    """A message sent by ``sender`` (broadcast or to the room) reaches ``receiver``."""
+    token = next(_tokens)
+    message = {"ping": token}
+    args = (
+        {"message": message} if how == "probe.broadcast" else {"group": "room", "message": message}
+    )
+    reply = await sender.request({how: args})
+    assert "errors" not in reply, reply
+    await receiver.push("ping", lambda v: v == token, timeout=timeout)
+
+
+async def until_delivered(sender: WSClient, receiver: WSClient, how: str, deadline: float) -> float:
+    """Retry (every 0.1 s) until a message gets through; seconds it took."""
+    started = time.monotonic()
+    while True:
+        try:
+            await delivered(sender, receiver, how, timeout=0.5)
+            return time.monotonic() - started
+        except (AssertionError, TimeoutError):
+            if time.monotonic() - started > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def during_outage(server_a, a: WSClient, b: WSClient, seconds: float) -> dict:
+    """Drive the cluster while Redis is out; returns what was observed.
+
+    Requests that need Redis run one at a time in the background (they may wait up to the
+    timeouts) while echo and new handshakes go on.
+    """
+    seen = {"echo": 0, "unavailable": set(), "handshakes": 0, "slowest_echo": 0.0}
+    seen["slowest_unavailable"] = 0.0
+    # its own connection: requests of one connection run in order, so a's echoes would
+    # wait behind it (as the protocol says they must)
+    c = await WSClient.open(server_a.ws)
+
+    async def needs_redis() -> None:
+        started = time.monotonic()
+        reply = await c.request(
+            {"counter.increment": {}, "probe.broadcast": {"message": {"lost": 1}}}, timeout=15
+        )
+        seen["slowest_unavailable"] = max(seen["slowest_unavailable"], time.monotonic() - started)
+        for name, entry in reply.get("errors", {}).items():
+            assert entry["code"] == "unavailable", reply
+            seen["unavailable"].add(name)
+
+    background = asyncio.create_task(needs_redis())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if background.done():
+            background.result()
+            background = asyncio.create_task(needs_redis())
+        for client in (b, a):
+            started = time.monotonic()
+            assert await client.call("echo", text="up") == {"text": "up"}
+            seen["slowest_echo"] = max(seen["slowest_echo"], time.monotonic() - started)
+            seen["echo"] += 1
+        newcomer = await WSClient.open(server_a.ws)
+        assert await newcomer.call("echo", text="hi") == {"text": "hi"}
+        await newcomer.close()
+        seen["handshakes"] += 1
+        await asyncio.sleep(0.1)
+    await background
+    await c.close()
+    return seen
+
+
+def assert_open(*clients: WSClient) -> None:
+    for client in clients:
+        assert client.ws.close_code is None, f"closed with {client.ws.close_code}"
+
+
+async def test_redis_stopped_for_5s_and_restarted_empty(live, own_redis):
+    """Kill Redis for 5 s; it comes back with no data (no persistence)."""
+    server_a, _, a, b = await cluster(live, own_redis)
+    own_redis.stop()
+    seen = await during_outage(server_a, a, b, OUTAGE)
+    own_redis.start()
+    assert own_redis.cli("dbsize") == "0"  # memberships were lost with the data
+    broadcast_after = await until_delivered(a, b, "probe.broadcast", deadline=10)
+    group_after = await until_delivered(a, b, "probe.group", deadline=10)
+    late = await WSClient.open(server_a.ws)  # joined the hub while Redis was down
+    assert await late.call("echo", text="x") == {"text": "x"}
+    await delivered(b, late, "probe.broadcast")
+    print(
+        f"redis stop: {seen['echo']} echoes (slowest {seen['slowest_echo']:.2f}s), "
+        f"unavailable within {seen['slowest_unavailable']:.2f}s, "
+        f"{seen['handshakes']} handshakes, unavailable={sorted(seen['unavailable'])}; "
+        f"broadcast back after {broadcast_after:.2f}s, group after {group_after:.2f}s"
+    )
+    assert seen["unavailable"] == {"counter.increment", "probe.broadcast"}
+    assert seen["handshakes"] > 0
+    assert_open(a, b)
+    for client in (a, b, late):
+        await client.close()
+
+
+async def test_redis_paused_for_5s(live, own_redis):
+    """CLIENT PAUSE 5000 ALL: a stalled Redis, commands hang there and nowhere else."""
+    server_a, _, a, b = await cluster(live, own_redis)
+    assert own_redis.cli("client", "pause", str(int(OUTAGE * 1000)), "all") == "OK"
+    paused_at = time.monotonic()
+    seen = await during_outage(server_a, a, b, OUTAGE - 0.5)
+    while time.monotonic() - paused_at < OUTAGE:
+        await asyncio.sleep(0.05)
+    broadcast_after = await until_delivered(a, b, "probe.broadcast", deadline=10)
+    group_after = await until_delivered(a, b, "probe.group", deadline=10)
+    print(
+        f"redis pause: {seen['echo']} echoes (slowest {seen['slowest_echo']:.2f}s), "
+        f"unavailable within {seen['slowest_unavailable']:.2f}s, "
+        f"{seen['handshakes']} handshakes, unavailable={sorted(seen['unavailable'])}; "
+        f"broadcast back after {broadcast_after:.2f}s, group after {group_after:.2f}s"
+    )
+    assert "counter.increment" in seen["unavailable"]
+    assert seen["handshakes"] > 0
+    assert_open(a, b)
+    for client in (a, b):
+        await client.close()
