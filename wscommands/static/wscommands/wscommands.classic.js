@@ -1,0 +1,648 @@
+// GENERATED from wscommands.js by tests/js/build_classic.mjs: do not edit by hand.
+// Classic-script build of the wscommands client: defines window.WSCommands.
+(function () {
+"use strict";
+
+// wscommands browser client: JSON commands over one WebSocket, with request/reply promises,
+// pushes as events, reconnection with backoff, a heartbeat and the seed's authenticate flow.
+// Dependency-free ES module; wscommands.classic.js is the same code as a classic script,
+// generated from this file by tests/js/build_classic.mjs (never edit it by hand).
+// Documentation: docs/client.md. Wire protocol: docs/protocol.md.
+
+/** Default options; see docs/client.md for what each one does. */
+const DEFAULTS = Object.freeze({
+  authenticate: "cookie", // "cookie" | "session_id" | () => session key (string or Promise)
+  sessionIdUrl: "/session_id",
+  user: null, // {id, username} the page knows it is signed in as (cookie mode)
+  timeout: 30000, // ms a call waits for its reply (queued time included); 0: no limit
+  queue: 100, // messages kept while disconnected, sent on reconnect; 0: fail at once
+  connectTimeout: 10000, // ms for the WebSocket handshake (and authenticate) to finish
+  reconnect: { initialDelay: 500, maxDelay: 30000, factor: 2, jitter: 0.5, maxAttempts: Infinity },
+  heartbeat: { interval: 25000, timeout: 10000 },
+  autoConnect: true,
+  protocols: undefined,
+  WebSocket: undefined, // constructor to use instead of globalThis.WebSocket (e.g. node's "ws")
+});
+
+/** Close codes of the protocol (docs/protocol.md) that change how the client reconnects. */
+const CLOSE = Object.freeze({
+  NORMAL: 1000,
+  AUTHENTICATION_FAILED: 3000,
+  FORBIDDEN: 3003,
+  BAD_REQUEST: 4400,
+  TOO_BIG: 4413,
+  TOO_MANY_REQUESTS: 4429,
+  SERVER_ERROR: 4500,
+  RESTARTING: 4503,
+});
+
+/** Least delay (ms) before reconnecting after the server closed with 4429 (too many requests). */
+const RATE_LIMITED_DELAY = 5000;
+
+/** An error from the server or the client: `code`, `message`, `details` as in the protocol. */
+class WSCommandsError extends Error {
+  constructor(code, message, details = undefined, command = undefined) {
+    super(message);
+    this.name = "WSCommandsError";
+    this.code = code;
+    this.details = details;
+    this.command = command;
+  }
+
+  /** Build one from a protocol `errors` entry ({code, message, details}). */
+  static fromEntry(entry, command) {
+    const e = entry && typeof entry === "object" ? entry : {};
+    return new WSCommandsError(
+      typeof e.code === "string" ? e.code : "unknown_error",
+      typeof e.message === "string" ? e.message : String(e.message ?? "error"),
+      e.details,
+      command,
+    );
+  }
+}
+
+/**
+ * The delay (ms) before reconnect attempt number `attempt` (0 for the first retry):
+ * `min(maxDelay, initialDelay * factor ** attempt)`, of which a random share of up to
+ * `jitter` (0..1) is taken off so that clients dropped together do not return together.
+ */
+function backoffDelay(attempt, options = {}, random = Math.random) {
+  const o = { ...DEFAULTS.reconnect, ...options };
+  const base = Math.min(o.maxDelay, o.initialDelay * o.factor ** Math.max(0, attempt));
+  const jitter = Math.min(1, Math.max(0, o.jitter));
+  return Math.round(base * (1 - jitter * random()));
+}
+
+/** Listeners by event name, with `once` and `off`; a throwing listener does not stop others. */
+class Emitter {
+  constructor() {
+    this._listeners = new Map();
+  }
+
+  on(event, listener, once = false) {
+    if (typeof listener !== "function") throw new TypeError("listener must be a function");
+    const list = this._listeners.get(event) ?? [];
+    list.push({ listener, once: Boolean(once) });
+    this._listeners.set(event, list);
+  }
+
+  /** Remove `listener` from `event`; without a listener, every listener of `event`. */
+  off(event, listener) {
+    if (listener === undefined) {
+      this._listeners.delete(event);
+      return;
+    }
+    const list = (this._listeners.get(event) ?? []).filter((l) => l.listener !== listener);
+    if (list.length) this._listeners.set(event, list);
+    else this._listeners.delete(event);
+  }
+
+  /** Call the listeners of `event` with `args`; returns how many were called. */
+  emit(event, ...args) {
+    const list = this._listeners.get(event);
+    if (!list) return 0;
+    const remaining = list.filter((l) => !l.once);
+    if (remaining.length !== list.length) {
+      if (remaining.length) this._listeners.set(event, remaining);
+      else this._listeners.delete(event);
+    }
+    for (const { listener } of list) {
+      try {
+        listener(...args);
+      } catch (error) {
+        reportError(error);
+      }
+    }
+    return list.length;
+  }
+
+  count(event) {
+    return this._listeners.get(event)?.length ?? 0;
+  }
+}
+
+function reportError(error) {
+  if (typeof globalThis.reportError === "function") globalThis.reportError(error);
+  else console.error(error);
+}
+
+/**
+ * Requests waiting for their reply, by request_id. `settle(reply)` resolves or rejects the
+ * matching one; pure bookkeeping, so it can be tested without a socket.
+ */
+class PendingRequests {
+  constructor() {
+    this._byId = new Map();
+  }
+
+  get size() {
+    return this._byId.size;
+  }
+
+  has(id) {
+    return this._byId.has(id);
+  }
+
+  /** Register request `id`; returns its promise. `timeout` ms (0: none) rejects with "timeout". */
+  add(id, timeout = 0, meta = {}) {
+    let entry;
+    const promise = new Promise((resolve, reject) => {
+      entry = { resolve, reject, timer: null, ...meta };
+    });
+    if (timeout > 0 && Number.isFinite(timeout)) {
+      entry.timer = setTimeout(() => {
+        this.reject(id, new WSCommandsError("timeout", `no reply within ${timeout} ms`));
+      }, timeout);
+    }
+    this._byId.set(id, entry);
+    return promise;
+  }
+
+  get(id) {
+    return this._byId.get(id);
+  }
+
+  /**
+   * Settle the request a reply belongs to: a reply whose `errors.request` is set (the server
+   * refused the whole request) rejects, any other resolves with the reply object.
+   * Returns false if no request waits for this reply's request_id.
+   */
+  settle(reply) {
+    const entry = this._take(reply?.request_id);
+    if (!entry) return false;
+    const refused = reply.errors?.request;
+    if (refused) entry.reject(WSCommandsError.fromEntry(refused));
+    else entry.resolve(reply);
+    return true;
+  }
+
+  reject(id, error) {
+    const entry = this._take(id);
+    if (entry) entry.reject(error);
+    return Boolean(entry);
+  }
+
+  /** Reject every request for which `predicate(entry)` holds. */
+  rejectWhere(predicate, makeError) {
+    for (const [id, entry] of [...this._byId]) {
+      if (predicate(entry)) this.reject(id, makeError());
+    }
+  }
+
+  _take(id) {
+    const entry = this._byId.get(id);
+    if (entry === undefined) return undefined;
+    this._byId.delete(id);
+    clearTimeout(entry.timer);
+    return entry;
+  }
+}
+
+/** The result of command `name` in a reply; throws its protocol error if it failed. */
+function resultOf(reply, name) {
+  const entry = reply.errors?.[name];
+  if (entry) throw WSCommandsError.fromEntry(entry, name);
+  return reply[name];
+}
+
+/**
+ * What to do after the server closed the connection with `code`, at reconnect attempt
+ * `attempt`: `{reconnect, delay, reset, error}` (`error`: the code of the error to report).
+ */
+function closePolicy(code, attempt, reconnect, random = Math.random) {
+  const backoff = () => backoffDelay(attempt, reconnect, random);
+  switch (code) {
+    case CLOSE.AUTHENTICATION_FAILED: // reconnecting would fail again: needs a new sign-in
+      return { reconnect: false, error: "authentication_failed" };
+    case CLOSE.FORBIDDEN:
+      return { reconnect: false, error: "forbidden" };
+    case CLOSE.RESTARTING: // on purpose: come back soon, spread over the first delay
+      return { reconnect: true, delay: Math.round(reconnect.initialDelay * random()), reset: true };
+    case CLOSE.TOO_MANY_REQUESTS:
+      return {
+        reconnect: true,
+        delay: Math.max(RATE_LIMITED_DELAY, backoff()),
+        error: "rate_limited",
+      };
+    case CLOSE.BAD_REQUEST:
+      return { reconnect: true, delay: backoff(), error: "bad_request" };
+    case CLOSE.TOO_BIG:
+      return { reconnect: true, delay: backoff(), error: "message_too_big" };
+    default:
+      return { reconnect: true, delay: backoff() };
+  }
+}
+
+function defaultUrl() {
+  const loc = globalThis.location;
+  if (!loc) throw new TypeError("no page location: pass the WebSocket URL (ws://host/ws/)");
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/ws/`;
+}
+
+/** `options` over DEFAULTS; `reconnect`/`heartbeat` may be true, false or partial objects. */
+function withDefaults(options = {}) {
+  const o = { ...DEFAULTS, ...options };
+  for (const key of ["reconnect", "heartbeat"]) {
+    const value = o[key];
+    o[key] = value === false ? false : { ...DEFAULTS[key], ...(value === true ? {} : value) };
+  }
+  return o;
+}
+
+/** A positive number of ms, or Infinity for 0/undefined (which mean "no limit"). */
+function limit(ms) {
+  return ms > 0 ? ms : Infinity;
+}
+
+/**
+ * A wscommands connection: `new WSCommands(url?, options?)`, the URL defaulting to
+ * ws(s)://<page host>/ws/. `state` is "idle", "connecting", "authenticating", "ready",
+ * "waiting" (to reconnect) or "closed" (by close(), or for good after 3000/3003).
+ */
+class WSCommands {
+  constructor(url = undefined, options = {}) {
+    if (url !== null && typeof url === "object") [url, options] = [undefined, url];
+    this.url = url ?? defaultUrl();
+    this.options = withDefaults(options);
+    this.user = this.options.user ?? null;
+    this.state = "idle";
+    this.attempt = 0; // reconnect attempts since the client was last ready
+    this._events = new Emitter(); // pushes, by event name
+    this._life = new Emitter(); // "ready", "close", "error"
+    this._pending = new PendingRequests();
+    this._queue = []; // {frame, id} waiting for the connection to be ready
+    this._nextId = 1;
+    this._hbId = 0;
+    this._ws = null;
+    this._timers = {};
+    this._readyWaiters = [];
+    this._authenticated = false;
+    this._authFailure = undefined;
+    this._authId = undefined;
+    this._onOnline = () => {
+      if (this.state === "waiting") this._open();
+    };
+    if (this.options.autoConnect) this.connect().catch(() => {});
+  }
+
+  // The seed's API -------------------------------------------------------------------------
+
+  /** Listen for pushes (and replies to send()) named `event`; `{once: true}` for one call. */
+  on(event, listener, options = {}) {
+    this._events.on(event, listener, typeof options === "boolean" ? options : options?.once);
+    return this;
+  }
+
+  /** Stop listening; without `listener`, remove every listener of `event`. */
+  off(event, listener) {
+    this._events.off(event, listener);
+    return this;
+  }
+
+  /** Run `fn(client)` each time the client is ready (after every (re)connect). */
+  onready(fn) {
+    this._life.on("ready", fn);
+    if (this.state === "ready") {
+      queueMicrotask(() => {
+        if (this.state === "ready") callSafely(fn, this);
+      });
+    }
+    return () => this._life.off("ready", fn);
+  }
+
+  /** Run `fn({code, reason, reconnecting, delay})` each time the connection closes. */
+  onclose(fn) {
+    this._life.on("close", fn);
+    return () => this._life.off("close", fn);
+  }
+
+  /** Run `fn(error)` for errors that belong to no call (refused frames, 3000, 4429, ...). */
+  onerror(fn) {
+    this._life.on("error", fn);
+    return () => this._life.off("error", fn);
+  }
+
+  /** Send an object as is (no request_id added); queued while disconnected. False if dropped. */
+  send(obj) {
+    return this._enqueue(JSON.stringify(obj)) === null;
+  }
+
+  /** True when the connection is open (and authenticated, with the session_id flow). */
+  is_connected() {
+    return this.state === "ready";
+  }
+
+  /** True when connected as a signed-in user: authenticate succeeded, or `user` was given. */
+  is_authenticated() {
+    return this.state === "ready" && (this._authenticated || this.user !== null);
+  }
+
+  // Requests -------------------------------------------------------------------------------
+
+  /** Call one command; resolves with its result, rejects with a WSCommandsError. */
+  async call(name, args = {}, options = {}) {
+    const reply = await this.request({ [name]: args }, options);
+    return resultOf(reply, name);
+  }
+
+  /** Send several commands as one request; resolves with the whole reply object. */
+  request(commands, options = {}) {
+    if (commands === null || typeof commands !== "object" || Array.isArray(commands)) {
+      return Promise.reject(new TypeError("commands must be an object: {name: argument, ...}"));
+    }
+    if ("request_id" in commands) {
+      return Promise.reject(new TypeError("request_id is set by the client"));
+    }
+    const id = this._nextId++;
+    const timeout = limit(options.timeout ?? this.options.timeout);
+    const promise = this._pending.add(id, timeout, { socket: null });
+    const refused = this._enqueue(JSON.stringify({ ...commands, request_id: id }), id);
+    if (refused !== null) this._pending.reject(id, disconnected(refused));
+    return promise;
+  }
+
+  // Connection -----------------------------------------------------------------------------
+
+  /** Connect now (also cuts a reconnect wait short); resolves when ready, rejects on giving up. */
+  connect() {
+    if (this.state === "ready") return Promise.resolve(this);
+    const waiter = new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
+    if (this.state === "idle" || this.state === "closed" || this.state === "waiting") {
+      if (this.state !== "waiting") this.attempt = 0;
+      this._listenOnline(true);
+      this._open();
+    }
+    return waiter;
+  }
+
+  /** Close for good (no reconnect); waiting calls fail with code "disconnected". */
+  close(code = CLOSE.NORMAL, reason = "") {
+    const ws = this._ws;
+    this._stop(disconnected("closed by the client"));
+    if (!ws) return;
+    this._detach(ws);
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+    this._life.emit("close", { code, reason, reconnecting: false, delay: null });
+  }
+
+  _open() {
+    this._clearTimers();
+    const Socket = this.options.WebSocket ?? globalThis.WebSocket;
+    this.state = "connecting";
+    this._authenticated = false;
+    let ws;
+    try {
+      ws = new Socket(this.url, this.options.protocols);
+    } catch (error) {
+      this._stop(new WSCommandsError("connect_failed", String(error?.message ?? error)));
+      return;
+    }
+    this._ws = ws;
+    ws.onopen = () => this._opened(ws);
+    ws.onmessage = (event) => this._received(ws, event.data);
+    ws.onclose = (event) => this._closed(ws, event.code, event.reason);
+    ws.onerror = () => {}; // a close event follows
+    this._timer("connect", limit(this.options.connectTimeout), () =>
+      this._abandon(ws, "connect timeout"),
+    );
+  }
+
+  async _opened(ws) {
+    if (ws !== this._ws) return;
+    if (this.options.authenticate === "cookie") {
+      this._ready(ws);
+      return;
+    }
+    this.state = "authenticating";
+    let sessionId;
+    try {
+      sessionId = await this._sessionId();
+    } catch (error) {
+      this._abandon(ws, `no session id: ${error?.message ?? error}`);
+      return;
+    }
+    if (ws !== this._ws) return;
+    this._authId = `auth-${this._nextId++}`;
+    ws.send(JSON.stringify({ authenticate: { session_id: sessionId }, request_id: this._authId }));
+  }
+
+  /** The reply to authenticate, handled at once: the server's 3000 close may follow it. */
+  _authReply(ws, reply) {
+    this._authId = undefined;
+    const result = reply.authenticate;
+    if (result?.authenticate === "success") {
+      this._authenticated = true;
+      this.user = result.user ?? null;
+      this._ready(ws);
+    } else {
+      // The server closes with 3000 next: keep its message for the error.
+      this._authFailure =
+        result?.message ?? reply.errors?.request?.message ?? "authentication failed";
+    }
+  }
+
+  async _sessionId() {
+    const auth = this.options.authenticate;
+    if (typeof auth === "function") return await auth();
+    if (auth !== "session_id") throw new TypeError(`unknown authenticate option: ${auth}`);
+    const response = await fetch(this.options.sessionIdUrl, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${this.options.sessionIdUrl} answered ${response.status}`);
+    return (await response.text()).trim();
+  }
+
+  _ready(ws) {
+    this._clearTimer("connect");
+    this.state = "ready";
+    this.attempt = 0;
+    for (const item of this._queue.splice(0)) this._write(ws, item);
+    this._startHeartbeat(ws);
+    for (const waiter of this._readyWaiters.splice(0)) waiter.resolve(this);
+    this._life.emit("ready", this);
+  }
+
+  /** Send now, or queue until ready; returns null, or why the frame was refused. */
+  _enqueue(frame, id = undefined) {
+    const item = { frame, id };
+    if (this.state === "ready") {
+      this._write(this._ws, item);
+      return null;
+    }
+    if (this.state === "closed") return "the client is closed: call connect() first";
+    // Calls that timed out while queued leave their frames behind: drop those first.
+    this._queue = this._queue.filter((i) => i.id === undefined || this._pending.has(i.id));
+    if (this._queue.length >= this.options.queue) {
+      return `not connected, and ${this._queue.length} messages already wait to be sent`;
+    }
+    this._queue.push(item);
+    return null;
+  }
+
+  _write(ws, { frame, id }) {
+    if (id !== undefined) {
+      const entry = this._pending.get(id);
+      if (!entry) return; // timed out while queued
+      entry.socket = ws;
+    }
+    ws.send(frame);
+  }
+
+  _received(ws, data) {
+    if (ws !== this._ws) return;
+    this._clearTimer("heartbeatDeadline"); // anything arriving proves the link is alive
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      const error = new WSCommandsError("invalid_json", "the server sent a frame that is not JSON");
+      this._life.emit("error", error);
+      return;
+    }
+    if (message === null || typeof message !== "object" || Array.isArray(message)) return;
+    // Replies to the client's own requests (call, request, heartbeat, authenticate) go to
+    // their promise, or nowhere once it timed out; they never reach `on` listeners.
+    if (message.request_id !== undefined && message.request_id === this._authId) {
+      this._authReply(ws, message);
+      return;
+    }
+    if (this._pending.settle(message) || this._ownsId(message.request_id)) return;
+    const refused = message.errors?.request;
+    if (refused) {
+      this._life.emit("error", WSCommandsError.fromEntry(refused));
+      return;
+    }
+    for (const [name, value] of Object.entries(message)) {
+      if (name !== "request_id") this._events.emit(name, value, message);
+    }
+  }
+
+  _ownsId(id) {
+    if (Number.isInteger(id)) return id > 0 && id < this._nextId;
+    return typeof id === "string" && /^(hb|auth)-\d+$/.test(id);
+  }
+
+  _closed(ws, code, reason) {
+    if (ws !== this._ws) return;
+    this._detach(ws);
+    this._ws = null;
+    this._clearTimers();
+    this._pending.rejectWhere(
+      (entry) => entry.socket === ws,
+      () => disconnected(`connection closed (${code}) before the reply came`, code),
+    );
+    const reconnect = this.options.reconnect;
+    const policy = closePolicy(code, this.attempt, reconnect || DEFAULTS.reconnect);
+    let error = null;
+    if (policy.error) {
+      const message =
+        policy.error === "authentication_failed" && this._authFailure
+          ? this._authFailure
+          : `the server closed the connection with ${code}${reason ? `: ${reason}` : ""}`;
+      error = new WSCommandsError(policy.error, message, { close_code: code });
+      this._life.emit("error", error);
+    }
+    this._authFailure = undefined;
+    this._authId = undefined;
+    if (!(reconnect && policy.reconnect && this.attempt < reconnect.maxAttempts)) {
+      this._stop(error ?? disconnected(`connection closed (${code})`, code));
+      this._life.emit("close", { code, reason, reconnecting: false, delay: null });
+      return;
+    }
+    if (policy.reset) this.attempt = 0;
+    this.attempt += 1;
+    this.state = "waiting";
+    this._timer("reconnect", policy.delay, () => this._open());
+    this._life.emit("close", { code, reason, reconnecting: true, delay: policy.delay });
+  }
+
+  /** Give up on a socket that does not answer: close it and carry on as if it had closed. */
+  _abandon(ws, reason) {
+    if (ws !== this._ws) return;
+    this._detach(ws);
+    try {
+      ws.close(CLOSE.NORMAL, reason.slice(0, 100));
+    } catch {
+      // not open yet
+    }
+    this._closed(ws, 1006, reason);
+  }
+
+  _detach(ws) {
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+  }
+
+  _stop(error) {
+    this._clearTimers();
+    this._listenOnline(false);
+    this._ws = null;
+    this.state = "closed";
+    this._authenticated = false;
+    this._queue = [];
+    this._pending.rejectWhere(() => true, () => error);
+    for (const waiter of this._readyWaiters.splice(0)) waiter.reject(error);
+  }
+
+  // Heartbeat and timers -------------------------------------------------------------------
+
+  _startHeartbeat(ws) {
+    const hb = this.options.heartbeat;
+    if (!hb || !(hb.interval > 0)) return;
+    const beat = () => {
+      if (ws !== this._ws || this.state !== "ready") return;
+      if (!("heartbeatDeadline" in this._timers)) {
+        ws.send(JSON.stringify({ request_id: `hb-${++this._hbId}` }));
+        this._timer("heartbeatDeadline", limit(hb.timeout), () =>
+          this._abandon(ws, "heartbeat timeout"),
+        );
+      }
+      this._timer("heartbeat", hb.interval, beat);
+    };
+    this._timer("heartbeat", hb.interval, beat);
+  }
+
+  /** Run `fn` after `ms` (none for Infinity) under `name`, replacing that timer. */
+  _timer(name, ms, fn) {
+    this._clearTimer(name);
+    if (ms === Infinity) return;
+    this._timers[name] = setTimeout(() => {
+      delete this._timers[name];
+      fn();
+    }, ms);
+  }
+
+  _clearTimer(name) {
+    clearTimeout(this._timers[name]);
+    delete this._timers[name];
+  }
+
+  _clearTimers() {
+    for (const name of Object.keys(this._timers)) this._clearTimer(name);
+  }
+
+  _listenOnline(on) {
+    const target = globalThis.window;
+    if (!target?.addEventListener) return;
+    if (on) target.addEventListener("online", this._onOnline);
+    else target.removeEventListener("online", this._onOnline);
+  }
+}
+
+function disconnected(message, code = undefined) {
+  const details = code === undefined ? undefined : { close_code: code };
+  return new WSCommandsError("disconnected", message, details);
+}
+
+function callSafely(fn, ...args) {
+  try {
+    fn(...args);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+Object.assign(WSCommands, { DEFAULTS, CLOSE, RATE_LIMITED_DELAY, WSCommandsError, backoffDelay, Emitter, PendingRequests, resultOf, closePolicy, withDefaults });
+globalThis.WSCommands = WSCommands;
+})();
