@@ -187,3 +187,20 @@ async def test_other_connections_are_not_held_up_by_a_waiting_request():
         assert await second.call("t.mark", key="other") == "other"
         release("a")
         assert await first.receive() == {"t.block": "a", "request_id": 1}
+
+
+async def test_too_many_waiting_requests_are_refused_with_their_request_id(settings):
+    """Past MAX_PENDING_REQUESTS the request is refused with rate_limited; the reply carries
+    its request_id (exactly one reply per request that has one), and nothing runs."""
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "MAX_PENDING_REQUESTS": 2}
+    async with CommandClient() as client:
+        await client.send({"t.block": {"key": "a"}, "request_id": 1})
+        await client.send({"t.mark": {"key": "b"}, "request_id": 2})
+        await client.send({"t.mark": {"key": "refused"}, "request_id": 3})
+        refused = await client.receive()
+        assert refused["request_id"] == 3
+        assert refused["errors"]["request"]["code"] == "rate_limited"
+        release("a")
+        assert await reply_ids(client, 2) == [1, 2]
+        assert await client.call("t.mark", key="c") == "c"
+    assert ("mark", "refused") not in log

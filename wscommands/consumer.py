@@ -117,7 +117,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             for name, _ in request.commands
         )
         await self._schedule(
-            lambda: run_request(self.connection, request, self.registry), concurrent=concurrent
+            lambda: run_request(self.connection, request, self.registry),
+            concurrent=concurrent,
+            request_id=request.request_id,
         )
 
     async def _run_default(self, default: Any, text: str) -> Reply:
@@ -127,11 +129,19 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await self.push_text(encode(error_reply(error)))
         await self._guard.refused()
 
-    async def _schedule(self, run: Callable[[], Awaitable[Reply]], concurrent: bool) -> None:
+    async def _schedule(
+        self,
+        run: Callable[[], Awaitable[Reply]],
+        concurrent: bool,
+        request_id: str | int | None = None,
+    ) -> None:
         """Start a request after every earlier non-concurrent request has finished."""
         if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
             error = RateLimited("too many requests waiting on this connection")
-            await self.push_text(encode({"errors": {"request": error.as_entry()}}))
+            reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
+            if request_id is not None:  # the one reply this request gets: clients match it
+                reply["request_id"] = request_id
+            await self.push_text(encode(reply))
             return
         task = asyncio.create_task(self._run_after(self._serial, run))
         self._pending.add(task)
