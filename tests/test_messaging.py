@@ -261,3 +261,14 @@ async def test_the_example_chat_uses_groups(transactional_db):
         await sentinel(guest)
         history = (await guest.call("chat.join", room="lobby"))["history"]
         assert history == [{"from": "ann", "text": "hi"}, {"from": "ann", "text": "again"}]
+
+
+async def test_connection_ids_are_distinct_strings_naming_their_process():
+    """connection.id: a str, unique; it carries the process's own channel so ids of other
+    processes cannot collide."""
+    async with CommandClient() as a, CommandClient() as b, CommandClient() as c:
+        ids = [await client.call("t.id") for client in (a, b, c)]
+    assert all(isinstance(i, str) and i for i in ids)
+    assert len(set(ids)) == 3
+    processes = {i.rpartition("~")[0] for i in ids}
+    assert len(processes) == 1 and processes != {""}

@@ -283,3 +283,26 @@ def test_system_check_unknown_setting_suggests_the_right_one():
     assert [e.id for e in errors] == ["wscommands.E001"]
     assert "'BAKEND'" in errors[0].msg
     assert "Did you mean 'BACKEND'?" in errors[0].msg
+
+
+def test_every_name_of_the_api_is_importable_from_wscommands():
+    """API.md: everything users write against is importable from wscommands itself."""
+    import wscommands
+
+    names = [
+        "command",
+        "ClientError",
+        "on_connect",
+        "on_disconnect",
+        "broadcast",
+        "send_to_subset",
+        "send_to_group",
+        "get_global_state",
+        "update_global_state",
+        "increment_global_state",
+        "run_sync",
+        "send_signal",
+    ]
+    for name in names:
+        assert name in wscommands.__all__, name
+        assert callable(getattr(wscommands, name)), name
