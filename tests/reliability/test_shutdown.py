@@ -1,0 +1,80 @@
+"""SIGTERM: clients closed with 4503, hooks run, presence and groups cleaned, prompt exit.
+SIGKILL: the other process's presence view is clean within PRESENCE_TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from tests.reliability.services import wait_until
+from tests.scaleout.client import WSClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+PRESENCE_TTL = 3.0
+
+
+async def presence(client: WSClient) -> list[str]:
+    return await client.call("probe.presence")
+
+
+def group_members(redis) -> str:
+    """Every channel-layer group membership in Redis, as one string."""
+    keys = redis.cli("--scan", "--pattern", "*group*").split()
+    return " ".join(redis.cli("zrange", key, "0", "-1") for key in keys)
+
+
+async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(live, own_redis):
+    env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
+    server_a, server_b = live(env, SHUTDOWN_TIMEOUT=10), live(env)
+    leaving = [await WSClient.open(server_a.ws) for _ in range(3)]
+    watcher = await WSClient.open(server_b.ws)
+    await watcher.call("probe.join", group="room")
+    ids = []
+    for client in leaving:
+        ids.append((await client.call("whoami"))["connection_id"])
+        await client.call("chat.join", room="room")
+    process_channel = ids[0].split("~")[0]
+    assert process_channel in group_members(own_redis)
+    assert set(ids) <= set(await presence(watcher))
+
+    started = time.monotonic()
+    server_a.process.send_signal(signal.SIGTERM)
+    for client in leaving:
+        async with asyncio.timeout(10):
+            await asyncio.gather(client._reader, return_exceptions=True)
+        assert client.ws.close_code == 4503
+    await asyncio.to_thread(server_a.process.wait, 15)
+    exited = time.monotonic() - started
+    # the example's on_disconnect hook tells the room each one left
+    for connection_id in ids:
+        await watcher.push("chat_left", lambda v, c=connection_id: v["connection_id"] == c)
+    assert not set(ids) & set(await presence(watcher))
+    assert process_channel not in group_members(own_redis)
+    assert "closing 3 connection(s) with 4503" in server_a.log()
+    print(f"SIGTERM: 3 clients closed 4503, process exited after {exited:.2f}s")
+    assert exited < 10 + 5  # SHUTDOWN_TIMEOUT plus the reactor's own stop
+    await watcher.close()
+
+
+async def test_sigkill_drops_out_of_presence_within_ttl(live, own_redis):
+    env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
+    server_a, server_b = live(env), live(env)
+    victim = await WSClient.open(server_a.ws)
+    victim_id = (await victim.call("whoami"))["connection_id"]
+    watcher = await WSClient.open(server_b.ws)
+    assert victim_id in await presence(watcher)
+    killed = time.monotonic()
+    server_a.process.send_signal(signal.SIGKILL)
+    server_a.process.wait()
+    while victim_id in await presence(watcher):
+        assert time.monotonic() - killed < PRESENCE_TTL + 5, "still present"
+        await asyncio.sleep(0.1)
+    gone = time.monotonic() - killed
+    print(f"SIGKILL: gone from presence after {gone:.2f}s (PRESENCE_TTL {PRESENCE_TTL}s)")
+    await watcher.close()
+    await asyncio.gather(victim._reader, return_exceptions=True)
+    wait_until(lambda: victim.ws.close_code is not None, 5, what="victim closed")
