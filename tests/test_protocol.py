@@ -335,3 +335,27 @@ async def test_pushes_have_no_request_id():
     async with CommandClient() as client:
         await client.send({"t.push": {}})
         assert await client.receive() == {"chat_message": {"text": "hi"}}
+
+
+async def test_an_error_whose_details_json_cannot_hold_still_gets_a_reply(caplog):
+    """A ClientError carrying unsendable details, or a result nested too deeply to write,
+    fails that command only: the request still gets its one reply."""
+
+    @command(name="t.bad_details")
+    async def bad_details(connection):
+        raise ClientError("look", {"when": object()})
+
+    @command(name="t.deep")
+    async def deep(connection):
+        value: list = []
+        for _ in range(5000):
+            value = [value]
+        return value
+
+    caplog.set_level(logging.ERROR, logger="wscommands")
+    async with CommandClient() as client:
+        reply = await client.request({"t.bad_details": {}, "t.deep": {}, "echo": {"text": "x"}})
+        assert reply["echo"] == {"text": "x"}
+        assert reply["errors"]["t.bad_details"]["code"] == "command_failed"
+        assert reply["errors"]["t.deep"]["code"] == "command_failed"
+        assert await client.call("echo", text="ok") == {"text": "ok"}

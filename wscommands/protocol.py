@@ -66,7 +66,10 @@ def encode(obj: Any) -> str:
     # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib writes them
     # (surrogates as ASCII escapes, so the text stays valid UTF-8), and still refuses
     # NaN and infinities, which JSON has no spelling for.
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def is_valid_request_id(value: Any) -> bool:
@@ -150,10 +153,20 @@ def encode_reply(reply: dict[str, Any]) -> str:
 
     errors = reply.setdefault("errors", {})
     for key in [k for k in reply if k not in ("errors", "request_id")]:
-        try:
-            encode(reply[key])
-        except (TypeError, ValueError):
+        if not _encodable(reply[key]):
             logger.error("result of command %r is not JSON-serialisable", key)
             del reply[key]
             errors[key] = CommandFailed("the command's result could not be sent").as_entry()
+    for key in list(errors):  # e.g. a ClientError whose details JSON cannot hold
+        if not _encodable(errors[key]):
+            logger.error("error of command %r is not JSON-serialisable", key)
+            errors[key] = CommandFailed("the command's error could not be sent").as_entry()
     return encode(reply)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        encode(value)
+    except (TypeError, ValueError):
+        return False
+    return True
