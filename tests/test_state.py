@@ -239,3 +239,31 @@ async def test_module_level_global_state_from_outside_a_connection():
         await client.call("counter.increment")
     assert await wscommands.get_global_state("counter") == 3
     assert await wscommands.get_global_state() == {"motd": "hello", "counter": 3}
+
+
+async def test_sync_commands_use_the_connection_api_too():
+    """A sync command (in a worker thread) schedules call_later, reads its state, and sends
+    through async_to_sync, as Django code does."""
+    from asgiref.sync import async_to_sync
+
+    fired = []
+
+    def later(value):
+        fired.append((value, connection_of[0].get_connection_state()))
+
+    connection_of = []
+
+    @command(name="t.sync_api")
+    def sync_api(connection):
+        connection_of.append(connection)
+        connection.update_connection_state({"mine": True})
+        connection.call_later(0.01, later, "fired")
+        async_to_sync(connection.send)({"from_thread": True})
+        return "scheduled"
+
+    async with CommandClient() as client:
+        await client.send({"t.sync_api": {}, "request_id": 1})
+        assert await client.receive() == {"from_thread": True}
+        assert await client.receive() == {"t.sync_api": "scheduled", "request_id": 1}
+        await eventually(lambda: bool(fired))
+    assert fired == [("fired", {"mine": True})]

@@ -59,6 +59,8 @@ class Connection:
         self._command_states: dict[str, dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
         self._calls: set[CallHandle] = set()
+        # The consumer's loop, for call_later from sync commands running in worker threads.
+        self._loop = asyncio.get_running_loop()
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user!s}>"
@@ -204,10 +206,11 @@ class Connection:
         """Run ``func(*args, **kwargs)`` after ``seconds`` (sync or async).
 
         It runs with the scheduling command's state; cancelled if the connection closes.
+        May be called from sync commands too (they run in worker threads).
         """
         handle = CallHandle(self)
         context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
 
         def fire() -> None:
             handle._timer = None
@@ -215,8 +218,19 @@ class Connection:
                 self._run_later(handle, func, args, kwargs), context=context
             )
 
-        handle._timer = loop.call_later(seconds, fire)
-        self._calls.add(handle)
+        def start() -> None:
+            if not handle.cancelled:
+                handle._timer = loop.call_later(seconds, fire)
+                self._calls.add(handle)
+
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            start()
+        else:
+            loop.call_soon_threadsafe(start)
         return handle
 
     async def _run_later(
