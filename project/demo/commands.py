@@ -4,6 +4,8 @@ import time
 
 from wscommands import ClientError, command, on_connect, on_disconnect
 
+from . import presence_commands  # noqa: F401  (the demo's presence.list: registered on import)
+
 
 @command
 async def echo(connection, text: str):

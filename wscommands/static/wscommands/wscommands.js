@@ -202,7 +202,7 @@ export function resultOf(reply, name) {
 
 /**
  * What to do after the server closed the connection with `code`, at reconnect attempt
- * `attempt`: `{reconnect, delay, reset, error}` (`error`: the code of the error to report).
+ * `attempt`: `{reconnect, delay, error}` (`error`: the code of the error to report).
  */
 export function closePolicy(code, attempt, reconnect, random = Math.random) {
   const backoff = () => backoffDelay(attempt, reconnect, random);
@@ -211,8 +211,12 @@ export function closePolicy(code, attempt, reconnect, random = Math.random) {
       return { reconnect: false, error: "authentication_failed" };
     case CLOSE.FORBIDDEN:
       return { reconnect: false, error: "forbidden" };
-    case CLOSE.RESTARTING: // on purpose: come back soon, spread over the first delay
-      return { reconnect: true, delay: Math.round(reconnect.initialDelay * random()), reset: true };
+    case CLOSE.RESTARTING: {
+      // A restart on purpose: come back soon, anywhere within the delay ("full jitter"), so
+      // that the clients of a restarted process do not all return at the same moment.
+      const full = backoffDelay(attempt, { ...reconnect, jitter: 0 }, random);
+      return { reconnect: true, delay: Math.round(full * random()) };
+    }
     case CLOSE.TOO_MANY_REQUESTS:
       return {
         reconnect: true,
@@ -546,7 +550,6 @@ export class WSCommands {
       this._life.emit("close", { code, reason, reconnecting: false, delay: null });
       return;
     }
-    if (policy.reset) this.attempt = 0;
     this.attempt += 1;
     this.state = "waiting";
     this._timer("reconnect", policy.delay, () => this._open());

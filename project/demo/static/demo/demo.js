@@ -1,0 +1,178 @@
+// The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
+import { WSCommands } from "wscommands";
+
+const $ = (id) => document.getElementById(id);
+const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
+const client = new WSCommands({ user: me });
+const closes = []; // every close: {code, reason, reconnecting, delay, at}
+window.demo = { client, closes }; // for the console (and the browser tests)
+
+let room = new URLSearchParams(location.search).get("room") || "lobby";
+const online = new Map(); // connection_id -> {user_id, username}, every process
+const members = new Map(); // the same, for the current room
+
+// Connection status -------------------------------------------------------------------------
+
+function showStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+client.onclose((info) => {
+  const { reconnecting, delay } = info;
+  closes.push({ ...info, at: new Date().toISOString() });
+  showStatus(reconnecting ? "waiting" : "closed", reconnecting ? `reconnecting in ${(delay / 1000).toFixed(1)} s…` : "offline");
+});
+
+client.onerror((error) => showError(error));
+
+function showError(error) {
+  const toast = $("error");
+  toast.textContent = `${error.code}: ${error.message}`;
+  toast.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => (toast.hidden = true), 5000);
+}
+
+// Everything is (re)loaded on each (re)connect: the server forgot this connection's rooms.
+client.onready(async () => {
+  showStatus("ready", "connected");
+  try {
+    await enterRoom(room);
+    const reply = await client.request({ "counter.get": null, "presence.list": null });
+    showCounter(reply["counter.get"] ?? 0);
+    fill(online, reply["presence.list"] ?? []);
+    renderOnline();
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// Chat -----------------------------------------------------------------------------------------
+
+async function enterRoom(name) {
+  if (client.is_connected() && name !== room) {
+    client.call("chat.leave", { room }).catch(showError);
+  }
+  room = name;
+  for (const button of document.querySelectorAll("#rooms button")) {
+    button.classList.toggle("active", button.dataset.room === room);
+  }
+  const { history } = await client.call("chat.join", { room });
+  $("messages").replaceChildren();
+  for (const message of history) addMessage(message);
+  fill(members, await client.call("presence.list", { group: room }));
+  renderMembers();
+}
+
+function addMessage({ from, text }, kind = "message") {
+  const item = document.createElement("li");
+  item.className = kind;
+  if (kind === "message") {
+    const who = document.createElement("strong");
+    who.textContent = from;
+    if (me && from === me.username) item.classList.add("mine");
+    item.append(who, " ", text);
+  } else {
+    item.textContent = text;
+  }
+  $("messages").append(item);
+  $("messages").scrollTop = $("messages").scrollHeight;
+}
+
+client.on("chat_message", (message) => {
+  if (message.room === room) addMessage(message);
+});
+
+$("rooms").addEventListener("click", (event) => {
+  const name = event.target.dataset?.room;
+  if (name && name !== room) enterRoom(name).catch(showError);
+});
+
+$("room-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("room-input").value.trim();
+  $("room-input").value = "";
+  if (name && name !== room) enterRoom(name).catch(showError);
+});
+
+$("compose")?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("message-input");
+  const text = input.value;
+  try {
+    await client.call("chat.say", { room, text });
+    input.value = "";
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// Who is online --------------------------------------------------------------------------------
+
+function fill(map, entries) {
+  map.clear();
+  for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
+}
+
+/** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
+function byUser(map) {
+  const users = new Map();
+  let guests = 0;
+  for (const { username } of map.values()) {
+    if (username === null) guests += 1;
+    else users.set(username, (users.get(username) ?? 0) + 1);
+  }
+  return { users: [...users].sort(([a], [b]) => a.localeCompare(b)), guests };
+}
+
+function renderOnline() {
+  const { users, guests } = byUser(online);
+  $("online").replaceChildren(
+    ...users.map(([name, count]) => {
+      const item = document.createElement("li");
+      item.textContent = name;
+      if (me && name === me.username) item.classList.add("me");
+      if (count > 1) item.title = `${count} tabs`;
+      return item;
+    }),
+  );
+  $("online-count").textContent = String(users.length + guests);
+  $("guests").textContent = guests ? `and ${guests} guest${guests > 1 ? "s" : ""}` : "";
+}
+
+function renderMembers() {
+  const { users, guests } = byUser(members);
+  const names = users.map(([name]) => name);
+  if (guests) names.push(`${guests} guest${guests > 1 ? "s" : ""}`);
+  $("room-members").textContent = `#${room}: ${names.join(", ") || "nobody"} here`;
+}
+
+client.on("presence", (event) => {
+  const map = event.group === null ? online : event.group === room ? members : null;
+  if (!map) return;
+  const who = event.username ?? "a guest";
+  if (event.event === "join") {
+    map.set(event.connection_id, { user_id: event.user_id, username: event.username });
+  } else {
+    map.delete(event.connection_id);
+  }
+  if (map === online) {
+    renderOnline();
+  } else {
+    renderMembers();
+    if (event.username !== me?.username) addMessage({ text: `${who} ${event.event === "join" ? "joined" : "left"}` }, "system");
+  }
+});
+
+// Shared counter -------------------------------------------------------------------------------
+
+function showCounter(value) {
+  $("counter-value").textContent = String(value);
+}
+
+client.on("counter", ({ value }) => showCounter(value));
+
+$("counter-inc").addEventListener("click", () => {
+  client.call("counter.increment", { amount: 1 }).then(showCounter, showError);
+});

@@ -1,0 +1,132 @@
+"""Playwright (sync API) driving Debian's Chromium against real daphne processes.
+
+Playwright cannot download its own browsers here: we launch the system's ``chromium``
+(``apt-get install chromium``). Missing, it fails the tests in CI and skips them elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+from tests.live import ROOT, Server
+
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "a-demo-password-1"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """One headless Chromium for the session."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(sqlite_env: dict[str, str], redis_url: str) -> Iterator[tuple[Server, Server]]:
+    """Two daphne processes behind Redis, sharing one SQLite file (users and sessions).
+
+    Their own key prefix keeps them apart from other suites' servers on the same Redis.
+    """
+    prefix = f"browser-{secrets.token_hex(3)}"
+    env = {
+        **sqlite_env,
+        "REDIS_URL": redis_url,
+        "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": prefix}),
+    }
+    servers = [Server(env).start(), Server(env).start()]
+    yield servers[0], servers[1]
+    for server in servers:
+        server.stop()
+
+
+class DemoPage:
+    """A browser context (one user's cookies) with the demo open; JS errors are recorded."""
+
+    def __init__(self, browser, server: Server):
+        self.server = server
+        self.context = browser.new_context(base_url=server.http)
+        self.context.set_default_timeout(15_000)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.username: str | None = None
+
+    def sign_up(self, name: str) -> DemoPage:
+        """Create an account through the sign-up form (which signs it in)."""
+        self.username = f"{name}-{secrets.token_hex(3)}"
+        self.page.goto("/accounts/signup/")
+        self.page.fill("#id_username", self.username)
+        self.page.fill("#id_password1", PASSWORD)
+        self.page.fill("#id_password2", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(re.compile(r"/$"))
+        return self
+
+    def open(self, path: str = "/") -> DemoPage:
+        """Open the demo and wait until its client is connected and has loaded the room."""
+        from playwright.sync_api import expect
+
+        self.page.goto(path)
+        try:
+            expect(self.page.locator("#status")).to_have_attribute("data-state", "ready")
+            expect(self.page.locator("#room-members")).to_contain_text("here")
+        except AssertionError as exc:
+            closes = self.page.evaluate("demo.closes")
+            log = self.server.log()[-3000:]
+            raise AssertionError(
+                f"{exc}\nconnection closes: {closes}\nserver log:\n{log}"
+            ) from None
+        return self
+
+    def say(self, text: str) -> None:
+        self.page.fill("#message-input", text)
+        self.page.click("#send")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def demo_pages(browser) -> Iterator:
+    """A factory of :class:`DemoPage`; every page must end without JavaScript errors."""
+    pages: list[DemoPage] = []
+
+    def open_page(server: Server) -> DemoPage:
+        page = DemoPage(browser, server)
+        pages.append(page)
+        return page
+
+    yield open_page
+    errors = [error for page in pages for error in page.errors]
+    for page in pages:
+        page.close()
+    assert not errors, f"JavaScript errors on the demo page: {errors}"

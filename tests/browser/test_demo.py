@@ -1,0 +1,72 @@
+"""The demo in a real browser: two users on two daphne processes behind Redis."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.redis]
+
+
+def test_two_users_chat_across_two_processes(cluster, demo_pages):
+    """Ann on process A and Bob on process B see each other online and chat in #lobby."""
+    a, b = cluster
+    ann = demo_pages(a).sign_up("ann").open()
+    bob = demo_pages(b).sign_up("bob").open()
+
+    for page in (ann, bob):
+        online = page.page.locator("#online")
+        expect(online).to_contain_text(ann.username)
+        expect(online).to_contain_text(bob.username)
+        expect(page.page.locator("#room-members")).to_contain_text(bob.username)
+
+    ann.say("hello from process A")
+    expect(bob.page.locator("#messages")).to_contain_text("hello from process A")
+    bob.say("hi Ann, this is B")
+    expect(ann.page.locator("#messages")).to_contain_text("hi Ann, this is B")
+    expect(ann.page.locator("#messages .mine")).to_contain_text("hello from process A")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    ann.page.set_viewport_size({"width": 1100, "height": 720})
+    ann.page.screenshot(path=ARTIFACTS / "demo.png")
+
+
+def test_counter_and_who_is_online_update_live(cluster, demo_pages):
+    """A click on one process updates the counter on the other; leaving updates who is online."""
+    a, b = cluster
+    ann = demo_pages(a).sign_up("ann").open()
+    guest = demo_pages(b).open()
+    expect(guest.page.locator("#online")).to_contain_text(ann.username)
+    expect(ann.page.locator("#guests")).to_contain_text("guest")
+
+    value = ann.page.evaluate("demo.client.call('counter.get')")
+    ann.page.click("#counter-inc")
+    expect(guest.page.locator("#counter-value")).to_have_text(str(value + 1))
+    expect(ann.page.locator("#counter-value")).to_have_text(str(value + 1))
+
+    ann.close()
+    expect(guest.page.locator("#online")).not_to_contain_text(ann.username)
+
+
+def test_reconnects_after_its_server_restarts(cluster, demo_pages):
+    """Bob's process restarts (4503); his page reconnects, rejoins the room and chats on."""
+    a, b = cluster
+    ann = demo_pages(a).sign_up("ann").open()
+    bob = demo_pages(b).sign_up("bob").open()
+    bob.page.evaluate(
+        "() => { window.codes = []; demo.client.onclose((i) => codes.push(i.code)); }"
+    )
+    status = bob.page.locator("#status")
+
+    b.stop()
+    expect(status).not_to_have_attribute("data-state", "ready")
+    b.start()
+    expect(status).to_have_attribute("data-state", "ready", timeout=30_000)
+    assert bob.page.evaluate("codes")[0] == 4503, "the server said it was restarting"
+
+    bob.say("back after the restart")
+    expect(ann.page.locator("#messages")).to_contain_text("back after the restart")
+    ann.say("welcome back")
+    expect(bob.page.locator("#messages")).to_contain_text("welcome back")

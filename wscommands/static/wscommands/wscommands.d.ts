@@ -1,0 +1,197 @@
+// Type declarations of the wscommands browser client (wscommands.js; the classic script
+// wscommands.classic.js defines the same WSCommands class as window.WSCommands).
+// See docs/client.md.
+
+/** Error codes of the protocol's `errors` entries, plus the client's own. */
+export type ErrorCode =
+  | "unknown_command"
+  | "invalid_arguments"
+  | "not_authenticated"
+  | "permission_denied"
+  | "client_error"
+  | "command_failed"
+  | "rate_limited"
+  | "unavailable"
+  | "invalid_json"
+  | "invalid_request"
+  // the client's own
+  | "timeout"
+  | "disconnected"
+  | "authentication_failed"
+  | "forbidden"
+  | "bad_request"
+  | "message_too_big"
+  | "connect_failed"
+  | (string & {});
+
+/** A protocol `errors` entry. */
+export interface ErrorEntry {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+/** A failed call: the protocol's error entry (code, message, details) as an Error. */
+export class WSCommandsError extends Error {
+  constructor(code: ErrorCode, message: string, details?: unknown, command?: string);
+  readonly name: "WSCommandsError";
+  /** Machine-readable code: a protocol code, or timeout/disconnected/... from the client. */
+  code: ErrorCode;
+  /** `details` of the entry (e.g. `{missing: ["b"]}`), `{close_code}` for closes. */
+  details: any;
+  /** The command the error belongs to, when it belongs to one. */
+  command?: string;
+  static fromEntry(entry: ErrorEntry, command?: string): WSCommandsError;
+}
+
+export interface ReconnectOptions {
+  /** Delay before the first retry, ms (default 500). */
+  initialDelay?: number;
+  /** Longest delay, ms (default 30000). */
+  maxDelay?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** Share (0..1) of each delay that may randomly be taken off (default 0.5). */
+  jitter?: number;
+  /** Attempts in a row before giving up (default Infinity). */
+  maxAttempts?: number;
+}
+
+export interface HeartbeatOptions {
+  /** How often to send `{"request_id": "hb-N"}`, ms (default 25000). */
+  interval?: number;
+  /** How long to wait for any frame after it before reconnecting, ms (default 10000). */
+  timeout?: number;
+}
+
+export interface User {
+  id: number | string;
+  username: string;
+}
+
+export interface Options {
+  /** "cookie" (default): the handshake's session cookie; "session_id": fetch sessionIdUrl and
+   * send `authenticate` first; or a function returning the session key. */
+  authenticate?: "cookie" | "session_id" | (() => string | Promise<string>);
+  /** Where the session key is fetched (default "/session_id"). */
+  sessionIdUrl?: string;
+  /** The user the page is signed in as (cookie mode), for is_authenticated() and `user`. */
+  user?: User | null;
+  /** Default call/request timeout, ms, queued time included; 0: none (default 30000). */
+  timeout?: number;
+  /** Messages kept while disconnected (default 100); 0: calls fail at once. */
+  queue?: number;
+  /** Time for the handshake (and authenticate) to finish, ms; 0: none (default 10000). */
+  connectTimeout?: number;
+  /** Reconnect with exponential backoff and jitter (default on); false: never. */
+  reconnect?: boolean | ReconnectOptions;
+  /** Heartbeat (default on); false: none. */
+  heartbeat?: boolean | HeartbeatOptions;
+  /** Connect in the constructor (default true); otherwise call connect(). */
+  autoConnect?: boolean;
+  /** WebSocket subprotocols. */
+  protocols?: string | string[];
+  /** A WebSocket constructor to use instead of globalThis.WebSocket. */
+  WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
+}
+
+export interface CallOptions {
+  /** Timeout for this call, ms; 0: none. */
+  timeout?: number;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  /** Whether the client will reconnect, after `delay` ms. */
+  reconnecting: boolean;
+  delay: number | null;
+}
+
+export type State = "idle" | "connecting" | "authenticating" | "ready" | "waiting" | "closed";
+
+/** A reply object: results by command name, `errors`, and the `request_id`. */
+export interface Reply {
+  errors?: Record<string, ErrorEntry> & { unimplemented?: string[] };
+  request_id?: string | number;
+  [command: string]: any;
+}
+
+export class WSCommands {
+  /** `url` defaults to ws(s)://<page host>/ws/. */
+  constructor(url?: string, options?: Options);
+  constructor(options: Options);
+
+  readonly url: string;
+  readonly options: Required<Options>;
+  /** Current state; "ready" means calls are sent at once. */
+  readonly state: State;
+  /** Reconnect attempts since the client was last ready. */
+  readonly attempt: number;
+  /** Who the connection acts as, when known (authenticate's reply, or options.user). */
+  user: User | null;
+
+  /** Call one command; resolves with its result (undefined if it returned nothing). */
+  call<T = any>(name: string, args?: unknown, options?: CallOptions): Promise<T>;
+  /** Several commands in one request; resolves with the whole reply (errors included). */
+  request(commands: Record<string, unknown>, options?: CallOptions): Promise<Reply>;
+  /** Send an object as is, without request_id; false if it could not be sent or queued. */
+  send(message: unknown): boolean;
+
+  /** Listen for pushes named `event` (and keys of replies to send()). */
+  on(
+    event: string,
+    listener: (value: any, message: Record<string, any>) => void,
+    options?: { once?: boolean } | boolean,
+  ): this;
+  off(event: string, listener?: (value: any, message: Record<string, any>) => void): this;
+  /** After each (re)connect (and authentication); returns a function that removes it. */
+  onready(fn: (client: this) => void): () => void;
+  onclose(fn: (info: CloseInfo) => void): () => void;
+  /** Errors that belong to no call; returns a function that removes the listener. */
+  onerror(fn: (error: WSCommandsError) => void): () => void;
+
+  is_connected(): boolean;
+  is_authenticated(): boolean;
+
+  /** Connect (or reconnect now); resolves when ready, rejects when the client gives up. */
+  connect(): Promise<this>;
+  /** Close for good; waiting calls fail with "disconnected". */
+  close(code?: number, reason?: string): void;
+
+  static DEFAULTS: Readonly<Options>;
+  static CLOSE: Readonly<Record<string, number>>;
+  static WSCommandsError: typeof WSCommandsError;
+  static backoffDelay: typeof backoffDelay;
+}
+
+export const DEFAULTS: Readonly<Options>;
+export const CLOSE: Readonly<{
+  NORMAL: 1000;
+  AUTHENTICATION_FAILED: 3000;
+  FORBIDDEN: 3003;
+  BAD_REQUEST: 4400;
+  TOO_BIG: 4413;
+  TOO_MANY_REQUESTS: 4429;
+  SERVER_ERROR: 4500;
+  RESTARTING: 4503;
+}>;
+export const RATE_LIMITED_DELAY: number;
+
+/** Delay before reconnect attempt `attempt` (0-based), with jitter. */
+export function backoffDelay(
+  attempt: number,
+  options?: ReconnectOptions,
+  random?: () => number,
+): number;
+/** The result of `name` in `reply`; throws its WSCommandsError if it failed. */
+export function resultOf<T = any>(reply: Reply, name: string): T;
+
+export default WSCommands;
+
+declare global {
+  interface Window {
+    /** Defined by wscommands.classic.js. */
+    WSCommands: typeof WSCommands;
+  }
+}
