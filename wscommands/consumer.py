@@ -21,6 +21,7 @@ from .execution import DEFAULT, call, run_default, run_request
 from .messaging import get_hub
 from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
+from .threads import sweep_old_connections
 
 logger = logging.getLogger("wscommands")
 
@@ -39,6 +40,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
     registry: Registry = registry
     #: The class of the object handed to commands.
     connection_class: type[Connection] = Connection
+    #: No channel-layer channel per connection: the process's Hub receives for all of them.
+    #: (Channels' default would also crash every consumer with 1011 when Redis goes down.)
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
@@ -88,6 +92,15 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await super().close(code, reason)
 
     # Frames -------------------------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Frames skip Channels' per-message trip to the thread-sensitive thread (see
+        # threads.sweep_old_connections); connect and disconnect go through it as before.
+        if message["type"] == "websocket.receive":
+            await sweep_old_connections()
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing or not await self._guard.admit(text_data, bytes_data):

@@ -76,6 +76,7 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
 
     yield start
     for server in servers:
+        print(f"server log: {server.log_path}")  # shown by pytest when the test fails
         server.stop()
 
 
