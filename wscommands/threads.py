@@ -9,11 +9,12 @@ pool of its own (``WSCOMMANDS["WORKER_THREADS"]``) and, like Channels'
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from channels.db import DatabaseSyncToAsync
+from channels.db import DatabaseSyncToAsync, aclose_old_connections
 from django.dispatch import Signal
 
 from .conf import wscommands_settings
@@ -21,6 +22,9 @@ from .conf import wscommands_settings
 T = TypeVar("T")
 
 _executor: ThreadPoolExecutor | None = None
+#: Seconds between two sweeps of stale database connections on the frame path.
+SWEEP_INTERVAL = 1.0
+_next_sweep = 0.0
 
 
 def get_executor() -> ThreadPoolExecutor:
@@ -50,3 +54,19 @@ async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[
     ``Signal.send``.
     """
     return await run_sync(signal.send, sender, **kwargs)
+
+
+async def sweep_old_connections() -> None:
+    """Close stale database connections of asgiref's thread-sensitive thread, once a second.
+
+    Channels does this before every message a consumer handles: a round trip to that thread
+    per frame, which costs more than the rest of a request and lengthens the latency tail.
+    wscommands' own sync calls close theirs around each call (``run_sync``), so frames only
+    need a periodic sweep, for code that uses that thread directly (``sync_to_async`` in an
+    async command). Connect and disconnect keep Channels' check on every message.
+    """
+    global _next_sweep
+    now = time.monotonic()
+    if now >= _next_sweep:
+        _next_sweep = now + SWEEP_INTERVAL
+        await aclose_old_connections()
