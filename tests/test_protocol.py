@@ -359,3 +359,31 @@ async def test_an_error_whose_details_json_cannot_hold_still_gets_a_reply(caplog
         assert reply["errors"]["t.bad_details"]["code"] == "command_failed"
         assert reply["errors"]["t.deep"]["code"] == "command_failed"
         assert await client.call("echo", text="ok") == {"text": "ok"}
+
+
+async def test_unavailable_and_rate_limited_codes():
+    """A backend that cannot be reached gives unavailable (retry later); RateLimited carries
+    details.retry_after."""
+    from wscommands import RateLimited, Unavailable
+    from wscommands.backends import BackendUnavailable
+
+    @command(name="t.redis_down")
+    async def redis_down(connection):
+        raise BackendUnavailable("Connection refused 127.0.0.1:6379")
+
+    @command(name="t.unavailable")
+    def unavailable(connection):
+        raise Unavailable()
+
+    @command(name="t.slow_down")
+    async def slow_down(connection):
+        raise RateLimited(details={"retry_after": 1.5})
+
+    async with CommandClient() as client:
+        reply = await client.request({"t.redis_down": {}, "t.unavailable": {}, "t.slow_down": {}})
+    errors = reply["errors"]
+    assert errors["t.redis_down"]["code"] == "unavailable"
+    assert "6379" not in errors["t.redis_down"]["message"]
+    assert errors["t.unavailable"]["code"] == "unavailable"
+    assert errors["t.slow_down"]["code"] == "rate_limited"
+    assert errors["t.slow_down"]["details"] == {"retry_after": 1.5}
