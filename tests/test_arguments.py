@@ -236,3 +236,21 @@ async def test_async_and_sync_commands_are_checked_alike():
     assert reply["errors"]["t.sync"]["details"] == {"wrong_type": {"n": "int"}}
     assert reply["errors"]["t.async"]["details"] == {"wrong_type": {"n": "int"}}
     assert calls == []
+
+
+async def test_an_unresolvable_annotation_does_not_switch_off_the_other_checks():
+    """With postponed annotations, a name known only to type checkers (or local to a
+    function) leaves that parameter unchecked, and the others still checked."""
+
+    class Local:
+        pass
+
+    @command(name="t.partly")
+    async def partly(connection, a: int, b: Local, c: OnlyForTypeCheckers = None):  # noqa: F821
+        return [a, b, c]
+
+    async with CommandClient() as client:
+        assert await client.call("t.partly", a=1, b="anything", c=[1]) == [1, "anything", [1]]
+        assert await _invalid(client, "t.partly", {"a": "1", "b": 2}) == {
+            "wrong_type": {"a": "int"}
+        }

@@ -82,8 +82,8 @@ class Signature:
         sig = inspect.signature(func)
         try:
             hints = typing.get_type_hints(func)
-        except Exception:  # unresolvable forward references: check nothing rather than fail
-            hints = {}
+        except Exception:  # a name only type checkers import, or local to a function
+            hints = _resolvable_hints(func)
         params = list(sig.parameters.values())[1:]  # the first one is the connection
         first = next(iter(sig.parameters.values()), None)
         # The connection is passed by position: a key of its name would clash with it.
@@ -152,6 +152,19 @@ class Signature:
         if first.checker is not None and not first.checker(argument):
             raise _invalid(wrong_type={first.name: first.type_name})
         return argument
+
+
+def _resolvable_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The annotations that can be resolved, one by one; the others stay unchecked."""
+    hints = {}
+    namespace = getattr(inspect.unwrap(func), "__globals__", {})
+    for name, annotation in getattr(func, "__annotations__", {}).items():
+        holder = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints.update(typing.get_type_hints(holder, globalns=namespace))
+        except Exception:
+            continue
+    return hints
 
 
 def _invalid(
