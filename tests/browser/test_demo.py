@@ -39,6 +39,8 @@ def test_counter_and_who_is_online_update_live(cluster, demo_pages):
     ann = demo_pages(a).sign_up("ann").open()
     guest = demo_pages(b).open()
     expect(guest.page.locator("#online")).to_contain_text(ann.username)
+    guest_id = guest.page.evaluate("demo.client.call('whoami')")["connection_id"]
+    ann.page.wait_for_function("(id) => demo.online.has(id)", arg=guest_id)
     expect(ann.page.locator("#guests")).to_contain_text("guest")
 
     value = ann.page.evaluate("demo.client.call('counter.get')")

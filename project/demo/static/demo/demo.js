@@ -4,12 +4,11 @@ import { WSCommands } from "wscommands";
 const $ = (id) => document.getElementById(id);
 const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
 const client = new WSCommands({ user: me });
-const closes = []; // every close: {code, reason, reconnecting, delay, at}
-window.demo = { client, closes }; // for the console (and the browser tests)
-
 let room = new URLSearchParams(location.search).get("room") || "lobby";
 const online = new Map(); // connection_id -> {user_id, username}, every process
 const members = new Map(); // the same, for the current room
+const closes = []; // every close: {code, reason, reconnecting, delay, at}
+window.demo = { client, online, closes }; // for the console (and the browser tests)
 
 // Connection status -------------------------------------------------------------------------
 
