@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -61,6 +62,8 @@ def test(args: list[str]) -> None:
     """Lint, then every test suite."""
     sh(BIN / "ruff", "check", ".")
     sh(BIN / "ruff", "format", "--check", ".")
+    if shutil.which("node"):  # the browser client's unit tests (tests/js)
+        sh("node", "--test", "tests/js/")
     sh(PYTHON, "-m", "pytest", *args)
     # The core suite once more on the Redis backends (channels-redis, RedisBackend): see
     # tests/scaleout/redis_suite.py. It exits 0 with a message when Redis is down outside CI.
