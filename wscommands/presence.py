@@ -68,7 +68,9 @@ class PresenceTracker:
     """One process's connections in the presence store, and the presence events.
 
     Writes go one at a time (a lock) so the store sees them in the order they happened
-    here, and a full rewrite never races with a single update.
+    here, and a full rewrite never races with a single update. Changes made while a write
+    is in flight are sent together by the next one: a burst of handshakes costs a few
+    Redis calls, not one round trip each, queued behind one another.
     """
 
     def __init__(self, hub: Hub):
@@ -76,6 +78,8 @@ class PresenceTracker:
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._stale = False
+        # Changes not written yet: connection id -> its entry, or None to remove it.
+        self._pending: dict[str, dict[str, Any] | None] = {}
 
     # What the hub and consumer report ------------------------------------------------------
 
@@ -132,18 +136,23 @@ class PresenceTracker:
     async def _write(self, entry: dict[str, Any] | None, remove: str | None = None) -> None:
         if entry is not None:
             self.entries[entry["connection_id"]] = entry
+            self._pending[entry["connection_id"]] = entry
         if remove is not None:
             self.entries.pop(remove, None)
+            self._pending[remove] = None
         async with self._lock:
+            # Returns once this change is in the store: written now, or already written
+            # by a caller that held the lock before us and took it along.
+            batch, self._pending = self._pending, {}
             process = self.hub.channel
-            if self._stale or process is None:
-                return  # the heartbeat will write the whole view
+            if not batch or self._stale or process is None:
+                return  # (stale: the heartbeat will write the whole view)
             try:
                 await get_backend().presence_write(
                     process,
                     wscommands_settings.PRESENCE_TTL,
-                    entries={entry["connection_id"]: encode(entry)} if entry else None,
-                    remove=[remove] if remove else (),
+                    entries={cid: encode(e) for cid, e in batch.items() if e is not None},
+                    remove=[cid for cid, e in batch.items() if e is None],
                 )
             except BackendUnavailable as exc:
                 self._stale = True
@@ -176,6 +185,7 @@ class PresenceTracker:
     async def clear(self, process: str) -> None:
         """Remove this process from the store (its hub stopped: no connections left)."""
         self.entries.clear()
+        self._pending.clear()
         async with self._lock:
             self._stale = False
             try:
