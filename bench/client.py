@@ -158,6 +158,8 @@ async def connect(url: str, pushes: PushCounter | None = None) -> BenchClient:
     _transport, client = await ws_connect(
         lambda: BenchClient(pushes), url, extra_headers=HEADERS, websocket_handshake_timeout=30
     )
+    if not isinstance(client, BenchClient):
+        raise ConnectionError(f"no connection: ws_connect returned {client!r}")
     return client
 
 

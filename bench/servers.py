@@ -53,14 +53,16 @@ def server_env(db_path: Path, redis_url: str | None) -> dict[str, str]:
 
 def migrate(db_path: Path) -> None:
     """Create the servers' SQLite database (sessions, users) once."""
-    subprocess.run(
+    result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,
         env=server_env(db_path, None),
-        check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    if result.returncode:
+        raise RuntimeError(f"manage.py migrate failed:\n{result.stderr[-3000:]}")
 
 
 @dataclass

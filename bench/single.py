@@ -16,7 +16,7 @@ from .config import Config
 from .servers import Server, start_all, stop_all
 from .stats import interleaved, medians, percentile
 
-ECHO_KEYS = ("replies_per_s", "p50_ms", "p99_ms", "client_cpu", "server_cpu")
+ECHO_KEYS = ("replies_per_s", "p50_ms", "p99_ms", "client_cpu", "server_cpu", "replies_per_cpu_s")
 
 
 async def _echo_round(clients: list[BenchClient], seconds: float, server: Server) -> dict:
@@ -25,6 +25,7 @@ async def _echo_round(clients: list[BenchClient], seconds: float, server: Server
     started = perf_counter()
     await asyncio.gather(*(c.echo_loop(started + seconds, latencies) for c in clients))
     wall = perf_counter() - started
+    server_cpu = server.cpu_seconds() - server_cpu0
     return {
         "replies": len(latencies),
         "replies_per_s": len(latencies) / wall,
@@ -32,7 +33,10 @@ async def _echo_round(clients: list[BenchClient], seconds: float, server: Server
         "p99_ms": percentile(latencies, 0.99) * 1000,
         # Share of one core the load generator used: well below 1.0 means it kept up.
         "client_cpu": (time.process_time() - cpu0) / wall,
-        "server_cpu": (server.cpu_seconds() - server_cpu0) / wall,
+        "server_cpu": server_cpu / wall,
+        # Work per reply, whatever share of the core others left the server: the figure
+        # that stays comparable on a busy machine.
+        "replies_per_cpu_s": len(latencies) / server_cpu if server_cpu else None,
     }
 
 

@@ -63,6 +63,7 @@ def machine() -> dict[str, Any]:
         "system": f"{platform.system()} {platform.release()}",
         "commit": commit,
         "packages": versions,
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -155,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
 
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as tmp:
-        figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(argv))}" if argv else "")
     results = {"mode": mode, "command": command, "machine": machine(), "results": figures}
+    results["machine"]["load"] = f"{load_before} before, {results['machine']['load']} after"
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str))
