@@ -21,8 +21,6 @@ from wscommands.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": HostOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": HostOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

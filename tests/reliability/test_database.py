@@ -28,7 +28,7 @@ def connections(url: str) -> int:
         ).fetchone()[0]
 
 
-async def test_orm_after_restart_and_connections_bounded(live, own_postgres):
+async def test_orm_after_restart_and_connections_bounded(own_postgres, live):
     env = {"DATABASE_URL": own_postgres.url}
     manage("migrate", "--noinput", env=base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env))
     manage(

@@ -27,7 +27,7 @@ def group_members(redis) -> str:
     return " ".join(redis.cli("zrange", key, "0", "-1") for key in keys)
 
 
-async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(live, own_redis):
+async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
     server_a, server_b = live(env, SHUTDOWN_TIMEOUT=10), live(env)
     leaving = [await WSClient.open(server_a.ws) for _ in range(3)]
@@ -60,7 +60,7 @@ async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(live, own_redis):
     await watcher.close()
 
 
-async def test_sigkill_drops_out_of_presence_within_ttl(live, own_redis):
+async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
     server_a, server_b = live(env), live(env)
     victim = await WSClient.open(server_a.ws)

@@ -34,7 +34,7 @@ async def cycles(url: str, count: int) -> None:
     await asyncio.gather(*(worker(count // WORKERS) for _ in range(WORKERS)))
 
 
-async def test_connect_disconnect_cycles_return_to_baseline(live, own_redis):
+async def test_connect_disconnect_cycles_return_to_baseline(own_redis, live):
     server = live({"REDIS_URL": own_redis.url})
     async with connect(server.ws) as ws:
         await ws.send('{"probe.pid": {}, "request_id": 1}')
