@@ -155,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
 
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as tmp:
-        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
+        figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(argv))}" if argv else "")
     results = {"mode": mode, "command": command, "machine": machine(), "results": figures}
     results["machine"]["load"] = f"{load_before} before, {results['machine']['load']} after"
