@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wscommands")
 
 MESSAGE_TYPE = "wscommands.deliver"
+#: Sent by a hub to its own channel to end its receive loop.
+STOP_TYPE = "wscommands.stop"
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
 #: Seconds between retries while the channel layer fails.
@@ -240,10 +242,18 @@ class Hub:
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        receiver, *others = self._tasks
         self._tasks = []
+        for task in others:
+            task.cancel()
+        # Ask the receive loop to finish by itself rather than cancel it: a cancelled
+        # channels_redis receive() can leave the layer's receive lock held for good, and every
+        # later receive (so every later handshake) then waits forever.
+        if await attempt(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
+            await asyncio.wait([receiver], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
+        if not receiver.done():
+            receiver.cancel()
+        await asyncio.gather(receiver, *others, return_exceptions=True)
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
         await attempt(self.layer.group_discard(_all_group(), channel), "stop")
@@ -289,6 +299,8 @@ class Hub:
                 self._stale.set()
                 await asyncio.sleep(RETRY_DELAY)
                 continue
+            if message.get("type") == STOP_TYPE:
+                return
             try:
                 await self.deliver(message)
             except Exception:
