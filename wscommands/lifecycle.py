@@ -100,7 +100,8 @@ class Lifecycle:
             except Exception:
                 logger.warning("could not close %s", connection.id, exc_info=True)
         deadline = started + wscommands_settings.SHUTDOWN_TIMEOUT
-        while hub.connections and time.monotonic() < deadline:
+        # Done when the last disconnect has also stopped the hub (left its groups).
+        while (hub.connections or hub.channel is not None) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         logger.info(
             "shutdown: %d connection(s) closed in %.2fs, %d left",

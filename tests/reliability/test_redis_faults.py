@@ -109,7 +109,7 @@ def assert_open(*clients: WSClient) -> None:
 
 async def test_redis_stopped_for_5s_and_restarted_empty(own_redis, live):
     """Kill Redis for 5 s; it comes back with no data (no persistence)."""
-    server_a, _, a, b = await cluster(own_redis, live)
+    server_a, _, a, b = await cluster(live, own_redis)
     own_redis.stop()
     seen = await during_outage(server_a, a, b, OUTAGE)
     own_redis.start()
@@ -134,7 +134,7 @@ async def test_redis_stopped_for_5s_and_restarted_empty(own_redis, live):
 
 async def test_redis_paused_for_5s(own_redis, live):
     """CLIENT PAUSE 5000 ALL: a stalled Redis, commands hang there and nowhere else."""
-    server_a, _, a, b = await cluster(own_redis, live)
+    server_a, _, a, b = await cluster(live, own_redis)
     assert own_redis.cli("client", "pause", str(int(OUTAGE * 1000)), "all") == "OK"
     paused_at = time.monotonic()
     seen = await during_outage(server_a, a, b, OUTAGE - 0.5)
