@@ -40,7 +40,13 @@ async def test_connect_disconnect_cycles_return_to_baseline(own_redis, live):
         await ws.send('{"probe.pid": {}, "request_id": 1}')
         pid = int((await ws.recv()).split(":")[1].split(",")[0])
     await cycles(server.ws, WARM_UP)
-    idle_keys = lambda: int(own_redis.cli("dbsize"))  # noqa: E731
+
+    def idle_keys() -> int:
+        count = int(own_redis.cli("dbsize"))
+        if count:
+            print("keys:", own_redis.cli("--scan").split()[:10])  # shown if it fails
+        return count
+
     # Baseline: the process with no connections (its hub stops and leaves Redis).
     wait_until(lambda: idle_keys() == 0, 10, what="no keys while idle")
     keys_before = 0
