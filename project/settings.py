@@ -89,13 +89,23 @@ else:
 if REDIS_HOST:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis Pub/Sub: each process subscribes once to the groups it has members in
+            # (the wscommands hub fans out locally), a broadcast is one PUBLISH, and
+            # subscriptions are renewed by redis-py when Redis comes back, even empty.
+            # docs/scaling.md has the comparison with RedisChannelLayer.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py's 5 s socket timeout equals the layer's 5 s blocking read (BZPOPMIN):
-                # idle processes would see timeouts. redis-py's pool allows 100 connections, and
-                # a burst of handshakes needs more (group_add fails with MaxConnectionsError).
-                "hosts": [{**REDIS_HOST, "socket_timeout": 30, "max_connections": 1000}],
-                "capacity": 1000,
+                # redis-py's pool allows 100 connections by default; bursts need more. The
+                # health check pings a connection idle for 2 s before using it, so the first
+                # message after a Redis restart does not go to a dead socket.
+                "hosts": [
+                    {
+                        **REDIS_HOST,
+                        "socket_timeout": 30,
+                        "max_connections": 1000,
+                        "health_check_interval": 2,
+                    }
+                ],
                 "prefix": "wscommands-asgi",
             },
         }

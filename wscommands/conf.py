@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PENDING_REQUESTS": 64,
     # How often (seconds) a process re-asserts its channel-layer group memberships.
     "GROUP_REFRESH_INTERVAL": 60.0,
+    # How often (seconds) a process checks that the channel layer still delivers to it (a
+    # message to itself); when not, it re-joins its groups (e.g. after Redis lost its data).
+    "HEALTH_CHECK_INTERVAL": 1.0,
     # Hardening (docs/reliability.md). Largest text frame, in UTF-8 bytes; bigger ones close
     # the connection with 4413. Keep it under daphne's own 1 MiB frame cap, which drops the
     # connection without a close frame.

@@ -36,6 +36,8 @@ logger = logging.getLogger("wscommands")
 MESSAGE_TYPE = "wscommands.deliver"
 #: Sent by a hub to its own channel to end its receive loop.
 STOP_TYPE = "wscommands.stop"
+#: Sent by a hub to a group only it is in, to check the layer still delivers to it.
+CANARY_TYPE = "wscommands.canary"
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
 #: Seconds between retries while the channel layer fails.
@@ -158,6 +160,8 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         # Set when a membership may be missing in the layer: the refresh loop re-asserts.
         self._stale = asyncio.Event()
+        self._canary_seen = asyncio.Event()
+        self._canary_group: str | None = None
         self.presence = PresenceTracker(self)
 
     # Membership ---------------------------------------------------------------------------
@@ -257,10 +261,13 @@ class Hub:
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
         await attempt(self.layer.group_discard(_all_group(), channel), "stop")
+        if self._canary_group is not None:
+            group, self._canary_group = self._canary_group, None
+            await attempt(self.layer.group_discard(group, channel), "stop")
 
     async def _memberships(self) -> list[str]:
         return (
-            [_all_group()]
+            [_all_group(), *([self._canary_group] if self._canary_group else [])]
             + [group_channel_name(g) for g in self.groups]
             + [_user_group(pk) for pk in self.users]
         )
@@ -274,21 +281,35 @@ class Hub:
         return True
 
     async def _refresh_loop(self, channel: str) -> None:
-        # Every GROUP_REFRESH_INTERVAL, and every RETRY_DELAY while the layer is failing.
+        # Re-assert memberships every GROUP_REFRESH_INTERVAL, and as soon as they may be lost:
+        # after a failed layer call (_stale), or when the canary, a message to a group only
+        # this hub is in, does not come back. The canary is what notices a Redis that
+        # restarted empty while nothing failed here (redis-py reconnects by itself).
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
+        canary_group = f"{wscommands_settings.PREFIX}.canary.{channel.rpartition('!')[2]}"
+        self._canary_group = canary_group
         while True:
-            if self._stale.is_set():
-                await asyncio.sleep(RETRY_DELAY)
-            else:
-                try:
-                    interval = wscommands_settings.GROUP_REFRESH_INTERVAL
-                    await asyncio.wait_for(self._stale.wait(), interval)
-                    continue  # a fault was seen: retry after RETRY_DELAY
-                except TimeoutError:
-                    pass
-            if await self._reassert(channel):
-                self._stale.clear()
-            else:
-                self._stale.set()
+            healthy = await self._canary(canary_group)
+            due = loop.time() - refreshed >= wscommands_settings.GROUP_REFRESH_INTERVAL
+            if not healthy or due or self._stale.is_set():
+                if await self._reassert(channel):
+                    self._stale.clear()
+                    refreshed = loop.time()
+                else:
+                    self._stale.set()
+            await asyncio.sleep(wscommands_settings.HEALTH_CHECK_INTERVAL)
+
+    async def _canary(self, group: str) -> bool:
+        self._canary_seen.clear()
+        if not await attempt(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
+            return False
+        try:
+            async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
+                await self._canary_seen.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _receive_loop(self, channel: str) -> None:
         while True:
@@ -301,6 +322,9 @@ class Hub:
                 continue
             if message.get("type") == STOP_TYPE:
                 return
+            if message.get("type") == CANARY_TYPE:
+                self._canary_seen.set()
+                continue
             try:
                 await self.deliver(message)
             except Exception:
@@ -326,10 +350,11 @@ class Hub:
             return
         text = message["text"]
         exclude = message.get("exclude")
+        connections = self.connections
         for local_id in self._targets(message):
-            connection = self.connections.get(local_id)
+            connection = connections.get(local_id)
             if connection is not None and connection.id != exclude:
-                await connection._push(text)
+                await connection.consumer.push_text(text)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
