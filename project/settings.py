@@ -125,6 +125,10 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
+# The example server is what test clients and benchmarks hammer: pipelining a few hundred
+# requests or running closed-loop load is normal there, so its flood limits are generous
+# (the library defaults, 100 frames/s and 64 waiting requests, suit browser clients).
+WSCOMMANDS.update({"RATE_LIMIT": 5000.0, "RATE_LIMIT_BURST": 10000, "MAX_PENDING_REQUESTS": 1024})
 # Hardening limits (docs/reliability.md), tunable per deployment as JSON, e.g.
 # WSCOMMANDS_LIMITS='{"RATE_LIMIT": 20, "ALLOWED_ORIGINS": ["https://chat.example.com"]}'.
 WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
