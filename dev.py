@@ -64,11 +64,26 @@ def test(args: list[str]) -> None:
     sh(BIN / "ruff", "format", "--check", ".")
     if shutil.which("node"):  # the browser client's unit tests (tests/js)
         sh("node", "--test", "tests/js/")
-    sh(PYTHON, "-m", "pytest", *args)
+    if args:  # a chosen subset: run just that
+        sh(PYTHON, "-m", "pytest", *args)
+        return
+    sh(PYTHON, "-m", "pytest", "--ignore=tests/browser")
+    # Playwright's sync API keeps an event loop of its own running for the whole session,
+    # which pytest-asyncio's tests cannot share: the browser tests get a run of their own.
+    sh(PYTHON, "-m", "pytest", "tests/browser")
     # The core suite once more on the Redis backends (channels-redis, RedisBackend): see
     # tests/scaleout/redis_suite.py. It exits 0 with a message when Redis is down outside CI.
-    redis_run = ["-p", "tests.scaleout.redis_suite", "tests/", "-m", "not e2e and not browser"]
-    sh(PYTHON, "-m", "pytest", *redis_run, *args)
+    sh(
+        PYTHON,
+        "-m",
+        "pytest",
+        "-p",
+        "tests.scaleout.redis_suite",
+        "tests/",
+        "-m",
+        "not e2e and not browser",
+        "--ignore=tests/browser",
+    )
 
 
 def main() -> None:
