@@ -37,11 +37,7 @@ def setup_django(redis_url: str) -> None:
 
 async def _trigger(app: str, seq: int) -> None:
     message = {"bench": {"seq": seq, "pad": PAD}}
-    if app == "wscommands":
-        import wscommands
-
-        await wscommands.broadcast(message)
-    else:
+    if app == "baseline":
         import orjson
         from channels.layers import get_channel_layer
 
@@ -49,6 +45,10 @@ async def _trigger(app: str, seq: int) -> None:
 
         text = orjson.dumps(message).decode()
         await get_channel_layer().group_send(GROUP, {"type": "bench.message", "text": text})
+    else:
+        import wscommands
+
+        await wscommands.broadcast(message)
 
 
 def _command_calls(r: redis.Redis) -> dict[str, int]:
@@ -84,6 +84,36 @@ async def _broadcast_batch(
     return times, missed
 
 
+async def _measured_round(
+    r: redis.Redis, app: str, procs: list[Server], pushes: PushCounter, size: int, n: int, seq: int
+) -> dict[str, Any]:
+    """``n`` broadcasts to ``size`` clients with their cost in Redis commands and CPU."""
+    # Background commands (others' traffic, the layers' blocking reads) over the same span
+    # of time, measured right before, are subtracted.
+    since = _command_calls(r)
+    idle_started = perf_counter()
+    await asyncio.sleep(n * GAP + 0.05)
+    idle = _redis_delta(r, since)
+    idle_span = perf_counter() - idle_started
+    since, cpu0 = _command_calls(r), time.process_time()
+    server_cpu0 = sum(s.cpu_seconds() for s in procs)
+    started = perf_counter()
+    times, missed = await _broadcast_batch(app, pushes, size, n, seq)
+    scale = (perf_counter() - started) / idle_span
+    server_cpu = sum(s.cpu_seconds() for s in procs) - server_cpu0
+    used = _redis_delta(r, since)
+    per_command = {k: round((v - idle.get(k, 0) * scale) / n, 2) for k, v in used.items()}
+    return {
+        "ms_to_last": sorted(times)[len(times) // 2] * 1000 if times else None,
+        "missed": missed,
+        "redis_commands": sum(per_command.values()),
+        "redis_by_command": {k: v for k, v in per_command.items() if v >= 0.5},
+        "client_cpu_ms": (time.process_time() - cpu0) * 1000 / n,
+        # Both processes, idle gaps included (1/100 s clock ticks: coarse, use medians).
+        "server_cpu_ms": server_cpu * 1000 / n,
+    }
+
+
 async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: str) -> dict:
     """Time until the last of N clients has a broadcast, and Redis commands per broadcast.
 
@@ -94,6 +124,7 @@ async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: st
     pushes = {app: PushCounter() for app in servers}
     clients: dict[str, list[BenchClient]] = {app: [] for app in servers}
     results: dict[str, dict[str, Any]] = {app: {} for app in servers}
+    n = cfg.broadcasts_per_round
     seq = 0
     try:
         for size in cfg.broadcast_sizes:
@@ -106,39 +137,15 @@ async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: st
                 clients[app] += more
             rounds: dict[str, list[dict]] = {app: [] for app in servers}
             for _r, app in interleaved(cfg.rounds, list(servers)):
-                # Background commands (others' traffic, the layers' blocking reads) over the
-                # same span of time, measured right before, are subtracted.
-                since = _command_calls(r)
-                idle_started = perf_counter()
-                await asyncio.sleep(cfg.broadcasts_per_round * GAP + 0.05)
-                idle = _redis_delta(r, since)
-                idle_span = perf_counter() - idle_started
-                since, cpu0 = _command_calls(r), time.process_time()
-                started = perf_counter()
-                times, missed = await _broadcast_batch(
-                    app, pushes[app], size, cfg.broadcasts_per_round, seq
-                )
-                span = perf_counter() - started
-                used = _redis_delta(r, since)
-                seq += cfg.broadcasts_per_round
-                scale = span / idle_span
-                n = cfg.broadcasts_per_round
-                per_command = {
-                    k: round((v - idle.get(k, 0) * scale) / n, 2) for k, v in used.items()
-                }
                 rounds[app].append(
-                    {
-                        "ms_to_last": sorted(times)[len(times) // 2] * 1000 if times else None,
-                        "missed": missed,
-                        "redis_commands": sum(per_command.values()),
-                        "redis_by_command": {k: v for k, v in per_command.items() if v >= 0.5},
-                        "client_cpu_ms": (time.process_time() - cpu0) * 1000 / n,
-                    }
+                    await _measured_round(r, app, servers[app], pushes[app], size, n, seq)
                 )
+                seq += n
+            keys = ("ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")
             for app in servers:
                 results[app][size] = {
                     "rounds": rounds[app],
-                    "median": medians(rounds[app], ("ms_to_last", "redis_commands")),
+                    "median": medians(rounds[app], keys),
                     "missed": sum(x["missed"] for x in rounds[app]),
                     "duplicates": pushes[app].duplicates,
                 }

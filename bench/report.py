@@ -74,11 +74,13 @@ def _broadcast(bc: dict, targets: list, plot: str | None) -> list[str]:
         "the rounds' medians), and Redis commands per broadcast (from `INFO commandstats` "
         "deltas, minus the background rate measured right before). wscommands: "
         "`wscommands.broadcast()`; baseline: one `group_add` per consumer and a `group_send` "
-        "to that group (channels-redis `RedisChannelLayer`).",
+        "to that group (channels-redis `RedisChannelLayer`). CPU: per broadcast, both server "
+        "processes together, and the load generator (which shares the two cores).",
         "",
         "| clients | wscommands ms | baseline ms | speed-up | wscommands Redis cmds "
-        "| baseline Redis cmds | missed (ws/base) |",
-        "|---|---|---|---|---|---|---|",
+        "| baseline Redis cmds | wscommands server CPU ms | baseline server CPU ms "
+        "| client CPU ms (ws/base) | missed (ws/base) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in sizes:
         ws, base = bc[WS][size], bc[BASE][size]
@@ -86,6 +88,8 @@ def _broadcast(bc: dict, targets: list, plot: str | None) -> list[str]:
             f"| {size} | {_f(ws['median']['ms_to_last'])} | {_f(base['median']['ms_to_last'])} "
             f"| {_f(ratio(base['median']['ms_to_last'], ws['median']['ms_to_last']))}x "
             f"| {_f(ws['median']['redis_commands'])} | {_f(base['median']['redis_commands'])} "
+            f"| {_f(ws['median']['server_cpu_ms'])} | {_f(base['median']['server_cpu_ms'])} "
+            f"| {_f(ws['median']['client_cpu_ms'])}/{_f(base['median']['client_cpu_ms'])} "
             f"| {ws['missed']}/{base['missed']} |"
         )
     for size, limit in ((1000, 50), (3000, 150)):
