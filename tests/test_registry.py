@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from django.urls import path
 
-from tests.live import base_env, manage
+from tests.live import Server, base_env, manage
 from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import Command, CommandConsumer, Registry, command, registry
 from wscommands.registry import load_settings_commands
@@ -306,3 +306,19 @@ def test_every_name_of_the_api_is_importable_from_wscommands():
     for name in names:
         assert name in wscommands.__all__, name
         assert callable(getattr(wscommands, name)), name
+
+
+def test_daphne_refuses_to_start_without_a_channel_layer(sqlite_env):
+    """daphne runs no system checks: wscommands' own start-up check stops it, with the fix."""
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="tests.testapp.settings_no_layer",
+        DATABASE_URL=sqlite_env["DATABASE_URL"],
+    )
+    server = Server(env)
+    with pytest.raises(RuntimeError, match="exited"):
+        server.start()
+    server.stop()
+    log = server.log()
+    assert "wscommands is misconfigured" in log
+    assert "CHANNEL_LAYERS['default'] is not configured" in log
+    assert "InMemoryChannelLayer" in log  # the hint says how to fix it

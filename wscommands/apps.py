@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class WSCommandsConfig(AppConfig):
-    """Loads ``WSCOMMANDS["COMMANDS"]`` and imports every app's ``commands`` module."""
+    """Checks the settings, loads ``WSCOMMANDS["COMMANDS"]`` and every app's ``commands``."""
 
     name = "wscommands"
     verbose_name = "wscommands"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks
         from .conf import wscommands_settings as s
         from .registry import autodiscover, load_settings_commands
 
+        # daphne and uvicorn never run Django's system checks: run ours here, so a
+        # misconfigured server refuses to start instead of failing its first client.
+        errors = [*checks.check_settings(), *checks.check_limits()]
+        if errors:
+            raise ImproperlyConfigured(
+                "wscommands is misconfigured:\n"
+                + "\n".join(f"- {e.msg}" + (f" Hint: {e.hint}" if e.hint else "") for e in errors)
+            )
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)
