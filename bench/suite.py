@@ -112,6 +112,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
 
         redis.Redis.from_url(redis_url).flushdb()
         cluster.setup_django(redis_url)
+        from django.conf import settings
+
+        results["channel_layer"] = settings.CHANNEL_LAYERS["default"]["BACKEND"]
         redis_env = server_env(db, redis_url)
         # One process of each pair per core; the load generator and Redis float.
         servers2 = {
