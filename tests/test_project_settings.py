@@ -38,7 +38,7 @@ def configuration(**env: str) -> list[str]:
                 "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
             },
             [
-                "channels_redis.core.RedisChannelLayer",
+                "channels_redis.pubsub.RedisPubSubChannelLayer",
                 "redis",
                 "django.db.backends.postgresql",
                 "test",
