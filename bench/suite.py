@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, sta
 SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst")
 APPS = ("wscommands", "baseline")
 PACKAGES = ("django", "channels", "channels-redis", "redis", "daphne", "uvicorn", "picows")
+#: Server logs of the last run (kept to explain a missed message or a failed handshake).
+LOGS = ROOT / "bench" / "results" / "logs"
 #: Single-process scenarios: the server on core 0, the load generator on core 1.
 SERVER_CORE, CLIENT_CORE = 0, 1
 
@@ -71,6 +74,7 @@ def machine() -> dict[str, Any]:
 async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path) -> dict:
     """Run the chosen scenarios; returns every figure (JSON-able)."""
     raise_fd_limit()
+    shutil.rmtree(LOGS, ignore_errors=True)
     db = workdir / "bench.sqlite3"
     migrate(db)
     local_env = server_env(db, None)
@@ -78,7 +82,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
     all_cores = os.sched_getaffinity(0)
 
     def single_server(app: str, kind: str) -> Server:
-        return Server(app, kind, local_env, cores={SERVER_CORE}, log_dir=workdir)
+        return Server(app, kind, local_env, cores={SERVER_CORE}, log_dir=LOGS)
 
     pin({CLIENT_CORE})
     try:
@@ -118,7 +122,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
         redis_env = server_env(db, redis_url)
         # One process of each pair per core; the load generator and Redis float.
         servers2 = {
-            app: [Server(app, "daphne", redis_env, cores={i}, log_dir=workdir) for i in (0, 1)]
+            app: [Server(app, "daphne", redis_env, cores={i}, log_dir=LOGS) for i in (0, 1)]
             for app in APPS
         }
         start_all([s for procs in servers2.values() for s in procs])
