@@ -35,7 +35,8 @@ def raise_fd_limit() -> None:
 def pin(cores: set[int] | None) -> None:
     """Pin this process to ``cores`` (None: leave it where it is)."""
     if cores is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, cores & os.sched_getaffinity(0) or os.sched_getaffinity(0))
+        available = set(range(os.cpu_count() or 1))
+        os.sched_setaffinity(0, cores & available or available)
 
 
 def server_env(db_path: Path, redis_url: str | None) -> dict[str, str]:
