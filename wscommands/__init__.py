@@ -18,7 +18,7 @@ from .exceptions import (
     UnknownCommand,
 )
 from .messaging import broadcast, send_to_group, send_to_subset
-from .presence import get_presence
+from .presence import PRESENCE_GROUP, get_presence
 from .registry import Command, Registry, command, on_connect, on_disconnect, registry
 from .state import get_global_state, increment_global_state, update_global_state
 from .threads import run_sync, send_signal
@@ -26,6 +26,7 @@ from .threads import run_sync, send_signal
 __version__ = "0.1.0"
 
 __all__ = [
+    "PRESENCE_GROUP",
     "CallHandle",
     "ClientError",
     "Command",

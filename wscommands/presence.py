@@ -35,6 +35,11 @@ FIELDS = ("connection_id", "user_id", "username", "connected_since")
 RETRY_INTERVAL = 1.0
 
 
+#: Members of this group receive the server-wide presence events (``"group": null``):
+#: ``await connection.join(PRESENCE_GROUP)``. Joining or leaving it is not announced.
+PRESENCE_GROUP = "wscommands.presence"
+
+
 async def get_presence(group: str | None = None) -> list[dict[str, Any]]:
     """Every live connection on every process, or the members of ``group``.
 
@@ -199,13 +204,12 @@ class PresenceTracker:
     # Events -------------------------------------------------------------------------------
 
     async def _announce(self, event: str, group: str | None, entry: dict[str, Any]) -> None:
-        if not wscommands_settings.PRESENCE_EVENTS:
+        if not wscommands_settings.PRESENCE_EVENTS or group == PRESENCE_GROUP:
             return
         message = _event(event, group, entry)
         try:
-            if group is None:
-                await messaging.broadcast(message)
-            else:
-                await messaging.send_to_group(group, message)
+            # Server-wide events go to the connections that asked for them, not to everyone:
+            # a client that never asked should not find pushes between its replies.
+            await messaging.send_to_group(group or PRESENCE_GROUP, message)
         except Exception:  # events are best effort: never fail a connect or a join
             logger.warning("presence event %s/%s not sent", event, group, exc_info=True)

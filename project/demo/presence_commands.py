@@ -1,17 +1,24 @@
 """The demo's "who is online" command, on wscommands' presence.
 
-Live updates need no command: with ``WSCOMMANDS["PRESENCE_EVENTS"]`` on, every connection
-receives ``{"presence": {"event": "join" | "leave", "group": None, ...}}`` when a connection
-comes or goes, and a group's members the same with ``"group": <name>`` when someone joins or
-leaves it. The page asks for the full list once per (re)connect and applies events after.
+With ``WSCOMMANDS["PRESENCE_EVENTS"]`` on, a group's members receive
+``{"presence": {"event": "join" | "leave", "group": <name>, ...}}`` when someone joins or
+leaves it, and the members of ``wscommands.PRESENCE_GROUP`` receive the same with
+``"group": null`` when a connection comes or goes. ``presence.list`` without a group also
+subscribes the caller to those server-wide events: the page asks for the full list once per
+(re)connect and applies events after.
 """
 
-from wscommands import ClientError, command
+from wscommands import PRESENCE_GROUP, ClientError, command
 
 
 @command(name="presence.list")
 async def presence_list(connection, group: str | None = None):
-    """The live connections of every process (or of ``group``): id, user id, username, since."""
+    """The live connections of every process (or of ``group``): id, user id, username, since.
+
+    Without a group, the caller also receives the server-wide presence events from now on.
+    """
+    if group is None:
+        await connection.join(PRESENCE_GROUP)
     try:
         return await connection.get_presence(group)
     except ValueError as exc:  # an invalid group name

@@ -194,8 +194,10 @@ async def test_presence_events(cluster, clients):
     """Connecting, joining and leaving are announced (the example project enables them)."""
     a, b = cluster
     watcher = await clients(b.ws)
+    bystander = await clients(b.ws)  # never asked for server-wide presence events
     group = f"room-{tag()}"
     await watcher.call("op.join", group=group)
+    await watcher.call("op.join", group="wscommands.presence")  # wscommands.PRESENCE_GROUP
     newcomer = await clients(a.ws)
     new_id = (await whoami(newcomer))["connection_id"]
 
@@ -222,6 +224,10 @@ async def test_presence_events(cluster, clients):
     await newcomer.close()
     await watcher.push("presence", about("leave", group))
     await watcher.push("presence", about("leave", None))
+    # Checkpoint: a broadcast sent after every event above reaches the bystander after them.
+    await watcher.call("op.broadcast", message={"checkpoint": 1})
+    await bystander.push("checkpoint")
+    assert not bystander.received("presence")
 
 
 async def test_killed_process_drops_out_of_presence(cluster, cluster_env, clients):
