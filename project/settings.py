@@ -83,6 +83,9 @@ if REDIS_SENTINELS:
     }
 elif REDIS_URL:
     REDIS_HOST = {"address": REDIS_URL}  # redis://, rediss:// (TLS) or unix://
+    if os.environ.get("REDIS_TLS_CA"):
+        # rediss:// to a server whose certificate a private CA signed (PEM file).
+        REDIS_HOST["ssl_ca_certs"] = os.environ["REDIS_TLS_CA"]
 else:
     REDIS_HOST = None
 
