@@ -8,10 +8,17 @@ from urllib.parse import urlparse
 
 import pytest
 from asgiref.sync import SyncToAsync
+from hypothesis import settings as hypothesis_settings
 
 from tests.live import Server, base_env, manage
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# CI replays the same examples every run (a failure there is reproducible); locally
+# Hypothesis explores new ones each time.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 
