@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,3 +105,62 @@ def base_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+class RedisServer:
+    """A ``redis-server`` of a test's own on a free port, without persistence.
+
+    Fault tests stop, restart and freeze it; the machine's shared Redis, which other test
+    runs use, is never touched.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start it (again, on the same port: empty, since nothing is saved)."""
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def cli(self, *args: str) -> str:
+        """Run redis-cli against it; its output, stripped."""
+        result = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10
+        )
+        return result.stdout.strip()
+
+    def ping(self) -> bool:
+        return self.cli("ping") == "PONG"
+
+    def clients(self) -> int:
+        """Connected clients, not counting the redis-cli asking."""
+        return int(self.cli("info", "clients").split("connected_clients:")[1].split()[0]) - 1
+
+    def stop(self) -> None:
+        """Kill it (its data is gone: nothing is saved)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen one must be able to die
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def pause(self) -> None:
+        """Freeze it: connections stay open but nothing is answered (a stall)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)

@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.live import free_port
+from tests.live import RedisServer, free_port
+
+__all__ = ["RedisServer"]
 
 
 def rss_mb(pid: int) -> float:
@@ -35,57 +37,6 @@ def wait_until(condition, timeout: float, interval: float = 0.05, what: str = "c
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout}s")
         time.sleep(interval)
-
-
-class RedisServer:
-    """A ``redis-server`` subprocess on a free port, without persistence."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: self.ping(), 10, what=f"redis on {self.port}")
-        return self
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10
-        )
-        return result.stdout.strip()
-
-    def ping(self) -> bool:
-        return self.cli("ping") == "PONG"
-
-    def stop(self) -> None:
-        """Kill it (its data is gone: nothing is saved)."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def clients(self) -> int:
-        """Connected clients, not counting the redis-cli asking."""
-        return int(self.cli("info", "clients").split("connected_clients:")[1].split()[0]) - 1
 
 
 def _pg_bin(name: str) -> str:

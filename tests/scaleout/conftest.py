@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import secrets
-import signal
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.live import Server, base_env, manage
+from tests.live import RedisServer, Server, base_env, manage
 from tests.scaleout.client import WSClient
 
 #: Short enough that the kill -9 test waits seconds, long enough for a loaded CI machine.
@@ -90,60 +88,13 @@ async def clients() -> Iterator:
     await asyncio.gather(*(c.close() for c in opened), return_exceptions=True)
 
 
-class ThrowawayRedis:
-    """A redis-server of the test's own, on a free port, to stop and pause at will."""
-
-    def __init__(self) -> None:
-        from tests.live import free_port
-
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> ThrowawayRedis:
-        from tests.live import wait_for_port
-
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.process)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def pause(self) -> None:
-        """Freeze the server: connections stay open but nothing is answered (a stall)."""
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
-
 @pytest.fixture
-def throwaway_redis(redis_url: str) -> Iterator[ThrowawayRedis]:
+def throwaway_redis(redis_url: str) -> Iterator[RedisServer]:
     """A private Redis (never the shared one: stopping that would disturb other test runs)."""
     import shutil
 
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    server = ThrowawayRedis().start()
+    server = RedisServer().start()
     yield server
     server.stop()
