@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
+from .hub import get_hub
 from .protocol import encode
 from .threads import run_sync
 
@@ -101,7 +102,7 @@ class Connection:
 
     async def _set_user_pk(self, pk: Any) -> None:
         old, self._user_pk = self._user_pk, pk
-        await messaging.get_hub().set_user(self, old, pk)
+        await get_hub().set_user(self, old, pk)
 
     def _require_session(self) -> Any:
         if self.session is None:
@@ -164,13 +165,13 @@ class Connection:
         messaging.group_channel_name(group)
         if group not in self.groups:
             self.groups.add(group)
-            await messaging.get_hub().join(self, group)
+            await get_hub().join(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group one is not in does nothing."""
         if group in self.groups:
             self.groups.discard(group)
-            await messaging.get_hub().leave(self, group)
+            await get_hub().leave(self, group)
 
     async def send_to_group(
         self, group: str, message: dict[str, Any], everyone_else: bool = False

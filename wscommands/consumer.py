@@ -1,7 +1,7 @@
 """The WebSocket consumer: frames in, requests scheduled, replies out.
 
 Thin on purpose: parsing lives in :mod:`.protocol`, running commands in :mod:`.execution`,
-fan-out in :mod:`.messaging`. Subclass it and route it like any Channels consumer.
+fan-out in :mod:`.messaging` and :mod:`.hub`. Subclass it and route it like any Channels consumer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
 from .execution import DEFAULT, call, run_default, run_request
-from .messaging import get_hub
+from .hub import get_hub
 from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
 from .threads import sweep_old_connections

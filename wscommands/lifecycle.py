@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import _load as load_session
 from .conf import wscommands_settings
-from .messaging import get_hub
+from .hub import get_hub
 from .threads import run_sync
 
 if TYPE_CHECKING:

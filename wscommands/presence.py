@@ -25,7 +25,7 @@ from .protocol import decode, encode
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .messaging import Hub
+    from .hub import Hub
 
 logger = logging.getLogger("wscommands")
 
