@@ -151,10 +151,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         """Start a request after every earlier non-concurrent request has finished."""
         if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
             error = RateLimited("too many requests waiting on this connection")
-            reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
-            if request_id is not None:  # the one reply this request gets: clients match it
-                reply["request_id"] = request_id
-            await self.push_text(encode(reply))
+            # The one reply this request gets: it carries the request_id clients match on.
+            await self.push_text(encode(error_reply(error, request_id)))
             return
         task = asyncio.create_task(self._run_after(self._serial, run))
         self._pending.add(task)

@@ -148,11 +148,8 @@ class FrameGuard:
             await self.consumer.close(TOO_MANY)
             return
         error = RateLimited(details={"retry_after": round(retry_after, 3)})
-        reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
         request_id = None if text is None else _request_id(text)
-        if request_id is not None:
-            reply["request_id"] = request_id
-        await self.consumer.push_text(encode(reply))
+        await self.consumer.push_text(encode(error_reply(error, request_id)))
 
     async def refused(self) -> None:
         """Count a refused frame; too many in a row close the connection with 4400."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
+from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
@@ -105,11 +105,18 @@ def parse_frame(text: str) -> Request:
     return parse_request(data)
 
 
-def error_reply(error: ProtocolError) -> dict[str, Any]:
-    """The reply to a refused frame: ``{"errors": {"request": {...}}}`` (+ its request_id)."""
+def error_reply(
+    error: ProtocolError | CommandError, request_id: str | int | None = None
+) -> dict[str, Any]:
+    """The reply to a refused frame: ``{"errors": {"request": {...}}}`` (+ its request_id).
+
+    ``request_id`` defaults to the one a :class:`ProtocolError` could read from the frame.
+    """
+    if request_id is None:
+        request_id = getattr(error, "request_id", None)
     reply: dict[str, Any] = {"errors": {"request": error.as_entry()}}
-    if error.request_id is not None:
-        reply["request_id"] = error.request_id
+    if request_id is not None:
+        reply["request_id"] = request_id
     return reply
 
 
