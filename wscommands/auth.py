@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 AUTHENTICATE = "authenticate"
 
 
-def _load(session_key: str) -> tuple[Any, Any]:
+def load_session(session_key: str) -> tuple[Any, Any]:
+    """The session store and user of a session key; ``(None, None)`` if unknown or expired."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     store.load()
     if store.session_key is None:  # unknown or expired: the store forgets the key
@@ -34,7 +35,7 @@ async def authenticate(connection: Connection, argument: Any) -> tuple[dict[str,
     session_key = argument.get("session_id") if isinstance(argument, dict) else argument
     if not isinstance(session_key, str) or not session_key:
         return _failure("session_id (a Django session key) is required"), False
-    session, user = await run_sync(_load, session_key)
+    session, user = await run_sync(load_session, session_key)
     if session is None:
         return _failure("unknown or expired session"), False
     if user is None or not user.is_authenticated:

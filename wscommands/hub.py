@@ -152,7 +152,7 @@ class Hub:
             group, self._canary_group = self._canary_group, None
             await attempt(self.layer.group_discard(group, channel), "stop")
 
-    async def _memberships(self) -> list[str]:
+    def _memberships(self) -> list[str]:
         return (
             [all_group_name(), *([self._canary_group] if self._canary_group else [])]
             + [group_channel_name(g) for g in self.groups]
@@ -162,7 +162,7 @@ class Hub:
     async def _reassert(self, channel: str) -> bool:
         # Re-adding is idempotent: it renews the layer's group expiry and restores
         # memberships a restarted Redis has lost.
-        for group in await self._memberships():
+        for group in self._memberships():
             if not await attempt(self.layer.group_add(group, channel), "re-join"):
                 return False
         return True

@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .auth import _load as load_session
+from .auth import load_session
 from .conf import wscommands_settings
 from .hub import get_hub
 from .threads import run_sync
