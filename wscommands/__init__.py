@@ -7,6 +7,7 @@ for each and replies with ``{"command": result, ...}``. See README.md and docs/.
 from .connection import CallHandle, Connection
 from .consumer import CommandConsumer
 from .exceptions import (
+    BackendUnavailable,
     ClientError,
     CommandError,
     CommandFailed,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESENCE_GROUP",
+    "BackendUnavailable",
     "CallHandle",
     "ClientError",
     "Command",

@@ -13,7 +13,7 @@ class WSCommandsConfig(AppConfig):
     verbose_name = "wscommands"
 
     def ready(self) -> None:
-        from . import checks
+        from . import checks, compat
         from .conf import wscommands_settings as s
         from .registry import autodiscover, load_settings_commands
 
@@ -25,6 +25,8 @@ class WSCommandsConfig(AppConfig):
                 "wscommands is misconfigured:\n"
                 + "\n".join(f"- {e.msg}" + (f" Hint: {e.hint}" if e.hint else "") for e in errors)
             )
+        # Private internals of daphne, Twisted, Channels... that moved: say what switches off.
+        compat.warn_missing_once()
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)

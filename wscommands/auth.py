@@ -40,7 +40,7 @@ async def authenticate(connection: Connection, argument: Any) -> tuple[dict[str,
         return _failure("unknown or expired session"), False
     if user is None or not user.is_authenticated:
         return _failure("the session has no logged-in user"), False
-    await connection._switch_session(session, user)
+    await connection.switch_session(session, user)
     return {
         AUTHENTICATE: "success",
         "user": {"id": user.pk, "username": user.get_username()},

@@ -7,13 +7,17 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+from .conf import wscommands_settings as s
+from .hub import Hub
+from .origins import normalize_origin
 
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """WSCOMMANDS keys, the channel layer and the backend must be usable."""
-    from .conf import wscommands_settings as s
-
+    """WSCOMMANDS keys, the channel layer, the backend and the hub class must be usable."""
     errors: list[checks.CheckMessage] = []
     try:
         s.reload()
@@ -39,18 +43,44 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E003",
             )
         )
-    for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS"):
+    for name in _POSITIVE_INTEGERS:
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(
                 checks.Error(
                     f'WSCOMMANDS["{name}"] must be a positive integer, got {value!r}.',
+                    hint=_default_hint(name),
                     id="wscommands.E004",
                 )
             )
+    errors.extend(_check_hub_class(s.HUB_CLASS))
     return errors
 
 
+def _default_hint(name: str) -> str:
+    return f"Remove it to use the default ({DEFAULTS[name]!r}) or set a value above 0."
+
+
+def _check_hub_class(path: Any) -> list[checks.CheckMessage]:
+    try:
+        cls = import_string(path) if isinstance(path, str) else None
+    except ImportError as exc:
+        problem = f"cannot be imported ({exc})"
+    else:
+        if isinstance(cls, type) and issubclass(cls, Hub):
+            return []
+        problem = "is not a subclass of wscommands.hub.Hub"
+    return [
+        checks.Error(
+            f'WSCOMMANDS["HUB_CLASS"] = {path!r} {problem}.',
+            hint='Use "wscommands.hub.Hub" or the dotted path of a subclass of it.',
+            id="wscommands.E007",
+        )
+    ]
+
+
+_POSITIVE_INTEGERS = ("WORKER_THREADS", "MAX_PENDING_REQUESTS")
+#: Every interval (seconds) and size: 0 or less would mean a hot loop or a refusal of all.
 _POSITIVE_NUMBERS = (
     "MAX_MESSAGE_SIZE",
     "MAX_JSON_DEPTH",
@@ -61,6 +91,9 @@ _POSITIVE_NUMBERS = (
     "MAX_INBOX",
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
+    "PRESENCE_TTL",
+    "GROUP_REFRESH_INTERVAL",
+    "HEALTH_CHECK_INTERVAL",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
@@ -72,10 +105,7 @@ _OPTIONAL_POSITIVE = (
 
 @checks.register()
 def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The hardening limits (docs/reliability.md) must be positive numbers or None."""
-    from .conf import wscommands_settings as s
-    from .origins import normalize_origin
-
+    """Every limit, interval and size (docs/settings.md) must be a positive number (or None)."""
     errors: list[checks.CheckMessage] = []
     try:
         s.reload()
@@ -90,6 +120,7 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             errors.append(
                 checks.Error(
                     f'WSCOMMANDS["{name}"] must be a positive number{allowed}, got {value!r}.',
+                    hint=_default_hint(name) + (" None turns it off." if allowed else ""),
                     id="wscommands.E005",
                 )
             )

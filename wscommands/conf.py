@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "PREFIX": "wscommands",
     # Alias in CHANNEL_LAYERS used for broadcast, groups and send_to_subset.
     "CHANNEL_LAYER": "default",
+    # Dotted path of the class of each process's hub (a subclass of wscommands.hub.Hub):
+    # the one object that receives fan-out messages and writes them to local connections.
+    "HUB_CLASS": "wscommands.hub.Hub",
     # Threads that run sync commands and hooks (each may hold one database connection).
     "WORKER_THREADS": 16,
     # Requests of one connection that may wait to run before new ones are refused.
@@ -126,9 +129,6 @@ wscommands_settings = Settings()
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "WSCOMMANDS":
         wscommands_settings.reload()
-        from . import backends
-
-        backends.reset()
 
 
 setting_changed.connect(_on_setting_changed)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
 from .hub import get_hub
+from .peer import Peer
 from .protocol import encode
-from .threads import run_sync
+from .threads import call, run_sync
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
@@ -43,11 +44,12 @@ class CallHandle:
         self._connection._calls.discard(self)
 
 
-class Connection:
+class Connection(Peer):
     """One WebSocket connection, as commands see it.
 
     Keeps the seed's names: per-command state (``get/update_connection_state``), global
     state, ``broadcast``, ``send_to_subset``, ``is_authenticated``, ``update_session``.
+    ``consumer`` is the Channels consumer it writes through (``push_text``, ``close``).
     """
 
     def __init__(self, consumer: CommandConsumer):
@@ -55,8 +57,7 @@ class Connection:
         self.scope: dict[str, Any] = consumer.scope
         self.id: str = ""
         self.groups: set[str] = set()
-        self._local_id = ""
-        self._user_pk: Any = None
+        self.user_pk: Any = None
         self._command_states: dict[str, dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
         self._calls: set[CallHandle] = set()
@@ -95,13 +96,16 @@ class Connection:
         session.pop(key, None)
         await run_sync(session.save)
 
-    async def _switch_session(self, session: Any, user: Any) -> None:
+    async def switch_session(self, session: Any, user: Any) -> None:
+        """Act as ``user`` of ``session`` from now on (what ``authenticate`` does)."""
         self.scope["session"] = session
         self.scope["user"] = user
-        await self._set_user_pk(user.pk if user.is_authenticated else None)
+        await self.sync_user()
 
-    async def _set_user_pk(self, pk: Any) -> None:
-        old, self._user_pk = self._user_pk, pk
+    async def sync_user(self) -> None:
+        """File the connection under its current user for messages sent to that user."""
+        pk = self.user.pk if self.is_authenticated() else None
+        old, self.user_pk = self.user_pk, pk
         await get_hub().set_user(self, old, pk)
 
     def _require_session(self) -> Any:
@@ -143,9 +147,10 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self._push(encode(message))
+        await self.consumer.push_text(encode(message))
 
-    async def _push(self, text: str) -> None:
+    async def push_text(self, text: str) -> None:
+        """Write JSON text as it is (dropped once the connection has closed)."""
         await self.consumer.push_text(text)
 
     async def close(self, code: int = 1000) -> None:
@@ -238,12 +243,7 @@ class Connection:
         self, handle: CallHandle, func: Callable[..., Any], args: tuple, kwargs: dict
     ) -> None:
         try:
-            if asyncio.iscoroutinefunction(func):
-                await func(*args, **kwargs)
-            else:
-                result = await run_sync(func, *args, **kwargs)
-                if asyncio.iscoroutine(result):
-                    await result
+            await call(func, *args, **kwargs)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -251,6 +251,7 @@ class Connection:
         finally:
             self._calls.discard(handle)
 
-    def _cancel_calls(self) -> None:
+    def cancel_calls(self) -> None:
+        """Cancel every pending ``call_later`` (the connection closed)."""
         for handle in list(self._calls):
             handle.cancel()

@@ -1,42 +1,39 @@
-"""The WebSocket consumer: frames in, requests scheduled, replies out.
+"""The WebSocket consumer: adapts ASGI/Channels events to the connection's parts.
 
-Thin on purpose: parsing lives in :mod:`.protocol`, running commands in :mod:`.execution`,
-fan-out in :mod:`.messaging` and :mod:`.hub`. Subclass it and route it like any Channels consumer.
+It only translates: limits decide (:mod:`.limits`, :mod:`.flow`), the life cycle opens and
+closes (:mod:`.lifecycle`), the request queue schedules (:mod:`.requestqueue`), and this
+class sends and closes as they say. Subclass it and route it like any Channels consumer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import lifecycle, limits
-from .conf import wscommands_settings
 from .connection import Connection
-from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
-from .execution import DEFAULT, call, run_default, run_request
-from .hub import get_hub
-from .protocol import decode, encode, encode_reply, error_reply, parse_frame
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
+from .flow import FlowControl
+from .lifecycle import ConnectionLifecycle
+from .limits import FrameGuard
+from .protocol import Decision, decode, encode, encode_reply, parse_frame
 from .registry import Registry, registry
+from .requestqueue import RequestQueue
 from .threads import sweep_old_connections
 
 logger = logging.getLogger("wscommands")
 
-#: Close code when an on_connect hook fails.
-SERVER_ERROR = 4500
-#: Seconds a running request may go on after its client has gone.
-DISCONNECT_GRACE = 5.0
-
-Reply = tuple[dict[str, Any] | None, int | None]
-
 
 class CommandConsumer(AsyncJsonWebsocketConsumer):
-    """Dispatches JSON command requests to registered commands (see docs/protocol.md)."""
+    """Dispatches JSON command requests to registered commands (see docs/protocol.md).
 
-    #: Where commands and hooks are looked up.
+    Frames are handled by :meth:`receive` (``receive_json`` is not called). Channels'
+    ``type`` -> handler dispatch of channel-layer messages is off (``channel_layer_alias =
+    None``): the process's hub receives for every connection (see docs/api.md).
+    """
+
+    #: Where commands and hooks are looked up (a subclass may serve its own Registry).
     registry: Registry = registry
     #: The class of the object handed to commands.
     connection_class: type[Connection] = Connection
@@ -46,50 +43,64 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
-        self._accepted = False
-        self._closed = False
-        self._closing = False
-        self._backlog: list[str] = []
-        self._serial: asyncio.Task | None = None
-        self._pending: set[asyncio.Task] = set()
-        self._running: set[asyncio.Task] = set()
-        self._guard = limits.FrameGuard(self)
-        if not await limits.admit_connection(self) or not await lifecycle.admit_connection(self):
+        self.accepted = False
+        self.closing = False
+        self.closed = False
+        self._backlog: list[str] = []  # pushes made before the handshake completes
+        self.guard = FrameGuard()
+        self.flow = FlowControl(self.base_send)
+        self.requests = RequestQueue(self.connection, self.registry, self._respond)
+        self.lifecycle = ConnectionLifecycle(self.connection, self.registry)
+        decision = self.lifecycle.admit()
+        if not decision.admit:
+            await self.accept()  # so the client sees why, instead of a bare HTTP 403
+            await self._act(decision)
             return
-        # Register with the hub before accepting: a client that sees the handshake
-        # complete receives every broadcast sent after that moment.
-        self.connection.id = await get_hub().add(self.connection)
-        self._registered = True
-        if self.connection.is_authenticated():
-            await self.connection._set_user_pk(self.connection.user.pk)
-        await get_hub().presence.connected(self.connection)
+        await self.lifecycle.register()
         await self.accept()
-        self._accepted = True
+        self.accepted = True
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
-        for hook in self.registry.connect_hooks:
-            try:
-                await call(hook, self.connection)
-            except Exception:
-                logger.exception("on_connect hook %r raised; closing with 4500", hook)
-                await self.close(SERVER_ERROR)
-                return
+        await self._act(await self.lifecycle.run_connect_hooks())
 
     async def push_text(self, text: str) -> None:
         """Send JSON text to the client (dropped once the connection has closed)."""
-        if self._closed:
+        if self.closed:
             return
-        if not self._accepted:
+        if not self.accepted:
             self._backlog.append(text)
             return
-        if self._guard.over_backlog():
+        if self.flow.cut_off:
+            return
+        unsent = self.flow.over_backlog()
+        if unsent is not None:
+            logger.warning(
+                "connection %s does not read (%d bytes waiting): cut off",
+                self.connection.id,
+                unsent,
+            )
+            self.flow.abort()
             return
         await self.send(text_data=text)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
-        self._closing = True
+        self.closing = True
+        self.requests.halt()
         await super().close(code, reason)
+
+    async def _act(self, decision: Decision) -> None:
+        """Carry out a guard's or the life cycle's decision: reply, then close."""
+        if decision.reply is not None:
+            await self.push_text(encode(decision.reply))
+        if decision.close is not None:
+            await self.close(decision.close)
+
+    async def _respond(self, reply: dict[str, Any] | None, close_code: int | None) -> None:
+        if reply is not None:
+            await self.push_text(encode_reply(reply))
+        if close_code is not None:
+            await self.close(close_code)
 
     # Frames -------------------------------------------------------------------------------
 
@@ -103,106 +114,42 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self._closing or not await self._guard.admit(text_data, bytes_data):
+        if self.closing:
+            return
+        self.flow.frame_taken()
+        decision = self.guard.check(text_data, bytes_data)
+        if not decision.admit:
+            await self._act(decision)
             return
         if text_data is None:
-            await self._send_error(
-                InvalidRequest("binary frames are not supported: send JSON text")
-            )
+            error = InvalidRequest("binary frames are not supported: send JSON text")
+            await self._act(self.guard.refused(error))
             return
         try:
             request = parse_frame(text_data)
         except InvalidJSON as exc:
-            default = self.registry.get(DEFAULT)
-            if default is None:
-                await self._send_error(exc)
+            if self.requests.has_default:
+                await self._act(self.requests.submit_default(text_data))
             else:
-                await self._schedule(
-                    lambda: self._run_default(default, text_data), concurrent=False
-                )
+                await self._act(self.guard.refused(exc))
             return
         except ProtocolError as exc:
-            await self._send_error(exc)
+            await self._act(self.guard.refused(exc))
             return
-        self._guard.accepted()
-        concurrent = bool(request.commands) and all(
-            (cmd := self.registry.get(name)) is not None and cmd.concurrent
-            for name, _ in request.commands
-        )
-        await self._schedule(
-            lambda: run_request(self.connection, request, self.registry),
-            concurrent=concurrent,
-            request_id=request.request_id,
-        )
-
-    async def _run_default(self, default: Any, text: str) -> Reply:
-        return await run_default(self.connection, default, text), None
-
-    async def _send_error(self, error: ProtocolError) -> None:
-        await self.push_text(encode(error_reply(error)))
-        await self._guard.refused()
-
-    async def _schedule(
-        self,
-        run: Callable[[], Awaitable[Reply]],
-        concurrent: bool,
-        request_id: str | int | None = None,
-    ) -> None:
-        """Start a request after every earlier non-concurrent request has finished."""
-        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
-            error = RateLimited("too many requests waiting on this connection")
-            # The one reply this request gets: it carries the request_id clients match on.
-            await self.push_text(encode(error_reply(error, request_id)))
-            return
-        task = asyncio.create_task(self._run_after(self._serial, run))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        if not concurrent:
-            self._serial = task
-
-    async def _run_after(
-        self, previous: asyncio.Task | None, run: Callable[[], Awaitable[Reply]]
-    ) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
-        if self._closed or self._closing:
-            return
-        task = asyncio.current_task()
-        self._running.add(task)
-        try:
-            reply, close_code = await run()
-            if reply is not None:
-                await self.push_text(encode_reply(reply))
-            if close_code is not None:
-                await self.close(close_code)
-        except Exception:  # run_request catches command errors; this is a bug of ours
-            logger.exception("request failed")
-        finally:
-            self._running.discard(task)
+        self.guard.accepted()
+        await self._act(self.requests.submit(request))
 
     # Disconnect ---------------------------------------------------------------------------
 
     async def disconnect(self, code: int) -> None:
-        limits.release_connection(self)
-        if not getattr(self, "_registered", False):
+        self.lifecycle.release()
+        if not self.lifecycle.registered:
             return
-        self._closed = True
-        for task in self._pending - self._running:
-            task.cancel()
-        if self._running:
-            _, late = await asyncio.wait(self._running, timeout=DISCONNECT_GRACE)
-            for task in late:
-                task.cancel()
-        self.connection._cancel_calls()
-        for hook in self.registry.disconnect_hooks:
-            try:
-                await call(hook, self.connection)
-            except Exception:
-                logger.exception("on_disconnect hook %r raised", hook)
-        await get_hub().presence.disconnected(self.connection)
-        await get_hub().remove(self.connection)
+        self.closed = True
+        await self.requests.stop()
+        await self.lifecycle.teardown()
 
-    # JSON (used by subclasses calling send_json / receive_json) ----------------------------
+    # JSON (used by subclasses calling send_json) ------------------------------------------
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:

@@ -12,6 +12,8 @@ CommandError                  base: code, message, details -> one ``errors`` ent
 ProtocolError                 a whole frame is refused: errors.request
 ├── InvalidJSON               invalid_json
 └── InvalidRequest            invalid_request
+BackendUnavailable            raised by backends (Redis down); a command that lets it through
+                              answers ``unavailable`` (see :func:`error_entry`)
 """
 
 from __future__ import annotations
@@ -94,6 +96,14 @@ class CommandFailed(CommandError):
     default_message = "internal error"
 
 
+class BackendUnavailable(Exception):
+    """The global-state or presence backend (e.g. Redis) cannot be reached right now.
+
+    Raised by ``get_presence`` and the global-state functions; a command that does not
+    catch it answers ``unavailable``.
+    """
+
+
 class ProtocolError(Exception):
     """A frame that cannot be handled as a request at all (``errors.request``)."""
 
@@ -129,8 +139,6 @@ def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:
     """
     if isinstance(exc, CommandError):
         return exc.as_entry()
-    from .backends import BackendUnavailable
-
     if isinstance(exc, BackendUnavailable):
         return Unavailable().as_entry()
     logger.error("command %r raised", command, exc_info=exc)

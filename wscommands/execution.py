@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .auth import AUTHENTICATE, authenticate
 from .connection import current_command
 from .exceptions import NotAuthenticated, PermissionDenied, UnknownCommand, error_entry
-from .protocol import Request, finish_reply
+from .protocol import CloseCode, Request, finish_reply
 from .registry import SEED, Command, Registry
-from .threads import run_sync
+from .threads import call, run_sync
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-#: Close code after a failed ``authenticate``.
-AUTHENTICATION_FAILED = 3000
+#: The command that receives frames that are not JSON.
 DEFAULT = "default"
-
-
-async def call(func: Callable[..., Any], *args: Any) -> Any:
-    """Call a sync or async function: async on the loop, sync in the worker pool."""
-    if inspect.iscoroutinefunction(func):
-        return await func(*args)
-    return await run_sync(func, *args)
 
 
 async def check_access(connection: Connection, cmd: Command) -> None:
@@ -69,7 +59,10 @@ async def run_request(
             result, ok = await authenticate(connection, argument)
             response[name] = result
             if not ok:
-                return finish_reply(response, errors, unimplemented, request), AUTHENTICATION_FAILED
+                return (
+                    finish_reply(response, errors, unimplemented, request),
+                    CloseCode.AUTHENTICATION_FAILED,
+                )
             continue
         cmd = registry.get(name)
         if cmd is None:

@@ -11,17 +11,17 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from channels.layers import BaseChannelLayer
+from django.utils.module_loading import import_string
 
+from .compat import channel_suffix
 from .conf import wscommands_settings
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
+from .peer import ID_SEPARATOR, Peer, split_id
 from .presence import PresenceTracker
-from .resilience import attempt
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from .resilience import best_effort
 
 logger = logging.getLogger("wscommands")
 
@@ -34,77 +34,88 @@ RETRY_DELAY = 0.5
 
 
 class Hub:
-    """This process's end of the fan-out: one channel, the local connections, their groups."""
+    """This process's end of the fan-out: one channel, the local connections, their groups.
+
+    It sees connections only through :class:`~.peer.Peer`. ``WSCOMMANDS["HUB_CLASS"]`` names
+    a subclass to use instead (e.g. to observe or route deliveries differently).
+    """
 
     def __init__(self, layer: BaseChannelLayer):
         self.layer = layer
         self.channel: str | None = None
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Peer] = {}
         self.groups: dict[str, set[str]] = {}
         self.users: dict[Any, set[str]] = {}
         self._counter = 0
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         # Set when a membership may be missing in the layer: the refresh loop re-asserts.
-        self._stale = asyncio.Event()
+        self._rejoin_needed = asyncio.Event()
         self._canary_seen = asyncio.Event()
         self._canary_group: str | None = None
         self.presence = PresenceTracker(self)
 
     # Membership ---------------------------------------------------------------------------
 
-    async def add(self, connection: Connection) -> str:
-        """Register a connection and return its id; starts the hub on first use."""
+    async def add(self, peer: Peer) -> str:
+        """Register a connection and return its id; starts the hub on first use.
+
+        The caller sets ``peer.id`` to the id returned before anything else uses the hub
+        with this peer.
+        """
         async with self._lock:
             if self.channel is None:
                 await self._start()
             self._counter += 1
             local_id = str(self._counter)
-            self.connections[local_id] = connection
-            connection_id = f"{self.channel}~{local_id}"
-        connection._local_id = local_id
-        return connection_id
+            self.connections[local_id] = peer
+            return f"{self.channel}{ID_SEPARATOR}{local_id}"
 
-    async def remove(self, connection: Connection) -> None:
+    async def remove(self, peer: Peer) -> None:
         """Forget a connection, its groups and user; stops the hub when none is left."""
-        local_id = connection._local_id
+        local_id = split_id(peer.id)[1]
         if self.connections.pop(local_id, None) is None:
             return
-        for group in list(connection.groups):
+        for group in list(peer.groups):
             await self._discard(self.groups, group, local_id, group_channel_name(group))
-        if connection._user_pk is not None:
-            pk = connection._user_pk
+        if peer.user_pk is not None:
+            pk = peer.user_pk
             await self._discard(self.users, pk, local_id, user_group_name(pk))
         async with self._lock:
             if not self.connections and self.channel is not None:
                 await self._stop()
 
-    async def join(self, connection: Connection, group: str) -> None:
+    async def join(self, peer: Peer, group: str) -> None:
         """Add a local connection to a group."""
-        await self._add(self.groups, group, connection._local_id, group_channel_name(group))
-        await self.presence.joined(connection, group)
+        local_id = split_id(peer.id)[1]
+        await self._add(self.groups, group, local_id, group_channel_name(group))
+        await self.presence.joined(peer, group)
 
-    async def leave(self, connection: Connection, group: str) -> None:
+    async def leave(self, peer: Peer, group: str) -> None:
         """Remove a local connection from a group."""
-        await self._discard(self.groups, group, connection._local_id, group_channel_name(group))
-        await self.presence.left(connection, group)
+        local_id = split_id(peer.id)[1]
+        await self._discard(self.groups, group, local_id, group_channel_name(group))
+        await self.presence.left(peer, group)
 
-    async def set_user(self, connection: Connection, old_pk: Any, new_pk: Any) -> None:
+    async def set_user(self, peer: Peer, old_pk: Any, new_pk: Any) -> None:
         """Move a connection from one user's index to another's (None: anonymous)."""
         if old_pk == new_pk:
             return
+        local_id = split_id(peer.id)[1]
         if old_pk is not None:
-            await self._discard(self.users, old_pk, connection._local_id, user_group_name(old_pk))
+            await self._discard(self.users, old_pk, local_id, user_group_name(old_pk))
         if new_pk is not None:
-            await self._add(self.users, new_pk, connection._local_id, user_group_name(new_pk))
-        await self.presence.changed(connection)
+            await self._add(self.users, new_pk, local_id, user_group_name(new_pk))
+        await self.presence.changed(peer)
 
     async def _add(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
         members = index.setdefault(key, set())
         first = not members
         members.add(local_id)
-        if first and not await attempt(self.layer.group_add(channel_group, self.channel), "join"):
-            self._stale.set()
+        if first and not await best_effort(
+            self.layer.group_add(channel_group, self.channel), "join"
+        ):
+            self._rejoin_needed.set()
 
     async def _discard(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
         members = index.get(key)
@@ -114,7 +125,7 @@ class Hub:
         if not members:
             del index[key]
             if self.channel is not None:
-                await attempt(self.layer.group_discard(channel_group, self.channel), "leave")
+                await best_effort(self.layer.group_discard(channel_group, self.channel), "leave")
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -123,8 +134,8 @@ class Hub:
         # through one list named after that prefix; a channel with another prefix is never
         # read while a consumer's channel is being received.
         self.channel = await self.layer.new_channel()
-        if not await attempt(self.layer.group_add(all_group_name(), self.channel), "start"):
-            self._stale.set()
+        if not await best_effort(self.layer.group_add(all_group_name(), self.channel), "start"):
+            self._rejoin_needed.set()
         self._tasks = [
             asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
             asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
@@ -140,17 +151,17 @@ class Hub:
         # Ask the receive loop to finish by itself rather than cancel it: a cancelled
         # channels_redis receive() can leave the layer's receive lock held for good, and every
         # later receive (so every later handshake) then waits forever.
-        if await attempt(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
+        if await best_effort(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
             await asyncio.wait([receiver], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
         if not receiver.done():
             receiver.cancel()
         await asyncio.gather(receiver, *others, return_exceptions=True)
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
-        await attempt(self.layer.group_discard(all_group_name(), channel), "stop")
+        await best_effort(self.layer.group_discard(all_group_name(), channel), "stop")
         if self._canary_group is not None:
             group, self._canary_group = self._canary_group, None
-            await attempt(self.layer.group_discard(group, channel), "stop")
+            await best_effort(self.layer.group_discard(group, channel), "stop")
 
     def _memberships(self) -> list[str]:
         return (
@@ -163,33 +174,33 @@ class Hub:
         # Re-adding is idempotent: it renews the layer's group expiry and restores
         # memberships a restarted Redis has lost.
         for group in self._memberships():
-            if not await attempt(self.layer.group_add(group, channel), "re-join"):
+            if not await best_effort(self.layer.group_add(group, channel), "re-join"):
                 return False
         return True
 
     async def _refresh_loop(self, channel: str) -> None:
         # Re-assert memberships every GROUP_REFRESH_INTERVAL, and as soon as they may be lost:
-        # after a failed layer call (_stale), or when the canary, a message to a group only
+        # after a failed layer call (_rejoin_needed), or when the canary, a message to a group only
         # this hub is in, does not come back. The canary is what notices a Redis that
         # restarted empty while nothing failed here (redis-py reconnects by itself).
         loop = asyncio.get_running_loop()
         refreshed = loop.time()
-        canary_group = f"{wscommands_settings.PREFIX}.canary.{channel.rpartition('!')[2]}"
+        canary_group = f"{wscommands_settings.PREFIX}.canary.{channel_suffix(channel)}"
         self._canary_group = canary_group
         while True:
             healthy = await self._canary(canary_group)
             due = loop.time() - refreshed >= wscommands_settings.GROUP_REFRESH_INTERVAL
-            if not healthy or due or self._stale.is_set():
+            if not healthy or due or self._rejoin_needed.is_set():
                 if await self._reassert(channel):
-                    self._stale.clear()
+                    self._rejoin_needed.clear()
                     refreshed = loop.time()
                 else:
-                    self._stale.set()
+                    self._rejoin_needed.set()
             await asyncio.sleep(wscommands_settings.HEALTH_CHECK_INTERVAL)
 
     async def _canary(self, group: str) -> bool:
         self._canary_seen.clear()
-        if not await attempt(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
+        if not await best_effort(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
             return False
         try:
             async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
@@ -204,7 +215,7 @@ class Hub:
                 message = await self.layer.receive(channel)
             except Exception as exc:  # Redis down: memberships may be lost with its data
                 logger.warning("channel layer receive failed (%s)", type(exc).__name__)
-                self._stale.set()
+                self._rejoin_needed.set()
                 await asyncio.sleep(RETRY_DELAY)
                 continue
             if message.get("type") == STOP_TYPE:
@@ -239,18 +250,26 @@ class Hub:
         exclude = message.get("exclude")
         connections = self.connections
         for local_id in self._targets(message):
-            connection = connections.get(local_id)
-            if connection is not None and connection.id != exclude:
-                await connection.consumer.push_text(text)
+            peer = connections.get(local_id)
+            if peer is not None and peer.id != exclude:
+                try:
+                    await peer.push_text(text)
+                except Exception:  # one connection's failure never stops the others' delivery
+                    logger.exception("writing to connection %s failed", peer.id)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
+def hub_class() -> type[Hub]:
+    """The class named by ``WSCOMMANDS["HUB_CLASS"]`` (checked at start-up)."""
+    return import_string(wscommands_settings.HUB_CLASS)
+
+
 def get_hub() -> Hub:
-    """The hub of the running event loop (one per process in a server)."""
+    """The hub of the running event loop (one per process in a server), made on first use."""
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
-    if hub is None or hub.layer is not get_layer():
-        hub = _hubs[loop] = Hub(get_layer())
+    if hub is None:
+        hub = _hubs[loop] = hub_class()(get_layer())
     return hub

@@ -1,167 +1,88 @@
-"""Process-level life cycle of connections: session re-validation and graceful shutdown.
+"""One connection's life cycle: admission, registration, hooks and teardown.
 
-- Sessions: a user logged out elsewhere, or whose session expired (or whose password
-  changed), stops being served within ``WSCOMMANDS["SESSION_CHECK_INTERVAL"]`` seconds:
-  one task per process re-loads the sessions of its logged-in connections and closes those
-  that no longer hold their user with 3000.
-- Shutdown: daphne's own SIGTERM handling (Twisted's) stops the reactor and cancels every
-  application: clients see the TCP connection drop without a close frame, on_disconnect
-  hooks never run and group memberships stay in Redis until they expire. wscommands wraps
-  the server's SIGTERM handler: it closes every local connection with 4503, lets their
-  disconnect handling run (hooks, groups, presence), waits at most
-  ``WSCOMMANDS["SHUTDOWN_TIMEOUT"]`` seconds, then hands over to the server's handler.
-  New handshakes during that time are closed with 4503 at once.
-
-The consumer calls :func:`admit_connection` when a connection arrives.
+The consumer calls, in order: :meth:`ConnectionLifecycle.admit` (shutdown, caps),
+:meth:`~ConnectionLifecycle.register` (hub, user index, presence; before the handshake is
+accepted, so a client that sees it complete receives every broadcast sent after that moment),
+:meth:`~ConnectionLifecycle.run_connect_hooks`, and at the end
+:meth:`~ConnectionLifecycle.teardown`. Each step that can refuse returns a
+:class:`~.protocol.Decision` the consumer acts on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-import time
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from .auth import load_session
-from .conf import wscommands_settings
+from .caps import Ticket, get_caps
+from .connection import Connection
 from .hub import get_hub
-from .threads import run_sync
-
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .consumer import CommandConsumer
+from .protocol import ADMIT, CloseCode, Decision, refuse
+from .registry import Registry
+from .sessions import get_session_watcher
+from .shutdown import get_shutdown
+from .threads import call
 
 logger = logging.getLogger("wscommands")
 
-#: Close codes (PROTOCOL.md).
-SESSION_ENDED = 3000
-SHUTTING_DOWN = 4503
 
+class ConnectionLifecycle:
+    """Opens and closes one connection (see the module docstring for the order)."""
 
-class Lifecycle:
-    """One event loop's (one server process's) session watcher and shutdown state."""
+    def __init__(self, connection: Connection, registry: Registry):
+        self.connection = connection
+        self.registry = registry
+        self.ticket: Ticket | None = None
+        self.registered = False
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.shutting_down = False
-        self.watcher: asyncio.Task | None = None
-        self._install_sigterm()
+    def admit(self) -> Decision:
+        """Refuse during shutdown (4503) or over a connection cap (4429); else count it."""
+        decision = get_shutdown().admit()
+        if not decision.admit:
+            return decision
+        client = self.connection.scope.get("client")
+        ip = client[0] if client else None
+        user = self.connection.user
+        user_pk = user.pk if user is not None and user.is_authenticated else None
+        decision, self.ticket = get_caps().admit(ip, user_pk)
+        if decision.admit:
+            get_session_watcher().start()
+        return decision
 
-    # Sessions -----------------------------------------------------------------------------
-
-    def watch_sessions(self) -> None:
-        """Start the session watcher if it is configured and not running."""
-        if wscommands_settings.SESSION_CHECK_INTERVAL and (
-            self.watcher is None or self.watcher.done()
-        ):
-            self.watcher = self.loop.create_task(self._watch(), name="wscommands-sessions")
-
-    async def _watch(self) -> None:
-        while get_hub().connections:
-            await asyncio.sleep(wscommands_settings.SESSION_CHECK_INTERVAL)
-            try:
-                await check_sessions()
-            except Exception:  # the database may be down: try again next time
-                logger.warning("could not re-validate sessions", exc_info=True)
-
-    # Shutdown -----------------------------------------------------------------------------
-
-    def _install_sigterm(self) -> None:
-        previous = signal.getsignal(signal.SIGTERM)
-        # Only wrap a server's own Python handler (daphne's Twisted reactor, uvicorn);
-        # SIG_DFL means nobody asked for a graceful stop (e.g. a test process).
-        if not callable(previous) or getattr(previous, "__name__", "") == "_sighandler_noop":
-            return
-        try:
-            self.loop.add_signal_handler(signal.SIGTERM, self._on_sigterm, previous)
-        except (RuntimeError, ValueError):  # not the main thread, or a loop without signals
-            logger.info("cannot handle SIGTERM on this loop: no graceful shutdown")
-
-    def _on_sigterm(self, previous: Callable[..., Any]) -> None:
-        if self.shutting_down:  # a second SIGTERM: stop now
-            previous(signal.SIGTERM, None)
-            return
-        self.shutting_down = True
-        self.loop.create_task(self.shutdown(previous), name="wscommands-shutdown")
-
-    async def shutdown(self, then: Callable[..., Any] | None = None) -> None:
-        """Close every local connection with 4503, wait for them to finish, call ``then``."""
-        self.shutting_down = True
-        started = time.monotonic()
+    async def register(self) -> None:
+        """Give the connection its id and make it reachable: hub, user index, presence."""
         hub = get_hub()
-        connections = list(hub.connections.values())
-        logger.info("shutting down: closing %d connection(s) with 4503", len(connections))
-        for connection in connections:
+        self.connection.id = await hub.add(self.connection)
+        self.registered = True
+        await self.connection.sync_user()
+        await hub.presence.connected(self.connection)
+
+    async def run_connect_hooks(self) -> Decision:
+        """Run the on_connect hooks in order; one that raises closes the connection (4500)."""
+        for hook in self.registry.connect_hooks:
             try:
-                await connection.consumer.close(SHUTTING_DOWN)
+                await call(hook, self.connection)
             except Exception:
-                logger.warning("could not close %s", connection.id, exc_info=True)
-        deadline = started + wscommands_settings.SHUTDOWN_TIMEOUT
-        # Done when the last disconnect has also stopped the hub (left its groups).
-        while (hub.connections or hub.channel is not None) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        logger.info(
-            "shutdown: %d connection(s) closed in %.2fs, %d left",
-            len(connections) - len(hub.connections),
-            time.monotonic() - started,
-            len(hub.connections),
-        )
-        if then is not None:
-            then(signal.SIGTERM, None)
+                logger.exception("on_connect hook %r raised; closing with 4500", hook)
+                return refuse(close=CloseCode.SERVER_ERROR)
+        return ADMIT
 
+    def release(self) -> None:
+        """Give back the connection's place under the caps (safe to call more than once)."""
+        if self.ticket is not None:
+            get_caps().release(self.ticket)
+            self.ticket = None
 
-_lifecycles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Lifecycle] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def get_lifecycle() -> Lifecycle:
-    """The running loop's :class:`Lifecycle` (created, and SIGTERM wrapped, on first use)."""
-    loop = asyncio.get_running_loop()
-    life = _lifecycles.get(loop)
-    if life is None:
-        life = _lifecycles[loop] = Lifecycle(loop)
-    return life
-
-
-async def admit_connection(consumer: CommandConsumer) -> bool:
-    """Refuse a handshake during shutdown (close 4503); start the session watcher."""
-    life = get_lifecycle()
-    if life.shutting_down:
-        await consumer.accept()
-        await consumer.close(SHUTTING_DOWN)
-        return False
-    life.watch_sessions()
-    return True
-
-
-def _stale(pairs: list[tuple[str, Any]]) -> set[tuple[str, Any]]:
-    """The (session key, user pk) pairs whose session no longer holds that user."""
-    stale = set()
-    for key, pk in pairs:
-        store, user = load_session(key)
-        if store is None or user is None or not user.is_authenticated or user.pk != pk:
-            stale.add((key, pk))
-    return stale
-
-
-async def check_sessions() -> int:
-    """Close (3000) this process's connections whose session has ended; returns how many."""
-    owners: dict[tuple[str, Any], list[Connection]] = {}
-    for connection in list(get_hub().connections.values()):
-        key = getattr(connection.session, "session_key", None)
-        if key and connection.is_authenticated():
-            owners.setdefault((key, connection.user.pk), []).append(connection)
-    if not owners:
-        return 0
-    closed = 0
-    for pair in await run_sync(_stale, list(owners)):
-        for connection in owners[pair]:
-            # Never log the session key: it is a password.
-            logger.info("connection %s: session ended, closing with 3000", connection.id)
-            await connection.consumer.close(SESSION_ENDED)
-            closed += 1
-    return closed
+    async def teardown(self) -> None:
+        """After the last request: cancel timers, run on_disconnect hooks, unregister."""
+        self.release()
+        if not self.registered:
+            return
+        self.registered = False
+        self.connection.cancel_calls()
+        for hook in self.registry.disconnect_hooks:
+            try:
+                await call(hook, self.connection)
+            except Exception:
+                logger.exception("on_disconnect hook %r raised", hook)
+        hub = get_hub()
+        await hub.presence.disconnected(self.connection)
+        await hub.remove(self.connection)

@@ -1,40 +1,36 @@
-"""Limits that keep one client from hurting the server: size, nesting, rate, backlog, caps.
+"""Limits on incoming frames: size, rate and nesting, checked before a frame is parsed.
 
 Each limit is a ``WSCOMMANDS`` setting (defaults in :mod:`.conf`, reasons in
-docs/reliability.md). The consumer calls in at a few points:
+docs/reliability.md). :class:`FrameGuard` only decides (a :class:`~.protocol.Decision`); the
+consumer sends the reply and closes:
 
-- :func:`admit_connection` / :func:`release_connection`: caps per user and per client IP;
-- :meth:`FrameGuard.admit`: size (close 4413), rate (``rate_limited``, then close 4429) and
-  nesting depth (``invalid_request``) of each frame, before it is parsed;
+- :meth:`FrameGuard.check`: size (close 4413), rate (``rate_limited``, then close 4429) and
+  nesting depth (``invalid_request``) of each frame;
 - :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
-  frames we refuse is closed with 4400;
-- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429);
-- under daphne, reading from a client's socket pauses while more than ``MAX_INBOX`` of its
-  frames wait for the consumer (TCP backpressure instead of an unbounded queue).
+  frames we refuse is closed with 4400.
+
+Connection caps are in :mod:`.caps`, socket backpressure and the outgoing backlog in
+:mod:`.flow`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
-from collections import Counter
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .conf import wscommands_settings
-from .exceptions import InvalidRequest, RateLimited
-from .protocol import decode, encode, error_reply, is_valid_request_id
-
-if TYPE_CHECKING:
-    from .consumer import CommandConsumer
-
-logger = logging.getLogger("wscommands")
-
-#: Close codes (PROTOCOL.md).
-BAD_REQUEST = 4400
-TOO_BIG = 4413
-TOO_MANY = 4429
+from .exceptions import InvalidRequest, ProtocolError, RateLimited
+from .protocol import (
+    ADMIT,
+    CloseCode,
+    Decision,
+    decode,
+    error_reply,
+    is_valid_request_id,
+    refuse,
+)
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -63,7 +59,7 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
 
 
-def _request_id(text: str) -> Any:
+def request_id_of(text: str) -> Any:
     """The request_id of a frame we refuse, when one can be read (so clients can match)."""
     try:
         data = decode(text)
@@ -95,158 +91,51 @@ class TokenBucket:
 
 
 class FrameGuard:
-    """The per-connection limits on incoming frames and the outgoing backlog."""
+    """One connection's limits on incoming frames; every method returns a decision."""
 
-    def __init__(self, consumer: CommandConsumer):
+    def __init__(self) -> None:
         s = wscommands_settings
-        self.consumer = consumer
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
-        self.transport, self.inbox = _daphne_internals(consumer)
-        self.cut_off = False
-        self.paused = False
 
-    async def admit(self, text: str | None, data: bytes | None) -> bool:
-        """Whether a frame may go on to be parsed; refuses (replies or closes) otherwise."""
+    def check(self, text: str | None, data: bytes | None) -> Decision:
+        """Whether a frame may go on to be parsed, and if not, what to send and close."""
         s = wscommands_settings
-        if self.inbox is not None:
-            self._backpressure(self.inbox.qsize(), s.MAX_INBOX)
         size = len(data) if text is None else None
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
         ):
-            await self.consumer.close(TOO_BIG)
-            return False
+            return refuse(close=CloseCode.TOO_BIG)
         if self.bucket is not None:
             retry_after = self.bucket.take()
             if retry_after:
-                await self._throttle(text, retry_after)
-                return False
+                return self._throttle(text, retry_after)
             self.throttled = 0
         if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
-            error = InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
-            await self.consumer.push_text(encode(error_reply(error)))
-            await self.refused()
-            return False
-        return True
+            return self.refused(
+                InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
+            )
+        return ADMIT
 
-    def _backpressure(self, waiting: int, high: int) -> None:
-        # daphne puts every frame it reads into an unbounded asyncio.Queue: a client that
-        # sends faster than we handle would grow it without limit. Stop reading its socket
-        # (so TCP pushes back on the client) until we have caught up.
-        if not self.paused and waiting >= high:
-            self.paused = True
-            self.transport.pauseProducing()
-        elif self.paused and waiting <= high // 2:
-            self.paused = False
-            self.transport.resumeProducing()
-
-    async def _throttle(self, text: str | None, retry_after: float) -> None:
+    def _throttle(self, text: str | None, retry_after: float) -> Decision:
         self.throttled += 1
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
-            await self.consumer.close(TOO_MANY)
-            return
+            return refuse(close=CloseCode.TOO_MANY)
         error = RateLimited(details={"retry_after": round(retry_after, 3)})
-        request_id = None if text is None else _request_id(text)
-        await self.consumer.push_text(encode(error_reply(error, request_id)))
+        request_id = None if text is None else request_id_of(text)
+        return refuse(error_reply(error, request_id))
 
-    async def refused(self) -> None:
-        """Count a refused frame; too many in a row close the connection with 4400."""
+    def refused(self, error: ProtocolError) -> Decision:
+        """Refuse a frame with ``error``; too many in a row also close with 4400."""
         self.invalid += 1
-        if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES:
-            await self.consumer.close(BAD_REQUEST)
+        close = (
+            CloseCode.BAD_REQUEST
+            if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES
+            else None
+        )
+        return refuse(error_reply(error), close)
 
     def accepted(self) -> None:
         """A valid request arrived: the client is not (only) sending garbage."""
         self.invalid = 0
-
-    def over_backlog(self) -> bool:
-        """True (and the client is cut off) if daphne holds too much unread output for it.
-
-        ASGI has no backpressure: ``send`` returns at once and Twisted buffers without
-        bound. Under daphne we read the size of that buffer from its transport; under other
-        servers this check does nothing (see docs/reliability.md).
-        """
-        transport = self.transport
-        if transport is None or self.cut_off:
-            return self.cut_off
-        buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-        if buffered <= wscommands_settings.MAX_OUTGOING_BACKLOG:
-            return False
-        logger.warning(
-            "connection %s does not read (%d bytes waiting): cut off",
-            self.consumer.connection.id,
-            buffered,
-        )
-        self.cut_off = True
-        transport.abortConnection()
-        return True
-
-
-def _daphne_internals(consumer: CommandConsumer) -> tuple[Any, Any]:
-    """Daphne's Twisted TCP transport and frame queue behind this consumer (None, None else).
-
-    Daphne hands the application ``functools.partial(server.handle_reply, protocol)`` as
-    ``send``; the protocol's transport holds the bytes not yet written to the socket, and
-    its ``application_queue`` the frames read but not yet handled.
-    """
-    send = consumer.base_send
-    for _ in range(8):  # Channels' session middleware wraps send: follow ``real_send``
-        owner = getattr(send, "__self__", None)
-        if not hasattr(owner, "real_send"):
-            break
-        send = owner.real_send
-    protocol = next(iter(getattr(send, "args", ())), None)
-    transport = getattr(protocol, "transport", None)
-    needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection", "pauseProducing")
-    if transport is None or not all(hasattr(transport, name) for name in needed):
-        return None, None
-    queue = getattr(protocol, "application_queue", None)
-    return transport, queue if hasattr(queue, "qsize") else None
-
-
-# Connection caps (per process) -------------------------------------------------------------
-
-_per_ip: Counter[str] = Counter()
-_per_user: Counter[Any] = Counter()
-
-
-def _client_ip(consumer: CommandConsumer) -> str | None:
-    client = consumer.scope.get("client")
-    return client[0] if client else None
-
-
-async def admit_connection(consumer: CommandConsumer) -> bool:
-    """Count a new connection against the caps; over a cap it is closed with 4429."""
-    s = wscommands_settings
-    user = consumer.scope.get("user")
-    user_pk = user.pk if user is not None and user.is_authenticated else None
-    ip = _client_ip(consumer)
-    over = (s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP) or (
-        s.MAX_CONNECTIONS_PER_USER is not None
-        and user_pk is not None
-        and _per_user[user_pk] >= s.MAX_CONNECTIONS_PER_USER
-    )
-    if over:
-        await consumer.accept()  # so the client sees why, instead of a bare HTTP 403
-        await consumer.close(TOO_MANY)
-        return False
-    _per_ip[ip] += 1
-    if user_pk is not None:
-        _per_user[user_pk] += 1
-    consumer._counted = (ip, user_pk)
-    return True
-
-
-def release_connection(consumer: CommandConsumer) -> None:
-    """Give back what :func:`admit_connection` counted (safe to call more than once)."""
-    counted = consumer.__dict__.pop("_counted", None)
-    if counted is None:
-        return
-    ip, user_pk = counted
-    for counter, key in ((_per_ip, ip), (_per_user, user_pk)):
-        if key is not None or counter is _per_ip:
-            counter[key] -= 1
-            if counter[key] <= 0:
-                del counter[key]

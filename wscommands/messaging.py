@@ -22,8 +22,9 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
+from .peer import Peer, split_id
 from .protocol import encode
-from .resilience import required
+from .resilience import or_unavailable
 
 logger = logging.getLogger("wscommands")
 
@@ -76,7 +77,7 @@ def _message(text: str, target: str, key: Any = None, exclude: str | None = None
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
     text = encode(message)
-    await required(
+    await or_unavailable(
         get_layer().group_send(all_group_name(), _message(text, "all", None, exclude)), "broadcast"
     )
 
@@ -85,30 +86,28 @@ async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | N
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
     text = encode(message)
-    await required(
+    await or_unavailable(
         get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
         "send_to_group",
     )
 
 
 async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> None:
-    """Send ``message`` to connection ids, :class:`Connection` objects and users.
+    """Send ``message`` to connection ids, connections (:class:`~.peer.Peer`) and users.
 
     A user means every connection that is that user when the message arrives, on any
     process. A connection named twice (by id and through its user) receives it twice.
     """
-    from .connection import Connection
-
     if isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
         raise TypeError("recipients must be a list of connection ids, connections or users")
     by_process: dict[str, list[str]] = {}
     user_pks: list[Any] = []
     for recipient in recipients:
-        if isinstance(recipient, Connection):
+        if isinstance(recipient, Peer):
             recipient = recipient.id
         if isinstance(recipient, str):
-            process, sep, local = recipient.rpartition("~")
-            if sep:
+            process, local = split_id(recipient)
+            if process:
                 by_process.setdefault(process, []).append(local)
             continue  # not an id this server issued: nobody to deliver to
         pk = getattr(recipient, "pk", None)
@@ -125,12 +124,12 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
     layer = get_layer()
     for process, ids in by_process.items():
         try:
-            await required(layer.send(process, _message(text, "ids", ids)), "send_to_subset")
+            await or_unavailable(layer.send(process, _message(text, "ids", ids)), "send_to_subset")
         except Exception as exc:  # a process that is gone: its connections are gone too
             if type(exc).__name__ != "ChannelFull":
                 raise
             logger.warning("process channel %s is full: message dropped", process)
     for pk in dict.fromkeys(user_pks):
-        await required(
+        await or_unavailable(
             layer.group_send(user_group_name(pk), _message(text, "user", pk)), "send_to_subset"
         )

@@ -82,7 +82,7 @@ class PresenceTracker:
         self.hub = hub
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
-        self._stale = False
+        self._unsynced = False
         # Changes not written yet: connection id -> its entry, or None to remove it.
         self._pending: dict[str, dict[str, Any] | None] = {}
 
@@ -150,7 +150,7 @@ class PresenceTracker:
             # by a caller that held the lock before us and took it along.
             batch, self._pending = self._pending, {}
             process = self.hub.channel
-            if not batch or self._stale or process is None:
+            if not batch or self._unsynced or process is None:
                 return  # (stale: the heartbeat will write the whole view)
             try:
                 await get_backend().presence_write(
@@ -160,7 +160,7 @@ class PresenceTracker:
                     remove=[cid for cid, e in batch.items() if e is None],
                 )
             except BackendUnavailable as exc:
-                self._stale = True
+                self._unsynced = True
                 logger.warning("presence not recorded (%s); will retry", exc)
 
     async def heartbeat(self, process: str) -> None:
@@ -169,22 +169,25 @@ class PresenceTracker:
         async with self._lock:
             try:
                 count = await get_backend().presence_write(
-                    process, ttl, self._encoded() if self._stale else None, replace=self._stale
+                    process,
+                    ttl,
+                    self._encoded() if self._unsynced else None,
+                    replace=self._unsynced,
                 )
                 if count != len(self.entries):  # e.g. Redis restarted empty
                     await get_backend().presence_write(process, ttl, self._encoded(), replace=True)
             except BackendUnavailable as exc:
-                if not self._stale:
+                if not self._unsynced:
                     logger.warning("presence heartbeat failed (%s); will retry", exc)
-                self._stale = True
+                self._unsynced = True
             else:
-                self._stale = False
+                self._unsynced = False
 
     async def run(self, process: str) -> None:
         """The heartbeat loop the hub runs while it has connections."""
         while True:
             interval = wscommands_settings.PRESENCE_TTL / 3
-            await asyncio.sleep(min(interval, RETRY_INTERVAL) if self._stale else interval)
+            await asyncio.sleep(min(interval, RETRY_INTERVAL) if self._unsynced else interval)
             await self.heartbeat(process)
 
     async def clear(self, process: str) -> None:
@@ -192,7 +195,7 @@ class PresenceTracker:
         self.entries.clear()
         self._pending.clear()
         async with self._lock:
-            self._stale = False
+            self._unsynced = False
             try:
                 await get_backend().presence_clear(process)
             except BackendUnavailable:  # the heartbeat key expires on its own

@@ -1,4 +1,4 @@
-"""The wire protocol, pure: decoding frames into requests and encoding replies.
+"""The wire protocol, pure: frames, requests, replies, close codes and guard decisions.
 
 No I/O here: the consumer feeds text in and sends what comes out (see docs/protocol.md).
 """
@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
+from .exceptions import (
+    CommandError,
+    CommandFailed,
+    InvalidJSON,
+    InvalidRequest,
+    ProtocolError,
+    logger,
+)
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
@@ -24,6 +31,61 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 # 19 digits in a row may be an integer outside 64 bits (orjson reads those as floats).
 _LONG_DIGITS = re.compile(r"\d{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+class CloseCode:
+    """The close codes of the protocol (docs/protocol.md), the one place they are defined.
+
+    Plain ints, not an IntEnum: autobahn (daphne) refuses a close code whose type is not
+    exactly ``int``.
+    """
+
+    NORMAL = 1000
+    #: ``authenticate`` failed, or a logged-in connection's session ended.
+    AUTHENTICATION_FAILED = 3000
+    FORBIDDEN = 3003
+    #: The client keeps sending frames the server refuses.
+    BAD_REQUEST = 4400
+    TOO_BIG = 4413
+    TOO_MANY = 4429
+    #: Unexpected server error, e.g. an ``on_connect`` hook raised.
+    SERVER_ERROR = 4500
+    SHUTTING_DOWN = 4503
+
+
+#: Every close code the server sends, with its meaning (as in docs/protocol.md).
+CLOSE_CODES: dict[int, str] = {
+    CloseCode.NORMAL: "normal closure",
+    CloseCode.AUTHENTICATION_FAILED: "authentication failed or session ended",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.BAD_REQUEST: "bad request: the client keeps sending what the server refuses",
+    CloseCode.TOO_BIG: "message too big",
+    CloseCode.TOO_MANY: "too many requests",
+    CloseCode.SERVER_ERROR: "unexpected server error",
+    CloseCode.SHUTTING_DOWN: "server shutting down or restarting: reconnect",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a guard decided; the caller acts on it (guards never send or close themselves).
+
+    ``admit``: go on with the frame or connection. ``reply``: a reply object to send
+    first. ``close``: a close code to close the connection with afterwards.
+    """
+
+    admit: bool = True
+    reply: dict[str, Any] | None = None
+    close: int | None = None
+
+
+#: Go on.
+ADMIT = Decision()
+
+
+def refuse(reply: dict[str, Any] | None = None, close: int | None = None) -> Decision:
+    """A decision to stop here: send ``reply`` if given, then close with ``close`` if given."""
+    return Decision(False, reply, close)
 
 
 @dataclass(slots=True)
@@ -156,8 +218,6 @@ def encode_reply(reply: dict[str, Any]) -> str:
         return encode(reply)
     except (TypeError, ValueError):
         pass
-    from .exceptions import CommandFailed, logger
-
     errors = reply.setdefault("errors", {})
     for key in [k for k in reply if k not in ("errors", "request_id")]:
         if not _encodable(reply[key]):

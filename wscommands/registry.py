@@ -7,7 +7,6 @@ here, at registration.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -17,6 +16,7 @@ from django.utils.module_loading import autodiscover_modules, import_string
 
 from .arguments import Signature
 from .protocol import RESERVED_NAMES
+from .threads import is_async
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,12 +47,18 @@ class Command:
     signature: Signature | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.is_async = inspect.iscoroutinefunction(self.func)
+        self.is_async = is_async(self.func)
         self.signature = Signature(self.func) if self.style == DECORATOR else None
 
 
 class Registry:
-    """Commands by name, plus the connect and disconnect hooks."""
+    """Commands by name, plus the connect and disconnect hooks.
+
+    The module-level :data:`registry` is the one ``@command`` fills and
+    :class:`~wscommands.consumer.CommandConsumer` uses. A consumer subclass may serve its own:
+    ``registry = Registry()`` on the class, and ``@registry.command`` /
+    ``@registry.on_connect`` / ``@registry.on_disconnect`` to fill it.
+    """
 
     def __init__(self) -> None:
         self.commands: dict[str, Command] = {}
@@ -94,10 +100,74 @@ class Registry:
         return self.commands.get(name)
 
     def add_hook(self, hooks: list[Callable[..., Any]], func: Callable[..., Any]) -> None:
+        """Append ``func`` to ``hooks`` (a re-imported module's hook replaces its old self)."""
         if not any(_same_function(func, h) for h in hooks):
             hooks.append(func)
         else:  # re-imported module: keep the position, take the new function
             hooks[:] = [func if _same_function(func, h) else h for h in hooks]
+
+    @overload
+    def command(self, func: F, /) -> F: ...
+    @overload
+    def command(
+        self,
+        *,
+        name: str | None = None,
+        login_required: bool = False,
+        permission: str | None = None,
+        concurrent: bool = False,
+    ) -> Callable[[F], F]: ...
+    def command(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        login_required: bool = False,
+        permission: str | None = None,
+        concurrent: bool = False,
+    ) -> Any:
+        """Register a function as a command of this registry, with or without arguments.
+
+        ``name`` defaults to the function's name. ``login_required`` refuses anonymous users
+        (``not_authenticated``); ``permission`` ("app_label.codename") also refuses users
+        without it (``permission_denied``). ``concurrent`` lets this connection's later
+        requests run while this one is still running. A command named ``default`` receives
+        frames that are not JSON. Raises ImproperlyConfigured for reserved or duplicate names.
+        """
+        if permission is not None and (not isinstance(permission, str) or "." not in permission):
+            raise ImproperlyConfigured(
+                f'permission must be "app_label.codename", got {permission!r}'
+            )
+
+        def decorator(f: F) -> F:
+            if not callable(f):
+                raise ImproperlyConfigured(f"@command needs a function, got {f!r}")
+            self.register(
+                Command(
+                    name=name or f.__name__,
+                    func=f,
+                    login_required=login_required or permission is not None,
+                    permission=permission,
+                    concurrent=concurrent,
+                )
+            )
+            return f
+
+        return decorator(func) if func is not None else decorator
+
+    def on_connect(self, func: F) -> F:
+        """Run ``func(connection)`` when a connection opens, before its first request.
+
+        If it raises, the error is logged and the connection is closed with 4500.
+        """
+        self.add_hook(self.connect_hooks, func)
+        return func
+
+    def on_disconnect(self, func: F) -> F:
+        """Run ``func(connection)`` when a connection closes, whatever the reason."""
+        self.add_hook(self.disconnect_hooks, func)
+        return func
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -107,74 +177,20 @@ def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     )
 
 
-#: The registry the consumer uses.
+#: The registry ``@command``, ``@on_connect`` and ``@on_disconnect`` fill, and the one
+#: :class:`~wscommands.consumer.CommandConsumer` serves.
 registry = Registry()
 
-
-@overload
-def command(func: F, /) -> F: ...
-@overload
-def command(
-    *,
-    name: str | None = None,
-    login_required: bool = False,
-    permission: str | None = None,
-    concurrent: bool = False,
-) -> Callable[[F], F]: ...
-def command(
-    func: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    login_required: bool = False,
-    permission: str | None = None,
-    concurrent: bool = False,
-) -> Any:
-    """Register a function as a command, with or without arguments.
-
-    ``name`` defaults to the function's name. ``login_required`` refuses anonymous users
-    (``not_authenticated``); ``permission`` ("app_label.codename") also refuses users without
-    it (``permission_denied``). ``concurrent`` lets this connection's later requests run while
-    this one is still running. A command named ``default`` receives frames that are not JSON.
-    Raises ImproperlyConfigured for reserved or duplicate names.
-    """
-    if permission is not None and (not isinstance(permission, str) or "." not in permission):
-        raise ImproperlyConfigured(f'permission must be "app_label.codename", got {permission!r}')
-
-    def decorator(f: F) -> F:
-        if not callable(f):
-            raise ImproperlyConfigured(f"@command needs a function, got {f!r}")
-        registry.register(
-            Command(
-                name=name or f.__name__,
-                func=f,
-                login_required=login_required or permission is not None,
-                permission=permission,
-                concurrent=concurrent,
-            )
-        )
-        return f
-
-    return decorator(func) if func is not None else decorator
+#: ``@command``: :meth:`Registry.command` of the default :data:`registry`.
+command = registry.command
+#: ``@on_connect``: :meth:`Registry.on_connect` of the default :data:`registry`.
+on_connect = registry.on_connect
+#: ``@on_disconnect``: :meth:`Registry.on_disconnect` of the default :data:`registry`.
+on_disconnect = registry.on_disconnect
 
 
-def on_connect(func: F) -> F:
-    """Run ``func(connection)`` when a connection opens, before its first request.
-
-    If it raises, the error is logged and the connection is closed with 4500.
-    """
-    registry.add_hook(registry.connect_hooks, func)
-    return func
-
-
-def on_disconnect(func: F) -> F:
-    """Run ``func(connection)`` when a connection closes, whatever the reason."""
-    registry.add_hook(registry.disconnect_hooks, func)
-    return func
-
-
-def load_settings_commands(commands: dict[str, str]) -> None:
-    """Register the seed-style commands named in ``WSCOMMANDS["COMMANDS"]``."""
+def load_settings_commands(commands: dict[str, str], into: Registry = registry) -> None:
+    """Register the seed-style commands named in ``WSCOMMANDS["COMMANDS"]`` (into ``into``)."""
     if not isinstance(commands, dict):
         raise ImproperlyConfigured('WSCOMMANDS["COMMANDS"] must be a dict of name -> dotted path')
     for name, path in commands.items():
@@ -188,7 +204,7 @@ def load_settings_commands(commands: dict[str, str]) -> None:
             raise ImproperlyConfigured(
                 f'WSCOMMANDS["COMMANDS"][{name!r}] = {path!r} is not callable'
             )
-        registry.register(Command(name=name, func=func, style=SEED))
+        into.register(Command(name=name, func=func, style=SEED))
 
 
 def autodiscover(module_name: str = "commands") -> None:

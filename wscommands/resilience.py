@@ -24,7 +24,7 @@ from .exceptions import Unavailable
 logger = logging.getLogger("wscommands")
 
 
-async def attempt(awaitable: Awaitable[Any], what: str) -> bool:
+async def best_effort(awaitable: Awaitable[Any], what: str) -> bool:
     """Await a channel-layer call within the timeout; False (logged) if it failed."""
     try:
         async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
@@ -35,7 +35,7 @@ async def attempt(awaitable: Awaitable[Any], what: str) -> bool:
     return True
 
 
-async def required(awaitable: Awaitable[Any], what: str) -> None:
+async def or_unavailable(awaitable: Awaitable[Any], what: str) -> None:
     """Await a channel-layer send within the timeout; raise :class:`Unavailable` if it failed.
 
     ``ChannelFull`` passes through: it means a slow receiver, not an unreachable layer.

@@ -9,11 +9,13 @@ pool of its own (``WSCOMMANDS["WORKER_THREADS"]``) and, like Channels'
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction
 from channels.db import DatabaseSyncToAsync, aclose_old_connections
 from django.dispatch import Signal
 
@@ -45,6 +47,29 @@ async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """
     call = functools.partial(func, *args, **kwargs) if args or kwargs else func
     return await DatabaseSyncToAsync(call, thread_sensitive=False, executor=get_executor())()
+
+
+def is_async(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` must be awaited: the one test wscommands uses to tell sync from async.
+
+    asgiref's ``iscoroutinefunction``: ``inspect``'s, plus functions marked with
+    ``markcoroutinefunction`` (``asyncio.iscoroutinefunction`` is deprecated).
+    """
+    return iscoroutinefunction(func)
+
+
+async def call(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call a sync or async function: async on the loop, sync in the worker pool.
+
+    A sync function that returns an awaitable (e.g. a ``functools.partial`` of an async
+    function) has it awaited.
+    """
+    if is_async(func):
+        return await func(*args, **kwargs)
+    result = await run_sync(func, *args, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:

@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from ..conf import wscommands_settings as s
 from .base import Backend, BackendUnavailable
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "reset"]
@@ -23,8 +27,6 @@ def get_backend() -> Backend:
     """The process's backend, built from settings on first use."""
     global _backend
     if _backend is None:
-        from ..conf import wscommands_settings as s
-
         path = _ALIASES.get(s.BACKEND, s.BACKEND)
         try:
             cls = import_string(path)
@@ -41,3 +43,11 @@ def reset() -> None:
     """Forget the backend so the next ``get_backend()`` rebuilds it from settings."""
     global _backend
     _backend = None
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "WSCOMMANDS":
+        reset()
+
+
+setting_changed.connect(_on_setting_changed)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..exceptions import BackendUnavailable
 from ..protocol import encode
 
-
-class BackendUnavailable(Exception):
-    """The backend (e.g. Redis) cannot be reached; commands answer ``unavailable``."""
+__all__ = ["Backend", "BackendUnavailable", "check_amount", "encode_mapping"]
 
 
 class Backend:

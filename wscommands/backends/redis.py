@@ -17,18 +17,16 @@ they need a single Redis (or Sentinel), not Redis Cluster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from channels_redis.utils import create_pool
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ..compat import close_with_loop, redis_pool
 from ..protocol import decode
 from .base import Backend, BackendUnavailable, check_amount, encode_mapping
 
@@ -97,7 +95,7 @@ class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
 
     def __init__(self, host: dict[str, Any]):
-        self.redis = Redis(connection_pool=create_pool(host))
+        self.redis = Redis(connection_pool=redis_pool(host))
         self.increment = self.redis.register_script(_INCREMENT)
         self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(_PRESENCE_READ)
@@ -140,7 +138,7 @@ class RedisBackend(Backend):
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = _LoopClient(self.host)
-            _close_with_loop(loop, client)
+            close_with_loop(loop, client.close)
         return client
 
     async def _call(self, op: Callable[[_LoopClient], Awaitable[T]]) -> T:
@@ -218,21 +216,3 @@ class RedisBackend(Backend):
         client = self._clients.pop(loop, None)
         if client is not None:
             await client.close()
-
-
-def _close_with_loop(loop: asyncio.AbstractEventLoop, client: _LoopClient) -> None:
-    """Close the client's connections when its loop closes (as channels-redis does).
-
-    Tests run one loop per test; without this, each would leave open sockets behind.
-    """
-    original = loop.close
-
-    def close(self: asyncio.AbstractEventLoop) -> None:
-        self.close = original  # type: ignore[method-assign]
-        if not self.is_running():
-            # Best effort: the process may be exiting with Redis gone.
-            with contextlib.suppress(Exception):
-                self.run_until_complete(client.close())
-        original()
-
-    loop.close = types.MethodType(close, loop)  # type: ignore[method-assign]

@@ -1,0 +1,120 @@
+"""One connection's requests: run in the order received, a cap on how many may wait.
+
+A request starts once every earlier non-concurrent request of its connection has finished;
+a request whose commands are all ``concurrent`` does not hold up later ones. At most
+``MAX_PENDING_REQUESTS`` wait or run at once; more are refused with ``rate_limited``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .conf import wscommands_settings
+from .connection import Connection
+from .exceptions import RateLimited
+from .execution import DEFAULT, run_default, run_request
+from .protocol import ADMIT, Decision, Request, error_reply, refuse
+from .registry import Registry
+
+logger = logging.getLogger("wscommands")
+
+#: Seconds a running request may go on after its client has gone.
+DISCONNECT_GRACE = 5.0
+
+#: What a request gives back: the reply (None: no reply) and a close code (None: stay open).
+Outcome = tuple[dict[str, Any] | None, int | None]
+#: Where outcomes go (the consumer sends the reply, then closes if asked).
+Respond = Callable[[dict[str, Any] | None, int | None], Awaitable[None]]
+
+
+class RequestQueue:
+    """Schedules one connection's requests; hands each outcome to ``respond``."""
+
+    def __init__(self, connection: Connection, registry: Registry, respond: Respond):
+        self.connection = connection
+        self.registry = registry
+        self.respond = respond
+        self.halted = False
+        self._last_serial: asyncio.Task | None = None
+        self._pending: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task] = set()
+
+    def is_concurrent(self, request: Request) -> bool:
+        """True if every command of the request is registered ``concurrent``."""
+        return bool(request.commands) and all(
+            (cmd := self.registry.get(name)) is not None and cmd.concurrent
+            for name, _ in request.commands
+        )
+
+    def submit(self, request: Request) -> Decision:
+        """Queue a request; refused (``rate_limited``, with its request_id) over the cap."""
+        return self._schedule(
+            lambda: run_request(self.connection, request, self.registry),
+            self.is_concurrent(request),
+            request.request_id,
+        )
+
+    @property
+    def has_default(self) -> bool:
+        """Whether a ``default`` command takes frames that are not JSON."""
+        return self.registry.get(DEFAULT) is not None
+
+    def submit_default(self, text: str) -> Decision:
+        """Queue a frame that is not JSON for the ``default`` command."""
+        default = self.registry.get(DEFAULT)
+
+        async def run() -> Outcome:
+            return await run_default(self.connection, default, text), None
+
+        return self._schedule(run, concurrent=False)
+
+    def _schedule(
+        self,
+        run: Callable[[], Awaitable[Outcome]],
+        concurrent: bool,
+        request_id: str | int | None = None,
+    ) -> Decision:
+        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
+            error = RateLimited("too many requests waiting on this connection")
+            # The one reply this request gets: it carries the request_id clients match on.
+            return refuse(error_reply(error, request_id))
+        task = asyncio.create_task(self._run_after(self._last_serial, run))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        if not concurrent:
+            self._last_serial = task
+        return ADMIT
+
+    async def _run_after(
+        self, previous: asyncio.Task | None, run: Callable[[], Awaitable[Outcome]]
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if self.halted:
+            return
+        task = asyncio.current_task()
+        self._running.add(task)
+        try:
+            reply, close_code = await run()
+            await self.respond(reply, close_code)
+        except Exception:  # run_request catches command errors; this is a bug of ours
+            logger.exception("request failed")
+        finally:
+            self._running.discard(task)
+
+    def halt(self) -> None:
+        """Start nothing more (the connection is closing); running requests go on."""
+        self.halted = True
+
+    async def stop(self, grace: float = DISCONNECT_GRACE) -> None:
+        """Drop waiting requests; give running ones ``grace`` seconds, then cancel them."""
+        self.halted = True
+        for task in self._pending - self._running:
+            task.cancel()
+        if self._running:
+            _, late = await asyncio.wait(self._running, timeout=grace)
+            for task in late:
+                task.cancel()
