@@ -272,3 +272,19 @@ async def test_connection_ids_are_distinct_strings_naming_their_process():
     assert len(set(ids)) == 3
     processes = {i.rpartition("~")[0] for i in ids}
     assert len(processes) == 1 and processes != {""}
+
+
+async def test_the_hub_class_setting_chooses_the_class_of_each_processs_hub(settings):
+    """WSCOMMANDS["HUB_CLASS"]: the hub in use is that class; its deliver() sees every
+    fan-out message and decides what reaches the connections."""
+    from tests.testapp import hubs
+    from wscommands.hub import get_hub
+
+    hubs.delivered.clear()
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "HUB_CLASS": "tests.testapp.hubs.RecordingHub"}
+    async with CommandClient() as client:
+        assert type(get_hub()) is hubs.RecordingHub
+        await wscommands.broadcast({"private": 1})
+        await wscommands.broadcast({"public": 2})
+        assert await client.receive_push() == {"public": 2}
+    assert [m["text"] for m in hubs.delivered] == ['{"private":1}', '{"public":2}']

@@ -259,6 +259,39 @@ async def test_a_consumer_subclass_with_its_own_registry():
     assert reply["errors"]["unimplemented"] == ["echo"]
 
 
+async def test_a_registrys_own_decorators_fill_that_registry_only():
+    """@own.command / @own.on_connect / @own.on_disconnect: served by the consumer that uses
+    ``own``, invisible to the default registry (and so to the example's consumer)."""
+    own = Registry()
+    seen: list[str] = []
+
+    @own.command(name="own.add")
+    async def add(connection, a: int, b: int):
+        return a + b
+
+    @own.on_connect
+    async def hello(connection):
+        seen.append("connect")
+
+    @own.on_disconnect
+    def bye(connection):
+        seen.append("disconnect")
+
+    assert not registry.is_registered("own.add")
+    assert hello not in registry.connect_hooks and bye not in registry.disconnect_hooks
+
+    class OwnConsumer(CommandConsumer):
+        registry = own
+
+    application = URLRouter([path("own/", OwnConsumer.as_asgi())])
+    async with CommandClient(application, path="/own/") as client:
+        assert await client.call("own.add", a=1, b=2) == 3
+    assert seen == ["connect", "disconnect"]
+    async with CommandClient() as client:  # the example project's consumer
+        reply = await client.request({"own.add": {"a": 1, "b": 2}})
+    assert reply["errors"]["unimplemented"] == ["own.add"]
+
+
 def wscommands_errors() -> list[checks.CheckMessage]:
     return [m for m in checks.run_checks() if m.id and m.id.startswith("wscommands.")]
 
@@ -322,3 +355,38 @@ def test_daphne_refuses_to_start_without_a_channel_layer(sqlite_env):
     assert "wscommands is misconfigured" in log
     assert "CHANNEL_LAYERS['default'] is not configured" in log
     assert "InMemoryChannelLayer" in log  # the hint says how to fix it
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HEALTH_CHECK_INTERVAL", 0),
+        ("PRESENCE_TTL", -1),
+        ("GROUP_REFRESH_INTERVAL", 0.0),
+        ("SESSION_CHECK_INTERVAL", 0),
+        ("MAX_INBOX", "32"),
+        ("WORKER_THREADS", 0),
+    ],
+)
+def test_system_check_refuses_intervals_and_sizes_that_are_not_positive(name, value):
+    """A zero interval would be a hot loop: refused at start-up with how to fix it."""
+    with override_settings(WSCOMMANDS={name: value}):
+        errors = wscommands_errors()
+    assert len(errors) == 1
+    assert f'WSCOMMANDS["{name}"] must be a positive' in errors[0].msg
+    assert "Remove it to use the default" in errors[0].hint
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("wscommands.hub.NoSuchHub", "cannot be imported"),
+        ("wscommands.registry.Registry", "is not a subclass of wscommands.hub.Hub"),
+    ],
+)
+def test_system_check_refuses_a_hub_class_that_is_not_a_hub(path, problem):
+    with override_settings(WSCOMMANDS={"HUB_CLASS": path}):
+        errors = wscommands_errors()
+    assert [e.id for e in errors] == ["wscommands.E007"]
+    assert problem in errors[0].msg
+    assert "wscommands.hub.Hub" in errors[0].hint

@@ -97,3 +97,10 @@ async def test_a_refused_handshake_raises_connection_refused():
     client = CommandClient(headers=[(b"origin", b"http://evil.example")])
     with pytest.raises(ConnectionRefusedError):
         await client.connect()
+
+
+def test_error_reply_keeps_its_first_name():
+    """ErrorReply is the name; CommandFailedError, the first one, is the same class."""
+    from wscommands.testing import ErrorReply
+
+    assert CommandFailedError is ErrorReply

@@ -20,8 +20,13 @@ from .exceptions import CommandError
 from .protocol import decode, encode
 
 
-class CommandFailedError(Exception):
-    """A command answered with an ``errors`` entry; ``code``, ``message``, ``details``."""
+class ErrorReply(Exception):
+    """The reply carried an ``errors`` entry for the command called; ``code``, ``message``,
+    ``details`` are the entry's.
+
+    Any error code (``invalid_arguments``, ``client_error``, ...), not only
+    ``command_failed``: hence not named after :class:`wscommands.CommandFailed`.
+    """
 
     def __init__(self, command: str, entry: dict[str, Any]):
         self.command = command
@@ -29,6 +34,10 @@ class CommandFailedError(Exception):
         self.message: str = entry.get("message", "")
         self.details: dict[str, Any] | None = entry.get("details")
         super().__init__(f"{command}: {self.code}: {self.message}")
+
+
+#: The name this exception had first (kept: applications' tests import it).
+CommandFailedError = ErrorReply
 
 
 class CommandClient:
@@ -121,7 +130,7 @@ class CommandClient:
         return self._replies.pop(request_id)
 
     async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Call one command; returns its result or raises :class:`CommandFailedError`.
+        """Call one command; returns its result or raises :class:`ErrorReply`.
 
         Keyword arguments become the argument object; one positional argument is sent as is.
         """
@@ -131,7 +140,7 @@ class CommandClient:
         reply = await self.request({name: argument})
         errors = reply.get("errors", {})
         if name in errors:
-            raise CommandFailedError(name, errors[name])
+            raise ErrorReply(name, errors[name])
         return reply.get(name)
 
     async def wait_closed(self, timeout: float | None = None) -> int:
@@ -147,4 +156,4 @@ class CommandClient:
                 self.pushes.append(message)
 
 
-__all__ = ["CommandClient", "CommandError", "CommandFailedError"]
+__all__ = ["CommandClient", "CommandError", "CommandFailedError", "ErrorReply"]
