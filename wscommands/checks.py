@@ -39,6 +39,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E003",
             )
         )
+    if s.DESCRIBE not in ("off", "staff", "public"):
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["DESCRIBE"] must be "off", "staff" or "public", got {s.DESCRIBE!r}.',
+                hint='"staff" lets logged-in staff users run describe; "public" everyone.',
+                id="wscommands.E012",
+            )
+        )
     for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
@@ -60,7 +61,9 @@ def decode(text: str | bytes) -> Any:
 def encode(obj: Any) -> str:
     """Serialise to compact JSON text; raises TypeError/ValueError for what JSON cannot hold."""
     try:
-        return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
+        # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
+        # form; orjson only calls this for types it cannot write itself.
+        return orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS).decode()
     except TypeError:
         pass
     # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib writes them
