@@ -122,9 +122,9 @@ def _command(cmd: Command, found: Any, defs: dict[str, Any]) -> dict[str, Any]:
         if signature.takes_positional and first is not None:
             positional = properties.get(first.name)
             if positional is not None and not _may_be_object(positional, defs):
-                alternatives.append(positional)
+                _add_alternative(alternatives, positional)
         if not required:  # {} and null call it with no arguments
-            alternatives.append({"type": "null"})
+            _add_alternative(alternatives, {"type": "null"})
         if len(alternatives) > 1:
             params = {"anyOf": alternatives}
     return {
@@ -134,6 +134,13 @@ def _command(cmd: Command, found: Any, defs: dict[str, Any]) -> dict[str, Any]:
         "permission": cmd.permission,
         "description": inspect.getdoc(cmd.func) or "",
     }
+
+
+def _add_alternative(alternatives: list[Any], schema: dict[str, Any]) -> None:
+    """Add ``schema`` to an ``anyOf`` list, flattening a plain ``anyOf`` and skipping repeats."""
+    for option in schema["anyOf"] if list(schema) == ["anyOf"] else [schema]:
+        if option not in alternatives:
+            alternatives.append(option)
 
 
 def _may_be_object(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
