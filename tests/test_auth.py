@@ -302,13 +302,23 @@ def http_session_id(login_as: str | None = None):
 
 
 async def test_session_id_view_serves_the_browser_sessions_key():
-    """GET /session_id: plain text, the key of the browser's session, never cached."""
-    client, first, second = await http_session_id()
+    """GET /session_id: plain text, the key of the logged-in browser's session, never cached."""
+    await logged_in("ann")
+    client, first, second = await http_session_id("ann")
     assert first.status_code == 200
     assert first["Content-Type"].startswith("text/plain")
     key = first.content.decode()
     assert key == client.cookies[settings.SESSION_COOKIE_NAME].value
     assert second.content.decode() == key
+    assert "no-cache" in first["Cache-Control"] or "max-age=0" in first["Cache-Control"]
+
+
+async def test_session_id_view_stores_nothing_for_anonymous_visitors():
+    """An anonymous visitor gets an empty body and no session cookie (no row is stored)."""
+    client, first, second = await http_session_id()
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content == b""
+    assert settings.SESSION_COOKIE_NAME not in client.cookies
     assert "no-cache" in first["Cache-Control"] or "max-age=0" in first["Cache-Control"]
 
 
