@@ -124,7 +124,9 @@ async def failure_closes(client: CommandClient, argument, ran: list) -> None:
     assert await client.wait_closed() == 3000
 
 
-@pytest.mark.parametrize("kind", ["unknown", "expired", "anonymous", "not a string", "missing"])
+@pytest.mark.parametrize(
+    "kind", ["unknown", "expired", "anonymous", "no session", "not a string", "missing"]
+)
 async def test_authenticate_failure_replies_closes_3000_and_stops_the_request(kind):
     """Unknown, expired or anonymous session: failure, close 3000, later commands do not
     run (neither in that request nor in requests sent after it)."""
@@ -148,6 +150,8 @@ async def test_authenticate_failure_replies_closes_3000_and_stops_the_request(ki
         argument = {"session_id": key}
     elif kind == "anonymous":
         argument = {"session_id": await anonymous_session_key()}
+    elif kind == "no session":  # GET /session_id's answer to an anonymous visitor
+        argument = {"session_id": ""}
     elif kind == "not a string":
         argument = {"session_id": 12345}
     else:
