@@ -70,8 +70,12 @@ DEFAULTS: dict[str, Any] = {
     # are closed with 4429 right after the handshake.
     "MAX_CONNECTIONS_PER_USER": None,
     "MAX_CONNECTIONS_PER_IP": None,
-    # Strict Origin allowlist, e.g. ["https://example.com", "http://localhost:8000"] (None:
-    # any host of ALLOWED_HOSTS, any scheme and port, as Channels does).
+    # Which handshake Origins are let in: "same-origin" (the handshake's own scheme, host and
+    # port; the host one of ALLOWED_HOSTS) or "allowed-hosts" (Channels' lax policy: any
+    # scheme and port of a host of ALLOWED_HOSTS). See wscommands/origins.py.
+    "ORIGIN_POLICY": "same-origin",
+    # Origin allowlist, e.g. ["https://example.com", "http://localhost:8000"]: exactly these,
+    # whatever ORIGIN_POLICY says (None: ORIGIN_POLICY decides).
     "ALLOWED_ORIGINS": None,
     # Let handshakes without an Origin header in (clients that are not browsers).
     "ALLOW_MISSING_ORIGIN": True,
