@@ -25,9 +25,7 @@ def test_every_internal_is_found_with_the_pinned_versions():
     }
 
 
-def test_a_missing_internal_is_warned_about_once_naming_what_switches_off(
-    monkeypatch, caplog
-):
+def test_a_missing_internal_is_warned_about_once_naming_what_switches_off(monkeypatch, caplog):
     """An upgrade that drops one (simulated by removing it) logs one warning, not one per call."""
     monkeypatch.delattr(asyncio.unix_events, "_sighandler_noop")
     monkeypatch.delattr(channels_redis.utils, "create_pool")

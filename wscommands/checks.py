@@ -12,7 +12,7 @@ from django.utils.module_loading import import_string
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .hub import Hub
-from .origins import normalize_origin
+from .origins import ORIGIN_POLICIES, normalize_origin
 
 
 @checks.register()
@@ -41,6 +41,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 'WSCOMMANDS["BACKEND"] is "redis" but WSCOMMANDS["REDIS_URL"] is not set.',
                 hint='Set WSCOMMANDS["REDIS_URL"] = "redis://127.0.0.1:6379/0".',
                 id="wscommands.E003",
+            )
+        )
+    if s.DESCRIBE not in ("off", "staff", "public"):
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["DESCRIBE"] must be "off", "staff" or "public", got {s.DESCRIBE!r}.',
+                hint='"staff" lets logged-in staff users run describe; "public" everyone.',
+                id="wscommands.E012",
             )
         )
     for name in _POSITIVE_INTEGERS:
@@ -94,6 +102,7 @@ _POSITIVE_NUMBERS = (
     "PRESENCE_TTL",
     "GROUP_REFRESH_INTERVAL",
     "HEALTH_CHECK_INTERVAL",
+    "SEND_TIMEOUT",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
@@ -150,4 +159,14 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     id="wscommands.E006",
                 )
             )
+    if s.ORIGIN_POLICY not in ORIGIN_POLICIES:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["ORIGIN_POLICY"] must be one of {", ".join(ORIGIN_POLICIES)}; '
+                f"got {s.ORIGIN_POLICY!r}.",
+                hint='"same-origin" (the default) unless pages on other ports or schemes of '
+                "your hosts must connect; prefer listing them in ALLOWED_ORIGINS.",
+                id="wscommands.E020",
+            )
+        )
     return errors

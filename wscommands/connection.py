@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
 from .hub import get_hub
+from .outgoing import encode_push
 from .peer import Peer
-from .protocol import encode
 from .threads import call, run_sync
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class Connection(Peer):
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self.consumer.push_text(encode(message))
+        await self.consumer.push_text(encode_push(message))
 
     async def push_text(self, text: str) -> None:
         """Write JSON text as it is (dropped once the connection has closed)."""

@@ -18,6 +18,7 @@ from django.utils.module_loading import import_string
 
 from .compat import channel_suffix
 from .conf import wscommands_settings
+from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .peer import ID_SEPARATOR, Peer, split_id
 from .presence import PresenceTracker
@@ -249,13 +250,12 @@ class Hub:
         text = message["text"]
         exclude = message.get("exclude")
         connections = self.connections
-        for local_id in self._targets(message):
-            peer = connections.get(local_id)
-            if peer is not None and peer.id != exclude:
-                try:
-                    await peer.push_text(text)
-                except Exception:  # one connection's failure never stops the others' delivery
-                    logger.exception("writing to connection %s failed", peer.id)
+        recipients = [
+            peer
+            for local_id in self._targets(message)
+            if (peer := connections.get(local_id)) is not None and peer.id != exclude
+        ]
+        await write_all(recipients, lambda peer: peer.push_text(text))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
