@@ -5,13 +5,12 @@ Counted per event loop, like the hub: one server process, one count.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from .conf import wscommands_settings
+from .loops import PerLoop
 from .protocol import ADMIT, CloseCode, Decision, refuse
 
 
@@ -60,15 +59,9 @@ def _decrement(counter: Counter[Any], key: Any) -> None:
         del counter[key]
 
 
-_caps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionCaps] = (
-    weakref.WeakKeyDictionary()
-)
+_caps: PerLoop[ConnectionCaps] = PerLoop(lambda loop: ConnectionCaps())
 
 
 def get_caps() -> ConnectionCaps:
     """The running event loop's connection counts."""
-    loop = asyncio.get_running_loop()
-    caps = _caps.get(loop)
-    if caps is None:
-        caps = _caps[loop] = ConnectionCaps()
-    return caps
+    return _caps.get()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.utils.module_loading import import_string
 from .compat import channel_suffix
 from .conf import wscommands_settings
 from .fanout import write_all
+from .loops import PerLoop
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .peer import ID_SEPARATOR, Peer, split_id
 from .presence import PresenceTracker
@@ -258,18 +258,14 @@ class Hub:
         await write_all(recipients, lambda peer: peer.push_text(text))
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
-
-
 def hub_class() -> type[Hub]:
     """The class named by ``WSCOMMANDS["HUB_CLASS"]`` (checked at start-up)."""
     return import_string(wscommands_settings.HUB_CLASS)
 
 
+_hubs: PerLoop[Hub] = PerLoop(lambda loop: hub_class()(get_layer()))
+
+
 def get_hub() -> Hub:
     """The hub of the running event loop (one per process in a server), made on first use."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = hub_class()(get_layer())
-    return hub
+    return _hubs.get()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any
 
 from .auth import load_session
 from .conf import wscommands_settings
 from .hub import get_hub
+from .loops import PerLoop
 from .protocol import CloseCode
 from .threads import run_sync
 
@@ -43,18 +43,12 @@ class SessionWatcher:
                 logger.warning("could not re-validate sessions", exc_info=True)
 
 
-_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionWatcher] = (
-    weakref.WeakKeyDictionary()
-)
+_watchers: PerLoop[SessionWatcher] = PerLoop(SessionWatcher)
 
 
 def get_session_watcher() -> SessionWatcher:
     """The running loop's :class:`SessionWatcher`."""
-    loop = asyncio.get_running_loop()
-    watcher = _watchers.get(loop)
-    if watcher is None:
-        watcher = _watchers[loop] = SessionWatcher(loop)
-    return watcher
+    return _watchers.get()
 
 
 def ended_sessions(pairs: list[tuple[str, Any]]) -> set[tuple[str, Any]]:

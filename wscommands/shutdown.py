@@ -14,13 +14,13 @@ import asyncio
 import logging
 import signal
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .compat import is_asyncio_placeholder
 from .conf import wscommands_settings
 from .hub import get_hub
+from .loops import PerLoop
 from .protocol import ADMIT, CloseCode, Decision, refuse
 
 logger = logging.getLogger("wscommands")
@@ -82,15 +82,9 @@ class Shutdown:
             then(signal.SIGTERM, None)
 
 
-_shutdowns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Shutdown] = (
-    weakref.WeakKeyDictionary()
-)
+_shutdowns: PerLoop[Shutdown] = PerLoop(Shutdown)
 
 
 def get_shutdown() -> Shutdown:
     """The running loop's :class:`Shutdown` (created, and SIGTERM wrapped, on first use)."""
-    loop = asyncio.get_running_loop()
-    shutdown = _shutdowns.get(loop)
-    if shutdown is None:
-        shutdown = _shutdowns[loop] = Shutdown(loop)
-    return shutdown
+    return _shutdowns.get()
