@@ -17,9 +17,24 @@ from .exceptions import InvalidArguments
 
 Checker = Callable[[Any], bool]
 
+#: Integers beyond this are not numbers a ``float`` parameter can hold (Python raises
+#: OverflowError converting them): a client's mistake, refused as a wrong type.
+_FLOAT_INT_LIMIT = 2**1024
+
+
+def _is_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -_FLOAT_INT_LIMIT < value < _FLOAT_INT_LIMIT
+    )
+
+
 _SIMPLE: dict[Any, Checker] = {
     int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    float: _is_float,
     str: lambda v: isinstance(v, str),
     bool: lambda v: isinstance(v, bool),
     list: lambda v: isinstance(v, list),

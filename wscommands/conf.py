@@ -82,6 +82,12 @@ DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_TIMEOUT": 10.0,
     # Seconds a channel-layer call may take before it counts as unavailable.
     "CHANNEL_LAYER_TIMEOUT": 2.0,
+    # Observability (docs/operations.md). Record Prometheus metrics (needs prometheus-client).
+    "METRICS": True,
+    # Bearer token that may read /metrics (None: only logged-in staff users may).
+    "METRICS_TOKEN": None,
+    # Seconds between two writes of this process's figures for the operations page (None: off).
+    "OPS_INTERVAL": 1.0,
 }
 
 

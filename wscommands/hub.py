@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import BaseChannelLayer
 
+from . import metrics, ops
 from .conf import wscommands_settings
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .presence import PresenceTracker
@@ -129,6 +131,7 @@ class Hub:
             asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
             asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
             asyncio.create_task(self.presence.run(self.channel), name="wscommands-presence"),
+            asyncio.create_task(ops.run(self, self.channel), name="wscommands-ops"),
         ]
 
     async def _stop(self) -> None:
@@ -189,13 +192,17 @@ class Hub:
 
     async def _canary(self, group: str) -> bool:
         self._canary_seen.clear()
+        started = time.perf_counter()
         if not await attempt(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
+            metrics.canary(None)
             return False
         try:
             async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
                 await self._canary_seen.wait()
         except TimeoutError:
+            metrics.canary(None)
             return False
+        metrics.canary(time.perf_counter() - started)
         return True
 
     async def _receive_loop(self, channel: str) -> None:
@@ -238,10 +245,15 @@ class Hub:
         text = message["text"]
         exclude = message.get("exclude")
         connections = self.connections
+        started = time.perf_counter()
+        sent = 0
         for local_id in self._targets(message):
             connection = connections.get(local_id)
             if connection is not None and connection.id != exclude:
                 await connection.consumer.push_text(text)
+                sent += 1
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), sent, elapsed, message.get("sent"))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

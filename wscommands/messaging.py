@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,7 +71,15 @@ def user_group_name(user_pk: Any) -> str:
 
 
 def _message(text: str, target: str, key: Any = None, exclude: str | None = None) -> dict:
-    return {"type": MESSAGE_TYPE, "text": text, "target": target, "key": key, "exclude": exclude}
+    # "sent": the sender's clock, for the receivers' delivery-lag metric.
+    return {
+        "type": MESSAGE_TYPE,
+        "text": text,
+        "target": target,
+        "key": key,
+        "exclude": exclude,
+        "sent": time.time(),
+    }
 
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:

@@ -56,3 +56,9 @@ async def broadcast(connection, message: dict):
 async def group(connection, group: str, message: dict):
     """Send ``message`` to the members of ``group``."""
     await connection.send_to_group(group, message)
+
+
+@command(name="probe.bug")
+async def bug(connection):
+    """A command with a bug: raises an exception nobody expected."""
+    raise RuntimeError("probe bug")
