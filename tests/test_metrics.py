@@ -118,7 +118,8 @@ async def test_commands_errors_refusals_and_broadcasts_are_counted(pair):
         await a.recv()
         await a.send('{"echo": ' + "[" * 20 + "]" * 20 + "}")  # deeper than 8
         await a.recv()
-        await a.send(json.dumps({"probe.broadcast": {"message": {"hello": "all"}}, "request_id": 6}))
+        hello = {"probe.broadcast": {"message": {"hello": "all"}}, "request_id": 6}
+        await a.send(json.dumps(hello))
         got_a = [json.loads(await a.recv()) for _ in range(2)]
         got_b = json.loads(await b.recv())
         assert any("request_id" in m for m in got_a)
@@ -157,9 +158,7 @@ async def test_commands_errors_refusals_and_broadcasts_are_counted(pair):
         lag = delta(after[i], before[i], "wscommands_delivery_lag_seconds_count", target="all")
         assert (fanned, lag) == (1, 1)
         assert recipients >= 1
-    total_sent = sum(
-        delta(after[i], before[i], "wscommands_frames_sent_total") for i in (0, 1)
-    )
+    total_sent = sum(delta(after[i], before[i], "wscommands_frames_sent_total") for i in (0, 1))
     assert total_sent == 10  # 9 on one, the broadcast to b on two: summed as Prometheus would
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from websockets.asyncio.client import connect
 
 pytestmark = pytest.mark.e2e
