@@ -82,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_TIMEOUT": 10.0,
     # Seconds a channel-layer call may take before it counts as unavailable.
     "CHANNEL_LAYER_TIMEOUT": 2.0,
+    # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
+    # while the client does not read); a slower client is cut off (4429) so it delays no other.
+    "SEND_TIMEOUT": 1.0,
     # Observability (docs/operations.md). Record Prometheus metrics (needs prometheus-client).
     "METRICS": True,
     # Bearer token that may read /metrics (None: only logged-in staff users may).

@@ -18,6 +18,7 @@ from channels.layers import BaseChannelLayer
 
 from . import metrics, ops
 from .conf import wscommands_settings
+from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .presence import PresenceTracker
 from .resilience import attempt
@@ -245,15 +246,15 @@ class Hub:
         text = message["text"]
         exclude = message.get("exclude")
         connections = self.connections
+        recipients = [
+            connection.consumer
+            for local_id in self._targets(message)
+            if (connection := connections.get(local_id)) is not None and connection.id != exclude
+        ]
         started = time.perf_counter()
-        sent = 0
-        for local_id in self._targets(message):
-            connection = connections.get(local_id)
-            if connection is not None and connection.id != exclude:
-                await connection.consumer.push_text(text)
-                sent += 1
+        await write_all(recipients, lambda consumer: consumer.push_text(text))
         elapsed = time.perf_counter() - started
-        metrics.delivered(message.get("target", ""), sent, elapsed, message.get("sent"))
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

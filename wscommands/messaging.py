@@ -29,7 +29,8 @@ from .resilience import required
 logger = logging.getLogger("wscommands")
 
 MESSAGE_TYPE = "wscommands.deliver"
-_GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+# fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
 
 
@@ -54,7 +55,7 @@ def all_group_name() -> str:
 
 def group_channel_name(group: str) -> str:
     """The channel-layer group behind a wscommands group; raises ValueError if invalid."""
-    if not isinstance(group, str) or not _GROUP_NAME.match(group):
+    if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group):
         raise ValueError(
             f"invalid group name {group!r}: use letters, digits, '.', '_' and '-' only"
         )

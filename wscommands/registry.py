@@ -48,7 +48,9 @@ class Command:
 
     def __post_init__(self) -> None:
         self.is_async = inspect.iscoroutinefunction(self.func)
-        self.signature = Signature(self.func) if self.style == DECORATOR else None
+        self.signature = (
+            Signature(self.func, describe(self.func)) if self.style == DECORATOR else None
+        )
 
 
 class Registry:
