@@ -60,6 +60,18 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         burst = figures["burst"][app]
         assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
 
+    for name in ("metrics on", "metrics off"):
+        echo = figures["metrics"][name]
+        assert echo["clients"] == 4 and echo["errors"] == 0, (name, echo)
+        assert echo["min_replies_per_client"] >= 1, name
+
     report = (tmp_path / "benchmarks.md").read_text()
-    for heading in ("## Targets", "## Echo round trip", "## Broadcast", "## Idle memory"):
+    headings = (
+        "## Targets",
+        "## Echo round trip",
+        "## Broadcast",
+        "## Idle memory",
+        "## Echo with",
+    )
+    for heading in headings:
         assert heading in report

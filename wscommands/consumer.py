@@ -23,7 +23,7 @@ from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
 from .threads import sweep_old_connections
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: Close code when an on_connect hook fails.
 SERVER_ERROR = 4500

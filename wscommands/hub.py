@@ -26,7 +26,7 @@ from .resilience import attempt
 if TYPE_CHECKING:
     from .connection import Connection
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: Sent by a hub to its own channel to end its receive loop.
 STOP_TYPE = "wscommands.stop"

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .consumer import CommandConsumer
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: Close codes (PROTOCOL.md).
 SESSION_ENDED = 3000

@@ -26,7 +26,7 @@ from .conf import wscommands_settings
 from .protocol import encode
 from .resilience import required
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).

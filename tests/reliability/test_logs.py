@@ -38,7 +38,7 @@ async def test_huge_integer_to_div_is_a_client_error_logged_without_traceback(li
     for reply in replies:
         error = reply["errors"]["div"]
         assert error["code"] == "invalid_arguments", reply
-        assert error["details"]["wrong_type"] == {"a": "float"}
+        assert "a" in error["details"]["invalid"]  # the argument that was out of range
     log = server.log()[before:]
     assert "Traceback" not in log
     assert "OverflowError" not in log
