@@ -23,7 +23,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
-from .protocol import encode
+from .outgoing import encode_push
 from .resilience import required
 
 logger = logging.getLogger("wscommands.layer")
@@ -85,7 +85,7 @@ def _message(text: str, target: str, key: Any = None, exclude: str | None = None
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(all_group_name(), _message(text, "all", None, exclude)), "broadcast"
     )
@@ -94,7 +94,7 @@ async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> N
 async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
         "send_to_group",
@@ -131,7 +131,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         user_pks.append(pk)
     if not by_process and not user_pks:
         return
-    text = encode(message)
+    text = encode_push(message)
     layer = get_layer()
     for process, ids in by_process.items():
         try:

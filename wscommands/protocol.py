@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from . import logs
@@ -66,7 +67,9 @@ def encode(obj: Any) -> str:
     orjson would silently write ``null``.
     """
     try:
-        text = orjson.dumps(obj, option=_ORJSON_OPTIONS)
+        # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
+        # form; orjson only calls this for types it cannot write itself.
+        text = orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS)
     except TypeError:
         pass
     else:
@@ -103,8 +106,10 @@ def _has_non_finite(obj: Any) -> bool:
                 return True
         elif kind is dict or isinstance(value, dict):
             extend(value.values())
-        elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        elif kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
             extend(value)
+        elif isinstance(value, msgspec.Struct):
+            extend(msgspec.structs.astuple(value))
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             extend(getattr(value, field.name) for field in dataclasses.fields(value))
     return False
