@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 from django.test import override_settings
@@ -137,3 +139,23 @@ async def test_one_opentelemetry_span_per_command():
     assert echo.attributes["rpc.method"] == "t.echo"
     assert echo.status.is_ok
     assert spans["wscommands/t.refuse"].status.status_code == trace.StatusCode.ERROR
+
+
+async def test_process_tasks_log_without_the_connection_that_started_them(json_log):
+    """A task started from a connection's task carries its id; a process task (the hub's loops,
+    started by whichever connection came first) does not."""
+    stand_in = SimpleNamespace(id="proc~7", user=None, is_authenticated=lambda: False)
+
+    async def work(message: str) -> None:
+        logs.layer_logger.warning(message)
+
+    async def connection_task() -> None:
+        logs.bind(stand_in)
+        await asyncio.create_task(work("child"))
+        await logs.process_task(work("process-wide"), "t-process")
+
+    await asyncio.create_task(connection_task())
+    assert [(line["message"], line["connection_id"]) for line in json_log()] == [
+        ("child", "proc~7"),
+        ("process-wide", "-"),
+    ]

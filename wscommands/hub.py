@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import BaseChannelLayer
 
-from . import metrics, ops
+from . import logs, metrics, ops
 from .conf import wscommands_settings
 from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
@@ -129,10 +129,10 @@ class Hub:
         if not await attempt(self.layer.group_add(all_group_name(), self.channel), "start"):
             self._stale.set()
         self._tasks = [
-            asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
-            asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
-            asyncio.create_task(self.presence.run(self.channel), name="wscommands-presence"),
-            asyncio.create_task(ops.run(self, self.channel), name="wscommands-ops"),
+            logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
+            logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
+            logs.process_task(self.presence.run(self.channel), "wscommands-presence"),
+            logs.process_task(ops.run(self, self.channel), "wscommands-ops"),
         ]
 
     async def _stop(self) -> None:

@@ -20,10 +20,12 @@ lines, not a line per frame.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 connection_logger = logging.getLogger("wscommands.connection")
@@ -76,6 +78,17 @@ def bind(connection: Any) -> None:
     the tasks running requests copy its context.
     """
     _context.set(LogContext(connection))
+
+
+def process_task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
+    """Start a task that works for the whole process, not for the connection that started it.
+
+    Its records carry no connection (a task copies the context of the code that creates it,
+    which is often some connection's).
+    """
+    context = contextvars.copy_context()
+    context.run(_context.set, None)
+    return asyncio.get_running_loop().create_task(coro, name=name, context=context)
 
 
 def _current() -> LogContext:
