@@ -21,6 +21,12 @@ NO_AUTOMATIC_RETRY = """() => {
 }"""
 
 
+RECORD_FAILED_ATTEMPTS = """() => {
+  window.failed = [];
+  demo.client.onattemptfailed((e) => failed.push(e));
+}"""
+
+
 def readme_snippet() -> str:
     """The README's client example, verbatim (the ```js block with onready and chat.say)."""
     readme = (ROOT / "README.md").read_text()
@@ -53,8 +59,9 @@ def test_a_message_typed_while_the_server_is_down_is_sent_after_the_room_is_rejo
     bob.say("typed while the server was down")
     expect(bob.page.locator("#pending .pending")).to_have_text("typed while the server was down")
     server.start()
-    for page in (ann, bob):
-        expect(page.page.locator("#status")).to_have_attribute("data-state", "ready", timeout=30_000)
+    for user in (ann, bob):
+        back = user.page.locator("#status")
+        expect(back).to_have_attribute("data-state", "ready", timeout=30_000)
     expect(ann.page.locator("#messages")).to_contain_text("typed while the server was down")
     expect(bob.page.locator("#pending li")).to_have_count(0)
     expect(bob.page.locator("#messages .mine")).to_contain_text("typed while the server was down")
@@ -66,7 +73,7 @@ def test_countdown_retry_now_and_greyed_presence(daphne, demo_pages):
     ann = demo_pages(server).sign_up("ann").open()
     page = ann.page
     page.evaluate(NO_AUTOMATIC_RETRY)
-    page.evaluate("() => { window.failed = []; demo.client.onattemptfailed((e) => failed.push(e)); }")
+    page.evaluate(RECORD_FAILED_ATTEMPTS)
     server.stop()
     status = page.locator("#status")
     expect(status).to_have_attribute("data-state", "waiting")
