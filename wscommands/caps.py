@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from . import logs, metrics
 from .conf import wscommands_settings
 from .loops import PerLoop
 from .protocol import ADMIT, CloseCode, Decision, refuse
@@ -32,14 +33,18 @@ class ConnectionCaps:
     def admit(self, ip: str | None, user_pk: Any) -> tuple[Decision, Ticket | None]:
         """Count a connection, or refuse it (close 4429) when it would exceed a cap."""
         s = wscommands_settings
-        over = (
+        over_ip = (
             s.MAX_CONNECTIONS_PER_IP is not None and self.per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP
-        ) or (
+        )
+        over_user = (
             s.MAX_CONNECTIONS_PER_USER is not None
             and user_pk is not None
             and self.per_user[user_pk] >= s.MAX_CONNECTIONS_PER_USER
         )
-        if over:
+        if over_ip or over_user:
+            reason = "per_ip" if over_ip else "per_user"
+            metrics.connection_refused(reason)
+            logs.client_event("cap", "connection over the %s cap: closing with 4429", reason)
             return refuse(close=CloseCode.TOO_MANY), None
         self.per_ip[ip] += 1
         if user_pk is not None:

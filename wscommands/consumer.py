@@ -12,6 +12,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from . import logs, metrics
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .flow import FlowControl
@@ -22,7 +23,7 @@ from .registry import Registry, registry
 from .requestqueue import RequestQueue
 from .threads import sweep_old_connections
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 
 class CommandConsumer(AsyncJsonWebsocketConsumer):
@@ -43,6 +44,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
+        logs.bind(self.connection)
         self.accepted = False
         self.closing = False
         self.closed = False
@@ -59,6 +61,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await self.lifecycle.register()
         await self.accept()
         self.accepted = True
+        metrics.connection_opened()
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
@@ -75,14 +78,12 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             return
         unsent = self.flow.over_backlog()
         if unsent is not None:
-            logger.warning(
-                "connection %s does not read (%d bytes waiting): cut off",
-                self.connection.id,
-                unsent,
-            )
+            metrics.frame_refused("backlog")
+            logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", unsent)
             self.flow.abort()
             return
         await self.send(text_data=text)
+        metrics.frame_sent(text)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self.closing = True
@@ -114,6 +115,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        metrics.frame_received(text_data, bytes_data)
         if self.closing:
             return
         self.flow.frame_taken()
@@ -122,6 +124,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self._act(decision)
             return
         if text_data is None:
+            metrics.frame_refused("binary")
             error = InvalidRequest("binary frames are not supported: send JSON text")
             await self._act(self.guard.refused(error))
             return
@@ -131,9 +134,11 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             if self.requests.has_default:
                 await self._act(self.requests.submit_default(text_data))
             else:
+                metrics.frame_refused(exc.code)
                 await self._act(self.guard.refused(exc))
             return
         except ProtocolError as exc:
+            metrics.frame_refused(exc.code)
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()
@@ -145,6 +150,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self.lifecycle.release()
         if not self.lifecycle.registered:
             return
+        if self.accepted:
+            metrics.connection_closed(code)
         self.closed = True
         await self.requests.stop()
         await self.lifecycle.teardown()

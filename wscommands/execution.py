@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
+from . import metrics, tracing
 from .auth import AUTHENTICATE, authenticate
 from .connection import current_command
 from .describe import DESCRIBE, describe, is_on
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 
 #: The command that receives frames that are not JSON.
 DEFAULT = "default"
+#: The metrics' error code of a failed ``authenticate`` (its reply is ``false``, not an error).
+AUTH_FAILED = "authentication_failed"
 
 
 async def check_access(connection: Connection, cmd: Command) -> None:
@@ -61,7 +65,9 @@ async def run_request(
     unimplemented: list[str] = []
     for name, argument in request.commands:
         if name == AUTHENTICATE:
+            started = time.perf_counter()
             result, ok = await authenticate(connection, argument)
+            metrics.command_done(name, time.perf_counter() - started, None if ok else AUTH_FAILED)
             response[name] = result
             if not ok:
                 return (
@@ -77,14 +83,19 @@ async def run_request(
             continue
         cmd = registry.get(name)
         if cmd is None:
+            metrics.command_unknown()
             errors[name] = UnknownCommand(f"unknown command: {name}").as_entry()
             unimplemented.append(name)
             continue
+        started = time.perf_counter()
         try:
-            result = await call_command(connection, cmd, argument, response)
+            with tracing.command_span(name, connection.id):
+                result = await call_command(connection, cmd, argument, response)
         except Exception as exc:
-            errors[name] = error_entry(exc, name)
+            errors[name] = entry = error_entry(exc, name)
+            metrics.command_done(name, time.perf_counter() - started, entry["code"])
         else:
+            metrics.command_done(name, time.perf_counter() - started, None)
             if result is not None:
                 response[name] = result
     return finish_reply(response, errors, unimplemented, request), None

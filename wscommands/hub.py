@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
 from django.utils.module_loading import import_string
 
+from . import logs, metrics, ops
 from .compat import channel_suffix
 from .conf import wscommands_settings
 from .fanout import write_all
@@ -24,7 +26,7 @@ from .peer import ID_SEPARATOR, Peer, split_id
 from .presence import PresenceTracker
 from .resilience import best_effort
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: Sent by a hub to its own channel to end its receive loop.
 STOP_TYPE = "wscommands.stop"
@@ -138,9 +140,10 @@ class Hub:
         if not await best_effort(self.layer.group_add(all_group_name(), self.channel), "start"):
             self._rejoin_needed.set()
         self._tasks = [
-            asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
-            asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
-            asyncio.create_task(self.presence.run(self.channel), name="wscommands-presence"),
+            logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
+            logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
+            logs.process_task(self.presence.run(self.channel), "wscommands-presence"),
+            logs.process_task(ops.run(self, self.channel), "wscommands-ops"),
         ]
 
     async def _stop(self) -> None:
@@ -201,13 +204,17 @@ class Hub:
 
     async def _canary(self, group: str) -> bool:
         self._canary_seen.clear()
+        started = time.perf_counter()
         if not await best_effort(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
+            metrics.canary(None)
             return False
         try:
             async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
                 await self._canary_seen.wait()
         except TimeoutError:
+            metrics.canary(None)
             return False
+        metrics.canary(time.perf_counter() - started)
         return True
 
     async def _receive_loop(self, channel: str) -> None:
@@ -255,7 +262,10 @@ class Hub:
             for local_id in self._targets(message)
             if (peer := connections.get(local_id)) is not None and peer.id != exclude
         ]
+        started = time.perf_counter()
         await write_all(recipients, lambda peer: peer.push_text(text))
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 
 
 def hub_class() -> type[Hub]:

@@ -21,7 +21,7 @@ from .sessions import get_session_watcher
 from .shutdown import get_shutdown
 from .threads import call
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 
 class ConnectionLifecycle:

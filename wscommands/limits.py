@@ -20,6 +20,7 @@ import time
 from itertools import accumulate
 from typing import Any
 
+from . import logs, metrics
 from .conf import wscommands_settings
 from .exceptions import InvalidRequest, ProtocolError, RateLimited
 from .protocol import (
@@ -106,6 +107,8 @@ class FrameGuard:
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
         ):
+            metrics.frame_refused("too_big")
+            logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             return refuse(close=CloseCode.TOO_BIG)
         if self.bucket is not None:
             retry_after = self.bucket.take()
@@ -113,6 +116,7 @@ class FrameGuard:
                 return self._throttle(text, retry_after)
             self.throttled = 0
         if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
+            metrics.frame_refused("too_deep")
             return self.refused(
                 InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
             )
@@ -120,8 +124,11 @@ class FrameGuard:
 
     def _throttle(self, text: str | None, retry_after: float) -> Decision:
         self.throttled += 1
+        metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
+            logs.client_event("rate_close", "still over the rate limit: closing with 4429")
             return refuse(close=CloseCode.TOO_MANY)
+        logs.client_event("rate_limited", "frames over the rate limit: refused")
         error = RateLimited(details={"retry_after": round(retry_after, 3)})
         request_id = None if text is None else request_id_of(text)
         return refuse(error_reply(error, request_id))
@@ -129,12 +136,11 @@ class FrameGuard:
     def refused(self, error: ProtocolError) -> Decision:
         """Refuse a frame with ``error``; too many in a row also close with 4400."""
         self.invalid += 1
-        close = (
-            CloseCode.BAD_REQUEST
-            if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES
-            else None
-        )
-        return refuse(error_reply(error), close)
+        logs.client_event("refused", "invalid frame refused")
+        if self.invalid < wscommands_settings.MAX_INVALID_FRAMES:
+            return refuse(error_reply(error))
+        logs.client_event("bad_close", "too many invalid frames: closing with 4400")
+        return refuse(error_reply(error), CloseCode.BAD_REQUEST)
 
     def accepted(self) -> None:
         """A valid request arrived: the client is not (only) sending garbage."""

@@ -8,18 +8,16 @@ a request whose commands are all ``concurrent`` does not hold up later ones. At 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import logs, metrics
 from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import RateLimited
 from .execution import DEFAULT, run_default, run_request
 from .protocol import ADMIT, Decision, Request, error_reply, refuse
 from .registry import Registry
-
-logger = logging.getLogger("wscommands")
 
 #: Seconds a running request may go on after its client has gone.
 DISCONNECT_GRACE = 5.0
@@ -79,6 +77,8 @@ class RequestQueue:
     ) -> Decision:
         if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
             error = RateLimited("too many requests waiting on this connection")
+            metrics.frame_refused("too_many_pending")
+            logs.client_event("pending", "too many requests waiting: refused")
             # The one reply this request gets: it carries the request_id clients match on.
             return refuse(error_reply(error, request_id))
         task = asyncio.create_task(self._run_after(self._last_serial, run))
@@ -100,8 +100,8 @@ class RequestQueue:
         try:
             reply, close_code = await run()
             await self.respond(reply, close_code)
-        except Exception:  # run_request catches command errors; this is a bug of ours
-            logger.exception("request failed")
+        except Exception as exc:  # run_request catches command errors; this is a bug of ours
+            logs.unexpected("request", "request failed", exc=exc)
         finally:
             self._running.discard(task)
 

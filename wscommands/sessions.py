@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from . import logs
 from .auth import load_session
 from .conf import wscommands_settings
 from .hub import get_hub
@@ -19,7 +20,7 @@ from .loops import PerLoop
 from .protocol import CloseCode
 from .threads import run_sync
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 
 class SessionWatcher:
@@ -32,7 +33,7 @@ class SessionWatcher:
     def start(self) -> None:
         """Start watching if it is configured and not running (at each handshake)."""
         if wscommands_settings.SESSION_CHECK_INTERVAL and (self.task is None or self.task.done()):
-            self.task = self.loop.create_task(self._watch(), name="wscommands-sessions")
+            self.task = logs.process_task(self._watch(), "wscommands-sessions")
 
     async def _watch(self) -> None:
         while get_hub().connections:

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import logs
 from .compat import is_asyncio_placeholder
 from .conf import wscommands_settings
 from .hub import get_hub
 from .loops import PerLoop
 from .protocol import ADMIT, CloseCode, Decision, refuse
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 
 class Shutdown:
@@ -54,7 +55,7 @@ class Shutdown:
             previous(signal.SIGTERM, None)
             return
         self.shutting_down = True
-        self.loop.create_task(self.run(previous), name="wscommands-shutdown")
+        logs.process_task(self.run(previous), "wscommands-shutdown")
 
     async def run(self, then: Callable[..., Any] | None = None) -> None:
         """Close every local connection with 4503, wait for them to finish, call ``then``."""
