@@ -9,6 +9,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from . import metrics
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .hub import Hub
@@ -176,9 +177,6 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Metrics need prometheus-client; a metrics token must be hard to guess."""
-    from . import metrics
-    from .conf import wscommands_settings as s
-
     errors: list[checks.CheckMessage] = []
     try:
         s.reload()
