@@ -2,71 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from asgiref.sync import SyncToAsync
 from hypothesis import settings as hypothesis_settings
 
 from tests.live import Server, base_env, manage
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.require import IN_CI, require
 
 # CI replays the same examples every run (a failure there is reproducible); locally
 # Hypothesis explores new ones each time.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if IN_CI:
     hypothesis_settings.load_profile("ci")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-
-
-def _answers(url: str, default_port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(url: str, port: int, what: str, how: str) -> str:
-    """The URL if the service answers; else fail in CI, skip elsewhere (saying how to start it)."""
-    if _answers(url, port):
-        return url
-    message = f"{what} is not reachable at {url}: start it with `{how}`"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-#: package.json's development tools (tsc, the AsyncAPI JSON Schemas), installed by dev.py.
-NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
-    """node_modules with package-lock.json's tools; else fail in CI, skip elsewhere."""
-    if (NODE_MODULES / ".bin" / "tsc").exists() and (NODE_MODULES / "@asyncapi" / "specs").exists():
-        return NODE_MODULES
-    message = "node_modules is not installed: run `npm ci` (or `python3 dev.py install`)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    """node_modules with package-lock.json's tools (tsc, the AsyncAPI JSON Schemas)."""
+    return Path(require("node_modules"))
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The Redis used by tests (database 15 by default), flushed once per session."""
-    url = require_service(
-        REDIS_URL,
-        6379,
-        "Redis",
-        'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
-    )
+    url = require("redis")
     import redis
 
     redis.Redis.from_url(url).flushdb()
@@ -76,12 +37,7 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL database used by end-to-end tests."""
-    return require_service(
-        POSTGRES_URL,
-        5432,
-        "PostgreSQL",
-        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    )
+    return require("postgres")
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def _node_modules() -> str | None:
 
 
 def _chromium() -> str | None:
-    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     return path if Path(path).exists() else None
 
 

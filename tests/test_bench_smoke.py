@@ -7,28 +7,21 @@ broadcasts, every connection succeeded), never how fast anything was.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import IN_CI
 from tests.live import ROOT
+from tests.require import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
 def bench_requirements() -> None:
-    if importlib.util.find_spec("picows") is None:
-        message = (
-            "picows (the benchmark's client) is not installed: pip install -r requirements-dev.txt"
-        )
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require("picows")  # the benchmark's client
 
 
 @pytest.mark.timeout(240)  # six scenarios, each starting its own servers, on a shared machine

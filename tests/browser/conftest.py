@@ -7,21 +7,17 @@ Playwright cannot download its own browsers here: we launch the system's ``chrom
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import IN_CI
 from tests.live import ROOT, Server
+from tests.require import require
 
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,15 +35,11 @@ PASSWORD = "a-demo-password-1"
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
     """One headless Chromium for the session."""
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    chromium = require("chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

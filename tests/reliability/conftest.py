@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.test import override_settings
 
-from tests.conftest import IN_CI
 from tests.live import Server, base_env, manage
-from tests.reliability.services import PostgresCluster, RedisServer, available
+from tests.reliability.services import PostgresCluster, RedisServer
+from tests.require import require
 
 SETTINGS = "tests.reliability.settings"
 
@@ -34,15 +33,6 @@ def limits(settings) -> Callable[..., None]:
     yield apply
     for override in reversed(overrides):
         override.disable()
-
-
-def _require_binary(name: str) -> None:
-    if available(name):
-        return
-    message = f"{name} is not installed (apt-get install redis-server postgresql)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +73,7 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A throwaway redis-server (faults are injected into it, never the shared one)."""
-    _require_binary("redis-server")
+    require("redis-server")
     server = RedisServer().start()
     yield server
     server.stop()
@@ -92,9 +82,8 @@ def own_redis() -> Iterator[RedisServer]:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL cluster (restarted by tests, never the shared one)."""
-    _require_binary("initdb")
-    if not shutil.which("runuser"):
-        pytest.skip("runuser is needed to run PostgreSQL as the postgres user")
+    require("initdb")
+    require("runuser")  # PostgreSQL runs as the postgres user
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()

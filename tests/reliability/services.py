@@ -94,7 +94,3 @@ class PostgresCluster:
             self._ctl("stop", "-m", "immediate")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def available(binary: str) -> bool:
-    return bool(shutil.which(binary) or glob.glob(f"/usr/lib/postgresql/*/bin/{binary}"))

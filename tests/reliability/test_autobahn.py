@@ -8,12 +8,12 @@ compression, which daphne does not implement) is recorded in docs/reliability.md
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
 from tests.live import BIN, ROOT, base_env, free_port, wait_for_port
+from tests.require import require
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +25,7 @@ DAPHNE_EMPTY_MESSAGE = {"1.1.1", "1.2.1", "6.1.1", "6.1.2"}
 
 
 def test_autobahn_cases(tmp_path, reliability_db):
-    kosoku = shutil.which("kosoku", path=str(BIN))
-    if kosoku is None:
-        pytest.skip("kosoku is not installed (pip install -r requirements-dev.txt)")
+    kosoku = require("kosoku")
     env = base_env(
         DJANGO_SETTINGS_MODULE="tests.reliability.settings",
         DATABASE_URL=reliability_db["DATABASE_URL"],

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.live import RedisServer, Server, base_env, manage
+from tests.require import require
 from tests.scaleout.client import WSClient
 
 #: Short enough that the kill -9 test waits seconds, long enough for a loaded CI machine.
@@ -91,10 +92,7 @@ async def clients() -> Iterator:
 @pytest.fixture
 def throwaway_redis(redis_url: str) -> Iterator[RedisServer]:
     """A private Redis (never the shared one: stopping that would disturb other test runs)."""
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    require("redis-server")
     server = RedisServer().start()
     yield server
     server.stop()

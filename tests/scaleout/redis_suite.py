@@ -12,26 +12,37 @@ Live servers are unaffected (tests/live.py strips REDIS_URL); the scale-out test
 from __future__ import annotations
 
 import os
-import socket
-from urllib.parse import urlparse
 
 import pytest
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from tests.require import IN_CI, REDIS_URL, SERVICES, answers
+
+#: Why this run cannot use Redis (set when it is not reachable outside CI).
+_missing: str | None = None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args) -> None:
-    """Point the project at Redis before pytest-django loads the settings."""
-    parsed = urlparse(REDIS_URL)
-    try:
-        socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1).close()
-    except OSError:
-        message = f"the Redis run needs Redis at {REDIS_URL} (set TEST_REDIS_URL)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            raise pytest.UsageError(message) from None
-        pytest.exit(f"skipped: {message}", returncode=0)
+    """Point the project at Redis before pytest-django loads the settings.
+
+    Without Redis: a usage error in CI; elsewhere every test is skipped saying how to start
+    it (exit status 0, as for any skipped service; pytest.exit here would exit with 1).
+    """
+    global _missing
+    if not answers(REDIS_URL, 6379):
+        message = f"the Redis run needs {SERVICES['redis'].how}"
+        if IN_CI:
+            raise pytest.UsageError(message)
+        _missing = message
+        return
     os.environ["REDIS_URL"] = REDIS_URL
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without Redis (outside CI), skip every test of the run with the reason."""
+    if _missing is not None:
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=_missing))
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import IN_CI
 from tests.live import free_port, wait_for_port
+from tests.require import missing, require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -31,11 +30,7 @@ DEADLINE = 15
 @pytest.fixture
 def redis_servers(tmp_path: Path) -> Iterator:
     """Start ``redis-server`` processes with ``start(port, *args)``; all killed afterwards."""
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require("redis-server")
     processes: list[subprocess.Popen] = []
 
     def start(port: int, *args: str) -> subprocess.Popen:
@@ -165,10 +160,7 @@ async def test_tls(redis_servers, daphne, sqlite_env, clients, tmp_path):
     except RuntimeError as exc:
         if "Bad directive" not in str(exc):  # what a redis-server built without TLS says
             raise
-        message = f"this redis-server was built without TLS support:\n{exc}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"this redis-server was built without TLS support:\n{exc}")
     env = {**sqlite_env, "REDIS_URL": f"rediss://127.0.0.1:{port}/0", "REDIS_TLS_CA": str(ca)}
     await check_project(daphne(env), clients)
     with redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0", ssl_ca_certs=str(ca)) as tls:
