@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst]``
+``python -m bench [--quick | --tiny] [--only echo,typed,slow,memory,broadcast,burst]``
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
 
-SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst")
+SCENARIOS = ("echo", "typed", "slow", "memory", "broadcast", "burst")
 APPS = ("wscommands", "baseline")
 PACKAGES = ("django", "channels", "channels-redis", "redis", "daphne", "uvicorn", "picows")
 #: Server logs of the last run (kept to explain a missed message or a failed handshake).
@@ -97,6 +97,14 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                     results["slow"] = await single.slow(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
+        if "typed" in only:
+            server = single_server("wscommands", "daphne")
+            start_all([server])
+            try:
+                progress("echo with a typed Struct argument against echo")
+                results["typed"] = await single.typed(cfg, server)
+            finally:
+                stop_all([server])
         if "slow" in only and "slow" not in results:
             servers = {app: single_server(app, "daphne") for app in APPS}
             start_all(list(servers.values()))

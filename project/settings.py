@@ -128,6 +128,8 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
+# The built-in describe command (the API with its schemas): staff users only by default.
+WSCOMMANDS["DESCRIBE"] = os.environ.get("WSCOMMANDS_DESCRIBE", "staff")
 # The example server is what test clients and benchmarks hammer: pipelining a few hundred
 # requests or running closed-loop load is normal there, so its flood limits are generous
 # (the library defaults, 100 frames/s and 64 waiting requests, suit browser clients).

@@ -60,6 +60,11 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         burst = figures["burst"][app]
         assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
 
+    typed = figures["typed"]
+    assert typed["clients"] == 4 and not typed["connect_failures"] and typed["errors"] == 0
+    for command in ("echo", "echo.typed"):
+        assert all(r["replies"] >= 4 for r in typed["commands"][command]["rounds"]), command
+
     report = (tmp_path / "benchmarks.md").read_text()
-    for heading in ("## Targets", "## Echo round trip", "## Broadcast", "## Idle memory"):
+    for heading in ("## Targets", "## Echo round trip", "## Typed arguments", "## Broadcast"):
         assert heading in report

@@ -105,19 +105,26 @@ def resolve_hints(func: Callable[..., Any], names: list[str], where: str) -> dic
     return hints
 
 
+#: Annotations whose JSON value is already what the function gets when its type is exact.
+_AS_IS = (str, int, bool, float)
+
+
 class Param:
     """One parameter after the connection: its name, annotation and whether it is required."""
 
-    __slots__ = ("annotation", "checked", "name", "required")
+    __slots__ = ("annotation", "as_is", "checked", "name", "required")
 
     def __init__(self, name: str, annotation: Any, required: bool):
         self.name = name
         self.annotation = annotation
         self.required = required
         self.checked = annotation is not Any
+        self.as_is = annotation if annotation in _AS_IS else None
 
     def convert(self, value: Any) -> Any:
         """The value as the function gets it; raises ``msgspec.ValidationError``."""
+        if type(value) is self.as_is:  # the common case, without a call into msgspec
+            return value
         return msgspec.convert(value, self.annotation) if self.checked else value
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from .conf import wscommands_settings
 from .protocol import encode
@@ -21,10 +22,25 @@ from .registry import Command, Registry, registry
 logger = logging.getLogger("wscommands")
 
 
+_enabled: bool | None = None  # worked out once: this is asked for every result
+
+
 def enabled() -> bool:
     """Whether outgoing messages are checked (``VALIDATE_OUTGOING``, else ``DEBUG``)."""
-    value = wscommands_settings.VALIDATE_OUTGOING
-    return bool(settings.DEBUG if value is None else value)
+    global _enabled
+    if _enabled is None:
+        value = wscommands_settings.VALIDATE_OUTGOING
+        _enabled = bool(settings.DEBUG if value is None else value)
+    return _enabled
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _enabled
+    if setting in ("DEBUG", "WSCOMMANDS"):
+        _enabled = None
+
+
+setting_changed.connect(_forget)
 
 
 def check_result(cmd: Command, result: Any) -> None:

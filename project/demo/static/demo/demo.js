@@ -1,17 +1,39 @@
 // The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
+// @ts-check
+// tsc --strict checks this script against api.d.ts, generated from the server's commands by
+// `manage.py wscommands_schema` (project/demo/tsconfig.json; tests/test_example_types.py).
 import { WSCommands } from "wscommands";
 
-const $ = (id) => document.getElementById(id);
-const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
+/** @typedef {import("./api").Commands} Commands */
+/** @typedef {import("./api").Pushes} Pushes */
+/** @typedef {{ user_id: number | null, username: string | null }} Who */
+/** @typedef {import("wscommands").CloseInfo & { at: string }} Close */
+
+/** @param {string} id */
+const $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} is missing from the page`);
+  return element;
+};
+/** @param {string} id */
+const input = (id) => /** @type {HTMLInputElement} */ ($(id));
+/** @type {import("wscommands").User | null} {id, username} or null (anonymous) */
+const me = JSON.parse($("ws-user").textContent ?? "null");
+/** @type {WSCommands<Commands, Pushes>} */
 const client = new WSCommands({ user: me });
 let room = new URLSearchParams(location.search).get("room") || "lobby";
-const online = new Map(); // connection_id -> {user_id, username}, every process
-const members = new Map(); // the same, for the current room
-const closes = []; // every close: {code, reason, reconnecting, delay, at}
-window.demo = { client, online, closes }; // for the console (and the browser tests)
+/** @type {Map<string, Who>} connection_id -> who, every process */
+const online = new Map();
+/** @type {Map<string, Who>} the same, for the current room */
+const members = new Map();
+/** @type {Close[]} every close */
+const closes = [];
+// For the console (and the browser tests).
+/** @type {any} */ (window).demo = { client, online, closes };
 
 // Connection status -------------------------------------------------------------------------
 
+/** @param {string} state @param {string} text */
 function showStatus(state, text) {
   $("status").dataset.state = state;
   $("status").textContent = text;
@@ -20,17 +42,22 @@ function showStatus(state, text) {
 client.onclose((info) => {
   const { reconnecting, delay } = info;
   closes.push({ ...info, at: new Date().toISOString() });
-  showStatus(reconnecting ? "waiting" : "closed", reconnecting ? `reconnecting in ${(delay / 1000).toFixed(1)} s…` : "offline");
+  showStatus(reconnecting ? "waiting" : "closed", reconnecting ? `reconnecting in ${((delay ?? 0) / 1000).toFixed(1)} s…` : "offline");
 });
 
 client.onerror((error) => showError(error));
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let errorTimer;
+
+/** @param {unknown} error a WSCommandsError, or any Error */
 function showError(error) {
+  const { code, message } = /** @type {{ code?: string, message: string }} */ (error);
   const toast = $("error");
-  toast.textContent = `${error.code}: ${error.message}`;
+  toast.textContent = `${code}: ${message}`;
   toast.hidden = false;
-  clearTimeout(showError.timer);
-  showError.timer = setTimeout(() => (toast.hidden = true), 5000);
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(() => (toast.hidden = true), 5000);
 }
 
 // Everything is (re)loaded on each (re)connect: the server forgot this connection's rooms.
@@ -49,12 +76,14 @@ client.onready(async () => {
 
 // Chat -----------------------------------------------------------------------------------------
 
+/** @param {string} name */
 async function enterRoom(name) {
   if (client.is_connected() && name !== room) {
     client.call("chat.leave", { room }).catch(showError);
   }
   room = name;
   for (const button of document.querySelectorAll("#rooms button")) {
+    if (!(button instanceof HTMLElement)) continue;
     button.classList.toggle("active", button.dataset.room === room);
   }
   const { history } = await client.call("chat.join", { room });
@@ -64,12 +93,13 @@ async function enterRoom(name) {
   renderMembers();
 }
 
+/** @param {{ from?: string, text: string }} message @param {"message" | "system"} kind */
 function addMessage({ from, text }, kind = "message") {
   const item = document.createElement("li");
   item.className = kind;
   if (kind === "message") {
     const who = document.createElement("strong");
-    who.textContent = from;
+    who.textContent = from ?? "";
     if (me && from === me.username) item.classList.add("mine");
     item.append(who, " ", text);
   } else {
@@ -84,24 +114,24 @@ client.on("chat_message", (message) => {
 });
 
 $("rooms").addEventListener("click", (event) => {
-  const name = event.target.dataset?.room;
+  const name = event.target instanceof HTMLElement ? event.target.dataset.room : undefined;
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 $("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const name = $("room-input").value.trim();
-  $("room-input").value = "";
+  const name = input("room-input").value.trim();
+  input("room-input").value = "";
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
-$("compose")?.addEventListener("submit", async (event) => {
+document.getElementById("compose")?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("message-input");
-  const text = input.value;
+  const message = input("message-input");
+  const text = message.value;
   try {
     await client.call("chat.say", { room, text });
-    input.value = "";
+    message.value = "";
   } catch (error) {
     showError(error);
   }
@@ -109,12 +139,14 @@ $("compose")?.addEventListener("submit", async (event) => {
 
 // Who is online --------------------------------------------------------------------------------
 
+/** @param {Map<string, Who>} map @param {import("./api").Present[]} entries */
 function fill(map, entries) {
   map.clear();
   for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
 }
 
 /** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
+/** @param {Map<string, Who>} map @returns {{ users: [string, number][], guests: number }} */
 function byUser(map) {
   const users = new Map();
   let guests = 0;
@@ -166,6 +198,7 @@ client.on("presence", (event) => {
 
 // Shared counter -------------------------------------------------------------------------------
 
+/** @param {number} value */
 function showCounter(value) {
   $("counter-value").textContent = String(value);
 }
