@@ -92,12 +92,15 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             try:
                 progress(f"echo under {kind}")
                 results.setdefault("echo", {})[kind] = await single.echo(cfg, servers)
+                if kind == "daphne" and "typed" in only:
+                    progress("echo with a typed Struct argument against echo")
+                    results["typed"] = await single.typed(cfg, servers["wscommands"])
                 if kind == "daphne" and "slow" in only:
                     progress("slow sync command")
                     results["slow"] = await single.slow(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
-        if "typed" in only:
+        if "typed" in only and "typed" not in results:
             server = single_server("wscommands", "daphne")
             start_all([server])
             try:
