@@ -1,70 +1,93 @@
 // The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
-// @ts-check
-// tsc --strict checks this script against api.d.ts, generated from the server's commands by
-// `manage.py wscommands_schema` (project/demo/tsconfig.json; tests/test_example_types.py).
 import { WSCommands } from "wscommands";
 
-/** @typedef {import("./api").Commands} Commands */
-/** @typedef {import("./api").Pushes} Pushes */
-/** @typedef {{ user_id: number | null, username: string | null }} Who */
-/** @typedef {import("wscommands").CloseInfo & { at: string }} Close */
-
-/** @param {string} id */
-const $ = (id) => {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`#${id} is missing from the page`);
-  return element;
-};
-/** @param {string} id */
-const input = (id) => /** @type {HTMLInputElement} */ ($(id));
-/** @type {import("wscommands").User | null} {id, username} or null (anonymous) */
-const me = JSON.parse($("ws-user").textContent ?? "null");
-/** @type {WSCommands<Commands, Pushes>} */
-const client = new WSCommands({ user: me });
+const $ = (id) => document.getElementById(id);
+const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
+// resume: a reconnect recovers the pushes missed meanwhile (chat messages, the counter)
+// instead of reloading the room; the idempotent reads are retried if a drop loses the reply.
+const client = new WSCommands({
+  user: me,
+  resume: true,
+  idempotent: ["counter.get", "presence.list", "whoami"],
+});
 let room = new URLSearchParams(location.search).get("room") || "lobby";
-/** @type {Map<string, Who>} connection_id -> who, every process */
-const online = new Map();
-/** @type {Map<string, Who>} the same, for the current room */
-const members = new Map();
-/** @type {Close[]} every close */
-const closes = [];
-// For the console (and the browser tests).
-/** @type {any} */ (window).demo = { client, online, closes };
+const online = new Map(); // connection_id -> {user_id, username}, every process
+const members = new Map(); // the same, for the current room
+const closes = []; // every close: {code, reason, reconnecting, delay, at}
+const resyncs = []; // every resync: {stream, reason}
+window.demo = { client, online, closes, resyncs }; // for the console (and the browser tests)
 
 // Connection status -------------------------------------------------------------------------
 
-/** @param {string} state @param {string} text */
+let countdown = null; // the interval that updates "reconnecting in N s"
+
 function showStatus(state, text) {
+  clearInterval(countdown);
   $("status").dataset.state = state;
   $("status").textContent = text;
+  // "retry now" while waiting for a retry or for the network; presence greyed while away.
+  $("retry-now").hidden = !(state === "waiting" || state === "offline");
+  document.body.classList.toggle("disconnected", state !== "ready");
 }
 
-client.onclose((info) => {
-  const { reconnecting, delay } = info;
-  closes.push({ ...info, at: new Date().toISOString() });
-  showStatus(reconnecting ? "waiting" : "closed", reconnecting ? `reconnecting in ${((delay ?? 0) / 1000).toFixed(1)} s…` : "offline");
+client.onconnecting(({ attempt }) => {
+  showStatus("connecting", attempt ? `connecting (attempt ${attempt + 1})…` : "connecting…");
 });
+
+client.onreconnecting(({ delay }) => {
+  const due = Date.now() + delay;
+  const tick = () => {
+    const left = Math.max(0, due - Date.now());
+    $("status").textContent = `reconnecting in ${Math.ceil(left / 1000)} s`;
+  };
+  showStatus("waiting", "");
+  tick();
+  countdown = setInterval(tick, 250);
+});
+
+client.onclose((info) => {
+  closes.push({ ...info, at: new Date().toISOString() });
+  if (!info.reconnecting) showStatus("closed", "disconnected");
+  else if (info.delay === null) showStatus("offline", "offline: waiting for the network");
+  // else onreconnecting shows the countdown
+});
+
+window.addEventListener("offline", () => {
+  if (client.state === "offline") showStatus("offline", "offline: waiting for the network");
+});
+
+$("retry-now").addEventListener("click", () => client.connect().catch(() => {}));
 
 client.onerror((error) => showError(error));
 
-/** @type {ReturnType<typeof setTimeout> | undefined} */
-let errorTimer;
-
-/** @param {unknown} error a WSCommandsError, or any Error */
 function showError(error) {
-  const { code, message } = /** @type {{ code?: string, message: string }} */ (error);
   const toast = $("error");
-  toast.textContent = `${code}: ${message}`;
+  toast.textContent = `${error.code}: ${error.message}`;
   toast.hidden = false;
-  clearTimeout(errorTimer);
-  errorTimer = setTimeout(() => (toast.hidden = true), 5000);
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => (toast.hidden = true), 5000);
 }
 
-// Everything is (re)loaded on each (re)connect: the server forgot this connection's rooms.
+// On each (re)connect: the room is reloaded unless the resume recovered its missed messages
+// (then the server has re-joined it too); the counter and who is online are read again.
+let recovered = {}; // the last resume's verdict per stream
+client.onresumed((verdicts) => (recovered = verdicts));
+client.onclose(() => (recovered = {}));
+client.onresync((event) => {
+  resyncs.push(event);
+  // History lost while connected (a gap that could not be filled): reload the room.
+  if (event.stream === `group:${room}` && client.is_connected()) enterRoom(room).catch(showError);
+});
+
 client.onready(async () => {
   showStatus("ready", "connected");
   try {
-    await enterRoom(room);
+    if (recovered[`group:${room}`]?.recovered) {
+      fill(members, await client.call("presence.list", { group: room }));
+      renderMembers();
+    } else {
+      await enterRoom(room);
+    }
     const reply = await client.request({ "counter.get": null, "presence.list": null });
     showCounter(reply["counter.get"] ?? 0);
     fill(online, reply["presence.list"] ?? []);
@@ -76,14 +99,12 @@ client.onready(async () => {
 
 // Chat -----------------------------------------------------------------------------------------
 
-/** @param {string} name */
 async function enterRoom(name) {
   if (client.is_connected() && name !== room) {
     client.call("chat.leave", { room }).catch(showError);
   }
   room = name;
   for (const button of document.querySelectorAll("#rooms button")) {
-    if (!(button instanceof HTMLElement)) continue;
     button.classList.toggle("active", button.dataset.room === room);
   }
   const { history } = await client.call("chat.join", { room });
@@ -93,13 +114,12 @@ async function enterRoom(name) {
   renderMembers();
 }
 
-/** @param {{ from?: string, text: string }} message @param {"message" | "system"} kind */
 function addMessage({ from, text }, kind = "message") {
   const item = document.createElement("li");
   item.className = kind;
   if (kind === "message") {
     const who = document.createElement("strong");
-    who.textContent = from ?? "";
+    who.textContent = from;
     if (me && from === me.username) item.classList.add("mine");
     item.append(who, " ", text);
   } else {
@@ -114,39 +134,49 @@ client.on("chat_message", (message) => {
 });
 
 $("rooms").addEventListener("click", (event) => {
-  const name = event.target instanceof HTMLElement ? event.target.dataset.room : undefined;
+  const name = event.target.dataset?.room;
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 $("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const name = input("room-input").value.trim();
-  input("room-input").value = "";
+  const name = $("room-input").value.trim();
+  $("room-input").value = "";
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
-document.getElementById("compose")?.addEventListener("submit", async (event) => {
+// A message is shown as pending until the server took it (its chat_message push shows it
+// for real); typed while disconnected, it waits in the client's queue and goes out once the
+// room is joined again.
+$("compose")?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const message = input("message-input");
-  const text = message.value;
+  const input = $("message-input");
+  const text = input.value;
+  input.value = "";
+  const pending = document.createElement("li");
+  pending.className = "message mine pending";
+  pending.textContent = text;
+  pending.title = "sending…";
+  $("pending").append(pending);
   try {
     await client.call("chat.say", { room, text });
-    message.value = "";
+    pending.remove();
   } catch (error) {
+    pending.classList.replace("pending", "failed");
+    pending.title = `not sent: ${error.message}`;
+    pending.addEventListener("click", () => pending.remove(), { once: true });
     showError(error);
   }
 });
 
 // Who is online --------------------------------------------------------------------------------
 
-/** @param {Map<string, Who>} map @param {import("./api").Present[]} entries */
 function fill(map, entries) {
   map.clear();
   for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
 }
 
 /** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
-/** @param {Map<string, Who>} map @returns {{ users: [string, number][], guests: number }} */
 function byUser(map) {
   const users = new Map();
   let guests = 0;
@@ -198,7 +228,6 @@ client.on("presence", (event) => {
 
 // Shared counter -------------------------------------------------------------------------------
 
-/** @param {number} value */
 function showCounter(value) {
   $("counter-value").textContent = String(value);
 }
