@@ -15,6 +15,7 @@ import msgspec
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from . import models
 from .conf import wscommands_settings
 from .protocol import encode
 from .registry import Command, Registry, registry
@@ -75,7 +76,10 @@ def encode_push(message: dict[str, Any]) -> str:
 
 def _mismatch(value: Any, annotation: Any) -> str | None:
     try:
-        msgspec.json.decode(encode(value), type=annotation)
-    except (TypeError, ValueError) as exc:  # ValidationError, or not JSON at all
+        if models.is_model_annotation(annotation):
+            models.validate_json(annotation, encode(value))
+        else:
+            msgspec.json.decode(encode(value), type=annotation)
+    except (TypeError, ValueError) as exc:  # ValidationErrors (both are ValueErrors), not JSON
         return str(exc)
     return None
