@@ -16,12 +16,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import lifecycle, limits
 from .conf import wscommands_settings
 from .connection import Connection
-from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .execution import DEFAULT, call, run_default, run_request
 from .hub import get_hub
 from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
-from .threads import sweep_old_connections
+from .threads import sweep_old_connections, use_share
 
 logger = logging.getLogger("wscommands")
 
@@ -46,6 +46,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
+        # Every sync call made for this connection (from this task and the tasks it starts)
+        # counts against its share of the worker threads.
+        use_share(self.connection.worker_share)
         self._accepted = False
         self._closed = False
         self._closing = False
@@ -91,6 +94,17 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self._closing = True
         await super().close(code, reason)
 
+    def cut_off(self) -> None:
+        """Drop this connection: it holds too much, or keeps asking for what it is refused.
+
+        A client with output waiting that it does not read cannot read a close frame either:
+        under daphne its socket is aborted; otherwise it is closed with 4429.
+        """
+        if self._closed or self._closing:
+            return
+        if not self._guard.abort_if_backlogged():
+            self._cut_task = asyncio.ensure_future(self.close(limits.TOO_MANY))
+
     # Frames -------------------------------------------------------------------------------
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -110,15 +124,18 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 InvalidRequest("binary frames are not supported: send JSON text")
             )
             return
+        s = wscommands_settings
         try:
-            request = parse_frame(text_data)
+            request = parse_frame(text_data, s.MAX_JSON_DEPTH, s.MAX_COMMANDS_PER_REQUEST)
         except InvalidJSON as exc:
             default = self.registry.get(DEFAULT)
             if default is None:
                 await self._send_error(exc)
             else:
                 await self._schedule(
-                    lambda: self._run_default(default, text_data), concurrent=False
+                    lambda: self._run_default(default, text_data),
+                    concurrent=False,
+                    size=len(text_data),
                 )
             return
         except ProtocolError as exc:
@@ -133,6 +150,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             lambda: run_request(self.connection, request, self.registry),
             concurrent=concurrent,
             request_id=request.request_id,
+            size=len(text_data),
         )
 
     async def _run_default(self, default: Any, text: str) -> Reply:
@@ -147,16 +165,23 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         run: Callable[[], Awaitable[Reply]],
         concurrent: bool,
         request_id: str | int | None = None,
+        size: int = 0,
     ) -> None:
-        """Start a request after every earlier non-concurrent request has finished."""
-        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
-            error = RateLimited("too many requests waiting on this connection")
+        """Start a request after every earlier non-concurrent request has finished.
+
+        Waiting requests are bounded by count and by the size of their frames (budget.py).
+        """
+        resources = self.connection.resources
+        refusal = resources.reserve_request(size)
+        if refusal is not None:
             # The one reply this request gets: it carries the request_id clients match on.
-            await self.push_text(encode(error_reply(error, request_id)))
+            await self.push_text(encode(error_reply(refusal, request_id)))
             return
         task = asyncio.create_task(self._run_after(self._serial, run))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        # Its frame is held until the request is over (run, refused or cancelled).
+        task.add_done_callback(lambda _: resources.release_request(size))
         if not concurrent:
             self._serial = task
 
@@ -184,6 +209,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         limits.release_connection(self)
+        self.connection.resources.close()
         if not getattr(self, "_registered", False):
             return
         self._closed = True
