@@ -56,6 +56,7 @@ _POSITIVE_NUMBERS = (
     "MAX_JSON_DEPTH",
     "MAX_INVALID_FRAMES",
     "RATE_LIMIT_BURST",
+    "RATE_LIMIT_BYTES_BURST",
     "RATE_LIMIT_CLOSE_AFTER",
     "MAX_OUTGOING_BACKLOG",
     "MAX_INBOX",
@@ -72,6 +73,7 @@ _POSITIVE_NUMBERS = (
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
+    "RATE_LIMIT_BYTES",
     "MAX_CONNECTIONS_PER_USER",
     "MAX_CONNECTIONS_PER_IP",
     "SESSION_CHECK_INTERVAL",
@@ -111,6 +113,26 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 id="wscommands.W001",
             )
         )
+    burst, size = s.RATE_LIMIT_BYTES_BURST, s.MAX_MESSAGE_SIZE
+    if s.RATE_LIMIT_BYTES and _number(burst) and _number(size) and burst < size:
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["RATE_LIMIT_BYTES_BURST"] is below MAX_MESSAGE_SIZE: a frame of the '
+                "largest allowed size would always be refused.",
+                hint=f"Set it to at least {size}.",
+                id="wscommands.E008",
+            )
+        )
+    share = s.ANONYMOUS_WORKER_SHARE
+    if _number(share) and share > 1:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["ANONYMOUS_WORKER_SHARE"] is a fraction of WORKER_THREADS, at '
+                f"most 1; got {share!r}.",
+                hint="e.g. 0.5: anonymous connections hold at most half the worker threads.",
+                id="wscommands.E007",
+            )
+        )
     origins = s.ALLOWED_ORIGINS
     if origins is not None:
         bad = (
@@ -128,3 +150,7 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 )
             )
     return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -76,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
     # Token bucket per connection: frames per second sustained (None: no limit) and burst.
     "RATE_LIMIT": 100.0,
     "RATE_LIMIT_BURST": 200,
+    # Token bucket per connection by frame size: bytes (characters of text) per second
+    # sustained (None: no limit) and burst (at least MAX_MESSAGE_SIZE).
+    "RATE_LIMIT_BYTES": 1024 * 1024,
+    "RATE_LIMIT_BYTES_BURST": 4 * 1024 * 1024,
     # Frames refused with rate_limited in a row before closing with 4429.
     "RATE_LIMIT_CLOSE_AFTER": 50,
     # Frames daphne may hold for a connection before it stops reading its socket (daphne only).

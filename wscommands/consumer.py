@@ -113,6 +113,10 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if message["type"] == "websocket.receive":
             await sweep_old_connections()
             await self.websocket_receive(message)
+            # Channels takes the next frame from the queue without yielding: a client with
+            # many frames waiting would hold the event loop for all of them. Let the others
+            # run between two frames.
+            await asyncio.sleep(0)
         else:
             await super().dispatch(message)
 

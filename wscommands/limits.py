@@ -60,7 +60,7 @@ def _request_id(text: str) -> Any:
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+    """``rate`` tokens per second, at most ``burst`` saved up (a frame, or a byte, each)."""
 
     def __init__(self, rate: float, burst: int):
         self.rate = rate
@@ -68,15 +68,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> float:
-        """Take a token: 0.0 if granted, else the seconds until one is available."""
+    def take(self, count: float = 1) -> float:
+        """Take ``count`` tokens: 0.0 if granted, else the seconds until they are available."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= count:
+            self.tokens -= count
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (count - self.tokens) / self.rate
 
 
 class FrameGuard:
@@ -86,6 +86,13 @@ class FrameGuard:
         s = wscommands_settings
         self.consumer = consumer
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
+        # Parsing costs in proportion to bytes: a byte rate bounds what one client's frames
+        # cost the event loop, whatever their count.
+        self.byte_bucket = (
+            TokenBucket(s.RATE_LIMIT_BYTES, s.RATE_LIMIT_BYTES_BURST)
+            if s.RATE_LIMIT_BYTES
+            else None
+        )
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
         self.transport, self.inbox = _daphne_internals(consumer)
@@ -105,12 +112,15 @@ class FrameGuard:
         ):
             await self.consumer.close(TOO_BIG)
             return False
+        retry_after, limit = 0.0, "RATE_LIMIT"
         if self.bucket is not None:
             retry_after = self.bucket.take()
-            if retry_after:
-                await self._throttle(text, retry_after)
-                return False
-            self.throttled = 0
+        if self.byte_bucket is not None and not retry_after:
+            retry_after, limit = self.byte_bucket.take(size or len(text)), "RATE_LIMIT_BYTES"
+        if retry_after:
+            await self._throttle(text, retry_after, limit)
+            return False
+        self.throttled = 0
         return True
 
     def _backpressure(self, waiting: int, high: int) -> None:
@@ -124,12 +134,12 @@ class FrameGuard:
             self.paused = False
             self.transport.resumeProducing()
 
-    async def _throttle(self, text: str | None, retry_after: float) -> None:
+    async def _throttle(self, text: str | None, retry_after: float, limit: str) -> None:
         self.throttled += 1
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
             await self.consumer.close(TOO_MANY)
             return
-        error = RateLimited(details={"retry_after": round(retry_after, 3)})
+        error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else _request_id(text)
         await self.consumer.push_text(encode(error_reply(error, request_id)))
 

@@ -69,7 +69,7 @@ async def test_remind_timers_are_bounded_by_count_and_bytes(live):
 async def test_requests_queued_behind_a_slow_one_are_weighed(live):
     """With the example's 1024 waiting requests, 40 of 200 KB behind a slow one: past
     MAX_PENDING_BYTES (1 MiB) they are refused with rate_limited, request_id kept."""
-    server = live(RATE_LIMIT=None)
+    server = live(RATE_LIMIT=None, RATE_LIMIT_BYTES=None)
     client = await WSClient.open(server.ws)
     bystander = await WSClient.open(server.ws)
     await client.ws.send(json.dumps({"sleep": {"seconds": 2}, "request_id": "slow"}))
@@ -93,7 +93,12 @@ async def test_requests_queued_behind_a_slow_one_are_weighed(live):
 async def test_process_budget_cuts_the_heaviest_connection(live):
     """Two clients each under their own cap but together over MAX_CLIENT_MEMORY: the
     heavier is cut off (4429); the lighter and a well-behaved client go on."""
-    server = live(RATE_LIMIT=None, MAX_PENDING_BYTES=2_500_000, MAX_CLIENT_MEMORY=3_000_000)
+    server = live(
+        RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
+        MAX_PENDING_BYTES=2_500_000,
+        MAX_CLIENT_MEMORY=3_000_000,
+    )
     heavy = await WSClient.open(server.ws)
     lighter = await WSClient.open(server.ws)
     bystander = await WSClient.open(server.ws)
@@ -181,8 +186,10 @@ async def test_2500_joins_are_capped(live):
 
 
 async def test_256_kb_frames_of_digits_and_brackets(live):
-    """A 256 KB integer and a 128K-deep nesting are refused as invalid_request naming the
-    limit (parsed by orjson first, checked on the result); echo answers after each."""
+    """A 256 KB integer and a 125,000-deep nesting are refused as invalid_request naming the
+    limit (parsed by orjson first, checked on the result); echo answers after each. Sent
+    back to back, such frames are refused by the byte rate (RATE_LIMIT_BYTES) once past
+    its burst, so one client cannot spend the event loop on parsing."""
     server = live()
     client = await WSClient.open(server.ws)
     digits = '{"echo": {"text": ' + "7" * 250_000 + '}, "request_id": 1}'
@@ -196,6 +203,13 @@ async def test_256_kb_frames_of_digits_and_brackets(live):
     reply = await client.next_push()
     assert reply["errors"]["request"]["details"] == {"limit": "MAX_JSON_DEPTH", "max": 32}
     assert await client.call("echo", text="after brackets") == {"text": "after brackets"}
+    for _ in range(20):  # 5 MB, over the 4 MiB burst
+        await client.ws.send(digits)
+    replies = [await client.next_push() for _ in range(20)]
+    throttled = [r["errors"]["request"] for r in replies if "retry_after" in str(r)]
+    assert throttled, "20 frames of 250 KB at once were all parsed"
+    assert throttled[0]["code"] == "rate_limited"
+    assert throttled[0]["details"]["limit"] == "RATE_LIMIT_BYTES"
     await client.close()
 
 

@@ -23,6 +23,7 @@ async def test_pending_requests_keep_memory_bounded(live):
     """
     server = live(
         RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
         MAX_PENDING_REQUESTS=64,
         MAX_PENDING_BYTES=10**9,
         RATE_LIMIT_CLOSE_AFTER=1_000_000,
