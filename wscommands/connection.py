@@ -12,7 +12,7 @@ from . import messaging, presence, state
 from .budget import Account, weigh
 from .conf import wscommands_settings
 from .hub import get_hub
-from .protocol import encode
+from .outgoing import encode_push
 from .threads import Share, run_sync
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self._push(encode(message))
+        await self._push(encode_push(message))
 
     async def _push(self, text: str) -> None:
         await self.consumer.push_text(text)
