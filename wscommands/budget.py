@@ -24,6 +24,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from . import logs
 from .conf import wscommands_settings
 from .exceptions import RateLimited
 
@@ -275,6 +276,8 @@ class Account:
     def _refuse(self, kind: str, what: str, setting: str) -> RateLimited:
         count = self.refusals[kind] = self.refusals.get(kind, 0) + 1
         if count > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
-            logger.warning("connection refused %s %d times in a row: closing", kind, count)
+            logs.client_event(
+                f"{kind}_close", "refused %s %d times in a row: closing with 4429", kind, count
+            )
             self.budget._cut(self)
         return _refusal(what, setting)

@@ -86,6 +86,7 @@ _OPTIONAL_POSITIVE = (
     "MAX_CONNECTIONS_PER_USER",
     "MAX_CONNECTIONS_PER_IP",
     "SESSION_CHECK_INTERVAL",
+    "OPS_INTERVAL",
 )
 
 
@@ -129,7 +130,7 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 'WSCOMMANDS["RATE_LIMIT_BYTES_BURST"] is below MAX_MESSAGE_SIZE: a frame of the '
                 "largest allowed size would always be refused.",
                 hint=f"Set it to at least {size}.",
-                id="wscommands.E008",
+                id="wscommands.E010",
             )
         )
     share = s.ANONYMOUS_WORKER_SHARE
@@ -139,7 +140,7 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 f'WSCOMMANDS["ANONYMOUS_WORKER_SHARE"] is a fraction of WORKER_THREADS, at '
                 f"most 1; got {share!r}.",
                 hint="e.g. 0.5: anonymous connections hold at most half the worker threads.",
-                id="wscommands.E007",
+                id="wscommands.E009",
             )
         )
     origins = s.ALLOWED_ORIGINS
@@ -166,6 +167,39 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 hint='"same-origin" (the default) unless pages on other ports or schemes of '
                 "your hosts must connect; prefer listing them in ALLOWED_ORIGINS.",
                 id="wscommands.E020",
+            )
+        )
+    return errors
+
+
+@checks.register()
+def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Metrics need prometheus-client; a metrics token must be hard to guess."""
+    from . import metrics
+    from .conf import wscommands_settings as s
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        s.reload()
+        enabled, token = s.METRICS, s.METRICS_TOKEN
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if enabled and metrics.prometheus_client is None:
+        errors.append(
+            checks.Warning(
+                'WSCOMMANDS["METRICS"] is on but prometheus-client is not installed: '
+                "no metrics are recorded and /metrics answers 404.",
+                hint='pip install prometheus-client, or set WSCOMMANDS["METRICS"] = False.',
+                id="wscommands.W002",
+            )
+        )
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["METRICS_TOKEN"] must be None or a string of at least 16 characters.',
+                hint='e.g. WSCOMMANDS["METRICS_TOKEN"] = os.environ["METRICS_TOKEN"], made with '
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+                id="wscommands.E007",
             )
         )
     return errors

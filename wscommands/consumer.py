@@ -13,7 +13,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import lifecycle, limits
+from . import lifecycle, limits, logs, metrics
 from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
@@ -23,12 +23,19 @@ from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
 from .threads import sweep_old_connections, use_share
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: Close code when an on_connect hook fails.
 SERVER_ERROR = 4500
 #: Seconds a running request may go on after its client has gone.
 DISCONNECT_GRACE = 5.0
+
+#: The metrics reason of a frame refused for a limit (the ``details.limit`` it names).
+_LIMIT_REASONS = {
+    "MAX_JSON_DEPTH": "too_deep",
+    "MAX_INTEGER_DIGITS": "too_long_integer",
+    "MAX_COMMANDS_PER_REQUEST": "too_many_commands",
+}
 
 Reply = tuple[dict[str, Any] | None, int | None]
 
@@ -49,6 +56,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         # Every sync call made for this connection (from this task and the tasks it starts)
         # counts against its share of the worker threads.
         use_share(self.connection.worker_share)
+        logs.bind(self.connection)
         self._accepted = False
         self._closed = False
         self._closing = False
@@ -68,6 +76,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await get_hub().presence.connected(self.connection)
         await self.accept()
         self._accepted = True
+        metrics.connection_opened()
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
@@ -89,6 +98,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if self._guard.over_backlog():
             return
         await self.send(text_data=text)
+        metrics.frame_sent(text)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self._closing = True
@@ -121,9 +131,11 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        metrics.frame_received(text_data, bytes_data)
         if self._closing or not await self._guard.admit(text_data, bytes_data):
             return
         if text_data is None:
+            metrics.frame_refused("binary")
             await self._send_error(
                 InvalidRequest("binary frames are not supported: send JSON text")
             )
@@ -134,6 +146,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         except InvalidJSON as exc:
             default = self.registry.get(DEFAULT)
             if default is None:
+                metrics.frame_refused(exc.code)
                 await self._send_error(exc)
             else:
                 await self._schedule(
@@ -143,6 +156,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 )
             return
         except ProtocolError as exc:
+            limit = (exc.details or {}).get("limit")
+            metrics.frame_refused(_LIMIT_REASONS.get(limit, exc.code))
             await self._send_error(exc)
             return
         self._guard.accepted()
@@ -178,6 +193,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         resources = self.connection.resources
         refusal = resources.reserve_request(size)
         if refusal is not None:
+            metrics.frame_refused("too_many_pending")
+            logs.client_event("pending", "%s: refused", refusal.message)
             # The one reply this request gets: it carries the request_id clients match on.
             await self.push_text(encode(error_reply(refusal, request_id)))
             return
@@ -204,8 +221,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 await self.push_text(encode_reply(reply))
             if close_code is not None:
                 await self.close(close_code)
-        except Exception:  # run_request catches command errors; this is a bug of ours
-            logger.exception("request failed")
+        except Exception as exc:  # run_request catches command errors; this is a bug of ours
+            logs.unexpected("request", "request failed", exc=exc)
         finally:
             self._running.discard(task)
 
@@ -216,6 +233,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self.connection.resources.close()
         if not getattr(self, "_registered", False):
             return
+        if self._accepted:
+            metrics.connection_closed(code)
         self._closed = True
         for task in self._pending - self._running:
             task.cancel()

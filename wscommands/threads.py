@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from channels.db import DatabaseSyncToAsync, aclose_old_connections
 from django.dispatch import Signal
 
+from . import metrics
 from .conf import wscommands_settings
 
 T = TypeVar("T")
@@ -203,9 +204,15 @@ async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     call = functools.partial(func, *args, **kwargs) if args or kwargs else func
     pool = get_pool()
     share = current_share.get()
+    queued_at = metrics.worker_queued()
     anonymous = await pool.acquire(share)
+
+    def timed() -> T:
+        metrics.worker_started(queued_at)
+        return call()
+
     slot = _Slot(pool, share, anonymous)
-    return await DatabaseSyncToAsync(call, thread_sensitive=False, executor=slot)()
+    return await DatabaseSyncToAsync(timed, thread_sensitive=False, executor=slot)()
 
 
 async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
