@@ -2,7 +2,7 @@
 // Use: new WSCommands<Commands, Pushes>(...) (see docs/client.md).
 
 /** The API's version: `describe` returns the same `hash` while the server matches. */
-export type SchemaHash = "sha256:0c35ba8890cd90d79765393f34d5ed51e17e54576e70a6730d89dcd49b38b52d";
+export type SchemaHash = "sha256:75db389926417ae23dcd87e924ad25a920c5c00f94913274bdb26b78866f17aa";
 
 /** A connection that was in a room went away (to the room's other members). */
 export interface ChatLeft { connection_id: string; room: string }
@@ -120,7 +120,12 @@ export interface Commands {
     params: { group?: string | null } | string | null;
     result: Present[];
   };
-  /** Send ``{"reminder": {...}}`` to this connection after ``seconds``. */
+  /**
+   * Send ``{"reminder": {"text": ...}}`` to this connection after ``seconds``.
+   *
+   * Bounded: at most an hour, 1,000 characters, and the library's ``MAX_TIMERS`` /
+   * ``MAX_TIMER_BYTES`` per connection (past those, ``rate_limited``).
+   */
   remind: {
     params: { seconds: number; text: string };
     result: undefined;
