@@ -185,8 +185,8 @@ async def test_slowloris_is_cut_by_the_proxy_while_a_client_connects(proxy):
     assert None not in held, f"{held.count(None)} half-open connections outlived the drip"
     print(
         f"slowloris: {HALF_OPEN}+{HALF_OPEN_TLS} half-open upgrades ({still_open} open when "
-        f"the legitimate client came) cut after {min(held):.1f}-{max(held):.1f} s; legitimate connect+echo "
-        f"during the attack {legitimate * 1000:.0f} ms"
+        f"the legitimate client came) cut after {min(held):.1f}-{max(held):.1f} s; "
+        f"legitimate connect+echo during the attack {legitimate * 1000:.0f} ms"
     )
     async with proxy.ws() as ws:
         assert (await echo(ws, "after"))["echo"] == {"text": "after"}
