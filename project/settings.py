@@ -19,6 +19,7 @@ from pathlib import Path
 import dj_database_url
 
 from project.secret_key import secret_key
+from wscommands.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -142,6 +143,9 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
+# Prometheus may read /metrics with this bearer token (docs/operations.md); staff always may.
+if os.environ.get("WSCOMMANDS_METRICS_TOKEN"):
+    WSCOMMANDS["METRICS_TOKEN"] = os.environ["WSCOMMANDS_METRICS_TOKEN"]
 # Hardening limits (docs/reliability.md), tunable per deployment as JSON, e.g.
 # WSCOMMANDS_LIMITS='{"RATE_LIMIT": 20, "ALLOWED_ORIGINS": ["https://chat.example.com"]}'.
 WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
@@ -154,6 +158,8 @@ if os.environ.get("DJANGO_HTTPS", "") == "1":
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
+    # Prometheus scrapes each process directly, over the compose network, not through nginx.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
 
@@ -192,9 +198,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"wscommands": {"handlers": ["console"], "level": "INFO"}},
-}
+# One handler (daphne's own is replaced): each line once, with the connection and user;
+# WSCOMMANDS_LOG_JSON=1 writes JSON lines (docs/operations.md).
+LOGGING = logging_config(json_lines=os.environ.get("WSCOMMANDS_LOG_JSON") == "1")

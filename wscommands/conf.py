@@ -84,11 +84,23 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_CHECK_INTERVAL": 60.0,
     # Seconds SIGTERM waits for clients to close (4503) and hooks to run before the server exits.
     "SHUTDOWN_TIMEOUT": 10.0,
+    # The built-in ``describe`` command (the commands a caller may run, their schemas, the
+    # declared pushes): "off", "staff" (logged-in staff users) or "public".
+    "DESCRIBE": "off",
+    # Check results and declared pushes against their types and log mismatches (None: when
+    # settings.DEBUG is on).
+    "VALIDATE_OUTGOING": None,
     # Seconds a channel-layer call may take before it counts as unavailable.
     "CHANNEL_LAYER_TIMEOUT": 2.0,
     # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
     # while the client does not read); a slower client is cut off (4429) so it delays no other.
     "SEND_TIMEOUT": 1.0,
+    # Observability (docs/operations.md). Record Prometheus metrics (needs prometheus-client).
+    "METRICS": True,
+    # Bearer token that may read /metrics (None: only logged-in staff users may).
+    "METRICS_TOKEN": None,
+    # Seconds between two writes of this process's figures for the operations page (None: off).
+    "OPS_INTERVAL": 1.0,
 }
 
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
 from .hub import get_hub
-from .protocol import encode
+from .outgoing import encode_push
 from .threads import run_sync
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: The command being run (its name), so state calls know whose state they mean.
 current_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -143,7 +143,7 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self._push(encode(message))
+        await self._push(encode_push(message))
 
     async def _push(self, text: str) -> None:
         await self.consumer.push_text(text)

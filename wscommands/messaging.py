@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,10 +23,10 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
-from .protocol import encode
+from .outgoing import encode_push
 from .resilience import required
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
@@ -71,12 +72,20 @@ def user_group_name(user_pk: Any) -> str:
 
 
 def _message(text: str, target: str, key: Any = None, exclude: str | None = None) -> dict:
-    return {"type": MESSAGE_TYPE, "text": text, "target": target, "key": key, "exclude": exclude}
+    # "sent": the sender's clock, for the receivers' delivery-lag metric.
+    return {
+        "type": MESSAGE_TYPE,
+        "text": text,
+        "target": target,
+        "key": key,
+        "exclude": exclude,
+        "sent": time.time(),
+    }
 
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(all_group_name(), _message(text, "all", None, exclude)), "broadcast"
     )
@@ -85,7 +94,7 @@ async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> N
 async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
         "send_to_group",
@@ -122,7 +131,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         user_pks.append(pk)
     if not by_process and not user_pks:
         return
-    text = encode(message)
+    text = encode_push(message)
     layer = get_layer()
     for process, ids in by_process.items():
         try:

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
+from . import logs
 from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
@@ -65,7 +67,9 @@ def encode(obj: Any) -> str:
     orjson would silently write ``null``.
     """
     try:
-        text = orjson.dumps(obj, option=_ORJSON_OPTIONS)
+        # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
+        # form; orjson only calls this for types it cannot write itself.
+        text = orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS)
     except TypeError:
         pass
     else:
@@ -102,8 +106,10 @@ def _has_non_finite(obj: Any) -> bool:
                 return True
         elif kind is dict or isinstance(value, dict):
             extend(value.values())
-        elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        elif kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
             extend(value)
+        elif isinstance(value, msgspec.Struct):
+            extend(msgspec.structs.astuple(value))
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             extend(getattr(value, field.name) for field in dataclasses.fields(value))
     return False
@@ -193,17 +199,17 @@ def encode_reply(reply: dict[str, Any]) -> str:
         return encode(reply)
     except (TypeError, ValueError):
         pass
-    from .exceptions import CommandFailed, logger
+    from .exceptions import CommandFailed
 
     errors = reply.setdefault("errors", {})
     for key in [k for k in reply if k not in ("errors", "request_id")]:
         if not _encodable(reply[key]):
-            logger.error("result of command %r is not JSON-serialisable", key)
+            logs.unexpected(f"result:{key}", "result of command %r is not JSON-serialisable", key)
             del reply[key]
             errors[key] = CommandFailed("the command's result could not be sent").as_entry()
     for key in list(errors):  # e.g. a ClientError whose details JSON cannot hold
         if not _encodable(errors[key]):
-            logger.error("error of command %r is not JSON-serialisable", key)
+            logs.unexpected(f"error:{key}", "error of command %r is not JSON-serialisable", key)
             errors[key] = CommandFailed("the command's error could not be sent").as_entry()
     return encode(reply)
 

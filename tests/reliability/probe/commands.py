@@ -74,3 +74,9 @@ async def null(connection):
 async def set_global(connection, key: str, value: int):
     """Set a global-state value (e.g. the shared counter just under its limit)."""
     await connection.update_global_state({key: value})
+
+
+@command(name="probe.bug")
+async def bug(connection):
+    """A command with a bug: raises an exception nobody expected."""
+    raise RuntimeError("probe bug")
