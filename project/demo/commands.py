@@ -95,16 +95,22 @@ async def counter_get(connection):
     return await connection.get_global_state("counter") or 0
 
 
+#: Longest reminder text: a reminder is held in memory until it fires.
+REMINDER_MAX_TEXT = 1000
+
+
 @command
 async def remind(connection, seconds: float, text: str):
-    """Send ``{"reminder": {...}}`` to this connection after ``seconds``."""
+    """Send ``{"reminder": {"text": ...}}`` to this connection after ``seconds``.
+
+    Bounded: at most an hour, 1,000 characters, and the library's ``MAX_TIMERS`` /
+    ``MAX_TIMER_BYTES`` per connection (past those, ``rate_limited``).
+    """
     if not 0 <= seconds <= 3600:
         raise ClientError("seconds must be between 0 and 3600")
-
-    async def fire():
-        await connection.send({"reminder": {"text": text}})
-
-    connection.call_later(seconds, fire)
+    if len(text) > REMINDER_MAX_TEXT:
+        raise ClientError(f"text must be at most {REMINDER_MAX_TEXT} characters")
+    connection.call_later(seconds, connection.send, {"reminder": {"text": text}})
 
 
 @on_connect
