@@ -1,7 +1,7 @@
 """Example commands, found by autodiscovery (every installed app's ``commands`` module)."""
 
 import time
-from typing import TypedDict
+from typing import Annotated, TypedDict
 
 import msgspec
 
@@ -121,10 +121,22 @@ async def count(connection) -> int:
     return state["n"]
 
 
+#: The shared counter starts over at this value, so no one can push it to where numbers
+#: stop working (2**63 - 1 in Redis, thousands of digits in memory).
+COUNTER_LIMIT = 1_000_000_000
+
+
 @command(name="counter.increment")
-async def counter_increment(connection, amount: int = 1) -> int:
-    """A shared counter in global state; everyone is told the new value."""
+async def counter_increment(
+    connection, amount: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+) -> int:
+    """A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
+    everyone is told the new value."""
     value = await connection.increment_global_state("counter", amount)
+    if value - amount < COUNTER_LIMIT <= value:
+        # Only the increment that crossed the limit subtracts it (atomically), so concurrent
+        # increments never subtract twice.
+        value = await connection.increment_global_state("counter", -COUNTER_LIMIT)
     await connection.broadcast({"counter": {"value": value}})
     return value
 

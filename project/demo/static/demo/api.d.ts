@@ -2,7 +2,7 @@
 // Use: new WSCommands<Commands, Pushes>(...) (see docs/client.md).
 
 /** The API's version: `describe` returns the same `hash` while the server matches. */
-export type SchemaHash = "sha256:75db389926417ae23dcd87e924ad25a920c5c00f94913274bdb26b78866f17aa";
+export type SchemaHash = "sha256:ea62836a955bb0ea932bd92c0e5093740ec7c5c90f86b215899e35e223a1ef40";
 
 /** A connection that was in a room went away (to the room's other members). */
 export interface ChatLeft { connection_id: string; room: string }
@@ -86,7 +86,10 @@ export interface Commands {
     params: Record<string, never> | null;
     result: number;
   };
-  /** A shared counter in global state; everyone is told the new value. */
+  /**
+   * A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
+   * everyone is told the new value.
+   */
   "counter.increment": {
     params: { amount?: number } | number | null;
     result: number;
