@@ -43,7 +43,7 @@ def test_the_generated_files_match_the_commands():
     """The committed api.d.ts and asyncapi.json are what the commands generate today."""
     result = _manage(*GENERATE, "--check")
     assert result.returncode == 0, (
-        result.stderr + "\nRegenerate: python manage.py " + " ".join(GENERATE)
+        result.stderr + "\nRegenerate: DJANGO_DEBUG=1 python manage.py " + " ".join(GENERATE)
     )
 
 
