@@ -149,10 +149,22 @@ class Signature:
         self.connection_name = (
             first.name if first is not None and first.kind is not first.POSITIONAL_ONLY else None
         )
-        self.accepts_any_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
-        self.accepts_var_positional = any(p.kind is p.VAR_POSITIONAL for p in params)
-        named = [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        hints = resolve_hints(func, [p.name for p in named] + ["return"], where)
+        hints = resolve_hints(func, [p.name for p in params] + ["return"], where)
+        #: ``**kwargs`` and ``*args`` (their annotation checks each value), or None.
+        self.var_keyword: Param | None = None
+        self.var_positional: Param | None = None
+        named = []
+        for p in params:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                check_annotation(hints[p.name], f"parameter {p.name!r} of {where}")
+                var = Param(p.name, hints[p.name], False)
+                if p.kind is p.VAR_KEYWORD:
+                    self.var_keyword = var
+                else:
+                    self.var_positional = var
+            else:
+                named.append(p)
+        self.accepts_any_keyword = self.var_keyword is not None
         self.params: dict[str, Param] = {}
         self.positional: list[Param] = []
         for p in named:
@@ -191,9 +203,10 @@ class Signature:
             for key, value in argument.items():
                 param = params.get(key)
                 if param is None:
-                    if not self.accepts_any_keyword or key == self.connection_name:
+                    extra = self.var_keyword
+                    if extra is None or key == self.connection_name:
                         raise _Mismatch
-                    kwargs[key] = value
+                    kwargs[key] = extra.convert(value) if extra.checked else value
                 else:
                     matched += 1
                     kwargs[key] = param.convert(value) if param.checked else value
@@ -214,16 +227,19 @@ class Signature:
         for key, value in argument.items():
             param = self.params.get(key)
             if param is None:
-                if not self.accepts_any_keyword or key == self.connection_name:
+                extra = self.var_keyword
+                if extra is None or key == self.connection_name:
                     found.unexpected.append(key)
+                elif extra.checked:  # **kwargs: each value, named by its key
+                    found.check(Param(key, extra.annotation, False), value)
             elif param.checked:
                 found.check(param, value)
         return found.error()
 
     def _bind_positional(self, argument: Any) -> Any:
         if not self.positional:
-            if self.accepts_var_positional:
-                return argument
+            if self.var_positional is not None:
+                return self._convert_alone(self.var_positional, argument)
             raise InvalidArguments(
                 "this command takes no positional argument: send an object of named arguments"
             )
@@ -231,11 +247,14 @@ class Signature:
         others = [p.name for p in self.positional[1:] if p.required]
         if others:
             raise _invalid(missing=others)
+        return self._convert_alone(first, argument)
+
+    def _convert_alone(self, param: Param, argument: Any) -> Any:
         try:
-            return first.convert(argument)
+            return param.convert(argument)
         except (msgspec.ValidationError, models.ValidationError):
             found = _Details()
-            found.check(first, argument)
+            found.check(param, argument)
             raise found.error() from None
 
 
