@@ -160,6 +160,11 @@ WRONG = [
     ),
     ('client.on("t.tick", (tick) => tick.when);', "Property 'when' does not exist on type 'Tick'."),
     ('client.on("t.tock", () => 0);', "Argument of type '\"t.tock\"' is not assignable"),
+    ('client.request({ "t.nope": 1 });', "'\"t.nope\"' does not exist in type"),
+    (
+        'client.request({ "t.add": { a: 1, b: "2" } });',
+        "Type 'string' is not assignable to type 'number'.",
+    ),
 ]
 
 
