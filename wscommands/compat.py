@@ -6,8 +6,8 @@ start-up (``apps.py``: a warning, once, for each one missing) and by
 ``tests/test_compat.py`` against the pinned versions. When one is missing the feature that
 needs it switches off (the warning says which), nothing else breaks.
 
-Verified with daphne 4.2.3, Twisted 26.10.0, channels 4.3.2, channels-redis 4.3.0, asgiref
-3.13.0 and CPython 3.11's asyncio.
+Verified with daphne 4.2.3, autobahn 26.10.2, Twisted 26.10.0, channels 4.3.2, channels-redis
+4.3.0, asgiref 3.13.0 and CPython 3.11's asyncio.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ logger = logging.getLogger("wscommands")
 USES = {
     "daphne.handle_reply": "find the socket behind a connection (MAX_INBOX, MAX_OUTGOING_BACKLOG)",
     "daphne.application_queue": "pause reading a client that sends too fast (MAX_INBOX)",
+    "autobahn.fail_by_drop": "a close frame (1009) for a frame over daphne's own size cap",
     "twisted.write_buffer": "cut off a client that does not read (MAX_OUTGOING_BACKLOG)",
     "channels.session_send": "find the socket behind a session-wrapped connection",
     "asyncio.sighandler_noop": "tell a server's SIGTERM handler from asyncio's placeholder",
@@ -84,6 +85,11 @@ def daphne_socket(send: Any) -> DaphneSocket | None:
     if getattr(getattr(send, "func", None), "__name__", "") != "handle_reply":
         return None
     protocol = next(iter(send.args), None)
+    if hasattr(protocol, "failByDrop"):
+        # Autobahn drops the TCP connection without a close frame when it fails one, e.g.
+        # for a frame over daphne's --websocket_max_message_size: the client cannot tell why
+        # and may send the same frame again. Send the close frame (1009 for that case).
+        protocol.failByDrop = False
     transport = getattr(protocol, "transport", None)
     needed = (*_TWISTED_BUFFER, "abortConnection", "pauseProducing", "resumeProducing")
     if transport is None or not all(hasattr(transport, name) for name in needed):
@@ -166,6 +172,9 @@ def missing_internals() -> list[str]:
         ),
         "daphne.application_queue": _source_mentions(
             "daphne.ws_protocol", "WebSocketProtocol.applicationCreateWorked", "application_queue"
+        ),
+        "autobahn.fail_by_drop": _source_mentions(
+            "autobahn.websocket.protocol", "WebSocketProtocol._fail_connection", "failByDrop"
         ),
         "twisted.write_buffer": _has("twisted.internet.abstract", "FileDescriptor.dataBuffer")
         and _has("twisted.internet.abstract", "FileDescriptor.offset")

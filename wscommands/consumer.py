@@ -7,23 +7,32 @@ class sends and closes as they say. Subclass it and route it like any Channels c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import logs, metrics
+from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .flow import FlowControl
 from .lifecycle import ConnectionLifecycle
 from .limits import FrameGuard
-from .protocol import Decision, decode, encode, encode_reply, parse_frame
+from .protocol import CloseCode, Decision, decode, encode, encode_reply, parse_frame
 from .registry import Registry, registry
 from .requestqueue import RequestQueue
-from .threads import sweep_old_connections
+from .threads import sweep_old_connections, use_share
 
 logger = logging.getLogger("wscommands.connection")
+
+#: The metrics reason of a frame refused for a limit (the ``details.limit`` it names).
+_LIMIT_REASONS = {
+    "MAX_JSON_DEPTH": "too_deep",
+    "MAX_INTEGER_DIGITS": "too_long_integer",
+    "MAX_COMMANDS_PER_REQUEST": "too_many_commands",
+}
 
 
 class CommandConsumer(AsyncJsonWebsocketConsumer):
@@ -43,14 +52,17 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = None
 
     async def connect(self) -> None:
-        self.connection = self.connection_class(self)
-        logs.bind(self.connection)
         self.accepted = False
         self.closing = False
         self.closed = False
         self._backlog: list[str] = []  # pushes made before the handshake completes
+        self.connection = self.connection_class(self)
+        # Every sync call made for this connection (from this task and the tasks it starts)
+        # counts against its share of the worker threads.
+        use_share(self.connection.worker_share)
+        logs.bind(self.connection)
         self.guard = FrameGuard()
-        self.flow = FlowControl(self.base_send)
+        self.flow = FlowControl(self.base_send, self.connection.resources)
         self.requests = RequestQueue(self.connection, self.registry, self._respond)
         self.lifecycle = ConnectionLifecycle(self.connection, self.registry)
         decision = self.lifecycle.admit()
@@ -74,13 +86,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if not self.accepted:
             self._backlog.append(text)
             return
-        if self.flow.cut_off:
-            return
-        unsent = self.flow.over_backlog()
-        if unsent is not None:
-            metrics.frame_refused("backlog")
-            logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", unsent)
-            self.flow.abort()
+        if not self.flow.writable():
             return
         await self.send(text_data=text)
         metrics.frame_sent(text)
@@ -89,6 +95,17 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         self.requests.halt()
         await super().close(code, reason)
+
+    def cut_off(self) -> None:
+        """Drop this connection: it holds too much, or keeps asking for what it is refused.
+
+        A client with output waiting that it does not read cannot read a close frame either:
+        under daphne its socket is aborted; otherwise it is closed with 4429.
+        """
+        if self.closed or self.closing:
+            return
+        if not self.flow.abort_if_backlogged():
+            self._cut_task = asyncio.ensure_future(self.close(CloseCode.TOO_MANY))
 
     async def _act(self, decision: Decision) -> None:
         """Carry out a guard's or the life cycle's decision: reply, then close."""
@@ -111,6 +128,10 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if message["type"] == "websocket.receive":
             await sweep_old_connections()
             await self.websocket_receive(message)
+            # Channels takes the next frame from the queue without yielding: a client with
+            # many frames waiting would hold the event loop for all of them. Let the others
+            # run between two frames.
+            await asyncio.sleep(0)
         else:
             await super().dispatch(message)
 
@@ -128,8 +149,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             error = InvalidRequest("binary frames are not supported: send JSON text")
             await self._act(self.guard.refused(error))
             return
+        s = wscommands_settings
         try:
-            request = parse_frame(text_data)
+            request = parse_frame(text_data, s.MAX_JSON_DEPTH, s.MAX_COMMANDS_PER_REQUEST)
         except InvalidJSON as exc:
             if self.requests.has_default:
                 await self._act(self.requests.submit_default(text_data))
@@ -138,16 +160,18 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 await self._act(self.guard.refused(exc))
             return
         except ProtocolError as exc:
-            metrics.frame_refused(exc.code)
+            limit = (exc.details or {}).get("limit")
+            metrics.frame_refused(_LIMIT_REASONS.get(limit, exc.code))
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()
-        await self._act(self.requests.submit(request))
+        await self._act(self.requests.submit(request, len(text_data)))
 
     # Disconnect ---------------------------------------------------------------------------
 
     async def disconnect(self, code: int) -> None:
         self.lifecycle.release()
+        self.connection.resources.close()
         if not self.lifecycle.registered:
             return
         if self.accepted:

@@ -1,15 +1,17 @@
 """Flow control with a client under daphne: inbox backpressure and the outgoing backlog.
 
 ASGI has neither: daphne queues every frame it reads in an unbounded ``asyncio.Queue`` and
-Twisted buffers every frame written without bound. Under daphne (found through
-:mod:`.compat`) this module keeps both bounded; under other servers it does nothing (see
-docs/reliability.md).
+Twisted buffers every frame written without bound. Under daphne (its socket found through
+:mod:`.compat`) this module keeps both bounded, and is the one place that acts on that socket
+(pause, resume, abort); under other servers it does nothing (see docs/reliability.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import logs, metrics
+from .budget import Account
 from .compat import DaphneSocket, daphne_socket
 from .conf import wscommands_settings
 
@@ -17,10 +19,14 @@ from .conf import wscommands_settings
 class FlowControl:
     """One connection's inbox backpressure (``MAX_INBOX``) and backlog cap."""
 
-    def __init__(self, send: Any):
+    def __init__(self, send: Any, account: Account):
         self.socket: DaphneSocket | None = daphne_socket(send)
+        self.account = account
         self.paused = False
         self.cut_off = False
+        if self.socket is not None:
+            # The process's budget counts what daphne holds for this client.
+            account.outgoing_probe = self.socket.unsent_bytes
 
     def frame_taken(self) -> None:
         """Called per frame received: pause or resume reading the client's socket.
@@ -39,22 +45,35 @@ class FlowControl:
             self.paused = False
             socket.resume_reading()
 
-    def over_backlog(self) -> int | None:
-        """The bytes waiting if the client does not read and must be cut off, else None.
+    def writable(self) -> bool:
+        """Whether a frame may be written now; False once the client is cut off.
 
-        Once over ``MAX_OUTGOING_BACKLOG`` the decision sticks: the caller aborts the
-        socket (:meth:`abort`) and writes nothing more.
+        A client with over ``MAX_OUTGOING_BACKLOG`` bytes unread is aborted here; one whose
+        backlog puts the process over its budget is cut off by its account (budget.py).
         """
         socket = self.socket
-        if socket is None or self.cut_off:
-            return None
-        waiting = socket.unsent_bytes()
-        if waiting <= wscommands_settings.MAX_OUTGOING_BACKLOG:
-            return None
+        if socket is None:
+            return True
+        if self.cut_off:
+            return False
+        unsent = socket.unsent_bytes()
+        if not self.account.set_outgoing(unsent):
+            return False  # over the process's budget: the account has it cut off
+        if unsent <= wscommands_settings.MAX_OUTGOING_BACKLOG:
+            return True
+        metrics.frame_refused("backlog")
+        logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", unsent)
         self.cut_off = True
-        return waiting
+        socket.abort()
+        return False
 
-    def abort(self) -> None:
-        """Drop the client's TCP connection at once."""
-        if self.socket is not None:
-            self.socket.abort()
+    def abort_if_backlogged(self) -> bool:
+        """Abort the connection if daphne holds output for it (it could not read a close)."""
+        socket = self.socket
+        if socket is None or self.cut_off:
+            return self.cut_off
+        if socket.unsent_bytes() == 0:
+            return False
+        self.cut_off = True
+        socket.abort()
+        return True

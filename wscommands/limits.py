@@ -4,8 +4,9 @@ Each limit is a ``WSCOMMANDS`` setting (defaults in :mod:`.conf`, reasons in
 docs/reliability.md). :class:`FrameGuard` only decides (a :class:`~.protocol.Decision`); the
 consumer sends the reply and closes:
 
-- :meth:`FrameGuard.check`: size (close 4413), rate (``rate_limited``, then close 4429) and
-  nesting depth (``invalid_request``) of each frame;
+- :meth:`FrameGuard.check`: size (close 4413) and rate (frames and bytes: ``rate_limited``,
+  then close 4429) of each frame (nesting and integers are checked as it is parsed,
+  :func:`.protocol.decode`);
 - :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
   frames we refuse is closed with 4400.
 
@@ -15,14 +16,12 @@ Connection caps are in :mod:`.caps`, socket backpressure and the outgoing backlo
 
 from __future__ import annotations
 
-import re
 import time
-from itertools import accumulate
 from typing import Any
 
 from . import logs, metrics
 from .conf import wscommands_settings
-from .exceptions import InvalidRequest, ProtocolError, RateLimited
+from .exceptions import ProtocolError, RateLimited
 from .protocol import (
     ADMIT,
     CloseCode,
@@ -33,10 +32,6 @@ from .protocol import (
     refuse,
 )
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
 
 def utf8_size_exceeds(text: str, limit: int) -> bool:
     """True if ``text`` takes more than ``limit`` bytes in UTF-8 (encodes only when unsure)."""
@@ -45,19 +40,6 @@ def utf8_size_exceeds(text: str, limit: int) -> bool:
     if len(text) * 4 <= limit:
         return False
     return len(text.encode("utf-8", "surrogatepass")) > limit
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """True if the JSON text nests arrays/objects deeper than ``limit``.
-
-    Runs before parsing, so a nesting bomb never reaches a recursive parser. Counting
-    brackets is C-speed; only a frame with more brackets than ``limit`` is scanned (strings
-    removed first, so brackets inside them do not count).
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def request_id_of(text: str) -> Any:
@@ -72,7 +54,7 @@ def request_id_of(text: str) -> Any:
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+    """``rate`` tokens per second, at most ``burst`` saved up (a frame, or a byte, each)."""
 
     def __init__(self, rate: float, burst: int):
         self.rate = rate
@@ -80,15 +62,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> float:
-        """Take a token: 0.0 if granted, else the seconds until one is available."""
+    def take(self, count: float = 1) -> float:
+        """Take ``count`` tokens: 0.0 if granted, else the seconds until they are available."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= count:
+            self.tokens -= count
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (count - self.tokens) / self.rate
 
 
 class FrameGuard:
@@ -97,6 +79,13 @@ class FrameGuard:
     def __init__(self) -> None:
         s = wscommands_settings
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
+        # Parsing costs in proportion to bytes: a byte rate bounds what one client's frames
+        # cost the event loop, whatever their count.
+        self.byte_bucket = (
+            TokenBucket(s.RATE_LIMIT_BYTES, s.RATE_LIMIT_BYTES_BURST)
+            if s.RATE_LIMIT_BYTES
+            else None
+        )
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
 
@@ -110,26 +99,24 @@ class FrameGuard:
             metrics.frame_refused("too_big")
             logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             return refuse(close=CloseCode.TOO_BIG)
+        retry_after, limit = 0.0, "RATE_LIMIT"
         if self.bucket is not None:
             retry_after = self.bucket.take()
-            if retry_after:
-                return self._throttle(text, retry_after)
-            self.throttled = 0
-        if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
-            metrics.frame_refused("too_deep")
-            return self.refused(
-                InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
-            )
+        if self.byte_bucket is not None and not retry_after:
+            retry_after, limit = self.byte_bucket.take(size or len(text)), "RATE_LIMIT_BYTES"
+        if retry_after:
+            return self._throttle(text, retry_after, limit)
+        self.throttled = 0
         return ADMIT
 
-    def _throttle(self, text: str | None, retry_after: float) -> Decision:
+    def _throttle(self, text: str | None, retry_after: float, limit: str) -> Decision:
         self.throttled += 1
         metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
             logs.client_event("rate_close", "still over the rate limit: closing with 4429")
             return refuse(close=CloseCode.TOO_MANY)
         logs.client_event("rate_limited", "frames over the rate limit: refused")
-        error = RateLimited(details={"retry_after": round(retry_after, 3)})
+        error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else request_id_of(text)
         return refuse(error_reply(error, request_id))
 

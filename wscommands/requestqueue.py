@@ -1,8 +1,9 @@
 """One connection's requests: run in the order received, a cap on how many may wait.
 
 A request starts once every earlier non-concurrent request of its connection has finished;
-a request whose commands are all ``concurrent`` does not hold up later ones. At most
-``MAX_PENDING_REQUESTS`` wait or run at once; more are refused with ``rate_limited``.
+a request whose commands are all ``concurrent`` does not hold up later ones. Waiting requests
+are bounded by count (``MAX_PENDING_REQUESTS``) and by the bytes of their frames (the
+connection's account, budget.py); more are refused with ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import logs, metrics
-from .conf import wscommands_settings
 from .connection import Connection
-from .exceptions import RateLimited
 from .execution import DEFAULT, run_default, run_request
 from .protocol import ADMIT, Decision, Request, error_reply, refuse
 from .registry import Registry
@@ -47,11 +46,13 @@ class RequestQueue:
             for name, _ in request.commands
         )
 
-    def submit(self, request: Request) -> Decision:
-        """Queue a request; refused (``rate_limited``, with its request_id) over the cap."""
+    def submit(self, request: Request, size: int) -> Decision:
+        """Queue a request (its frame ``size`` bytes); refused (``rate_limited``, with its
+        request_id) over the connection's limits."""
         return self._schedule(
             lambda: run_request(self.connection, request, self.registry),
             self.is_concurrent(request),
+            size,
             request.request_id,
         )
 
@@ -67,23 +68,27 @@ class RequestQueue:
         async def run() -> Outcome:
             return await run_default(self.connection, default, text), None
 
-        return self._schedule(run, concurrent=False)
+        return self._schedule(run, concurrent=False, size=len(text))
 
     def _schedule(
         self,
         run: Callable[[], Awaitable[Outcome]],
         concurrent: bool,
+        size: int,
         request_id: str | int | None = None,
     ) -> Decision:
-        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
-            error = RateLimited("too many requests waiting on this connection")
+        resources = self.connection.resources
+        refusal = resources.reserve_request(size)
+        if refusal is not None:
             metrics.frame_refused("too_many_pending")
-            logs.client_event("pending", "too many requests waiting: refused")
+            logs.client_event("pending", "%s: refused", refusal.message)
             # The one reply this request gets: it carries the request_id clients match on.
-            return refuse(error_reply(error, request_id))
+            return refuse(error_reply(refusal, request_id))
         task = asyncio.create_task(self._run_after(self._last_serial, run))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        # Its frame is held until the request is over (run, refused or cancelled).
+        task.add_done_callback(lambda _: resources.release_request(size))
         if not concurrent:
             self._last_serial = task
         return ADMIT
