@@ -19,7 +19,15 @@ from .exceptions import (
 )
 from .messaging import broadcast, send_to_group, send_to_subset
 from .presence import PRESENCE_GROUP, get_presence
-from .registry import Command, Registry, command, on_connect, on_disconnect, registry
+from .registry import (
+    Command,
+    Registry,
+    authorize_join,
+    command,
+    on_connect,
+    on_disconnect,
+    registry,
+)
 from .state import get_global_state, increment_global_state, update_global_state
 from .threads import run_sync, send_signal
 
@@ -41,6 +49,7 @@ __all__ = [
     "Registry",
     "Unavailable",
     "UnknownCommand",
+    "authorize_join",
     "broadcast",
     "command",
     "get_global_state",

@@ -8,13 +8,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import messaging, presence, state
-from .hub import get_hub
+from . import messaging, presence, resume, state
+from .exceptions import PermissionDenied
 from .protocol import encode
 from .threads import run_sync
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
+    from .streams import StreamCursor
 
 logger = logging.getLogger("wscommands")
 
@@ -60,6 +61,8 @@ class Connection:
         self._command_states: dict[str, dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
         self._calls: set[CallHandle] = set()
+        #: What a resumable connection (``?resume=1``) was sent per stream; None otherwise.
+        self.streams: StreamCursor | None = None
         # The consumer's loop, for call_later from sync commands running in worker threads.
         self._loop = asyncio.get_running_loop()
 
@@ -77,6 +80,11 @@ class Connection:
     def session(self) -> Any:
         """The Django session (None without session middleware)."""
         return self.scope.get("session")
+
+    @property
+    def user_pk(self) -> Any:
+        """The pk of the user this connection acts as (None: anonymous)."""
+        return self._user_pk
 
     def is_authenticated(self) -> bool:
         """True when the connection acts as a logged-in user."""
@@ -102,7 +110,7 @@ class Connection:
 
     async def _set_user_pk(self, pk: Any) -> None:
         old, self._user_pk = self._user_pk, pk
-        await get_hub().set_user(self, old, pk)
+        await resume.change_user(self, old, pk)
 
     def _require_session(self) -> Any:
         if self.session is None:
@@ -161,17 +169,20 @@ class Connection:
         await messaging.send_to_subset(recipients, message)
 
     async def join(self, group: str) -> None:
-        """Join ``group`` (letters, digits, '.', '_', '-'); raises ValueError if invalid."""
+        """Join ``group`` (letters, digits, '.', '_', '-'); raises ValueError if invalid.
+
+        Raises PermissionDenied when a join authorization hook (``@authorize_join``) refuses.
+        """
         messaging.group_channel_name(group)
         if group not in self.groups:
-            self.groups.add(group)
-            await get_hub().join(self, group)
+            if not await resume.may_join(self, group):
+                raise PermissionDenied(f"may not join {group!r}")
+            await resume.enter_group(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group one is not in does nothing."""
         if group in self.groups:
-            self.groups.discard(group)
-            await get_hub().leave(self, group)
+            await resume.leave_group(self, group)
 
     async def send_to_group(
         self, group: str, message: dict[str, Any], everyone_else: bool = False

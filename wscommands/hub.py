@@ -20,6 +20,7 @@ from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .presence import PresenceTracker
 from .resilience import attempt
+from .streams import Push
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -236,15 +237,20 @@ class Hub:
         """Write a received message's text to each of its local recipients."""
         if message.get("type") != MESSAGE_TYPE:
             return
-        text = message["text"]
-        exclude = message.get("exclude")
         connections = self.connections
         recipients = [
-            connection.consumer
+            connection
             for local_id in self._targets(message)
-            if (connection := connections.get(local_id)) is not None and connection.id != exclude
+            if (connection := connections.get(local_id)) is not None
         ]
-        await write_all(recipients, lambda consumer: consumer.push_text(text))
+        push = Push.from_message(message)
+        if push is not None:
+            await write_all(recipients, push.deliver)
+            return
+        text, exclude = message["text"], message.get("exclude")
+        await write_all(
+            [c for c in recipients if c.id != exclude], lambda c: c.consumer.push_text(text)
+        )
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -16,14 +16,15 @@ from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
-RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request"})
-RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
+RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request", "idempotency_key"})
+RESERVED_NAMES = RESERVED_KEYS | {"authenticate", "wscommands.resume"}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 # 19 digits in a row may be an integer outside 64 bits (orjson reads those as floats).
 _LONG_DIGITS = re.compile(r"\d{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(slots=True)
@@ -33,6 +34,8 @@ class Request:
     commands: list[tuple[str, Any]]
     request_id: str | int | None = None
     has_request_id: bool = False
+    #: The client's key for a request it may retry after a reconnect (docs/protocol.md).
+    idempotency_key: str | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -92,8 +95,14 @@ def parse_request(data: Any) -> Request:
         raise InvalidRequest(
             f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
         )
-    commands = [(name, arg) for name, arg in data.items() if name != "request_id"]
-    return Request(commands, request_id, has_request_id)
+    key = data.get("idempotency_key")
+    if "idempotency_key" in data and not (isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidRequest(
+            "idempotency_key must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+            request_id,
+        )
+    commands = [(n, arg) for n, arg in data.items() if n not in ("request_id", "idempotency_key")]
+    return Request(commands, request_id, has_request_id, key)
 
 
 def parse_frame(text: str) -> Request:
