@@ -21,9 +21,11 @@ from .messaging import broadcast, send_to_group, send_to_subset
 from .presence import PRESENCE_GROUP, get_presence
 from .registry import (
     Command,
+    Push,
     Registry,
     authorize_join,
     command,
+    declare_push,
     on_connect,
     on_disconnect,
     registry,
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidArguments",
     "NotAuthenticated",
     "PermissionDenied",
+    "Push",
     "RateLimited",
     "Registry",
     "Unavailable",
@@ -52,6 +55,7 @@ __all__ = [
     "authorize_join",
     "broadcast",
     "command",
+    "declare_push",
     "get_global_state",
     "get_presence",
     "increment_global_state",

@@ -22,14 +22,15 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
-from .protocol import encode
+from .outgoing import encode_push
 from .resilience import required
 from .streams import ALL, group_stream, publish, user_stream
 
 logger = logging.getLogger("wscommands")
 
 MESSAGE_TYPE = "wscommands.deliver"
-_GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+# fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
 
 
@@ -54,7 +55,7 @@ def all_group_name() -> str:
 
 def group_channel_name(group: str) -> str:
     """The channel-layer group behind a wscommands group; raises ValueError if invalid."""
-    if not isinstance(group, str) or not _GROUP_NAME.match(group):
+    if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group):
         raise ValueError(
             f"invalid group name {group!r}: use letters, digits, '.', '_' and '-' only"
         )
@@ -85,7 +86,7 @@ def _message(
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
-    text = encode(message)
+    text = encode_push(message)
     position = await publish(ALL, text)
     await required(
         get_layer().group_send(all_group_name(), _message(text, "all", None, exclude, position)),
@@ -102,7 +103,7 @@ async def send_to_group(
     notices that are only worth something live, such as presence events.
     """
     channel_group = group_channel_name(group)
-    text = encode(message)
+    text = encode_push(message)
     position = await publish(group_stream(group), text) if history else None
     await required(
         get_layer().group_send(channel_group, _message(text, "group", group, exclude, position)),
@@ -140,7 +141,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         user_pks.append(pk)
     if not by_process and not user_pks:
         return
-    text = encode(message)
+    text = encode_push(message)
     layer = get_layer()
     for process, ids in by_process.items():
         try:

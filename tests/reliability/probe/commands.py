@@ -56,3 +56,15 @@ async def broadcast(connection, message: dict):
 async def group(connection, group: str, message: dict):
     """Send ``message`` to the members of ``group``."""
     await connection.send_to_group(group, message)
+
+
+@command(name="probe.nan")
+async def nan(connection):
+    """A result with a NaN and an infinity inside it (JSON has neither)."""
+    return {"values": [1.0, float("nan")], "limit": float("inf")}
+
+
+@command(name="probe.null")
+async def null(connection):
+    """A result that is ``null`` for real."""
+    return None
