@@ -334,3 +334,36 @@ async def test_idempotent_retry_runs_once_across_processes(servers, clients):
 
     bad = await retry.request({"op.get": {"key": counter}, "idempotency_key": "short"})
     assert bad["errors"]["request"]["code"] == "invalid_request"
+
+
+async def test_a_push_lost_on_the_way_is_filled_by_a_range_request(servers, clients, redis_url):
+    """A push recorded in history that never reached the process (as when Pub/Sub drops it)
+    shows as an offset jump; the same resume request for that stream alone fills it, and
+    what the connection already has is not sent again."""
+    from wscommands.backends.base import HistoryBounds
+    from wscommands.backends.redis import RedisBackend
+
+    a = servers()
+    client = await clients(resumable(a))
+    await announced(client, "all")
+    sender = await clients(a.ws)
+    t = tag()
+    await sender.call("op.broadcast", message={"b": f"{t}-0"})
+    await arrived(client, "b", f"{t}-0")
+    before = positions(client)["all"]
+    # Recorded in the stream's history, never sent through the channel layer: lost.
+    history = RedisBackend({"address": redis_url})
+    epoch, lost = await history.history_append(
+        "all", json.dumps({"b": f"{t}-lost"}), HistoryBounds(500, 300, 86400)
+    )
+    await history.close()
+    assert (epoch, lost) == (before["epoch"], before["offset"] + 1)
+    await sender.call("op.broadcast", message={"b": f"{t}-2"})
+    await arrived(client, "b", f"{t}-2")
+    assert stream_pushes(client, "all")[-1][POSITION]["offset"] == lost + 1  # the jump
+
+    reply = await client.request({RESUME: {"streams": {"all": before}}})
+    assert reply[RESUME]["all"] == {"recovered": True, "epoch": epoch, "offset": lost + 1}
+    assert payloads(client.pushes, "b") == [f"{t}-0", f"{t}-2", f"{t}-lost"]
+    filled = next(p for p in client.pushes if p.get("b") == f"{t}-lost")
+    assert filled[POSITION]["offset"] == lost

@@ -33,14 +33,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # KEYS: history, meta. ARGV: new epoch, meta ttl ms. Sets `epoch`, `offset`.
 _ENSURE = """
-local epoch = redis.call('HGET', KEYS[2], 'e')
+local meta = redis.call('HMGET', KEYS[2], 'e', 'o')
+local epoch, offset = meta[1], tonumber(meta[2])
 if not epoch then
-  epoch = ARGV[1]
+  epoch, offset = ARGV[1], 0
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-local offset = tonumber(redis.call('HGET', KEYS[2], 'o'))
 """
 
 #: ARGV: new epoch, meta ttl ms, text, size, ttl ms. Returns {epoch, offset}.
