@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .consumer import CommandConsumer
     from .streams import StreamCursor
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: The command being run (its name), so state calls know whose state they mean.
 current_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ from .outgoing import encode_push
 from .resilience import required
 from .streams import ALL, group_stream, publish, user_stream
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
@@ -78,7 +79,15 @@ def _message(
     exclude: str | None = None,
     position: dict[str, Any] | None = None,
 ) -> dict:
-    message = {"type": MESSAGE_TYPE, "text": text, "target": target, "key": key, "exclude": exclude}
+    # "sent": the sender's clock, for the receivers' delivery-lag metric.
+    message = {
+        "type": MESSAGE_TYPE,
+        "text": text,
+        "target": target,
+        "key": key,
+        "exclude": exclude,
+        "sent": time.time(),
+    }
     if position:  # its stream, epoch and offset (streams.publish)
         message.update(position)
     return message

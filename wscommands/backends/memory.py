@@ -54,6 +54,7 @@ class MemoryBackend(Backend):
         self._streams: dict[str, _Stream] = {}
         # owner -> key -> (expiry, state, reply); oldest first
         self._records: dict[str, OrderedDict[str, _Record]] = {}
+        self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
 
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
@@ -98,6 +99,7 @@ class MemoryBackend(Backend):
 
     async def presence_clear(self, process: str) -> None:
         self._presence.pop(process, None)
+        self._stats.pop(process, None)
 
     async def presence_entries(self) -> list[str]:
         return [text for entries in self._presence.values() for text in entries.values()]
@@ -181,3 +183,14 @@ class MemoryBackend(Backend):
         records = self._records.get(owner)
         if records is not None and key in records and records[key][1] == PENDING:
             del records[key]
+
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        self._stats[process] = (time.monotonic() + ttl, text)
+
+    async def stats_read(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            text
+            for process, (expiry, text) in self._stats.items()
+            if expiry > now and process in self._presence
+        ]

@@ -68,3 +68,9 @@ async def nan(connection):
 async def null(connection):
     """A result that is ``null`` for real."""
     return None
+
+
+@command(name="probe.bug")
+async def bug(connection):
+    """A command with a bug: raises an exception nobody expected."""
+    raise RuntimeError("probe bug")
