@@ -266,13 +266,23 @@ async def _authorize(
     mine = user_stream(connection.user_pk) if connection.user_pk is not None else None
     # Positions of another user (or of a user, now logged out): this session resumes nothing.
     other_session = any(s.startswith("user:") and s != mine for s in wanted)
+    joining = 0
     for stream in wanted:
         if not _known(stream):
             result[stream] = {"recovered": False, "reason": INVALID}
-        elif other_session or not await _may_receive(connection, stream):
+            continue
+        kind, _, name = stream.partition(":")
+        new_group = kind == "group" and name not in connection.groups
+        # A group comes back within MAX_GROUPS_PER_CONNECTION, as a join would.
+        if (
+            other_session
+            or not await _may_receive(connection, stream)
+            or (new_group and connection.resources.admit_group(len(connection.groups) + joining))
+        ):
             result[stream] = {"recovered": False, "reason": FORBIDDEN}
-        else:
-            allowed.append(stream)
+            continue
+        joining += new_group
+        allowed.append(stream)
     return result, allowed
 
 
