@@ -77,7 +77,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
-        await self._act(await self.lifecycle.run_connect_hooks())
+        await self._act(await self.lifecycle.opened())
 
     async def push_text(self, text: str) -> None:
         """Send JSON text to the client (dropped once the connection has closed)."""

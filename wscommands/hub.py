@@ -25,6 +25,7 @@ from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_na
 from .peer import ID_SEPARATOR, Peer, split_id
 from .presence import PresenceTracker
 from .resilience import best_effort
+from .streams import Push
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -254,16 +255,20 @@ class Hub:
         """Write a received message's text to each of its local recipients."""
         if message.get("type") != MESSAGE_TYPE:
             return
-        text = message["text"]
-        exclude = message.get("exclude")
         connections = self.connections
         recipients = [
             peer
             for local_id in self._targets(message)
-            if (peer := connections.get(local_id)) is not None and peer.id != exclude
+            if (peer := connections.get(local_id)) is not None
         ]
         started = time.perf_counter()
-        await write_all(recipients, lambda peer: peer.push_text(text))
+        push = Push.from_message(message)
+        if push is not None:
+            await write_all(recipients, push.deliver)
+        else:
+            text, exclude = message["text"], message.get("exclude")
+            recipients = [peer for peer in recipients if peer.id != exclude]
+            await write_all(recipients, lambda peer: peer.push_text(text))
         elapsed = time.perf_counter() - started
         metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 

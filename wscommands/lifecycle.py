@@ -3,7 +3,7 @@
 The consumer calls, in order: :meth:`ConnectionLifecycle.admit` (shutdown, caps),
 :meth:`~ConnectionLifecycle.register` (hub, user index, presence; before the handshake is
 accepted, so a client that sees it complete receives every broadcast sent after that moment),
-:meth:`~ConnectionLifecycle.run_connect_hooks`, and at the end
+:meth:`~ConnectionLifecycle.opened` (resumable delivery, on_connect hooks), and at the end
 :meth:`~ConnectionLifecycle.teardown`. Each step that can refuse returns a
 :class:`~.protocol.Decision` the consumer acts on.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from . import resume
 from .caps import Ticket, get_caps
 from .connection import Connection
 from .hub import get_hub
@@ -50,13 +51,16 @@ class ConnectionLifecycle:
     async def register(self) -> None:
         """Give the connection its id and make it reachable: hub, user index, presence."""
         hub = get_hub()
+        resume.attach(self.connection)
         self.connection.id = await hub.add(self.connection)
         self.registered = True
         await self.connection.sync_user()
         await hub.presence.connected(self.connection)
 
-    async def run_connect_hooks(self) -> Decision:
-        """Run the on_connect hooks in order; one that raises closes the connection (4500)."""
+    async def opened(self) -> Decision:
+        """After the handshake: start resumable delivery (``?resume=1``), then run the
+        on_connect hooks in order; one that raises closes the connection (4500)."""
+        await resume.start(self.connection)
         for hook in self.registry.connect_hooks:
             try:
                 await call(hook, self.connection)

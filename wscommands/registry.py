@@ -64,7 +64,7 @@ class Push:
 
 
 class Registry:
-    """Commands by name, the declared pushes, and the connect and disconnect hooks.
+    """Commands by name, the declared pushes, the connect, disconnect and join hooks.
 
     The module-level :data:`registry` is the one ``@command`` fills and
     :class:`~wscommands.consumer.CommandConsumer` uses. A consumer subclass may serve its own:
@@ -77,6 +77,7 @@ class Registry:
         self.pushes: dict[str, Push] = {}
         self.connect_hooks: list[Callable[..., Any]] = []
         self.disconnect_hooks: list[Callable[..., Any]] = []
+        self.join_hooks: list[Callable[..., Any]] = []
         #: Counts changes to commands and pushes, so a published schema knows when to rebuild.
         self.version = 0
 
@@ -213,6 +214,16 @@ class Registry:
         self.add_hook(self.disconnect_hooks, func)
         return func
 
+    def authorize_join(self, func: F) -> F:
+        """Decide whether ``func(connection, group)`` may join a group (sync or async -> bool).
+
+        Every registered hook must return true: ``connection.join`` raises PermissionDenied
+        otherwise, and a resuming client gets its group streams back (re-joined) only if they
+        allow it. Without any hook, ``join`` lets every group in and a resume restores no group.
+        """
+        self.add_hook(self.join_hooks, func)
+        return func
+
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     return a is b or (
@@ -231,6 +242,8 @@ command = registry.command
 on_connect = registry.on_connect
 #: ``@on_disconnect``: :meth:`Registry.on_disconnect` of the default :data:`registry`.
 on_disconnect = registry.on_disconnect
+#: ``@authorize_join``: :meth:`Registry.authorize_join` of the default :data:`registry`.
+authorize_join = registry.authorize_join
 
 
 _NO_TYPE: Any = object()

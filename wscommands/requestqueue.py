@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import logs, metrics
+from . import logs, metrics, resume
 from .connection import Connection
 from .execution import DEFAULT, run_default, run_request
+from .idempotency import run_once
 from .protocol import ADMIT, Decision, Request, error_reply, refuse
 from .registry import Registry
 
@@ -49,12 +50,23 @@ class RequestQueue:
     def submit(self, request: Request, size: int) -> Decision:
         """Queue a request (its frame ``size`` bytes); refused (``rate_limited``, with its
         request_id) over the connection's limits."""
+        if resume.is_resume(request.commands):
+            return self._schedule(
+                lambda: self._resume(request), False, size, request_id=request.request_id
+            )
         return self._schedule(
-            lambda: run_request(self.connection, request, self.registry),
-            self.is_concurrent(request),
-            size,
-            request.request_id,
+            lambda: self._run(request), self.is_concurrent(request), size, request.request_id
         )
+
+    async def _run(self, request: Request) -> Outcome:
+        # A request with an idempotency key runs once; its retries replay the recorded reply.
+        return await run_once(
+            self.connection, request, lambda: run_request(self.connection, request, self.registry)
+        )
+
+    async def _resume(self, request: Request) -> Outcome:
+        await resume.handle(self.connection, request.request_id, request.commands[0][1])
+        return None, None
 
     @property
     def has_default(self) -> bool:
