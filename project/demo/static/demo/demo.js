@@ -15,7 +15,8 @@ const online = new Map(); // connection_id -> {user_id, username}, every process
 const members = new Map(); // the same, for the current room
 const closes = []; // every close: {code, reason, reconnecting, delay, at}
 const resyncs = []; // every resync: {stream, reason}
-window.demo = { client, online, closes, resyncs }; // for the console (and the browser tests)
+const resumes = []; // every resume's verdicts: {stream: {recovered, reason?, ...}}
+window.demo = { client, online, closes, resyncs, resumes }; // for the console and the tests
 
 // Connection status -------------------------------------------------------------------------
 
@@ -71,7 +72,10 @@ function showError(error) {
 // On each (re)connect: the room is reloaded unless the resume recovered its missed messages
 // (then the server has re-joined it too); the counter and who is online are read again.
 let recovered = {}; // the last resume's verdict per stream
-client.onresumed((verdicts) => (recovered = verdicts));
+client.onresumed((verdicts) => {
+  recovered = verdicts;
+  resumes.push(verdicts);
+});
 client.onclose(() => (recovered = {}));
 client.onresync((event) => {
   resyncs.push(event);
