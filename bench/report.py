@@ -65,6 +65,38 @@ def _echo(echo: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
+def _typed(typed: dict, targets: list) -> list[str]:
+    lines = [
+        "## Typed arguments: a msgspec Struct against a plain argument (daphne)",
+        "",
+        "The same wscommands server and 50 connections, rounds alternating between "
+        '`{"echo": {"text": "hello"}}` (`text: str`) and `{"echo.typed": {"message": '
+        '{"text": "hello"}}}` (`message: Text`, a `msgspec.Struct`, returned as the result).',
+        "",
+        "| command | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    commands = typed["commands"]
+    for command, figures in commands.items():
+        m = figures["median"]
+        lines.append(
+            f"| `{command}` | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+            f"| {_f(m['replies_per_cpu_s'], 0)} |"
+        )
+    plain, struct = commands["echo"]["median"], commands["echo.typed"]["median"]
+    speed = ratio(struct["replies_per_s"], plain["replies_per_s"])
+    work = ratio(struct["replies_per_cpu_s"], plain["replies_per_cpu_s"])
+    targets.append(
+        (
+            "typed Struct echo: at most 5% fewer replies/s than echo",
+            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
+            speed >= 0.95,
+        )
+    )
+    return [*lines, ""]
+
+
 def _broadcast(bc: dict, targets: list, plot: str | None, layer: str) -> list[str]:
     sizes = sorted(bc[WS])
     lines = [
@@ -207,6 +239,36 @@ NOTES = [
 ]
 
 
+def _metrics(apps: dict, targets: list) -> list[str]:
+    on, off = apps["metrics on"]["median"], apps["metrics off"]["median"]
+    lines = [
+        "## Echo with metrics on and off",
+        "",
+        "The echo round trip above, on two wscommands daphne processes of the same run: one "
+        'recording Prometheus metrics (the default), one with `WSCOMMANDS["METRICS"] = False`, '
+        "in interleaved rounds on the same core.",
+        "",
+        "| metrics | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in (("on", on), ("off", off)):
+        lines.append(
+            f"| {name} | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+            f"| {_f(m['replies_per_cpu_s'], 0)} |"
+        )
+    speed = ratio(on["replies_per_s"], off["replies_per_s"])
+    work = ratio(on["replies_per_cpu_s"], off["replies_per_cpu_s"])
+    targets.append(
+        (
+            "echo with metrics: at most 5% fewer replies/s than without",
+            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
+            speed >= 0.95,
+        )
+    )
+    return [*lines, ""]
+
+
 def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     """Write the whole report: how it was made, one table per scenario, the targets."""
     m = results["machine"]
@@ -215,6 +277,8 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     body: list[str] = []
     if "echo" in figures:
         body += _echo(figures["echo"], targets)
+    if "typed" in figures:
+        body += _typed(figures["typed"], targets)
     if "broadcast" in figures:
         layer = figures.get("channel_layer", "?")
         body += _broadcast(figures["broadcast"], targets, plot, layer)
@@ -224,6 +288,8 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         body += _slow(figures["slow"], targets)
     if "burst" in figures:
         body += _burst(figures["burst"], targets)
+    if "metrics" in figures:
+        body += _metrics(figures["metrics"], targets)
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     head = [
         "# Benchmarks",

@@ -64,18 +64,29 @@ _POSITIVE_NUMBERS = (
     "MAX_JSON_DEPTH",
     "MAX_INVALID_FRAMES",
     "RATE_LIMIT_BURST",
+    "RATE_LIMIT_BYTES_BURST",
     "RATE_LIMIT_CLOSE_AFTER",
     "MAX_OUTGOING_BACKLOG",
     "MAX_INBOX",
+    "MAX_PENDING_BYTES",
+    "MAX_COMMANDS_PER_REQUEST",
+    "MAX_TIMERS",
+    "MAX_TIMER_BYTES",
+    "MAX_GROUPS_PER_CONNECTION",
+    "MAX_CLIENT_MEMORY",
+    "WORKER_THREADS_PER_CONNECTION",
+    "ANONYMOUS_WORKER_SHARE",
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
     "SEND_TIMEOUT",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
+    "RATE_LIMIT_BYTES",
     "MAX_CONNECTIONS_PER_USER",
     "MAX_CONNECTIONS_PER_IP",
     "SESSION_CHECK_INTERVAL",
+    "OPS_INTERVAL",
 )
 
 
@@ -112,6 +123,26 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 id="wscommands.W001",
             )
         )
+    burst, size = s.RATE_LIMIT_BYTES_BURST, s.MAX_MESSAGE_SIZE
+    if s.RATE_LIMIT_BYTES and _number(burst) and _number(size) and burst < size:
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["RATE_LIMIT_BYTES_BURST"] is below MAX_MESSAGE_SIZE: a frame of the '
+                "largest allowed size would always be refused.",
+                hint=f"Set it to at least {size}.",
+                id="wscommands.E010",
+            )
+        )
+    share = s.ANONYMOUS_WORKER_SHARE
+    if _number(share) and share > 1:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["ANONYMOUS_WORKER_SHARE"] is a fraction of WORKER_THREADS, at '
+                f"most 1; got {share!r}.",
+                hint="e.g. 0.5: anonymous connections hold at most half the worker threads.",
+                id="wscommands.E009",
+            )
+        )
     origins = s.ALLOWED_ORIGINS
     if origins is not None:
         bad = (
@@ -139,3 +170,40 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             )
         )
     return errors
+
+
+@checks.register()
+def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Metrics need prometheus-client; a metrics token must be hard to guess."""
+    from . import metrics
+    from .conf import wscommands_settings as s
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        s.reload()
+        enabled, token = s.METRICS, s.METRICS_TOKEN
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if enabled and metrics.prometheus_client is None:
+        errors.append(
+            checks.Warning(
+                'WSCOMMANDS["METRICS"] is on but prometheus-client is not installed: '
+                "no metrics are recorded and /metrics answers 404.",
+                hint='pip install prometheus-client, or set WSCOMMANDS["METRICS"] = False.',
+                id="wscommands.W002",
+            )
+        )
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["METRICS_TOKEN"] must be None or a string of at least 16 characters.',
+                hint='e.g. WSCOMMANDS["METRICS_TOKEN"] = os.environ["METRICS_TOKEN"], made with '
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+                id="wscommands.E007",
+            )
+        )
+    return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

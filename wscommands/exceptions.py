@@ -16,10 +16,9 @@ ProtocolError                 a whole frame is refused: errors.request
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-logger = logging.getLogger("wscommands")
+from . import logs
 
 
 class CommandError(Exception):
@@ -74,7 +73,11 @@ class PermissionDenied(CommandError):
 
 
 class RateLimited(CommandError):
-    """The connection sends faster than it may; ``details.retry_after`` in seconds."""
+    """The connection sends faster, or holds more, than it may.
+
+    ``details``: ``retry_after`` (seconds) for the frame rate; ``limit`` (the setting's name)
+    and ``max`` (its value) for a resource bound (timers, groups, waiting requests, memory).
+    """
 
     code = "rate_limited"
     default_message = "too many requests: slow down"
@@ -99,14 +102,23 @@ class ProtocolError(Exception):
 
     code = "invalid_request"
 
-    def __init__(self, message: str, request_id: str | int | None = None):
+    def __init__(
+        self,
+        message: str,
+        request_id: str | int | None = None,
+        details: dict[str, Any] | None = None,
+    ):
         self.message = message
         self.request_id = request_id
+        self.details = details
         super().__init__(message)
 
     def as_entry(self) -> dict[str, Any]:
         """The wire form of the ``errors.request`` entry."""
-        return {"code": self.code, "message": self.message}
+        entry: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            entry["details"] = self.details
+        return entry
 
 
 class InvalidJSON(ProtocolError):
@@ -125,7 +137,8 @@ def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:
     """Map any exception raised by a command to its ``errors`` entry.
 
     Known errors keep their code and message; anything else is logged with its traceback
-    and becomes ``command_failed`` so nothing internal reaches the client.
+    (at most once per connection, command and exception type per ``logs.INTERVAL``) and
+    becomes ``command_failed`` so nothing internal reaches the client.
     """
     if isinstance(exc, CommandError):
         return exc.as_entry()
@@ -133,5 +146,5 @@ def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:
 
     if isinstance(exc, BackendUnavailable):
         return Unavailable().as_entry()
-    logger.error("command %r raised", command, exc_info=exc)
+    logs.unexpected(f"command:{command}", "command %r raised", command, exc=exc)
     return CommandFailed().as_entry()

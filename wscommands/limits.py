@@ -4,41 +4,37 @@ Each limit is a ``WSCOMMANDS`` setting (defaults in :mod:`.conf`, reasons in
 docs/reliability.md). The consumer calls in at a few points:
 
 - :func:`admit_connection` / :func:`release_connection`: caps per user and per client IP;
-- :meth:`FrameGuard.admit`: size (close 4413), rate (``rate_limited``, then close 4429) and
-  nesting depth (``invalid_request``) of each frame, before it is parsed;
+- :meth:`FrameGuard.admit`: size (close 4413) and rate (``rate_limited``, then close 4429)
+  of each frame, before it is parsed (nesting and integers are checked as it is parsed,
+  :func:`.protocol.decode`);
 - :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
   frames we refuse is closed with 4400;
-- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429);
+- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429); its
+  backlog also counts against the process's budget (:mod:`.budget`);
+- under daphne, a frame over daphne's own size cap gets a close frame (1009) instead of a
+  dropped connection;
 - under daphne, reading from a client's socket pauses while more than ``MAX_INBOX`` of its
   frames wait for the consumer (TCP backpressure instead of an unbounded queue).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from collections import Counter
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+from . import logs, metrics
 from .conf import wscommands_settings
-from .exceptions import InvalidRequest, RateLimited
+from .exceptions import RateLimited
 from .protocol import decode, encode, error_reply, is_valid_request_id
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
 
-logger = logging.getLogger("wscommands")
-
 #: Close codes (PROTOCOL.md).
 BAD_REQUEST = 4400
 TOO_BIG = 4413
 TOO_MANY = 4429
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def utf8_size_exceeds(text: str, limit: int) -> bool:
@@ -48,19 +44,6 @@ def utf8_size_exceeds(text: str, limit: int) -> bool:
     if len(text) * 4 <= limit:
         return False
     return len(text.encode("utf-8", "surrogatepass")) > limit
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """True if the JSON text nests arrays/objects deeper than ``limit``.
-
-    Runs before parsing, so a nesting bomb never reaches a recursive parser. Counting
-    brackets is C-speed; only a frame with more brackets than ``limit`` is scanned (strings
-    removed first, so brackets inside them do not count).
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def _request_id(text: str) -> Any:
@@ -75,7 +58,7 @@ def _request_id(text: str) -> Any:
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+    """``rate`` tokens per second, at most ``burst`` saved up (a frame, or a byte, each)."""
 
     def __init__(self, rate: float, burst: int):
         self.rate = rate
@@ -83,15 +66,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> float:
-        """Take a token: 0.0 if granted, else the seconds until one is available."""
+    def take(self, count: float = 1) -> float:
+        """Take ``count`` tokens: 0.0 if granted, else the seconds until they are available."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= count:
+            self.tokens -= count
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (count - self.tokens) / self.rate
 
 
 class FrameGuard:
@@ -101,11 +84,20 @@ class FrameGuard:
         s = wscommands_settings
         self.consumer = consumer
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
+        # Parsing costs in proportion to bytes: a byte rate bounds what one client's frames
+        # cost the event loop, whatever their count.
+        self.byte_bucket = (
+            TokenBucket(s.RATE_LIMIT_BYTES, s.RATE_LIMIT_BYTES_BURST)
+            if s.RATE_LIMIT_BYTES
+            else None
+        )
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
         self.transport, self.inbox = _daphne_internals(consumer)
         self.cut_off = False
         self.paused = False
+        if self.transport is not None:
+            consumer.connection.resources.outgoing_probe = self.buffered
 
     async def admit(self, text: str | None, data: bytes | None) -> bool:
         """Whether a frame may go on to be parsed; refuses (replies or closes) otherwise."""
@@ -116,19 +108,19 @@ class FrameGuard:
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
         ):
+            metrics.frame_refused("too_big")
+            logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             await self.consumer.close(TOO_BIG)
             return False
+        retry_after, limit = 0.0, "RATE_LIMIT"
         if self.bucket is not None:
             retry_after = self.bucket.take()
-            if retry_after:
-                await self._throttle(text, retry_after)
-                return False
-            self.throttled = 0
-        if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
-            error = InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
-            await self.consumer.push_text(encode(error_reply(error)))
-            await self.refused()
+        if self.byte_bucket is not None and not retry_after:
+            retry_after, limit = self.byte_bucket.take(size or len(text)), "RATE_LIMIT_BYTES"
+        if retry_after:
+            await self._throttle(text, retry_after, limit)
             return False
+        self.throttled = 0
         return True
 
     def _backpressure(self, waiting: int, high: int) -> None:
@@ -142,19 +134,24 @@ class FrameGuard:
             self.paused = False
             self.transport.resumeProducing()
 
-    async def _throttle(self, text: str | None, retry_after: float) -> None:
+    async def _throttle(self, text: str | None, retry_after: float, limit: str) -> None:
         self.throttled += 1
+        metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
+            logs.client_event("rate_close", "still over the rate limit: closing with 4429")
             await self.consumer.close(TOO_MANY)
             return
-        error = RateLimited(details={"retry_after": round(retry_after, 3)})
+        logs.client_event("rate_limited", "frames over the rate limit: refused")
+        error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else _request_id(text)
         await self.consumer.push_text(encode(error_reply(error, request_id)))
 
     async def refused(self) -> None:
         """Count a refused frame; too many in a row close the connection with 4400."""
         self.invalid += 1
+        logs.client_event("refused", "invalid frame refused")
         if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES:
+            logs.client_event("bad_close", "too many invalid frames: closing with 4400")
             await self.consumer.close(BAD_REQUEST)
 
     def accepted(self) -> None:
@@ -171,16 +168,30 @@ class FrameGuard:
         transport = self.transport
         if transport is None or self.cut_off:
             return self.cut_off
-        buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        buffered = self.buffered()
+        if not self.consumer.connection.resources.set_outgoing(buffered):
+            return True  # over the process's budget: cut_off() aborts it
         if buffered <= wscommands_settings.MAX_OUTGOING_BACKLOG:
             return False
-        logger.warning(
-            "connection %s does not read (%d bytes waiting): cut off",
-            self.consumer.connection.id,
-            buffered,
-        )
+        metrics.frame_refused("backlog")
+        logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", buffered)
         self.cut_off = True
         transport.abortConnection()
+        return True
+
+    def buffered(self) -> int:
+        """Bytes daphne holds for this client, not yet written to its socket (daphne only)."""
+        transport = self.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def abort_if_backlogged(self) -> bool:
+        """Abort the connection if daphne holds output for it (it could not read a close)."""
+        if self.transport is None or self.cut_off:
+            return self.cut_off
+        if self.buffered() == 0:
+            return False
+        self.cut_off = True
+        self.transport.abortConnection()
         return True
 
 
@@ -198,6 +209,11 @@ def _daphne_internals(consumer: CommandConsumer) -> tuple[Any, Any]:
             break
         send = owner.real_send
     protocol = next(iter(getattr(send, "args", ())), None)
+    if hasattr(protocol, "failByDrop"):
+        # Autobahn drops the TCP connection without a close frame when it fails one, e.g.
+        # for a frame over daphne's --websocket_max_message_size: the client cannot tell why
+        # and may send the same frame again. Send the close frame (1009 for that case).
+        protocol.failByDrop = False
     transport = getattr(protocol, "transport", None)
     needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection", "pauseProducing")
     if transport is None or not all(hasattr(transport, name) for name in needed):
@@ -223,12 +239,16 @@ async def admit_connection(consumer: CommandConsumer) -> bool:
     user = consumer.scope.get("user")
     user_pk = user.pk if user is not None and user.is_authenticated else None
     ip = _client_ip(consumer)
-    over = (s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP) or (
+    over_ip = s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP
+    over_user = (
         s.MAX_CONNECTIONS_PER_USER is not None
         and user_pk is not None
         and _per_user[user_pk] >= s.MAX_CONNECTIONS_PER_USER
     )
-    if over:
+    if over_ip or over_user:
+        reason = "per_ip" if over_ip else "per_user"
+        metrics.connection_refused(reason)
+        logs.client_event("cap", "connection over the %s cap: closing with 4429", reason)
         await consumer.accept()  # so the client sees why, instead of a bare HTTP 403
         await consumer.close(TOO_MANY)
         return False

@@ -65,6 +65,14 @@ class Backend:
         """The JSON text of every entry of every live process; drops dead processes."""
         raise NotImplementedError
 
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        """Store a process's figures for the operations page, for ``ttl`` seconds."""
+        raise NotImplementedError
+
+    async def stats_read(self) -> list[str]:
+        """The figures of every process whose presence heartbeat and figures are both fresh."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         """Release connections (called at shutdown and between tests)."""
 

@@ -8,6 +8,8 @@ Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
   expires (Redis's own clock, so machines' clocks do not matter).
 - ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry; it also
   expires with the heartbeat, so a dead process leaves nothing behind.
+- ``<prefix>:stats:<process>``: the process's figures for the operations page (JSON text),
+  expiring a few seconds after its last write; read only while the heartbeat is alive.
 
 Every multi-step operation is one Lua script, atomic in Redis: increments never lose an
 update, whichever process or connection sends them. Scripts touch keys they compute, so
@@ -93,6 +95,19 @@ return out
 """
 
 
+# KEYS: process set. ARGV: prefix of the figures keys. The figures of live processes.
+_STATS_READ = """
+local t = redis.call('TIME')
+local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+local out = {}
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  local v = redis.call('GET', ARGV[1] .. p)
+  if v then out[#out + 1] = v end
+end
+return out
+"""
+
+
 class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
 
@@ -101,6 +116,7 @@ class _LoopClient:
         self.increment = self.redis.register_script(_INCREMENT)
         self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(_PRESENCE_READ)
+        self.stats_read = self.redis.register_script(_STATS_READ)
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
@@ -125,6 +141,7 @@ class RedisBackend(Backend):
         self.state_key = f"{prefix}:state"
         self.processes_key = f"{prefix}:presence"
         self.process_prefix = f"{prefix}:presence:"
+        self.stats_prefix = f"{prefix}:stats:"
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -204,6 +221,7 @@ class RedisBackend(Backend):
             async with c.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self.process_prefix + process)
                 pipe.zrem(self.processes_key, process)
+                pipe.delete(self.stats_prefix + process)
                 await pipe.execute()
 
         await self._call(clear)
@@ -211,6 +229,15 @@ class RedisBackend(Backend):
     async def presence_entries(self) -> list[str]:
         keys = [self.processes_key]
         raw = await self._call(lambda c: c.presence_read(keys=keys, args=[self.process_prefix]))
+        return [value.decode() for value in raw]
+
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        key = self.stats_prefix + process
+        await self._call(lambda c: c.redis.set(key, text, px=max(1, int(ttl * 1000))))
+
+    async def stats_read(self) -> list[str]:
+        keys = [self.processes_key]
+        raw = await self._call(lambda c: c.stats_read(keys=keys, args=[self.stats_prefix]))
         return [value.decode() for value in raw]
 
     async def close(self) -> None:
