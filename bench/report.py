@@ -65,6 +65,38 @@ def _echo(echo: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
+def _typed(typed: dict, targets: list) -> list[str]:
+    lines = [
+        "## Typed arguments: a msgspec Struct against a plain argument (daphne)",
+        "",
+        "The same wscommands server and 50 connections, rounds alternating between "
+        '`{"echo": {"text": "hello"}}` (`text: str`) and `{"echo.typed": {"message": '
+        '{"text": "hello"}}}` (`message: Text`, a `msgspec.Struct`, returned as the result).',
+        "",
+        "| command | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    commands = typed["commands"]
+    for command, figures in commands.items():
+        m = figures["median"]
+        lines.append(
+            f"| `{command}` | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+            f"| {_f(m['replies_per_cpu_s'], 0)} |"
+        )
+    plain, struct = commands["echo"]["median"], commands["echo.typed"]["median"]
+    speed = ratio(struct["replies_per_s"], plain["replies_per_s"])
+    work = ratio(struct["replies_per_cpu_s"], plain["replies_per_cpu_s"])
+    targets.append(
+        (
+            "typed Struct echo: at most 5% fewer replies/s than echo",
+            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
+            speed >= 0.95,
+        )
+    )
+    return [*lines, ""]
+
+
 def _broadcast(bc: dict, targets: list, plot: str | None, layer: str) -> list[str]:
     sizes = sorted(bc[WS])
     lines = [
@@ -245,6 +277,8 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     body: list[str] = []
     if "echo" in figures:
         body += _echo(figures["echo"], targets)
+    if "typed" in figures:
+        body += _typed(figures["typed"], targets)
     if "broadcast" in figures:
         layer = figures.get("channel_layer", "?")
         body += _broadcast(figures["broadcast"], targets, plot, layer)

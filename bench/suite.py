@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst,metrics]``
+``python -m bench [--quick | --tiny] [--only echo,typed,slow,memory,broadcast,burst,metrics]``
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
 
-SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst", "metrics")
+SCENARIOS = ("echo", "typed", "slow", "memory", "broadcast", "burst", "metrics")
 #: The two servers of the metrics scenario: wscommands with Prometheus metrics on and off.
 METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
 APPS = ("wscommands", "baseline")
@@ -94,11 +94,22 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             try:
                 progress(f"echo under {kind}")
                 results.setdefault("echo", {})[kind] = await single.echo(cfg, servers)
+                if kind == "daphne" and "typed" in only:
+                    progress("echo with a typed Struct argument against echo")
+                    results["typed"] = await single.typed(cfg, servers["wscommands"])
                 if kind == "daphne" and "slow" in only:
                     progress("slow sync command")
                     results["slow"] = await single.slow(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
+        if "typed" in only and "typed" not in results:
+            server = single_server("wscommands", "daphne")
+            start_all([server])
+            try:
+                progress("echo with a typed Struct argument against echo")
+                results["typed"] = await single.typed(cfg, server)
+            finally:
+                stop_all([server])
         if "slow" in only and "slow" not in results:
             servers = {app: single_server(app, "daphne") for app in APPS}
             start_all(list(servers.values()))

@@ -61,6 +61,11 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         burst = figures["burst"][app]
         assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
 
+    typed = figures["typed"]
+    assert typed["clients"] == 4 and not typed["connect_failures"] and typed["errors"] == 0
+    for command in ("echo", "echo.typed"):
+        assert all(r["replies"] >= 4 for r in typed["commands"][command]["rounds"]), command
+
     for name in ("metrics on", "metrics off"):
         echo = figures["metrics"][name]
         assert echo["clients"] == 4 and echo["errors"] == 0, (name, echo)
@@ -70,6 +75,7 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
     headings = (
         "## Targets",
         "## Echo round trip",
+        "## Typed arguments",
         "## Broadcast",
         "## Idle memory",
         "## Echo with",

@@ -25,7 +25,7 @@ from wscommands.schema import api_document
 CLIENT_DTS = Path(__file__).resolve().parent.parent / "wscommands/static/wscommands/wscommands.d.ts"
 
 
-class Line(msgspec.Struct):
+class OrderLine(msgspec.Struct):
     sku: str
     qty: int
 
@@ -52,7 +52,7 @@ def _typed_commands():
 
         @command(name="t.order")
         def order(
-            connection, lines: list[Line], shipping: Literal["fast", "cheap"] = "cheap"
+            connection, lines: list[OrderLine], shipping: Literal["fast", "cheap"] = "cheap"
         ) -> Receipt:
             return {"lines": len(lines), "shipping": shipping}
 
@@ -206,9 +206,11 @@ def test_the_asyncapi_document_is_valid_against_the_official_schema(node_modules
     assert reply["properties"]["t.add"] == {"type": "integer"}
     tick = document["operations"]["push.t.tick"]
     assert tick["action"] == "send" and tick["summary"] == "Sent every second."
-    assert document["components"]["schemas"]["Line"]["properties"]["qty"] == {"type": "integer"}
+    assert document["components"]["schemas"]["OrderLine"]["properties"]["qty"] == {
+        "type": "integer"
+    }
     order = document["channels"]["ws"]["messages"]["t.order.request"]["payload"]
-    assert "#/components/schemas/Line" in json.dumps(order)
+    assert "#/components/schemas/OrderLine" in json.dumps(order)
 
     document["operations"]["t.add"]["action"] = "publish"  # AsyncAPI 2's word: not valid in 3
     assert list(validator.iter_errors(document))

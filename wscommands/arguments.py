@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from django.core.exceptions import ImproperlyConfigured
 
+from . import models
 from .exceptions import InvalidArguments
 
 _NONE_TYPES = (None, type(None))
@@ -61,11 +62,15 @@ def check_annotation(annotation: Any, what: str) -> None:
     """Raise ImproperlyConfigured if msgspec cannot validate and describe ``annotation``.
 
     ``what`` says where it was written ("parameter 'a' of app.commands.add (file:line)").
+    A pydantic model (where pydantic is installed) is checked by pydantic instead.
     """
     try:
-        msgspec.json.Decoder(annotation)
-        msgspec.json.schema(annotation)
-    except (TypeError, ValueError) as exc:
+        if models.is_model_annotation(annotation):
+            models.schema(annotation, "#/$defs/", "validation")
+        else:
+            msgspec.json.Decoder(annotation)
+            msgspec.json.schema(annotation)
+    except Exception as exc:  # msgspec's TypeError, pydantic's schema errors
         reason = str(exc).strip().splitlines()[-1]
         raise ImproperlyConfigured(
             f"{what} is annotated {type_name(annotation)!s}, which wscommands cannot check "
@@ -105,19 +110,29 @@ def resolve_hints(func: Callable[..., Any], names: list[str], where: str) -> dic
     return hints
 
 
+#: Annotations whose JSON value is already what the function gets when its type is exact.
+_AS_IS = (str, int, bool, float)
+
+
 class Param:
     """One parameter after the connection: its name, annotation and whether it is required."""
 
-    __slots__ = ("annotation", "checked", "name", "required")
+    __slots__ = ("annotation", "as_is", "checked", "name", "pydantic", "required")
 
     def __init__(self, name: str, annotation: Any, required: bool):
         self.name = name
         self.annotation = annotation
         self.required = required
         self.checked = annotation is not Any
+        self.as_is = annotation if annotation in _AS_IS else None
+        self.pydantic = models.is_model_annotation(annotation)
 
     def convert(self, value: Any) -> Any:
-        """The value as the function gets it; raises ``msgspec.ValidationError``."""
+        """The value as the function gets it; raises msgspec's or pydantic's ValidationError."""
+        if type(value) is self.as_is:  # the common case, without a call into msgspec
+            return value
+        if self.pydantic:
+            return models.validate(self.annotation, value)
         return msgspec.convert(value, self.annotation) if self.checked else value
 
 
@@ -186,7 +201,7 @@ class Signature:
                 p.required and p.name not in argument for p in params.values()
             ):
                 raise _Mismatch
-        except (_Mismatch, msgspec.ValidationError):
+        except (_Mismatch, msgspec.ValidationError, models.ValidationError):
             raise self._explain(argument) from None
         return kwargs
 
@@ -218,7 +233,7 @@ class Signature:
             raise _invalid(missing=others)
         try:
             return first.convert(argument)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, models.ValidationError):
             found = _Details()
             found.check(first, argument)
             raise found.error() from None
@@ -243,6 +258,32 @@ class _Details:
             param.convert(value)
         except msgspec.ValidationError as exc:
             self.add(param, value, str(exc))
+        except models.ValidationError as exc:
+            for location, kind, message in models.problems(exc):
+                self.add_pydantic(param, location, kind, message)
+
+    def add_pydantic(self, param: Param, location: tuple[Any, ...], kind: str, text: str) -> None:
+        """Sort one pydantic error into missing / unexpected / wrong_type / invalid."""
+        path, annotation = param.name, param.annotation
+        for part in location:
+            annotation = _unwrap(annotation, part)
+            if isinstance(part, int):
+                path += f"[{part}]"
+                annotation = _item_type(annotation, part)
+                continue
+            path = _join(path, str(part))
+            if typing.get_origin(annotation) is dict:
+                annotation = _dict_value_type(annotation)
+            else:
+                annotation = _field_type(annotation, str(part), {})
+        if kind == "missing":
+            self.missing.append(path)
+        elif kind == "extra_forbidden":
+            self.unexpected.append(path)
+        elif kind in models.CONSTRAINTS:
+            self.invalid[path] = text
+        else:
+            self.wrong_type[path] = type_name(annotation)
 
     def add(self, param: Param, value: Any, message: str) -> None:
         """Sort one msgspec message into missing / unexpected / wrong_type / invalid."""
@@ -379,7 +420,7 @@ def _field_type(annotation: Any, field: str, value: Any) -> Any:
         if typing.get_origin(hint) in (typing.Required, typing.NotRequired):
             hint = typing.get_args(hint)[0]
         return hint
-    return Any
+    return models.field_annotation(annotation, field)
 
 
 def _join(path: str, field: str) -> str:

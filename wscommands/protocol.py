@@ -126,7 +126,7 @@ def encode(obj: Any) -> str:
     try:
         # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
         # form; orjson only calls this for types it cannot write itself.
-        text = orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS)
+        text = orjson.dumps(obj, default=_to_builtins, option=_ORJSON_OPTIONS)
     except TypeError:
         pass
     else:
@@ -141,6 +141,15 @@ def encode(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _to_builtins(obj: Any) -> Any:
+    """What orjson cannot write itself, as JSON-able builtins: pydantic models by their own
+    ``model_dump``, everything else (Structs, Decimals, sets) by msgspec."""
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None and not isinstance(obj, type):
+        return dump(mode="json")
+    return msgspec.to_builtins(obj)
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})

@@ -8,11 +8,33 @@ subscribes the caller to those server-wide events: the page asks for the full li
 (re)connect and applies events after.
 """
 
-from wscommands import PRESENCE_GROUP, ClientError, command
+from typing import Literal, TypedDict
+
+from wscommands import PRESENCE_GROUP, ClientError, command, declare_push
+
+
+class Present(TypedDict):
+    """One live connection."""
+
+    connection_id: str
+    user_id: int | None
+    username: str | None
+    connected_since: float
+
+
+@declare_push("presence")
+class PresenceEvent(TypedDict):
+    """Someone joined or left a group (``group``), or connected or went away (``group`` null)."""
+
+    event: Literal["join", "leave"]
+    group: str | None
+    connection_id: str
+    user_id: int | None
+    username: str | None
 
 
 @command(name="presence.list")
-async def presence_list(connection, group: str | None = None):
+async def presence_list(connection, group: str | None = None) -> list[Present]:
     """The live connections of every process (or of ``group``): id, user id, username, since.
 
     Without a group, the caller also receives the server-wide presence events from now on.

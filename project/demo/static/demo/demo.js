@@ -1,26 +1,49 @@
 // The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
+// @ts-check
+// tsc --strict checks this script against api.d.ts, generated from the server's commands by
+// `manage.py wscommands_schema` (project/demo/tsconfig.json; tests/test_example_types.py).
 import { WSCommands } from "wscommands";
 
-const $ = (id) => document.getElementById(id);
-const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
+/** @typedef {import("./api").Commands} Commands */
+/** @typedef {import("./api").Pushes} Pushes */
+/** @typedef {{ user_id: number | null, username: string | null }} Who */
+
+/** @param {string} id */
+const $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} is missing from the page`);
+  return element;
+};
+/** @param {string} id */
+const input = (id) => /** @type {HTMLInputElement} */ ($(id));
+/** @type {import("wscommands").User | null} {id, username} or null (anonymous) */
+const me = JSON.parse($("ws-user").textContent ?? "null");
 // resume: a reconnect recovers the pushes missed meanwhile (chat messages, the counter)
 // instead of reloading the room; the idempotent reads are retried if a drop loses the reply.
+/** @type {WSCommands<Commands, Pushes>} */
 const client = new WSCommands({
   user: me,
   resume: true,
   idempotent: ["counter.get", "presence.list", "whoami"],
 });
 let room = new URLSearchParams(location.search).get("room") || "lobby";
-const online = new Map(); // connection_id -> {user_id, username}, every process
-const members = new Map(); // the same, for the current room
-const closes = []; // every close: {code, reason, reconnecting, delay, at}
-const resyncs = []; // every resync: {stream, reason}
-window.demo = { client, online, closes, resyncs }; // for the console (and the browser tests)
+/** @type {Map<string, Who>} connection_id -> who, every process */
+const online = new Map();
+/** @type {Map<string, Who>} the same, for the current room */
+const members = new Map();
+/** @type {(import("wscommands").CloseInfo & { at: string })[]} every close */
+const closes = [];
+/** @type {import("wscommands").ResyncInfo[]} every resync */
+const resyncs = [];
+// For the console (and the browser tests).
+/** @type {any} */ (window).demo = { client, online, closes, resyncs };
 
 // Connection status -------------------------------------------------------------------------
 
-let countdown = null; // the interval that updates "reconnecting in N s"
+/** @type {ReturnType<typeof setInterval> | undefined} the interval that updates "reconnecting in N s" */
+let countdown;
 
+/** @param {string} state @param {string} text */
 function showStatus(state, text) {
   clearInterval(countdown);
   $("status").dataset.state = state;
@@ -60,17 +83,23 @@ $("retry-now").addEventListener("click", () => client.connect().catch(() => {}))
 
 client.onerror((error) => showError(error));
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let errorTimer;
+
+/** @param {unknown} error a WSCommandsError, or any Error */
 function showError(error) {
+  const { code, message } = /** @type {{ code?: string, message: string }} */ (error);
   const toast = $("error");
-  toast.textContent = `${error.code}: ${error.message}`;
+  toast.textContent = `${code}: ${message}`;
   toast.hidden = false;
-  clearTimeout(showError.timer);
-  showError.timer = setTimeout(() => (toast.hidden = true), 5000);
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(() => (toast.hidden = true), 5000);
 }
 
 // On each (re)connect: the room is reloaded unless the resume recovered its missed messages
 // (then the server has re-joined it too); the counter and who is online are read again.
-let recovered = {}; // the last resume's verdict per stream
+/** @type {Record<string, { recovered: boolean } | undefined>} the last resume's verdict per stream */
+let recovered = {};
 client.onresumed((verdicts) => (recovered = verdicts));
 client.onclose(() => (recovered = {}));
 client.onresync((event) => {
@@ -99,12 +128,14 @@ client.onready(async () => {
 
 // Chat -----------------------------------------------------------------------------------------
 
+/** @param {string} name */
 async function enterRoom(name) {
   if (client.is_connected() && name !== room) {
     client.call("chat.leave", { room }).catch(showError);
   }
   room = name;
   for (const button of document.querySelectorAll("#rooms button")) {
+    if (!(button instanceof HTMLElement)) continue;
     button.classList.toggle("active", button.dataset.room === room);
   }
   const { history } = await client.call("chat.join", { room });
@@ -114,12 +145,13 @@ async function enterRoom(name) {
   renderMembers();
 }
 
+/** @param {{ from?: string, text: string }} message @param {"message" | "system"} kind */
 function addMessage({ from, text }, kind = "message") {
   const item = document.createElement("li");
   item.className = kind;
   if (kind === "message") {
     const who = document.createElement("strong");
-    who.textContent = from;
+    who.textContent = from ?? "";
     if (me && from === me.username) item.classList.add("mine");
     item.append(who, " ", text);
   } else {
@@ -134,25 +166,25 @@ client.on("chat_message", (message) => {
 });
 
 $("rooms").addEventListener("click", (event) => {
-  const name = event.target.dataset?.room;
+  const name = event.target instanceof HTMLElement ? event.target.dataset.room : undefined;
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 $("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const name = $("room-input").value.trim();
-  $("room-input").value = "";
+  const name = input("room-input").value.trim();
+  input("room-input").value = "";
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 // A message is shown as pending until the server took it (its chat_message push shows it
 // for real); typed while disconnected, it waits in the client's queue and goes out once the
 // room is joined again.
-$("compose")?.addEventListener("submit", async (event) => {
+document.getElementById("compose")?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("message-input");
-  const text = input.value;
-  input.value = "";
+  const field = input("message-input");
+  const text = field.value;
+  field.value = "";
   const pending = document.createElement("li");
   pending.className = "message mine pending";
   pending.textContent = text;
@@ -163,7 +195,7 @@ $("compose")?.addEventListener("submit", async (event) => {
     pending.remove();
   } catch (error) {
     pending.classList.replace("pending", "failed");
-    pending.title = `not sent: ${error.message}`;
+    pending.title = `not sent: ${/** @type {Error} */ (error).message}`;
     pending.addEventListener("click", () => pending.remove(), { once: true });
     showError(error);
   }
@@ -171,12 +203,14 @@ $("compose")?.addEventListener("submit", async (event) => {
 
 // Who is online --------------------------------------------------------------------------------
 
+/** @param {Map<string, Who>} map @param {import("./api").Present[]} entries */
 function fill(map, entries) {
   map.clear();
   for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
 }
 
 /** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
+/** @param {Map<string, Who>} map @returns {{ users: [string, number][], guests: number }} */
 function byUser(map) {
   const users = new Map();
   let guests = 0;
@@ -228,6 +262,7 @@ client.on("presence", (event) => {
 
 // Shared counter -------------------------------------------------------------------------------
 
+/** @param {number} value */
 function showCounter(value) {
   $("counter-value").textContent = String(value);
 }
