@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -50,6 +51,7 @@ class Daphne:
         self.env.update(
             DJANGO_SETTINGS_MODULE="project.settings",
             DATABASE_URL=f"sqlite:///{workdir / 'attacks.sqlite3'}",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
             PYTHONUNBUFFERED="1",
         )
         self.log = workdir / "daphne.log"
