@@ -33,6 +33,7 @@ class PushCounter:
         self.seq = -1
         self.expected = 0
         self.count = 0
+        self.first = 0.0
         self.last = 0.0
         self.duplicates = 0
         self.done: asyncio.Future | None = None
@@ -40,6 +41,7 @@ class PushCounter:
     def arm(self, seq: int, expected: int) -> asyncio.Future:
         """Start waiting for ``expected`` clients to receive push ``seq``."""
         self.seq, self.expected, self.count, self.last = seq, expected, 0, 0.0
+        self.first = 0.0
         self.done = asyncio.get_running_loop().create_future()
         return self.done
 
@@ -47,6 +49,8 @@ class PushCounter:
         if seq != self.seq:
             return
         self.count += 1
+        if self.count == 1:
+            self.first = now
         self.last = now
         if self.count == self.expected and self.done is not None and not self.done.done():
             self.done.set_result(None)

@@ -214,6 +214,71 @@ def _burst(burst: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
+def _fanout(fanout: dict, targets: list) -> list[str]:
+    lines = [
+        "## Fan-out with stream history, daphne and uvicorn (two processes, Redis)",
+        "",
+        "A broadcast to N plain clients spread over two processes; variants run one after "
+        "the other. First / last = ms until the first / the last client had it (median).",
+        "",
+        "| variant | clients | first (ms) | last (ms) | Redis commands per broadcast (fewest) "
+        "| missed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, sizes in fanout.items():
+        for size, f in sizes.items():
+            m = f["median"]
+            lines.append(
+                f"| {variant} | {size} | {_f(m['ms_to_first'])} | {_f(m['ms_to_last'])} "
+                f"| {_f(f['min_redis_commands'])} | {f['missed']} |"
+            )
+    on, off = fanout.get("daphne, history on"), fanout.get("daphne, history off")
+    if on and off:
+        for size in on:
+            a, b = on[size]["median"]["ms_to_last"], off[size]["median"]["ms_to_last"]
+            if a and b:
+                targets.append(
+                    (
+                        f"history on vs off, {size} clients: at most 15% slower",
+                        f"{a / b:.2f}x",
+                        a <= b * 1.15,
+                    )
+                )
+    for variant, sizes in fanout.items():
+        if "history on" not in variant:
+            continue
+        for size, f in sizes.items():
+            first = f["median"]["ms_to_first"]
+            targets.append(
+                (
+                    f"{variant}, {size} clients: first receiver within 10 ms",
+                    f"{_f(first)} ms",
+                    first is not None and first <= 10,
+                )
+            )
+    return [*lines, ""]
+
+
+def _resume(resume: dict, targets: list) -> list[str]:
+    ms = resume["median"]["ms"]
+    rounds = ", ".join(
+        f"{_f(r['ms'])} ms ({r['replayed']} replayed, recovered {r['recovered']})"
+        for r in resume["rounds"]
+    )
+    targets.append(
+        (f"resume {resume['missed']} missed pushes under 100 ms", f"{_f(ms)} ms", ms < 100)
+    )
+    return [
+        "## Resume after missed pushes (one daphne process, Redis history)",
+        "",
+        f"A `?resume=1` client misses {resume['missed']} broadcasts, reconnects and sends "
+        "`wscommands.resume`: time from the request to its reply (the replay comes first).",
+        "",
+        f"- median: {_f(ms)} ms; rounds: {rounds}",
+        "",
+    ]
+
+
 NOTES = [
     "## How to read this",
     "",
@@ -290,6 +355,10 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         body += _burst(figures["burst"], targets)
     if "metrics" in figures:
         body += _metrics(figures["metrics"], targets)
+    if "fanout" in figures:
+        body += _fanout(figures["fanout"], targets)
+    if "resume" in figures:
+        body += _resume(figures["resume"], targets)
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     head = [
         "# Benchmarks",

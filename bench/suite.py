@@ -21,12 +21,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cluster, single
+from . import cluster, delivery, single
 from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
 
-SCENARIOS = ("echo", "typed", "slow", "memory", "broadcast", "burst", "metrics")
+SCENARIOS = (
+    "echo",
+    "typed",
+    "slow",
+    "memory",
+    "broadcast",
+    "burst",
+    "metrics",
+    "fanout",
+    "resume",
+)
 #: The two servers of the metrics scenario: wscommands with Prometheus metrics on and off.
 METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
 APPS = ("wscommands", "baseline")
@@ -136,7 +146,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             results["memory"] = await single.memory(cfg, makers)
     finally:
         pin(all_cores)
-    if {"broadcast", "burst"} & set(only):
+    if {"broadcast", "burst", "fanout", "resume"} & set(only):
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
@@ -148,7 +158,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
         # One process of each pair per core; the load generator and Redis float.
         servers2 = {
             app: [Server(app, "daphne", redis_env, cores={i}, log_dir=LOGS) for i in (0, 1)]
-            for app in APPS
+            for app in (APPS if {"broadcast", "burst"} & set(only) else ())
         }
         start_all([s for procs in servers2.values() for s in procs])
         try:
@@ -160,6 +170,12 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                 results["burst"] = await cluster.burst(cfg, servers2)
         finally:
             stop_all([s for procs in servers2.values() for s in procs])
+        if "fanout" in only:
+            progress("fan-out: history on/off, daphne/uvicorn")
+            results["fanout"] = await delivery.fanout(cfg, redis_env, redis_url, LOGS)
+        if "resume" in only:
+            progress("resume")
+            results["resume"] = await delivery.resume(cfg, redis_env, LOGS, cfg.resume_missed)
     return results
 
 

@@ -12,7 +12,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
-from wscommands import command, declare_push
+from wscommands import checks, command, declare_push
 from wscommands.conf import DEFAULTS
 from wscommands.testing import CommandClient, CommandFailedError
 
@@ -194,3 +194,10 @@ async def test_results_and_pushes_that_do_not_match_are_logged_in_development(se
     messages = [r.getMessage() for r in caplog.records]
     assert any("push 't.tick' does not match" in m and "$.n" in m for m in messages), messages
     assert any("result of command 't.liar'" in m and "$.shipping" in m for m in messages), messages
+
+
+def test_an_unknown_describe_level_is_refused_at_start_up(settings):
+    """DESCRIBE must be off, staff or public: the system check says which and how."""
+    _describe_setting(settings, "everyone")
+    errors = [e for e in checks.check_settings() if e.id == "wscommands.E012"]
+    assert len(errors) == 1 and "'everyone'" in errors[0].msg and "staff" in errors[0].hint

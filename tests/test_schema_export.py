@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.testapp.helpers import scratch_registry
-from wscommands import command, declare_push, registry
+from wscommands import Command, Registry, command, declare_push, registry
 from wscommands.schema import api_document
 
 CLIENT_DTS = Path(__file__).resolve().parent.parent / "wscommands/static/wscommands/wscommands.d.ts"
@@ -160,6 +160,11 @@ WRONG = [
     ),
     ('client.on("t.tick", (tick) => tick.when);', "Property 'when' does not exist on type 'Tick'."),
     ('client.on("t.tock", () => 0);', "Argument of type '\"t.tock\"' is not assignable"),
+    ('client.request({ "t.nope": 1 });', "'\"t.nope\"' does not exist in type"),
+    (
+        'client.request({ "t.add": { a: 1, b: "2" } });',
+        "Type 'string' is not assignable to type 'number'.",
+    ),
 ]
 
 
@@ -228,3 +233,24 @@ def test_check_fails_when_a_generated_file_is_out_of_date(tmp_path):
 
     with pytest.raises(CommandError, match="out of date"):
         call_command("wscommands_schema", typescript=str(target), check=True)
+
+
+#: A registry of its own, as a consumer subclass would serve (``--registry``).
+OTHER = Registry()
+
+
+def only(connection, x: int) -> int:
+    return x
+
+
+OTHER.register(Command(name="only", func=only))
+
+
+def test_registry_option_describes_another_registry(tmp_path):
+    """--registry names a Registry (or a consumer class with one): only its commands."""
+    target = tmp_path / "api.d.ts"
+    call_command("wscommands_schema", typescript=str(target), registry=f"{__name__}.OTHER")
+    text = target.read_text()
+    assert "  only: {" in text and "t.add" not in text
+    with pytest.raises(CommandError, match="neither a Registry"):
+        call_command("wscommands_schema", registry=f"{__name__}.HEADER")

@@ -210,6 +210,6 @@ class PresenceTracker:
         try:
             # Server-wide events go to the connections that asked for them, not to everyone:
             # a client that never asked should not find pushes between its replies.
-            await messaging.send_to_group(group or PRESENCE_GROUP, message)
+            await messaging.send_to_group(group or PRESENCE_GROUP, message, history=False)
         except Exception:  # events are best effort: never fail a connect or a join
             logger.warning("presence event %s/%s not sent", event, group, exc_info=True)

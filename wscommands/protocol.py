@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,8 @@ from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
-RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request"})
-RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
+RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request", "idempotency_key"})
+RESERVED_NAMES = RESERVED_KEYS | {"authenticate", "wscommands.resume"}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
@@ -36,6 +37,7 @@ _DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for 
 ORJSON_MAX_DEPTH = 1024
 #: Digits an integer may have (Python's own limit for converting text to int).
 MAX_INTEGER_DIGITS = sys.get_int_max_str_digits() or 4300
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class Request:
     commands: list[tuple[str, Any]]
     request_id: str | int | None = None
     has_request_id: bool = False
+    #: The client's key for a request it may retry after a reconnect (docs/protocol.md).
+    idempotency_key: str | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -210,14 +214,22 @@ def parse_request(data: Any, max_commands: int | None = None) -> Request:
         raise InvalidRequest(
             f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
         )
-    if max_commands is not None and len(data) - has_request_id > max_commands:
+    key = data.get("idempotency_key")
+    has_key = "idempotency_key" in data
+    if has_key and not (isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidRequest(
+            "idempotency_key must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+            request_id,
+        )
+    if max_commands is not None and len(data) - has_request_id - has_key > max_commands:
         raise InvalidRequest(
             f"more than {max_commands} commands in one request",
             request_id,
             {"limit": "MAX_COMMANDS_PER_REQUEST", "max": max_commands},
         )
-    commands = [(name, arg) for name, arg in data.items() if name != "request_id"]
-    return Request(commands, request_id, has_request_id)
+    reserved = ("request_id", "idempotency_key")
+    commands = [(name, arg) for name, arg in data.items() if name not in reserved]
+    return Request(commands, request_id, has_request_id, key)
 
 
 def parse_frame(

@@ -84,6 +84,8 @@ def _build(registry: Registry) -> dict[str, Any]:
     for cmd in commands:
         if cmd.signature is not None:
             types += [(p.annotation, "validation") for p in cmd.signature.params.values()]
+            if cmd.signature.var_keyword is not None:
+                types.append((cmd.signature.var_keyword.annotation, "validation"))
             types.append((cmd.signature.result, "serialization"))
     types += [(push.annotation, "serialization") for push in pushes]
     schemas, defs = _schemas(types)
@@ -128,13 +130,14 @@ def _command(cmd: Command, found: Any, defs: dict[str, Any]) -> dict[str, Any]:
         params, result = _ANY, _ANY
     else:
         properties = {name: next(found) for name in signature.params}
+        extra = next(found) if signature.var_keyword is not None else False
         result = next(found)
         params = {"type": "object", "properties": properties}
         required = [p.name for p in signature.params.values() if p.required]
         if required:
             params["required"] = required
-        if not signature.accepts_any_keyword:
-            params["additionalProperties"] = False
+        if extra != {}:  # **kwargs: its values' schema; none: no other key
+            params["additionalProperties"] = extra
         alternatives = [params]
         first = signature.positional[0] if signature.positional else None
         if signature.takes_positional and first is not None:

@@ -2,7 +2,7 @@
 
 from typing import TypedDict
 
-from wscommands import ClientError, command, declare_push, run_sync
+from wscommands import ClientError, authorize_join, command, declare_push, run_sync
 
 from .models import Message
 
@@ -29,6 +29,13 @@ def _room(room):
     if not isinstance(room, str) or not room or len(room) > 80:
         raise ClientError("room must be a name of 1 to 80 characters")
     return room
+
+
+@authorize_join
+def may_join_room(connection, group):
+    """Anyone may be in a room (saying something needs a permission). A resuming client's
+    rooms come back through this hook too; without one, a resume restores no group."""
+    return 0 < len(group) <= 80
 
 
 @command(name="chat.join")
