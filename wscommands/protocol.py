@@ -28,6 +28,10 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 #: 19 digits in a row may be an integer outside 64 bits, which orjson reads as a float: such
 #: frames go to the stdlib parser. Found at C speed: every byte but a digit becomes a space.
 _LONG_DIGITS = b"0" * 19
+#: For the depth check: every byte but brackets, braces and quotes is deleted, braces become
+#: brackets.
+_NOT_SKELETON = bytes(b for b in range(256) if b not in b'[]{}"')
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
 #: Nesting orjson refuses beyond (its own fixed limit).
 ORJSON_MAX_DEPTH = 1024
@@ -84,7 +88,7 @@ def decode(text: str | bytes, max_depth: int | None = None) -> Any:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep(limit) from None
         return _stdlib_decode(text, limit)
-    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(data, limit):
+    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
@@ -101,24 +105,26 @@ def _stdlib_decode(text: str | bytes, limit: int) -> Any:
                 {"limit": "MAX_INTEGER_DIGITS", "max": MAX_INTEGER_DIGITS},
             ) from None
         raise
-    if _deeper_than(data, limit):
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
 
-def _deeper_than(data: Any, limit: int) -> bool:
-    """Whether arrays/objects nest deeper than ``limit``: one level at a time, containers only."""
-    level = [data] if isinstance(data, (dict, list)) else []
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` nests arrays/objects deeper than ``limit``, at C speed.
+
+    Its skeleton (brackets outside strings, braces as brackets: valid JSON nests properly)
+    loses its innermost pairs once per round; more than ``limit`` rounds means deeper.
+    """
+    skeleton = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_AS_BRACKETS, _NOT_SKELETON)
+    if b'"' in skeleton:  # drop what was inside strings
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     for _ in range(limit):
-        level = [
-            value
-            for container in level
-            for value in (container.values() if type(container) is dict else container)
-            if type(value) is dict or type(value) is list
-        ]
-        if not level:
+        skeleton = skeleton.replace(b"[]", b"")
+        if not skeleton:
             return False
-    return bool(level)
+    return bool(skeleton)
 
 
 def encode(obj: Any) -> str:
