@@ -108,7 +108,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             self._cut_task = asyncio.ensure_future(self.close(CloseCode.TOO_MANY))
 
     async def _act(self, decision: Decision) -> None:
-        """Carry out a guard's or the life cycle's decision: reply, then close."""
+        """Carry out a guard's or the life cycle's decision: rest, reply, then close."""
+        if decision.rest:
+            self.flow.rest(decision.rest)
         if decision.reply is not None:
             await self.push_text(encode(decision.reply))
         if decision.close is not None:

@@ -8,6 +8,7 @@ Twisted buffers every frame written without bound. Under daphne (its socket foun
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from . import logs, metrics
@@ -22,7 +23,9 @@ class FlowControl:
     def __init__(self, send: Any, account: Account):
         self.socket: DaphneSocket | None = daphne_socket(send)
         self.account = account
-        self.paused = False
+        self.paused = False  # the inbox is full
+        self.resting = False  # over the rate: waiting for retry_after
+        self.not_reading = False  # the socket is not being read (either of those)
         self.cut_off = False
         if self.socket is not None:
             # The process's budget counts what daphne holds for this client.
@@ -40,10 +43,30 @@ class FlowControl:
         waiting, high = socket.waiting_frames(), wscommands_settings.MAX_INBOX
         if not self.paused and waiting >= high:
             self.paused = True
-            socket.pause_reading()
         elif self.paused and waiting <= high // 2:
             self.paused = False
-            socket.resume_reading()
+        self._set_reading()
+
+    def rest(self, seconds: float) -> None:
+        """Stop reading a client over its rate until it may send again."""
+        if self.socket is None or self.resting:
+            return
+        self.resting = True
+        self._set_reading()
+        asyncio.get_running_loop().call_later(seconds, self._wake)
+
+    def _wake(self) -> None:
+        self.resting = False
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        stop = self.paused or self.resting
+        if stop != self.not_reading and not self.cut_off:
+            self.not_reading = stop
+            if stop:
+                self.socket.pause_reading()
+            else:
+                self.socket.resume_reading()
 
     def writable(self) -> bool:
         """Whether a frame may be written now; False once the client is cut off.

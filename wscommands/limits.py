@@ -118,7 +118,9 @@ class FrameGuard:
         logs.client_event("rate_limited", "frames over the rate limit: refused")
         error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else request_id_of(text)
-        return refuse(error_reply(error, request_id))
+        # What it sends meanwhile waits in TCP buffers instead of being read, unmasked and
+        # refused here, which costs the server as much as serving it.
+        return refuse(error_reply(error, request_id), rest=retry_after)
 
     def refused(self, error: ProtocolError) -> Decision:
         """Refuse a frame with ``error``; too many in a row also close with 4400."""

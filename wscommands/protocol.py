@@ -34,6 +34,10 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 #: 19 digits in a row may be an integer outside 64 bits, which orjson reads as a float: such
 #: frames go to the stdlib parser. Found at C speed: every byte but a digit becomes a space.
 _LONG_DIGITS = b"0" * 19
+#: For the depth check: every byte but brackets, braces and quotes is deleted, braces become
+#: brackets.
+_NOT_SKELETON = bytes(b for b in range(256) if b not in b'[]{}"')
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
 #: Nesting orjson refuses beyond (its own fixed limit).
 ORJSON_MAX_DEPTH = 1024
@@ -80,21 +84,26 @@ class Decision:
     """What a guard decided; the caller acts on it (guards never send or close themselves).
 
     ``admit``: go on with the frame or connection. ``reply``: a reply object to send
-    first. ``close``: a close code to close the connection with afterwards.
+    first. ``close``: a close code to close the connection with afterwards. ``rest``: seconds
+    not to read the client at all (it is over its rate; under daphne only).
     """
 
     admit: bool = True
     reply: dict[str, Any] | None = None
     close: int | None = None
+    rest: float = 0.0
 
 
 #: Go on.
 ADMIT = Decision()
 
 
-def refuse(reply: dict[str, Any] | None = None, close: int | None = None) -> Decision:
-    """A decision to stop here: send ``reply`` if given, then close with ``close`` if given."""
-    return Decision(False, reply, close)
+def refuse(
+    reply: dict[str, Any] | None = None, close: int | None = None, rest: float = 0.0
+) -> Decision:
+    """A decision to stop here: send ``reply`` if given, then close with ``close`` if given;
+    ``rest``: stop reading the client for that many seconds."""
+    return Decision(False, reply, close, rest)
 
 
 @dataclass(slots=True)
@@ -145,7 +154,7 @@ def decode(text: str | bytes, max_depth: int | None = None) -> Any:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep(limit) from None
         return _stdlib_decode(text, limit)
-    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(data, limit):
+    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
@@ -162,24 +171,26 @@ def _stdlib_decode(text: str | bytes, limit: int) -> Any:
                 {"limit": "MAX_INTEGER_DIGITS", "max": MAX_INTEGER_DIGITS},
             ) from None
         raise
-    if _deeper_than(data, limit):
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
 
-def _deeper_than(data: Any, limit: int) -> bool:
-    """Whether arrays/objects nest deeper than ``limit``: one level at a time, containers only."""
-    level = [data] if isinstance(data, (dict, list)) else []
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` nests arrays/objects deeper than ``limit``, at C speed.
+
+    Its skeleton (brackets outside strings, braces as brackets: valid JSON nests properly)
+    loses its innermost pairs once per round; more than ``limit`` rounds means deeper.
+    """
+    skeleton = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_AS_BRACKETS, _NOT_SKELETON)
+    if b'"' in skeleton:  # drop what was inside strings
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     for _ in range(limit):
-        level = [
-            value
-            for container in level
-            for value in (container.values() if type(container) is dict else container)
-            if type(value) is dict or type(value) is list
-        ]
-        if not level:
+        skeleton = skeleton.replace(b"[]", b"")
+        if not skeleton:
             return False
-    return bool(level)
+    return bool(skeleton)
 
 
 def encode(obj: Any) -> str:
