@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wscommands.protocol import decode, encode
+from wscommands.conf import wscommands_settings
+from wscommands.exceptions import ProtocolError
+from wscommands.protocol import CloseCode, decode, encode, parse_frame
 from wscommands.testing import CommandClient
 
-#: Close codes PROTOCOL.md documents for a client's misbehaviour.
-DOCUMENTED_CLOSES = {3000, 4400, 4413, 4429}
 ERROR_CODES = {
     "unknown_command", "invalid_arguments", "not_authenticated", "permission_denied",
     "client_error", "command_failed", "rate_limited", "unavailable", "invalid_json",
@@ -117,7 +117,7 @@ json_values = st.recursive(
 )
 names = st.sampled_from(
     ["echo", "square", "div", "count", "whoami", "report", "legacy_echo", "add", "request_id",
-     "errors", "request", "unimplemented", "nope"]
+     "errors", "request", "unimplemented", "nope", "authenticate"]
 )  # fmt: skip
 requests = st.dictionaries(names | st.text(max_size=10), json_values, max_size=4)
 frames = (
@@ -139,7 +139,25 @@ def conformant(message: dict) -> None:
         assert isinstance(entry["message"], str)
 
 
+def expected_close(frame: str) -> int | None:
+    """The one close a single frame may cause on a fresh connection (the oracle).
+
+    Every other limit needs more than one frame (MAX_INVALID_FRAMES, the rate) or a bigger one
+    (MAX_MESSAGE_SIZE): only a request with ``authenticate``, which fails without a real
+    session key, closes (3000, after its reply).
+    """
+    s = wscommands_settings
+    try:
+        request = parse_frame(frame, s.MAX_JSON_DEPTH, s.MAX_COMMANDS_PER_REQUEST)
+    except ProtocolError:
+        return None
+    if any(name == "authenticate" for name, _ in request.commands):
+        return CloseCode.AUTHENTICATION_FAILED
+    return None
+
+
 async def check_frame(frame: str) -> None:
+    close = expected_close(frame)
     async with CommandClient() as client:
         # send_input, not send: the communicator refuses an empty frame; a browser does not
         await client.communicator.send_input({"type": "websocket.receive", "text": frame})
@@ -153,12 +171,15 @@ async def check_frame(frame: str) -> None:
                         assert message["echo"] == {"text": "after"}
                         break
         except ConnectionError:
-            assert client.close_code in DOCUMENTED_CLOSES
+            assert client.close_code == close, (frame, client.close_code)
+        else:
+            assert close is None, (frame, "not closed")
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 def test_any_frame_gets_conformant_reply_or_documented_close():
-    """Hypothesis: arbitrary JSON and text at the consumer; the connection answers after."""
+    """Hypothesis: arbitrary JSON and text at the consumer; the connection answers after, or
+    closes exactly when one frame may close it (a failed authenticate: 3000)."""
     loop = asyncio.new_event_loop()
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
