@@ -18,7 +18,7 @@ from .exceptions import (
     UnknownCommand,
 )
 from .messaging import broadcast, send_to_group, send_to_subset
-from .presence import PRESENCE_GROUP, get_presence
+from .presence import PRESENCE_GROUP, get_presence, get_presence_state
 from .registry import Command, Registry, command, on_connect, on_disconnect, registry
 from .state import get_global_state, increment_global_state, update_global_state
 from .threads import run_sync, send_signal
@@ -45,6 +45,7 @@ __all__ = [
     "command",
     "get_global_state",
     "get_presence",
+    "get_presence_state",
     "increment_global_state",
     "on_connect",
     "on_disconnect",

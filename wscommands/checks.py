@@ -39,7 +39,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E003",
             )
         )
-    for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS"):
+    for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS", "PRESENCE_LIMIT"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(
@@ -61,6 +61,7 @@ _POSITIVE_NUMBERS = (
     "MAX_INBOX",
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
+    "PRESENCE_EVENT_INTERVAL",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
