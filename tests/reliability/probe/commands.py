@@ -56,3 +56,9 @@ async def broadcast(connection, message: dict):
 async def group(connection, group: str, message: dict):
     """Send ``message`` to the members of ``group``."""
     await connection.send_to_group(group, message)
+
+
+@command(name="probe.to_me")
+async def to_me(connection, message: dict):
+    """Send ``message`` to this connection's user (every connection of theirs, any process)."""
+    await connection.send_to_subset([connection.user], message)
