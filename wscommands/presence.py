@@ -57,23 +57,58 @@ PRESENCE_GROUP = "wscommands.presence"
 
 # Reading ------------------------------------------------------------------------------------
 
+#: Seconds one read of the store serves every presence query of this process. Reading and
+#: aggregating costs O(connections): without sharing, N clients asking once each would cost
+#: the server O(N^2). Results may be this much older than the store.
+READ_MAX_AGE = 0.5
+
+
+class _Snapshot:
+    """The entries of one read, and the query results computed from them (by query)."""
+
+    def __init__(self, entries: list[dict[str, Any]], taken: float):
+        self.entries = entries
+        self.taken = taken
+        self.results: dict[tuple, Any] = {}
+
+
+_snapshots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Snapshot] = (
+    weakref.WeakKeyDictionary()
+)
 _reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
     weakref.WeakKeyDictionary()
 )
 
 
-async def _read_entries() -> list[dict[str, Any]]:
-    """Every live entry; callers arriving while a read is in flight share it."""
+async def _snapshot() -> _Snapshot:
+    """A read of every live entry at most READ_MAX_AGE old; concurrent callers share one."""
     loop = asyncio.get_running_loop()
+    snapshot = _snapshots.get(loop)
+    if snapshot is not None and loop.time() - snapshot.taken < READ_MAX_AGE:
+        return snapshot
     task = _reads.get(loop)
     if task is None or task.done():
-        task = _reads[loop] = loop.create_task(_fetch_entries())
+        task = _reads[loop] = loop.create_task(_fetch_snapshot(loop))
     # shield: one caller giving up must not cancel the read the others wait for.
     return await asyncio.shield(task)
 
 
-async def _fetch_entries() -> list[dict[str, Any]]:
-    return [decode(text) for text in await get_backend().presence_entries()]
+async def _fetch_snapshot(loop: asyncio.AbstractEventLoop) -> _Snapshot:
+    texts = await get_backend().presence_entries()
+    snapshot = _snapshots[loop] = _Snapshot([decode(text) for text in texts], loop.time())
+    return snapshot
+
+
+async def _query(key: tuple, compute: Any) -> Any:
+    """``compute(entries)`` on the current snapshot, computed once per snapshot and key.
+
+    Callers get their own copy (JSON round trip: results are small, at most one page).
+    """
+    snapshot = await _snapshot()
+    text = snapshot.results.get(key)
+    if text is None:
+        text = snapshot.results[key] = encode(compute(snapshot.entries))
+    return decode(text)
 
 
 def _page_size(limit: Any) -> int:
@@ -84,13 +119,10 @@ def _page_size(limit: Any) -> int:
     return limit
 
 
-async def _members(group: str | None) -> list[dict[str, Any]]:
-    if group is not None:
-        messaging.group_channel_name(group)
-    entries = await _read_entries()
-    if group is not None:
-        entries = [entry for entry in entries if group in entry.get("groups", ())]
-    return entries
+def _members(entries: list[dict[str, Any]], group: str | None) -> list[dict[str, Any]]:
+    if group is None:
+        return entries
+    return [entry for entry in entries if group in entry.get("groups", ())]
 
 
 async def get_presence(
@@ -105,13 +137,18 @@ async def get_presence(
     Raises ValueError for an invalid group name, limit or offset, and BackendUnavailable
     when Redis cannot be reached.
     """
+    if group is not None:
+        messaging.group_channel_name(group)
     size = _page_size(limit)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
-    entries = await _members(group)
-    result = [{name: entry.get(name) for name in FIELDS} for entry in entries]
-    result.sort(key=lambda entry: (entry["connected_since"], entry["connection_id"]))
-    return result[offset : offset + size]
+
+    def page(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        result = [{name: entry.get(name) for name in FIELDS} for entry in _members(entries, group)]
+        result.sort(key=lambda entry: (entry["connected_since"], entry["connection_id"]))
+        return result[offset : offset + size]
+
+    return await _query(("page", group, size, offset), page)
 
 
 def process_of(connection_id: str) -> str:
@@ -131,11 +168,17 @@ async def get_presence_state(
     ``presence_diff``'s joins, so a client applies diffs to it (the browser client's
     ``Presence`` does). Raises as :func:`get_presence`.
     """
+    if group is not None:
+        messaging.group_channel_name(group)
     size = _page_size(limit)
+    return await _query(("state", group, size), lambda entries: _state(entries, group, size))
+
+
+def _state(entries: list[dict[str, Any]], group: str | None, size: int) -> dict[str, Any]:
     users: dict[str, dict[str, Any]] = {}
     guests: Counter[str] = Counter()
-    entries = await _members(group)
-    for entry in entries:
+    members = _members(entries, group)
+    for entry in members:
         connection_id, user_id = entry["connection_id"], entry.get("user_id")
         if user_id is None:
             guests[process_of(connection_id)] += 1
@@ -146,14 +189,14 @@ async def get_presence_state(
         )
         user["connections"].append(connection_id)
     ordered = sorted(users.items(), key=lambda item: (str(item[1]["username"]), item[0]))
-    for _, user in ordered:
+    for _, user in ordered[:size]:
         user["connections"].sort()
     return {
         "group": group,
         "users": dict(ordered[:size]),
         "guests": dict(guests),
         "count": {
-            "connections": len(entries),
+            "connections": len(members),
             "users": len(users),
             "guests": sum(guests.values()),
         },

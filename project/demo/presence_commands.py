@@ -1,11 +1,11 @@
 """The demo's "who is online" command, on wscommands' presence.
 
 With ``WSCOMMANDS["PRESENCE_EVENTS"]`` on, a group's members receive
-``{"presence": {"event": "join" | "leave", "group": <name>, ...}}`` when someone joins or
-leaves it, and the members of ``wscommands.PRESENCE_GROUP`` receive the same with
-``"group": null`` when a connection comes or goes. ``presence.list`` without a group also
-subscribes the caller to those server-wide events: the page asks for the full list once per
-(re)connect and applies events after.
+``{"presence_diff": {"group": <name>, "joins", "leaves", "guests"}}`` as people join or leave
+it, and the members of ``wscommands.PRESENCE_GROUP`` receive the same with ``"group": null``
+as connections come and go. ``presence.list`` returns the state those diffs apply to (what
+the browser client's ``Presence`` helper asks for on every (re)connect); without a group it
+also subscribes the caller to the server-wide diffs.
 """
 
 from wscommands import PRESENCE_GROUP, ClientError, command
@@ -13,13 +13,13 @@ from wscommands import PRESENCE_GROUP, ClientError, command
 
 @command(name="presence.list")
 async def presence_list(connection, group: str | None = None):
-    """The live connections of every process (or of ``group``): id, user id, username, since.
+    """Who is online (or in ``group``): signed-in users with their connections, guests counted.
 
-    Without a group, the caller also receives the server-wide presence events from now on.
+    Without a group, the caller also receives the server-wide presence diffs from now on.
     """
     if group is None:
         await connection.join(PRESENCE_GROUP)
     try:
-        return await connection.get_presence(group)
+        return await connection.get_presence_state(group)
     except ValueError as exc:  # an invalid group name
         raise ClientError(str(exc)) from None
