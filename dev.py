@@ -4,7 +4,9 @@
     python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000
     python3 dev.py test    # virtualenv + dependencies, then lint and the whole test suite
 
-The virtualenv lives in .venv and is re-synced whenever a requirements file changes.
+The virtualenv lives in .venv and is re-synced whenever a requirements file changes; the
+development Node tools (package.json: tsc, the AsyncAPI JSON Schemas) live in node_modules and
+are re-installed with `npm ci` whenever package-lock.json changes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,24 @@ def install() -> None:
         venv.create(VENV, with_pip=True)
     sh(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     sh(PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
+    stamp.write_text(digest)
+
+
+def install_node() -> None:
+    """Install package-lock.json's development tools into node_modules when the lock changed.
+
+    Without npm the tests that need them (tsc, the AsyncAPI schema) skip outside CI; CI
+    (.ci/run) installs Node and npm first.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        print("+ npm not found: skipping node_modules (tsc and AsyncAPI tests will skip)")
+        return
+    digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
+    stamp = ROOT / "node_modules" / ".package-lock.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    sh(npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
     stamp.write_text(digest)
 
 
@@ -91,6 +111,7 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]")
     install()
+    install_node()
     commands[sys.argv[1]](sys.argv[2:])
 
 

@@ -11,14 +11,13 @@ import asyncio
 import itertools
 from time import perf_counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 #: Pushes sent by the broadcast scenario start with this key.
 PUSH_PREFIX = b'{"bench":'
-#: The Origin the servers' AllowedHostsOriginValidator accepts.
-HEADERS = {"Origin": "http://127.0.0.1"}
 _ECHO = b'{"echo":{"text":"hello"},"request_id":%d}'
 
 
@@ -155,8 +154,11 @@ class BenchClient(WSListener):
 
 async def connect(url: str, pushes: PushCounter | None = None) -> BenchClient:
     """Open one connection (raises on failure)."""
+    # A page of the server itself: its scheme, host and port (the same-origin policy's).
+    parsed = urlsplit(url)
+    origin = {"Origin": f"{'https' if parsed.scheme == 'wss' else 'http'}://{parsed.netloc}"}
     _transport, client = await ws_connect(
-        lambda: BenchClient(pushes), url, extra_headers=HEADERS, websocket_handshake_timeout=30
+        lambda: BenchClient(pushes), url, extra_headers=origin, websocket_handshake_timeout=30
     )
     if not isinstance(client, BenchClient):
         raise ConnectionError(f"no connection: ws_connect returned {client!r}")

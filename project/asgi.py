@@ -1,7 +1,8 @@
 """ASGI entry point: ``daphne project.asgi:application`` (or uvicorn).
 
-Origin check (HTTP 403 for a foreign or ``null`` Origin; clients that send none, i.e. not
-browsers, are let in), then Channels' session and auth middleware, then the router.
+Origin check (HTTP 403 for any page but the site's own scheme, host and port, and for
+``null``; clients that send no Origin, i.e. not browsers, are let in), then Channels' session
+and auth middleware, then the router.
 """
 
 import os

@@ -136,6 +136,12 @@ WSCOMMANDS.update({"RATE_LIMIT": 5000.0, "RATE_LIMIT_BURST": 10000, "MAX_PENDING
 # WSCOMMANDS_LIMITS='{"RATE_LIMIT": 20, "ALLOWED_ORIGINS": ["https://chat.example.com"]}'.
 WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
 
+# Served over HTTPS by a proxy that terminates TLS (docker-compose.yml's nginx): trust its
+# X-Forwarded-Proto (the proxy overwrites it), and send cookies over HTTPS only.
+if os.environ.get("DJANGO_HTTPS", "") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+
 AUTH_PASSWORD_VALIDATORS = []
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -37,6 +38,21 @@ def require_service(url: str, port: int, what: str, how: str) -> str:
     if _answers(url, port):
         return url
     message = f"{what} is not reachable at {url}: start it with `{how}`"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+#: package.json's development tools (tsc, the AsyncAPI JSON Schemas), installed by dev.py.
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """node_modules with package-lock.json's tools; else fail in CI, skip elsewhere."""
+    if (NODE_MODULES / ".bin" / "tsc").exists() and (NODE_MODULES / "@asyncapi" / "specs").exists():
+        return NODE_MODULES
+    message = "node_modules is not installed: run `npm ci` (or `python3 dev.py install`)"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)

@@ -124,7 +124,9 @@ async def failure_closes(client: CommandClient, argument, ran: list) -> None:
     assert await client.wait_closed() == 3000
 
 
-@pytest.mark.parametrize("kind", ["unknown", "expired", "anonymous", "not a string", "missing"])
+@pytest.mark.parametrize(
+    "kind", ["unknown", "expired", "anonymous", "no session", "not a string", "missing"]
+)
 async def test_authenticate_failure_replies_closes_3000_and_stops_the_request(kind):
     """Unknown, expired or anonymous session: failure, close 3000, later commands do not
     run (neither in that request nor in requests sent after it)."""
@@ -148,6 +150,8 @@ async def test_authenticate_failure_replies_closes_3000_and_stops_the_request(ki
         argument = {"session_id": key}
     elif kind == "anonymous":
         argument = {"session_id": await anonymous_session_key()}
+    elif kind == "no session":  # GET /session_id's answer to an anonymous visitor
+        argument = {"session_id": ""}
     elif kind == "not a string":
         argument = {"session_id": 12345}
     else:
@@ -302,13 +306,23 @@ def http_session_id(login_as: str | None = None):
 
 
 async def test_session_id_view_serves_the_browser_sessions_key():
-    """GET /session_id: plain text, the key of the browser's session, never cached."""
-    client, first, second = await http_session_id()
+    """GET /session_id: plain text, the key of the logged-in browser's session, never cached."""
+    await logged_in("ann")
+    client, first, second = await http_session_id("ann")
     assert first.status_code == 200
     assert first["Content-Type"].startswith("text/plain")
     key = first.content.decode()
     assert key == client.cookies[settings.SESSION_COOKIE_NAME].value
     assert second.content.decode() == key
+    assert "no-cache" in first["Cache-Control"] or "max-age=0" in first["Cache-Control"]
+
+
+async def test_session_id_view_stores_nothing_for_anonymous_visitors():
+    """An anonymous visitor gets an empty body and no session cookie (no row is stored)."""
+    client, first, second = await http_session_id()
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content == b""
+    assert settings.SESSION_COOKIE_NAME not in client.cookies
     assert "no-cache" in first["Cache-Control"] or "max-age=0" in first["Cache-Control"]
 
 

@@ -19,7 +19,16 @@ from .exceptions import (
 )
 from .messaging import broadcast, send_to_group, send_to_subset
 from .presence import PRESENCE_GROUP, get_presence, get_presence_state
-from .registry import Command, Registry, command, on_connect, on_disconnect, registry
+from .registry import (
+    Command,
+    Push,
+    Registry,
+    command,
+    declare_push,
+    on_connect,
+    on_disconnect,
+    registry,
+)
 from .state import get_global_state, increment_global_state, update_global_state
 from .threads import run_sync, send_signal
 
@@ -37,12 +46,14 @@ __all__ = [
     "InvalidArguments",
     "NotAuthenticated",
     "PermissionDenied",
+    "Push",
     "RateLimited",
     "Registry",
     "Unavailable",
     "UnknownCommand",
     "broadcast",
     "command",
+    "declare_push",
     "get_global_state",
     "get_presence",
     "get_presence_state",

@@ -15,7 +15,7 @@ class WSCommandsConfig(AppConfig):
     def ready(self) -> None:
         from . import checks
         from .conf import wscommands_settings as s
-        from .registry import autodiscover, load_settings_commands
+        from .registry import autodiscover, describe, load_settings_commands, registry
 
         # daphne and uvicorn never run Django's system checks: run ours here, so a
         # misconfigured server refuses to start instead of failing its first client.
@@ -28,3 +28,10 @@ class WSCommandsConfig(AppConfig):
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)
+        if s.DESCRIBE != "off" and registry.is_registered("describe"):
+            raise ImproperlyConfigured(
+                f"A command named 'describe' is registered "
+                f'({describe(registry.get("describe").func)}), and WSCOMMANDS["DESCRIBE"] = '
+                f"{s.DESCRIBE!r} turns on the built-in describe, which would hide it. Rename "
+                'the command, or set WSCOMMANDS["DESCRIBE"] = "off".'
+            )

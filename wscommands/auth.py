@@ -33,7 +33,9 @@ async def authenticate(connection: Connection, argument: Any) -> tuple[dict[str,
     On failure the caller sends the result and closes the connection with 3000.
     """
     session_key = argument.get("session_id") if isinstance(argument, dict) else argument
-    if not isinstance(session_key, str) or not session_key:
+    if session_key == "":  # what GET /session_id answers a visitor who is not logged in
+        return _failure("the session has no logged-in user"), False
+    if not isinstance(session_key, str):
         return _failure("session_id (a Django session key) is required"), False
     session, user = await run_sync(load_session, session_key)
     if session is None:

@@ -39,6 +39,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E003",
             )
         )
+    if s.DESCRIBE not in ("off", "staff", "public"):
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["DESCRIBE"] must be "off", "staff" or "public", got {s.DESCRIBE!r}.',
+                hint='"staff" lets logged-in staff users run describe; "public" everyone.',
+                id="wscommands.E012",
+            )
+        )
     for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS", "PRESENCE_LIMIT"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -62,6 +70,7 @@ _POSITIVE_NUMBERS = (
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
     "PRESENCE_EVENT_INTERVAL",
+    "SEND_TIMEOUT",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
@@ -75,7 +84,7 @@ _OPTIONAL_POSITIVE = (
 def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The hardening limits (docs/reliability.md) must be positive numbers or None."""
     from .conf import wscommands_settings as s
-    from .origins import normalize_origin
+    from .origins import ORIGIN_POLICIES, normalize_origin
 
     errors: list[checks.CheckMessage] = []
     try:
@@ -120,4 +129,14 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     id="wscommands.E006",
                 )
             )
+    if s.ORIGIN_POLICY not in ORIGIN_POLICIES:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["ORIGIN_POLICY"] must be one of {", ".join(ORIGIN_POLICIES)}; '
+                f"got {s.ORIGIN_POLICY!r}.",
+                hint='"same-origin" (the default) unless pages on other ports or schemes of '
+                "your hosts must connect; prefer listing them in ALLOWED_ORIGINS.",
+                id="wscommands.E020",
+            )
+        )
     return errors

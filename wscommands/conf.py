@@ -77,8 +77,12 @@ DEFAULTS: dict[str, Any] = {
     # behind one NAT share an address) but stops one host from opening thousands.
     "MAX_CONNECTIONS_PER_USER": None,
     "MAX_CONNECTIONS_PER_IP": 256,
-    # Strict Origin allowlist, e.g. ["https://example.com", "http://localhost:8000"] (None:
-    # any host of ALLOWED_HOSTS, any scheme and port, as Channels does).
+    # Which handshake Origins are let in: "same-origin" (the handshake's own scheme, host and
+    # port; the host one of ALLOWED_HOSTS) or "allowed-hosts" (Channels' lax policy: any
+    # scheme and port of a host of ALLOWED_HOSTS). See wscommands/origins.py.
+    "ORIGIN_POLICY": "same-origin",
+    # Origin allowlist, e.g. ["https://example.com", "http://localhost:8000"]: exactly these,
+    # whatever ORIGIN_POLICY says (None: ORIGIN_POLICY decides).
     "ALLOWED_ORIGINS": None,
     # Let handshakes without an Origin header in (clients that are not browsers).
     "ALLOW_MISSING_ORIGIN": True,
@@ -87,8 +91,17 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_CHECK_INTERVAL": 60.0,
     # Seconds SIGTERM waits for clients to close (4503) and hooks to run before the server exits.
     "SHUTDOWN_TIMEOUT": 10.0,
+    # The built-in ``describe`` command (the commands a caller may run, their schemas, the
+    # declared pushes): "off", "staff" (logged-in staff users) or "public".
+    "DESCRIBE": "off",
+    # Check results and declared pushes against their types and log mismatches (None: when
+    # settings.DEBUG is on).
+    "VALIDATE_OUTGOING": None,
     # Seconds a channel-layer call may take before it counts as unavailable.
     "CHANNEL_LAYER_TIMEOUT": 2.0,
+    # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
+    # while the client does not read); a slower client is cut off (4429) so it delays no other.
+    "SEND_TIMEOUT": 1.0,
 }
 
 

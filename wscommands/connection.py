@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
 from .hub import get_hub
-from .protocol import encode
+from .outgoing import encode_push
 from .threads import run_sync
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self._push(encode(message))
+        await self._push(encode_push(message))
 
     async def _push(self, text: str) -> None:
         await self.consumer.push_text(text)

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import AUTHENTICATE, authenticate
 from .connection import current_command
+from .describe import DESCRIBE, describe, is_on
 from .exceptions import NotAuthenticated, PermissionDenied, UnknownCommand, error_entry
+from .outgoing import check_result
 from .protocol import Request, finish_reply
 from .registry import SEED, Command, Registry
 from .threads import run_sync
@@ -47,8 +49,11 @@ async def call_command(
             return await call(cmd.func, argument, response, connection)
         args, kwargs = cmd.signature.bind(argument)  # type: ignore[union-attr]
         if cmd.is_async:
-            return await cmd.func(connection, *args, **kwargs)
-        return await run_sync(cmd.func, connection, *args, **kwargs)
+            result = await cmd.func(connection, *args, **kwargs)
+        else:
+            result = await run_sync(cmd.func, connection, *args, **kwargs)
+        check_result(cmd, result)
+        return result
     finally:
         current_command.reset(token)
 
@@ -70,6 +75,12 @@ async def run_request(
             response[name] = result
             if not ok:
                 return finish_reply(response, errors, unimplemented, request), AUTHENTICATION_FAILED
+            continue
+        if name == DESCRIBE and is_on():
+            try:
+                response[name] = await describe(connection, registry)
+            except Exception as exc:
+                errors[name] = error_entry(exc, name)
             continue
         cmd = registry.get(name)
         if cmd is None:

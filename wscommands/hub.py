@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import BaseChannelLayer
 
 from .conf import wscommands_settings
+from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .ordered import OrderedCalls
 from .presence import PresenceTracker
@@ -265,10 +266,12 @@ class Hub:
         text = message["text"]
         exclude = message.get("exclude")
         connections = self.connections
-        for local_id in self._targets(message):
-            connection = connections.get(local_id)
-            if connection is not None and connection.id != exclude:
-                await connection.consumer.push_text(text)
+        recipients = [
+            connection.consumer
+            for local_id in self._targets(message)
+            if (connection := connections.get(local_id)) is not None and connection.id != exclude
+        ]
+        await write_all(recipients, lambda consumer: consumer.push_text(text))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -22,13 +22,14 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import wscommands_settings
-from .protocol import encode
+from .outgoing import encode_push
 from .resilience import required
 
 logger = logging.getLogger("wscommands")
 
 MESSAGE_TYPE = "wscommands.deliver"
-_GROUP_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+# fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
 
 
@@ -53,7 +54,7 @@ def all_group_name() -> str:
 
 def group_channel_name(group: str) -> str:
     """The channel-layer group behind a wscommands group; raises ValueError if invalid."""
-    if not isinstance(group, str) or not _GROUP_NAME.match(group):
+    if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group):
         raise ValueError(
             f"invalid group name {group!r}: use letters, digits, '.', '_' and '-' only"
         )
@@ -75,7 +76,7 @@ def _message(text: str, target: str, key: Any = None, exclude: str | None = None
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(all_group_name(), _message(text, "all", None, exclude)), "broadcast"
     )
@@ -84,7 +85,7 @@ async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> N
 async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every member of ``group``, wherever it is connected."""
     channel_group = group_channel_name(group)
-    text = encode(message)
+    text = encode_push(message)
     await required(
         get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
         "send_to_group",
@@ -121,7 +122,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         user_pks.append(pk)
     if not by_process and not user_pks:
         return
-    text = encode(message)
+    text = encode_push(message)
     layer = get_layer()
     for process, ids in by_process.items():
         try:

@@ -5,11 +5,13 @@ No I/O here: the consumer feeds text in and sends what comes out (see docs/proto
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
@@ -58,11 +60,22 @@ def decode(text: str | bytes) -> Any:
 
 
 def encode(obj: Any) -> str:
-    """Serialise to compact JSON text; raises TypeError/ValueError for what JSON cannot hold."""
+    """Serialise to compact JSON text; raises TypeError/ValueError for what JSON cannot hold.
+
+    NaN and the infinities are refused (ValueError): JSON has no spelling for them, and
+    orjson would silently write ``null``.
+    """
     try:
-        return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
+        # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
+        # form; orjson only calls this for types it cannot write itself.
+        text = orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS)
     except TypeError:
         pass
+    else:
+        # orjson writes a non-finite float as null: only a text with a null can hide one.
+        if b"null" in text and _has_non_finite(obj):
+            raise ValueError("NaN and infinities cannot be sent as JSON")
+        return text.decode()
     # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib writes them
     # (surrogates as ASCII escapes, so the text stays valid UTF-8), and still refuses
     # NaN and infinities, which JSON has no spelling for.
@@ -70,6 +83,35 @@ def encode(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _has_non_finite(obj: Any) -> bool:
+    """Whether a NaN or an infinity hides anywhere in what orjson serialised.
+
+    Exact types first: this walk runs for every reply that contains ``null``.
+    """
+    stack = [obj]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is float or isinstance(value, float):
+            if value - value != 0.0:  # NaN for NaN and the infinities, 0.0 for the rest
+                return True
+        elif kind is dict or isinstance(value, dict):
+            extend(value.values())
+        elif kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
+            extend(value)
+        elif isinstance(value, msgspec.Struct):
+            extend(msgspec.structs.astuple(value))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            extend(getattr(value, field.name) for field in dataclasses.fields(value))
+    return False
 
 
 def is_valid_request_id(value: Any) -> bool:

@@ -15,8 +15,8 @@ from typing import Any, TypeVar, overload
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules, import_string
 
-from .arguments import Signature
-from .protocol import RESERVED_NAMES
+from .arguments import Signature, check_annotation
+from .protocol import RESERVED_KEYS, RESERVED_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,16 +48,30 @@ class Command:
 
     def __post_init__(self) -> None:
         self.is_async = inspect.iscoroutinefunction(self.func)
-        self.signature = Signature(self.func) if self.style == DECORATOR else None
+        self.signature = (
+            Signature(self.func, describe(self.func)) if self.style == DECORATOR else None
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Push:
+    """A declared server push: the key of the message the server sends and its value's type."""
+
+    event: str
+    annotation: Any
+    description: str = ""
 
 
 class Registry:
-    """Commands by name, plus the connect and disconnect hooks."""
+    """Commands by name, the declared pushes, and the connect and disconnect hooks."""
 
     def __init__(self) -> None:
         self.commands: dict[str, Command] = {}
+        self.pushes: dict[str, Push] = {}
         self.connect_hooks: list[Callable[..., Any]] = []
         self.disconnect_hooks: list[Callable[..., Any]] = []
+        #: Counts changes to commands and pushes, so a published schema knows when to rebuild.
+        self.version = 0
 
     def register(self, cmd: Command) -> Command:
         """Add a command; raises ImproperlyConfigured for reserved or duplicate names.
@@ -79,11 +93,40 @@ class Registry:
                 f"by {describe(cmd.func)}. Rename one of them."
             )
         self.commands[cmd.name] = cmd
+        self.version += 1
         return cmd
 
     def unregister(self, name: str) -> None:
         """Remove a command; raises KeyError if no command has that name."""
         del self.commands[name]
+        self.version += 1
+
+    def declare_push(self, event: str, annotation: Any, description: str = "") -> Push:
+        """Declare that the server sends ``{event: value}`` with ``value`` of ``annotation``.
+
+        ``description`` defaults to the annotation's own docstring, if it is a class.
+        Raises ImproperlyConfigured for a reserved key, an annotation msgspec cannot check,
+        or an event declared twice with different types.
+        """
+        if not isinstance(event, str) or not event or event in RESERVED_KEYS:
+            raise ImproperlyConfigured(
+                f"A push's event must be a non-empty string other than "
+                f"{', '.join(sorted(RESERVED_KEYS))}: got {event!r}"
+            )
+        check_annotation(annotation, f"push {event!r}")
+        if not description and isinstance(annotation, type):
+            # its own docstring, not one inherited (msgspec.Struct has one)
+            description = inspect.cleandoc(vars(annotation).get("__doc__") or "")
+        push = Push(event, annotation, description)
+        existing = self.pushes.get(event)
+        if existing is not None and existing.annotation != annotation:
+            raise ImproperlyConfigured(
+                f"Push {event!r} is declared twice, as {existing.annotation!r} and as "
+                f"{annotation!r}. Declare it once."
+            )
+        self.pushes[event] = push
+        self.version += 1
+        return push
 
     def is_registered(self, name: str) -> bool:
         """True when a command of that name exists."""
@@ -156,6 +199,31 @@ def command(
         return f
 
     return decorator(func) if func is not None else decorator
+
+
+_NO_TYPE: Any = object()
+
+
+def declare_push(event: str, annotation: Any = _NO_TYPE, *, description: str = "") -> Any:
+    """Declare a server push: ``declare_push("counter", Counter)``, or on a class::
+
+        @declare_push("chat_message")
+        class ChatMessage(msgspec.Struct): ...
+
+    The server's ``{event: value}`` messages are then described (``describe``, AsyncAPI,
+    TypeScript), and checked against the type in development (``VALIDATE_OUTGOING``).
+    ``description`` defaults to the class's docstring. Raises ImproperlyConfigured for a
+    reserved key or an annotation msgspec cannot check.
+    """
+    if annotation is not _NO_TYPE:
+        registry.declare_push(event, annotation, description)
+        return annotation
+
+    def decorator(cls: Any) -> Any:
+        registry.declare_push(event, cls, description)
+        return cls
+
+    return decorator
 
 
 def on_connect(func: F) -> F:

@@ -52,8 +52,11 @@ class CommandClient:
 
             application = import_string(settings.ASGI_APPLICATION)
         headers = list(headers or [])
+        # A page of the site itself (same-origin), on the host Django's test set-up allows.
+        if not any(name == b"host" for name, _ in headers):
+            headers.append((b"host", b"testserver"))
         if not any(name == b"origin" for name, _ in headers):
-            headers.append((b"origin", b"http://localhost"))
+            headers.append((b"origin", b"http://testserver"))
         if session_key:
             cookie = f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()
             headers.append((b"cookie", cookie))

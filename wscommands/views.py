@@ -8,11 +8,13 @@ from django.views.decorators.cache import never_cache
 
 @never_cache
 def session_id(request: HttpRequest) -> HttpResponse:
-    """``GET /session_id``: the current browser session's key as plain text.
+    """``GET /session_id``: the logged-in browser's session key as plain text, else empty.
 
-    A session is created if the browser has none yet, so the key can be sent with the
-    ``authenticate`` command (it only succeeds once the session has a logged-in user).
+    The key is only good for the ``authenticate`` command, which needs a logged-in user, so
+    an anonymous visitor gets an empty body and nothing is stored for them: no session row
+    per request (the view used to create one for every cookieless GET).
     """
-    if request.session.session_key is None:
-        request.session.save()
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return HttpResponse("", content_type="text/plain")
     return HttpResponse(request.session.session_key, content_type="text/plain")

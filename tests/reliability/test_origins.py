@@ -44,14 +44,80 @@ async def test_strict_allowlist(live):
         assert await handshake(server.ws, origin) == 403, origin
 
 
-async def test_missing_origin_allowed_by_default_and_stock_policy_ignores_ports(live):
-    """Defaults: no Origin is let in (not a browser); ALLOWED_HOSTS ignores scheme and port.
+async def handshake_as(port: int, origin: str | None, host: str) -> int:
+    """:func:`handshake` to ``ws://host:port/ws/`` (the ``Host`` a browser there sends),
+    connecting to 127.0.0.1 whatever ``host`` resolves to."""
+    try:
+        url = f"ws://{host}:{port}/ws/"
+        async with connect(url, origin=origin, host="127.0.0.1", port=port, open_timeout=10):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
 
-    This is the gap the strict allowlist closes: any port of an allowed host passes.
+
+async def test_default_policy_is_same_origin(live):
+    """Default: only a page of the socket's own scheme, host and port gets in (HTTP 403 for
+    the rest), as OWASP recommends; no Origin at all (a program, not a browser) is let in.
+
+    Before, any scheme and port of an allowed host passed: a page on ``http://127.0.0.1:1``
+    or ``gopher://localhost:70`` opened a socket as the cookie's user.
     """
     server = live()
+    port = server.port
+    assert await handshake(server.ws, f"http://127.0.0.1:{port}") == 101
+    assert await handshake(server.ws, f"HTTP://127.0.0.1:{port}/") == 101
+    assert await handshake(server.ws, None) == 101
+    for origin in (
+        "http://127.0.0.1:1",  # another port of the same host
+        "http://127.0.0.1",  # port 80
+        f"https://127.0.0.1:{port}",  # another scheme (the socket is ws://, not wss://)
+        "https://127.0.0.1",
+        "gopher://localhost:70",
+        f"http://localhost:{port}",  # another allowed host: another origin
+        "http://evil.test",
+        "null",
+    ):
+        assert await handshake(server.ws, origin) == 403, origin
+    # The host must be allowed: a name rebound to this server (DNS rebinding) is its own
+    # origin, but not one of ALLOWED_HOSTS.
+    assert await handshake_as(port, f"http://evil.test:{port}", "evil.test") == 403
+    assert await handshake_as(port, f"http://localhost:{port}", "localhost") == 101
+
+
+async def test_same_origin_behind_a_tls_proxy(live):
+    """Behind a proxy that terminates TLS (X-Forwarded-Proto, named by Django's
+    SECURE_PROXY_SSL_HEADER), the page's origin is https: http pages are refused."""
+    server = live(env={"DJANGO_HTTPS": "1"})
+    port = server.port
+    forwarded = {"X-Forwarded-Proto": "https"}
+    for origin, expected in ((f"https://127.0.0.1:{port}", 101), (f"http://127.0.0.1:{port}", 403)):
+        try:
+            async with connect(
+                server.ws, origin=origin, additional_headers=forwarded, open_timeout=10
+            ):
+                status = 101
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+        assert status == expected, origin
+    assert await handshake(server.ws, f"https://127.0.0.1:{port}") == 403  # no header: http
+
+
+async def test_allowed_hosts_policy_only_when_asked(live):
+    """ORIGIN_POLICY "allowed-hosts": Channels' lax check, any scheme and port of a host of
+    ALLOWED_HOSTS, for deployments that ask for it."""
+    server = live(ORIGIN_POLICY="allowed-hosts")
     assert await handshake(server.ws, None) == 101
     assert await handshake(server.ws, "http://localhost:1") == 101
     assert await handshake(server.ws, "gopher://localhost:70") == 101
     assert await handshake(server.ws, "http://evil.test") == 403
     assert await handshake(server.ws, "null") == 403
+
+
+def test_unknown_origin_policy_is_caught_at_start_up(settings):
+    """A misspelt ORIGIN_POLICY is a start-up error saying which values exist."""
+    from wscommands.checks import check_limits
+
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "ORIGIN_POLICY": "same_origin"}
+    errors = [e for e in check_limits() if e.id == "wscommands.E020"]
+    assert len(errors) == 1
+    assert "same-origin, allowed-hosts" in errors[0].msg

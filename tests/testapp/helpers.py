@@ -16,8 +16,9 @@ from wscommands import registry
 
 @contextmanager
 def scratch_registry() -> Iterator[None]:
-    """Commands and hooks registered inside the block are gone after it."""
+    """Commands, pushes and hooks registered inside the block are gone after it."""
     commands = dict(registry.commands)
+    pushes = dict(registry.pushes)
     connect_hooks = list(registry.connect_hooks)
     disconnect_hooks = list(registry.disconnect_hooks)
     try:
@@ -25,6 +26,9 @@ def scratch_registry() -> Iterator[None]:
     finally:
         registry.commands.clear()
         registry.commands.update(commands)
+        registry.pushes.clear()
+        registry.pushes.update(pushes)
+        registry.version += 1  # published schemas are rebuilt
         registry.connect_hooks[:] = connect_hooks
         registry.disconnect_hooks[:] = disconnect_hooks
 

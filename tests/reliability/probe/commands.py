@@ -58,6 +58,18 @@ async def group(connection, group: str, message: dict):
     await connection.send_to_group(group, message)
 
 
+@command(name="probe.nan")
+async def nan(connection):
+    """A result with a NaN and an infinity inside it (JSON has neither)."""
+    return {"values": [1.0, float("nan")], "limit": float("inf")}
+
+
+@command(name="probe.null")
+async def null(connection):
+    """A result that is ``null`` for real."""
+    return None
+
+
 @command(name="probe.to_me")
 async def to_me(connection, message: dict):
     """Send ``message`` to this connection's user (every connection of theirs, any process)."""

@@ -117,7 +117,39 @@ export interface Reply {
   [command: string]: any;
 }
 
-export class WSCommands {
+/** One command's types: the argument `call` takes and the result it resolves with. */
+export interface CommandType {
+  params: unknown;
+  result: unknown;
+}
+
+/** Commands by name (an interface such as the generated `Commands`). */
+export type CommandMap<C> = { [K in keyof C]: CommandType };
+
+/** The default: any name, any argument, any result. */
+export interface AnyCommands {
+  [name: string]: { params: any; result: any };
+}
+/** The default: any event, any value. */
+export interface AnyPushes {
+  [event: string]: any;
+}
+
+/** `call`'s arguments after the name: optional when the command needs none (null fits). */
+export type CallArgs<T extends CommandType> = null extends T["params"]
+  ? [args?: T["params"], options?: CallOptions]
+  : [args: T["params"], options?: CallOptions];
+
+/** `request`'s reply: each command's result typed (absent when it failed or returned nothing). */
+export type TypedReply<C extends CommandMap<C>, K extends keyof C> = Reply & {
+  [N in K]?: C[N]["result"];
+};
+
+/**
+ * The client. With the generated maps, `new WSCommands<Commands, Pushes>()` type-checks each
+ * call's name and argument, its result, and each push listener (see docs/client.md).
+ */
+export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object = AnyPushes> {
   /** `url` defaults to ws(s)://<page host>/ws/. */
   constructor(url?: string, options?: Options);
   constructor(options: Options);
@@ -132,19 +164,25 @@ export class WSCommands {
   user: User | null;
 
   /** Call one command; resolves with its result (undefined if it returned nothing). */
-  call<T = any>(name: string, args?: unknown, options?: CallOptions): Promise<T>;
+  call<K extends keyof C & string>(name: K, ...args: CallArgs<C[K]>): Promise<C[K]["result"]>;
   /** Several commands in one request; resolves with the whole reply (errors included). */
-  request(commands: Record<string, unknown>, options?: CallOptions): Promise<Reply>;
+  request<R extends { [K in keyof C & string]?: C[K]["params"] }>(
+    commands: R,
+    options?: CallOptions,
+  ): Promise<TypedReply<C, keyof R & keyof C>>;
   /** Send an object as is, without request_id; false if it could not be sent or queued. */
   send(message: unknown): boolean;
 
   /** Listen for pushes named `event` (and keys of replies to send()). */
-  on(
-    event: string,
-    listener: (value: any, message: Record<string, any>) => void,
+  on<E extends keyof P & string>(
+    event: E,
+    listener: (value: P[E], message: Record<string, any>) => void,
     options?: { once?: boolean } | boolean,
   ): this;
-  off(event: string, listener?: (value: any, message: Record<string, any>) => void): this;
+  off<E extends keyof P & string>(
+    event: E,
+    listener?: (value: P[E], message: Record<string, any>) => void,
+  ): this;
   /** After each (re)connect (and authentication); returns a function that removes it. */
   onready(fn: (client: this) => void): () => void;
   onclose(fn: (info: CloseInfo) => void): () => void;

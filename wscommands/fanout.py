@@ -1,0 +1,102 @@
+"""Writing one message to many local connections, each recipient isolated from the others.
+
+A recipient may be closing (its socket is gone between the hub's lookup and the write), slow
+(under uvicorn a send waits while the client does not read) or broken (its consumer raises).
+None of that may stop or delay the other recipients' delivery:
+
+- every write is guarded: a closed socket is logged once at DEBUG, any other error once
+  with its traceback, and the loop goes on;
+- a write that takes longer than ``WSCOMMANDS["SEND_TIMEOUT"]`` is abandoned and the client is
+  cut off (4429): it does not read;
+- the loop yields to the event loop every :data:`YIELD_EVERY` writes, so the server writes
+  the first recipients' bytes while the later ones are still being queued (under daphne,
+  Twisted writes only when the event loop runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from .conf import wscommands_settings
+
+logger = logging.getLogger("wscommands")
+
+#: Writes between two yields to the event loop: small enough that the first recipient gets
+#: its bytes within milliseconds, large enough that the yields cost nothing measurable.
+YIELD_EVERY = 32
+#: Close code for a client cut off because it does not read (PROTOCOL.md).
+TOO_MANY = 4429
+
+# Exceptions that mean "this socket has closed" under daphne (autobahn), uvicorn and websockets.
+_CLOSED_NAMES = frozenset(
+    {"Disconnected", "ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK"}
+    | {"ConnectionClosedError"}
+)
+# Recipients whose failure was already logged: once per connection, not once per message.
+_reported: weakref.WeakSet[Any] = weakref.WeakSet()
+# Close tasks of cut-off clients (kept so they are not garbage-collected while running).
+_closing: set[asyncio.Task] = set()
+
+
+def is_closed_error(exc: BaseException) -> bool:
+    """Whether ``exc`` only says the client's socket has closed."""
+    return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ in _CLOSED_NAMES
+
+
+async def write(recipient: Any, send: Callable[[Any], Awaitable[None]]) -> bool:
+    """Run ``send(recipient)`` (one write to a consumer); False if it failed.
+
+    Never raises (except cancellation of the caller): the failure is logged once per
+    recipient and, for a write that timed out, the recipient is closed with 4429.
+    """
+    try:
+        async with asyncio.timeout(wscommands_settings.SEND_TIMEOUT):
+            await send(recipient)
+    except TimeoutError:
+        _report(recipient, "does not read (a write took over SEND_TIMEOUT)", logging.WARNING)
+        task = asyncio.get_running_loop().create_task(_cut_off(recipient))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        return False
+    except Exception as exc:
+        if is_closed_error(exc):
+            _report(recipient, "closed while a message was written to it", logging.DEBUG)
+        else:
+            _report(recipient, "writing a message to it failed", logging.ERROR, exc)
+        return False
+    return True
+
+
+async def write_all(recipients: Iterable[Any], send: Callable[[Any], Awaitable[None]]) -> int:
+    """``send(recipient)`` for each recipient, isolated, yielding every YIELD_EVERY writes.
+
+    Returns how many writes succeeded.
+    """
+    done = 0
+    for n, recipient in enumerate(recipients, 1):
+        if await write(recipient, send):
+            done += 1
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return done
+
+
+def _report(recipient: Any, what: str, level: int, exc: BaseException | None = None) -> None:
+    if recipient in _reported:
+        return
+    _reported.add(recipient)
+    connection = getattr(recipient, "connection", None)
+    name = getattr(connection, "id", None) or repr(recipient)
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    logger.log(level, "connection %s: %s", name, what, exc_info=exc_info)
+
+
+async def _cut_off(recipient: Any) -> None:
+    try:
+        await recipient.close(TOO_MANY)
+    except Exception as exc:  # already gone: nothing left to cut off
+        logger.debug("closing %r failed (%s)", recipient, type(exc).__name__)
