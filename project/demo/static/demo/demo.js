@@ -1,12 +1,14 @@
 // The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
-import { WSCommands } from "wscommands";
+import { Presence, WSCommands } from "wscommands";
 
 const $ = (id) => document.getElementById(id);
 const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
 const client = new WSCommands({ user: me });
 let room = new URLSearchParams(location.search).get("room") || "lobby";
-const online = new Map(); // connection_id -> {user_id, username}, every process
-const members = new Map(); // the same, for the current room
+// Who is online, every process: a Presence syncs itself on every (re)connect through
+// presence.list (which also subscribes this connection to the server-wide diffs).
+const online = new Presence(client);
+let members = null; // the Presence of the current room
 const closes = []; // every close: {code, reason, reconnecting, delay, at}
 window.demo = { client, online, closes }; // for the console (and the browser tests)
 
@@ -38,10 +40,7 @@ client.onready(async () => {
   showStatus("ready", "connected");
   try {
     await enterRoom(room);
-    const reply = await client.request({ "counter.get": null, "presence.list": null });
-    showCounter(reply["counter.get"] ?? 0);
-    fill(online, reply["presence.list"] ?? []);
-    renderOnline();
+    showCounter((await client.call("counter.get")) ?? 0);
   } catch (error) {
     showError(error);
   }
@@ -60,8 +59,26 @@ async function enterRoom(name) {
   const { history } = await client.call("chat.join", { room });
   $("messages").replaceChildren();
   for (const message of history) addMessage(message);
-  fill(members, await client.call("presence.list", { group: room }));
+  if (members?.group === room) {
+    await members.sync(); // back after a reconnect: who left meanwhile leaves, nobody rejoins
+  } else {
+    members?.stop();
+    members = new Presence(client, { group: room, auto: false });
+    await members.sync(); // who is already here is not announced
+    members.onJoin((key, current, user) => {
+      if (!current) announce(user, "joined");
+    });
+    members.onLeave((key, current, user) => {
+      if (!current) announce(user, "left");
+    });
+    members.onSync(renderMembers);
+  }
   renderMembers();
+}
+
+/** "ann joined" / "ann left" in the room, once per user (not per tab or process). */
+function announce(user, what) {
+  if (user.username !== me?.username) addMessage({ text: `${user.username} ${what}` }, "system");
 }
 
 function addMessage({ from, text }, kind = "message") {
@@ -109,60 +126,34 @@ $("compose")?.addEventListener("submit", async (event) => {
 
 // Who is online --------------------------------------------------------------------------------
 
-function fill(map, entries) {
-  map.clear();
-  for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
-}
-
-/** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
-function byUser(map) {
-  const users = new Map();
-  let guests = 0;
-  for (const { username } of map.values()) {
-    if (username === null) guests += 1;
-    else users.set(username, (users.get(username) ?? 0) + 1);
-  }
-  return { users: [...users].sort(([a], [b]) => a.localeCompare(b)), guests };
+function guestsText(n) {
+  return n ? `and ${n} guest${n > 1 ? "s" : ""}` : "";
 }
 
 function renderOnline() {
-  const { users, guests } = byUser(online);
+  const users = online.list();
   $("online").replaceChildren(
-    ...users.map(([name, count]) => {
+    ...users.map(({ username, connections }) => {
       const item = document.createElement("li");
-      item.textContent = name;
-      if (me && name === me.username) item.classList.add("me");
-      if (count > 1) item.title = `${count} tabs`;
+      item.textContent = username;
+      if (me && username === me.username) item.classList.add("me");
+      if (connections.length > 1) item.title = `${connections.length} tabs`;
       return item;
     }),
   );
-  $("online-count").textContent = String(users.length + guests);
-  $("guests").textContent = guests ? `and ${guests} guest${guests > 1 ? "s" : ""}` : "";
+  $("online-count").textContent = String(users.length + online.guests());
+  $("guests").textContent = guestsText(online.guests());
 }
 
 function renderMembers() {
-  const { users, guests } = byUser(members);
-  const names = users.map(([name]) => name);
+  if (!members) return;
+  const names = members.list().map(({ username }) => username);
+  const guests = members.guests();
   if (guests) names.push(`${guests} guest${guests > 1 ? "s" : ""}`);
   $("room-members").textContent = `#${room}: ${names.join(", ") || "nobody"} here`;
 }
 
-client.on("presence", (event) => {
-  const map = event.group === null ? online : event.group === room ? members : null;
-  if (!map) return;
-  const who = event.username ?? "a guest";
-  if (event.event === "join") {
-    map.set(event.connection_id, { user_id: event.user_id, username: event.username });
-  } else {
-    map.delete(event.connection_id);
-  }
-  if (map === online) {
-    renderOnline();
-  } else {
-    renderMembers();
-    if (event.username !== me?.username) addMessage({ text: `${who} ${event.event === "join" ? "joined" : "left"}` }, "system");
-  }
-});
+online.onSync(renderOnline);
 
 // Shared counter -------------------------------------------------------------------------------
 
