@@ -207,6 +207,36 @@ NOTES = [
 ]
 
 
+def _metrics(apps: dict, targets: list) -> list[str]:
+    on, off = apps["metrics on"]["median"], apps["metrics off"]["median"]
+    lines = [
+        "## Echo with metrics on and off",
+        "",
+        "The echo round trip above, on two wscommands daphne processes of the same run: one "
+        'recording Prometheus metrics (the default), one with `WSCOMMANDS["METRICS"] = False`, '
+        "in interleaved rounds on the same core.",
+        "",
+        "| metrics | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in (("on", on), ("off", off)):
+        lines.append(
+            f"| {name} | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+            f"| {_f(m['replies_per_cpu_s'], 0)} |"
+        )
+    speed = ratio(on["replies_per_s"], off["replies_per_s"])
+    work = ratio(on["replies_per_cpu_s"], off["replies_per_cpu_s"])
+    targets.append(
+        (
+            "echo with metrics: at most 5% fewer replies/s than without",
+            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
+            speed >= 0.95,
+        )
+    )
+    return [*lines, ""]
+
+
 def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     """Write the whole report: how it was made, one table per scenario, the targets."""
     m = results["machine"]
@@ -224,6 +254,8 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         body += _slow(figures["slow"], targets)
     if "burst" in figures:
         body += _burst(figures["burst"], targets)
+    if "metrics" in figures:
+        body += _metrics(figures["metrics"], targets)
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     head = [
         "# Benchmarks",

@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst]``
+``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst,metrics]``
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
 
-SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst")
+SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst", "metrics")
+#: The two servers of the metrics scenario: wscommands with Prometheus metrics on and off.
+METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
 APPS = ("wscommands", "baseline")
 PACKAGES = ("django", "channels", "channels-redis", "redis", "daphne", "uvicorn", "picows")
 #: Server logs of the last run (kept to explain a missed message or a failed handshake).
@@ -103,6 +105,18 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             try:
                 progress("slow sync command")
                 results["slow"] = await single.slow(cfg, servers)
+            finally:
+                stop_all(list(servers.values()))
+        if "metrics" in only:
+            off_env = {**local_env, "WSCOMMANDS_LIMITS": json.dumps({"METRICS": False})}
+            servers = {
+                METRICS_ON: Server("wscommands", "daphne", local_env, {SERVER_CORE}, LOGS),
+                METRICS_OFF: Server("wscommands", "daphne", off_env, {SERVER_CORE}, LOGS),
+            }
+            start_all(list(servers.values()))
+            try:
+                progress("echo with metrics on and off")
+                results["metrics"] = await single.echo(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
         if "memory" in only:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from wscommands.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-example-key-change-me-in-production")
@@ -132,6 +134,9 @@ WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
 # requests or running closed-loop load is normal there, so its flood limits are generous
 # (the library defaults, 100 frames/s and 64 waiting requests, suit browser clients).
 WSCOMMANDS.update({"RATE_LIMIT": 5000.0, "RATE_LIMIT_BURST": 10000, "MAX_PENDING_REQUESTS": 1024})
+# Prometheus may read /metrics with this bearer token (docs/operations.md); staff always may.
+if os.environ.get("WSCOMMANDS_METRICS_TOKEN"):
+    WSCOMMANDS["METRICS_TOKEN"] = os.environ["WSCOMMANDS_METRICS_TOKEN"]
 # Hardening limits (docs/reliability.md), tunable per deployment as JSON, e.g.
 # WSCOMMANDS_LIMITS='{"RATE_LIMIT": 20, "ALLOWED_ORIGINS": ["https://chat.example.com"]}'.
 WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
@@ -155,9 +160,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"wscommands": {"handlers": ["console"], "level": "INFO"}},
-}
+# One handler (daphne's own is replaced): each line once, with the connection and user;
+# WSCOMMANDS_LOG_JSON=1 writes JSON lines (docs/operations.md).
+LOGGING = logging_config(json_lines=os.environ.get("WSCOMMANDS_LOG_JSON") == "1")

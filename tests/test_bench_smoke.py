@@ -31,6 +31,7 @@ def bench_requirements() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.timeout(240)  # six scenarios, each starting its own servers, on a shared machine
 def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path):
     figures_path = tmp_path / "figures.json"
     args = ["--tiny", "--no-plot", "--redis-url", redis_url, "--out", str(tmp_path)]
@@ -39,7 +40,7 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=230,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(figures_path.read_text())["results"]
@@ -60,6 +61,18 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         burst = figures["burst"][app]
         assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
 
+    for name in ("metrics on", "metrics off"):
+        echo = figures["metrics"][name]
+        assert echo["clients"] == 4 and echo["errors"] == 0, (name, echo)
+        assert echo["min_replies_per_client"] >= 1, name
+
     report = (tmp_path / "benchmarks.md").read_text()
-    for heading in ("## Targets", "## Echo round trip", "## Broadcast", "## Idle memory"):
+    headings = (
+        "## Targets",
+        "## Echo round trip",
+        "## Broadcast",
+        "## Idle memory",
+        "## Echo with",
+    )
+    for heading in headings:
         assert heading in report

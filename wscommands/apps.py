@@ -19,7 +19,12 @@ class WSCommandsConfig(AppConfig):
 
         # daphne and uvicorn never run Django's system checks: run ours here, so a
         # misconfigured server refuses to start instead of failing its first client.
-        errors = [*checks.check_settings(), *checks.check_limits()]
+        errors = [
+            *checks.check_settings(),
+            *checks.check_limits(),
+            # Missing prometheus-client only turns metrics off (warned by `manage.py check`).
+            *(e for e in checks.check_observability() if e.is_serious()),
+        ]
         if errors:
             raise ImproperlyConfigured(
                 "wscommands is misconfigured:\n"

@@ -77,6 +77,7 @@ _OPTIONAL_POSITIVE = (
     "MAX_CONNECTIONS_PER_USER",
     "MAX_CONNECTIONS_PER_IP",
     "SESSION_CHECK_INTERVAL",
+    "OPS_INTERVAL",
 )
 
 
@@ -137,6 +138,39 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 hint='"same-origin" (the default) unless pages on other ports or schemes of '
                 "your hosts must connect; prefer listing them in ALLOWED_ORIGINS.",
                 id="wscommands.E020",
+            )
+        )
+    return errors
+
+
+@checks.register()
+def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Metrics need prometheus-client; a metrics token must be hard to guess."""
+    from . import metrics
+    from .conf import wscommands_settings as s
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        s.reload()
+        enabled, token = s.METRICS, s.METRICS_TOKEN
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if enabled and metrics.prometheus_client is None:
+        errors.append(
+            checks.Warning(
+                'WSCOMMANDS["METRICS"] is on but prometheus-client is not installed: '
+                "no metrics are recorded and /metrics answers 404.",
+                hint='pip install prometheus-client, or set WSCOMMANDS["METRICS"] = False.',
+                id="wscommands.W002",
+            )
+        )
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["METRICS_TOKEN"] must be None or a string of at least 16 characters.',
+                hint='e.g. WSCOMMANDS["METRICS_TOKEN"] = os.environ["METRICS_TOKEN"], made with '
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+                id="wscommands.E007",
             )
         )
     return errors

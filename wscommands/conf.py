@@ -102,6 +102,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
     # while the client does not read); a slower client is cut off (4429) so it delays no other.
     "SEND_TIMEOUT": 1.0,
+    # Observability (docs/operations.md). Record Prometheus metrics (needs prometheus-client).
+    "METRICS": True,
+    # Bearer token that may read /metrics (None: only logged-in staff users may).
+    "METRICS_TOKEN": None,
+    # Seconds between two writes of this process's figures for the operations page (None: off).
+    "OPS_INTERVAL": 1.0,
 }
 
 

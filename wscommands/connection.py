@@ -16,7 +16,7 @@ from .threads import run_sync
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: The command being run (its name), so state calls know whose state they mean.
 current_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(

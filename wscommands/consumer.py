@@ -13,7 +13,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import lifecycle, limits
+from . import lifecycle, limits, logs, metrics
 from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
@@ -23,7 +23,7 @@ from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
 from .threads import sweep_old_connections
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: Close code when an on_connect hook fails.
 SERVER_ERROR = 4500
@@ -46,6 +46,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
+        logs.bind(self.connection)
         self._accepted = False
         self._closed = False
         self._closing = False
@@ -65,6 +66,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         get_hub().presence.connected(self.connection)  # recorded in the background
         await self.accept()
         self._accepted = True
+        metrics.connection_opened()
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
@@ -86,6 +88,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if self._guard.over_backlog():
             return
         await self.send(text_data=text)
+        metrics.frame_sent(text)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self._closing = True
@@ -103,9 +106,11 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        metrics.frame_received(text_data, bytes_data)
         if self._closing or not await self._guard.admit(text_data, bytes_data):
             return
         if text_data is None:
+            metrics.frame_refused("binary")
             await self._send_error(
                 InvalidRequest("binary frames are not supported: send JSON text")
             )
@@ -115,6 +120,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         except InvalidJSON as exc:
             default = self.registry.get(DEFAULT)
             if default is None:
+                metrics.frame_refused(exc.code)
                 await self._send_error(exc)
             else:
                 await self._schedule(
@@ -122,6 +128,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 )
             return
         except ProtocolError as exc:
+            metrics.frame_refused(exc.code)
             await self._send_error(exc)
             return
         self._guard.accepted()
@@ -151,6 +158,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         """Start a request after every earlier non-concurrent request has finished."""
         if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
             error = RateLimited("too many requests waiting on this connection")
+            metrics.frame_refused("too_many_pending")
+            logs.client_event("pending", "too many requests waiting: refused")
             # The one reply this request gets: it carries the request_id clients match on.
             await self.push_text(encode(error_reply(error, request_id)))
             return
@@ -175,8 +184,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 await self.push_text(encode_reply(reply))
             if close_code is not None:
                 await self.close(close_code)
-        except Exception:  # run_request catches command errors; this is a bug of ours
-            logger.exception("request failed")
+        except Exception as exc:  # run_request catches command errors; this is a bug of ours
+            logs.unexpected("request", "request failed", exc=exc)
         finally:
             self._running.discard(task)
 
@@ -186,6 +195,8 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         limits.release_connection(self)
         if not getattr(self, "_registered", False):
             return
+        if self._accepted:
+            metrics.connection_closed(code)
         self._closed = True
         for task in self._pending - self._running:
             task.cancel()

@@ -16,10 +16,9 @@ ProtocolError                 a whole frame is refused: errors.request
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-logger = logging.getLogger("wscommands")
+from . import logs
 
 
 class CommandError(Exception):
@@ -125,7 +124,8 @@ def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:
     """Map any exception raised by a command to its ``errors`` entry.
 
     Known errors keep their code and message; anything else is logged with its traceback
-    and becomes ``command_failed`` so nothing internal reaches the client.
+    (at most once per connection, command and exception type per ``logs.INTERVAL``) and
+    becomes ``command_failed`` so nothing internal reaches the client.
     """
     if isinstance(exc, CommandError):
         return exc.as_entry()
@@ -133,5 +133,5 @@ def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:
 
     if isinstance(exc, BackendUnavailable):
         return Unavailable().as_entry()
-    logger.error("command %r raised", command, exc_info=exc)
+    logs.unexpected(f"command:{command}", "command %r raised", command, exc=exc)
     return CommandFailed().as_entry()

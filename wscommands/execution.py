@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import metrics, tracing
 from .auth import AUTHENTICATE, authenticate
 from .connection import current_command
 from .describe import DESCRIBE, describe, is_on
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 #: Close code after a failed ``authenticate``.
 AUTHENTICATION_FAILED = 3000
 DEFAULT = "default"
+#: The metrics' error code of a failed ``authenticate`` (its reply is ``false``, not an error).
+AUTH_FAILED = "authentication_failed"
 
 
 async def call(func: Callable[..., Any], *args: Any) -> Any:
@@ -71,7 +75,9 @@ async def run_request(
     unimplemented: list[str] = []
     for name, argument in request.commands:
         if name == AUTHENTICATE:
+            started = time.perf_counter()
             result, ok = await authenticate(connection, argument)
+            metrics.command_done(name, time.perf_counter() - started, None if ok else AUTH_FAILED)
             response[name] = result
             if not ok:
                 return finish_reply(response, errors, unimplemented, request), AUTHENTICATION_FAILED
@@ -84,14 +90,19 @@ async def run_request(
             continue
         cmd = registry.get(name)
         if cmd is None:
+            metrics.command_unknown()
             errors[name] = UnknownCommand(f"unknown command: {name}").as_entry()
             unimplemented.append(name)
             continue
+        started = time.perf_counter()
         try:
-            result = await call_command(connection, cmd, argument, response)
+            with tracing.command_span(name, connection.id):
+                result = await call_command(connection, cmd, argument, response)
         except Exception as exc:
-            errors[name] = error_entry(exc, name)
+            errors[name] = entry = error_entry(exc, name)
+            metrics.command_done(name, time.perf_counter() - started, entry["code"])
         else:
+            metrics.command_done(name, time.perf_counter() - started, None)
             if result is not None:
                 response[name] = result
     return finish_reply(response, errors, unimplemented, request), None

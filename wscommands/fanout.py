@@ -23,7 +23,7 @@ from typing import Any
 
 from .conf import wscommands_settings
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: Writes between two yields to the event loop: small enough that the first recipient gets
 #: its bytes within milliseconds, large enough that the yields cost nothing measurable.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import BaseChannelLayer
 
+from . import logs, metrics, ops
 from .conf import wscommands_settings
 from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
@@ -25,7 +27,7 @@ from .resilience import attempt
 if TYPE_CHECKING:
     from .connection import Connection
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: Sent by a hub to its own channel to end its receive loop.
 STOP_TYPE = "wscommands.stop"
@@ -154,9 +156,10 @@ class Hub:
         # In the background: the first handshake does not wait on Redis either.
         self._membership(True, all_group_name(), self.channel)
         self._tasks = [
-            asyncio.create_task(self._receive_loop(self.channel), name="wscommands-hub"),
-            asyncio.create_task(self._refresh_loop(self.channel), name="wscommands-hub-refresh"),
-            asyncio.create_task(self.presence.run(self.channel), name="wscommands-presence"),
+            logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
+            logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
+            logs.process_task(self.presence.run(self.channel), "wscommands-presence"),
+            logs.process_task(ops.run(self, self.channel), "wscommands-ops"),
         ]
 
     async def _stop(self) -> None:
@@ -217,13 +220,17 @@ class Hub:
 
     async def _canary(self, group: str) -> bool:
         self._canary_seen.clear()
+        started = time.perf_counter()
         if not await attempt(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
+            metrics.canary(None)
             return False
         try:
             async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
                 await self._canary_seen.wait()
         except TimeoutError:
+            metrics.canary(None)
             return False
+        metrics.canary(time.perf_counter() - started)
         return True
 
     async def _receive_loop(self, channel: str) -> None:
@@ -271,7 +278,10 @@ class Hub:
             for local_id in self._targets(message)
             if (connection := connections.get(local_id)) is not None and connection.id != exclude
         ]
+        started = time.perf_counter()
         await write_all(recipients, lambda consumer: consumer.push_text(text))
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import logs
 from .auth import load_session
 from .conf import wscommands_settings
 from .hub import get_hub
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .consumer import CommandConsumer
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: Close codes (PROTOCOL.md).
 SESSION_ENDED = 3000
@@ -57,7 +58,7 @@ class Lifecycle:
         if wscommands_settings.SESSION_CHECK_INTERVAL and (
             self.watcher is None or self.watcher.done()
         ):
-            self.watcher = self.loop.create_task(self._watch(), name="wscommands-sessions")
+            self.watcher = logs.process_task(self._watch(), "wscommands-sessions")
 
     async def _watch(self) -> None:
         while get_hub().connections:
@@ -85,7 +86,7 @@ class Lifecycle:
             previous(signal.SIGTERM, None)
             return
         self.shutting_down = True
-        self.loop.create_task(self.shutdown(previous), name="wscommands-shutdown")
+        logs.process_task(self.shutdown(previous), "wscommands-shutdown")
 
     async def shutdown(self, then: Callable[..., Any] | None = None) -> None:
         """Close every local connection with 4503, wait for them to finish, call ``then``."""

@@ -15,21 +15,19 @@ docs/reliability.md). The consumer calls in at a few points:
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections import Counter
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+from . import logs, metrics
 from .conf import wscommands_settings
 from .exceptions import InvalidRequest, RateLimited
 from .protocol import decode, encode, error_reply, is_valid_request_id
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
-
-logger = logging.getLogger("wscommands")
 
 #: Close codes (PROTOCOL.md).
 BAD_REQUEST = 4400
@@ -116,6 +114,8 @@ class FrameGuard:
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
         ):
+            metrics.frame_refused("too_big")
+            logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             await self.consumer.close(TOO_BIG)
             return False
         if self.bucket is not None:
@@ -125,6 +125,7 @@ class FrameGuard:
                 return False
             self.throttled = 0
         if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
+            metrics.frame_refused("too_deep")
             error = InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
             await self.consumer.push_text(encode(error_reply(error)))
             await self.refused()
@@ -144,9 +145,12 @@ class FrameGuard:
 
     async def _throttle(self, text: str | None, retry_after: float) -> None:
         self.throttled += 1
+        metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
+            logs.client_event("rate_close", "still over the rate limit: closing with 4429")
             await self.consumer.close(TOO_MANY)
             return
+        logs.client_event("rate_limited", "frames over the rate limit: refused")
         error = RateLimited(details={"retry_after": round(retry_after, 3)})
         request_id = None if text is None else _request_id(text)
         await self.consumer.push_text(encode(error_reply(error, request_id)))
@@ -154,7 +158,9 @@ class FrameGuard:
     async def refused(self) -> None:
         """Count a refused frame; too many in a row close the connection with 4400."""
         self.invalid += 1
+        logs.client_event("refused", "invalid frame refused")
         if self.invalid >= wscommands_settings.MAX_INVALID_FRAMES:
+            logs.client_event("bad_close", "too many invalid frames: closing with 4400")
             await self.consumer.close(BAD_REQUEST)
 
     def accepted(self) -> None:
@@ -174,11 +180,8 @@ class FrameGuard:
         buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
         if buffered <= wscommands_settings.MAX_OUTGOING_BACKLOG:
             return False
-        logger.warning(
-            "connection %s does not read (%d bytes waiting): cut off",
-            self.consumer.connection.id,
-            buffered,
-        )
+        metrics.frame_refused("backlog")
+        logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", buffered)
         self.cut_off = True
         transport.abortConnection()
         return True
@@ -223,12 +226,16 @@ async def admit_connection(consumer: CommandConsumer) -> bool:
     user = consumer.scope.get("user")
     user_pk = user.pk if user is not None and user.is_authenticated else None
     ip = _client_ip(consumer)
-    over = (s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP) or (
+    over_ip = s.MAX_CONNECTIONS_PER_IP is not None and _per_ip[ip] >= s.MAX_CONNECTIONS_PER_IP
+    over_user = (
         s.MAX_CONNECTIONS_PER_USER is not None
         and user_pk is not None
         and _per_user[user_pk] >= s.MAX_CONNECTIONS_PER_USER
     )
-    if over:
+    if over_ip or over_user:
+        reason = "per_ip" if over_ip else "per_user"
+        metrics.connection_refused(reason)
+        logs.client_event("cap", "connection over the %s cap: closing with 4429", reason)
         await consumer.accept()  # so the client sees why, instead of a bare HTTP 403
         await consumer.close(TOO_MANY)
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +26,7 @@ from .conf import wscommands_settings
 from .outgoing import encode_push
 from .resilience import required
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
@@ -71,7 +72,15 @@ def user_group_name(user_pk: Any) -> str:
 
 
 def _message(text: str, target: str, key: Any = None, exclude: str | None = None) -> dict:
-    return {"type": MESSAGE_TYPE, "text": text, "target": target, "key": key, "exclude": exclude}
+    # "sent": the sender's clock, for the receivers' delivery-lag metric.
+    return {
+        "type": MESSAGE_TYPE,
+        "text": text,
+        "target": target,
+        "key": key,
+        "exclude": exclude,
+        "sent": time.time(),
+    }
 
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:

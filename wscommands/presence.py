@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .hub import Hub
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: The keys of each presence entry, in the agreed order.
 FIELDS = ("connection_id", "user_id", "username", "connected_since")

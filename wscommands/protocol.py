@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from . import logs
 from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
@@ -198,17 +199,17 @@ def encode_reply(reply: dict[str, Any]) -> str:
         return encode(reply)
     except (TypeError, ValueError):
         pass
-    from .exceptions import CommandFailed, logger
+    from .exceptions import CommandFailed
 
     errors = reply.setdefault("errors", {})
     for key in [k for k in reply if k not in ("errors", "request_id")]:
         if not _encodable(reply[key]):
-            logger.error("result of command %r is not JSON-serialisable", key)
+            logs.unexpected(f"result:{key}", "result of command %r is not JSON-serialisable", key)
             del reply[key]
             errors[key] = CommandFailed("the command's result could not be sent").as_entry()
     for key in list(errors):  # e.g. a ClientError whose details JSON cannot hold
         if not _encodable(errors[key]):
-            logger.error("error of command %r is not JSON-serialisable", key)
+            logs.unexpected(f"error:{key}", "error of command %r is not JSON-serialisable", key)
             errors[key] = CommandFailed("the command's error could not be sent").as_entry()
     return encode(reply)
 

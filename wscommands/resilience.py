@@ -21,7 +21,7 @@ from typing import Any
 from .conf import wscommands_settings
 from .exceptions import Unavailable
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 
 async def attempt(awaitable: Awaitable[Any], what: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from channels.db import DatabaseSyncToAsync, aclose_old_connections
 from django.dispatch import Signal
 
+from . import metrics
 from .conf import wscommands_settings
 
 T = TypeVar("T")
@@ -44,7 +45,13 @@ async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     The caller's context variables are visible in the thread.
     """
     call = functools.partial(func, *args, **kwargs) if args or kwargs else func
-    return await DatabaseSyncToAsync(call, thread_sensitive=False, executor=get_executor())()
+    queued_at = metrics.worker_queued()
+
+    def timed() -> T:
+        metrics.worker_started(queued_at)
+        return call()
+
+    return await DatabaseSyncToAsync(timed, thread_sensitive=False, executor=get_executor())()
 
 
 async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:

@@ -1,9 +1,16 @@
-"""HTTP views: the session key for clients that cannot send the session cookie."""
+"""HTTP views: the session key, the Prometheus metrics and the operations page."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import hmac
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+
+from . import metrics, ops
+from .backends import BackendUnavailable
+from .conf import wscommands_settings
 
 
 @never_cache
@@ -18,3 +25,57 @@ def session_id(request: HttpRequest) -> HttpResponse:
     if user is None or not user.is_authenticated:
         return HttpResponse("", content_type="text/plain")
     return HttpResponse(request.session.session_key, content_type="text/plain")
+
+
+def _bearer_ok(request: HttpRequest) -> bool:
+    token = wscommands_settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return (
+        token is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_staff)
+
+
+@never_cache
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: this process's metrics, for ``METRICS_TOKEN`` or a staff session.
+
+    403 for anyone else; 404 when metrics are off (``METRICS`` false or no prometheus-client).
+    """
+    if not metrics.available():
+        raise Http404("metrics are off")
+    if not (_bearer_ok(request) or _is_staff(request)):
+        return HttpResponse(
+            "metrics need WSCOMMANDS['METRICS_TOKEN'] as a bearer token or a staff session\n",
+            status=403,
+            content_type="text/plain",
+        )
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+@never_cache
+def ops_page(request: HttpRequest) -> HttpResponse:
+    """``GET /wscommands/ops/``: the live operations page (staff only)."""
+    if not _is_staff(request):
+        return HttpResponse("staff only\n", status=403, content_type="text/plain")
+    return render(request, "wscommands/ops.html", {"interval": wscommands_settings.OPS_INTERVAL})
+
+
+@never_cache
+async def ops_snapshot(request: HttpRequest) -> HttpResponse:
+    """``GET /wscommands/ops/snapshot``: every process's figures as JSON (staff only)."""
+    user = await request.auser() if hasattr(request, "auser") else None
+    if user is None or not (user.is_active and user.is_staff):
+        return JsonResponse({"error": "staff only"}, status=403)
+    try:
+        return JsonResponse(await ops.snapshot())
+    except BackendUnavailable as exc:
+        return JsonResponse({"error": f"backend unavailable: {exc}"}, status=503)

@@ -1,33 +1,11 @@
 // The WSCommands state machine against a scripted socket: calls, pushes, queueing,
 // reconnection, authentication and the heartbeat.
 import assert from "node:assert/strict";
-import { afterEach, beforeEach, test } from "node:test";
+import { test } from "node:test";
 
-import { WSCommands } from "../../wscommands/static/wscommands/wscommands.js";
-import { FakeSocket, until } from "./fake_socket.mjs";
+import { FakeSocket, fast, until, useClients } from "./fake_socket.mjs";
 
-const fast = { initialDelay: 1, maxDelay: 5, factor: 2, jitter: 0 };
-
-let clients = [];
-
-function client(options = {}) {
-  const c = new WSCommands("ws://server/ws/", { WebSocket: FakeSocket, reconnect: fast, ...options });
-  clients.push(c);
-  return c;
-}
-
-async function ready(options = {}) {
-  const c = client(options);
-  FakeSocket.last.open();
-  await c.connect();
-  return c;
-}
-
-beforeEach(() => FakeSocket.reset());
-afterEach(() => {
-  for (const c of clients) c.close(); // no timers left behind, even when a test failed
-  clients = [];
-});
+const { client, ready } = useClients();
 
 test("call sends one request with a request_id and resolves with the command's result", async () => {
   const c = await ready();
@@ -127,26 +105,56 @@ test("a dropped connection fails calls in flight and reconnects; onready runs ag
   const queued = c.call("echo", { text: "after" });
   await until(() => FakeSocket.instances.length === 2);
   FakeSocket.last.open();
-  await until(() => readies === 2);
+  await c.connect();
+  assert.equal(readies, 2);
   assert.equal(c.attempt, 0, "backoff starts over once connected");
   FakeSocket.last.reply({ echo: "after" });
   assert.equal(await queued, "after");
   c.close();
 });
 
-test("backoff grows while the server stays away, and maxAttempts gives up", async () => {
-  const c = client({ reconnect: { ...fast, maxAttempts: 3 } });
+test("connect() rejects when its attempt fails; the client retries with growing backoff", async () => {
+  const c = client({ reconnect: { ...fast, maxAttempts: 3 }, autoConnect: false });
+  const events = [];
+  c.onconnecting(({ attempt }) => events.push(["connecting", attempt]));
+  c.onreconnecting(({ attempt, delay }) => events.push(["reconnecting", attempt, delay]));
+  c.onattemptfailed(({ attempt, code, error }) => events.push(["failed", attempt, code, error.code]));
   const delays = [];
   c.onclose((info) => delays.push(info.delay));
-  const gaveUp = c.connect();
-  for (let i = 0; i < 4; i++) {
+  const first = c.connect();
+  FakeSocket.last.serverClose(1006);
+  await assert.rejects(first, { code: "connect_failed", details: { close_code: 1006 } });
+  for (let i = 1; i < 4; i++) {
     await until(() => FakeSocket.instances.length === i + 1);
     FakeSocket.last.serverClose(1006);
   }
-  await assert.rejects(gaveUp, { code: "disconnected" });
-  assert.deepEqual(delays, [1, 2, 4, null]);
+  assert.deepEqual(delays, [1, 2, 4, null], "maxAttempts retries, then gives up");
+  assert.deepEqual(events, [
+    ["connecting", 0],
+    ["failed", 0, 1006, "connect_failed"],
+    ["reconnecting", 1, 1],
+    ["connecting", 1],
+    ["failed", 1, 1006, "connect_failed"],
+    ["reconnecting", 2, 2],
+    ["connecting", 2],
+    ["failed", 2, 1006, "connect_failed"],
+    ["reconnecting", 3, 4],
+    ["connecting", 3],
+    ["failed", 3, 1006, "connect_failed"],
+  ]);
   assert.equal(c.state, "closed");
   await assert.rejects(c.call("echo", { text: "x" }), { code: "disconnected" });
+});
+
+test("connect() while waiting to reconnect tries at once, and settles with that attempt", async () => {
+  const c = await ready({ reconnect: { ...fast, initialDelay: 60000, maxDelay: 60000 } });
+  FakeSocket.last.serverClose(1006);
+  assert.equal(c.state, "waiting");
+  const now = c.connect();
+  assert.equal(FakeSocket.instances.length, 2, "no 60 s wait");
+  FakeSocket.last.open();
+  assert.equal(await now, c);
+  assert.equal(c.state, "ready");
 });
 
 test("4503 (restarting) reconnects; close() stops for good", async () => {
@@ -217,8 +225,9 @@ test("heartbeat: a silent connection is dropped and replaced", async () => {
   c.close();
 });
 
-test("connect timeout: a handshake that never completes is retried", async () => {
-  const c = client({ connectTimeout: 10 });
+test("connect timeout: connect() rejects with timeout and the handshake is retried", async () => {
+  const c = client({ connectTimeout: 10, autoConnect: false });
+  await assert.rejects(c.connect(), { code: "timeout" });
   await until(() => FakeSocket.instances.length === 2);
   FakeSocket.last.open();
   await c.connect();

@@ -1,5 +1,11 @@
 // A stand-in for the browser's WebSocket, driven by the test (node has no server here):
 // the client under test talks to it through the `WebSocket` option.
+import { afterEach, beforeEach } from "node:test";
+
+import { WSCommands } from "../../wscommands/static/wscommands/wscommands.js";
+
+/** Reconnect options that keep tests quick: 1, 2, 4, 5 ms. */
+export const fast = { initialDelay: 1, maxDelay: 5, factor: 2, jitter: 0 };
 
 export class FakeSocket {
   static instances = [];
@@ -58,4 +64,34 @@ export async function until(predicate, ms = 2000) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
+}
+
+/** Let pending promise callbacks and timers of 0 ms run. */
+export function tick() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * `client(options)` and `ready(options)` for a test file, on fake sockets; every client is
+ * closed after each test (no timers left behind, even when a test failed).
+ */
+export function useClients() {
+  let clients = [];
+  beforeEach(() => FakeSocket.reset());
+  afterEach(() => {
+    for (const c of clients) c.close();
+    clients = [];
+  });
+  const client = (options = {}) => {
+    const c = new WSCommands("ws://server/ws/", { WebSocket: FakeSocket, reconnect: fast, ...options });
+    clients.push(c);
+    return c;
+  };
+  const ready = async (options = {}) => {
+    const c = client(options);
+    FakeSocket.last.open();
+    await c.connect();
+    return c;
+  };
+  return { client, ready };
 }

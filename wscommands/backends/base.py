@@ -74,6 +74,14 @@ class Backend:
         """
         raise NotImplementedError
 
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        """Store a process's figures for the operations page, for ``ttl`` seconds."""
+        raise NotImplementedError
+
+    async def stats_read(self) -> list[str]:
+        """The figures of every process whose presence heartbeat and figures are both fresh."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         """Release connections (called at shutdown and between tests)."""
 

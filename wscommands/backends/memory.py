@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._presence: dict[str, dict[str, str]] = {}
+        self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
 
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
@@ -64,9 +66,21 @@ class MemoryBackend(Backend):
 
     async def presence_clear(self, process: str) -> None:
         self._presence.pop(process, None)
+        self._stats.pop(process, None)
 
     async def presence_entries(self) -> list[str]:
         return [text for entries in self._presence.values() for text in entries.values()]
 
     async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
         return {}, None  # one process: nobody else can die
+
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        self._stats[process] = (time.monotonic() + ttl, text)
+
+    async def stats_read(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            text
+            for process, (expiry, text) in self._stats.items()
+            if expiry > now and process in self._presence
+        ]

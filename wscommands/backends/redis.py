@@ -10,6 +10,8 @@ Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
   expires twice the heartbeat's TTL after the last write: readers skip a process whose
   heartbeat expired, and a live process *reaps* it (takes its entries atomically, to
   announce their leave) in between; unreaped, it leaves nothing behind either.
+- ``<prefix>:stats:<process>``: the process's figures for the operations page (JSON text),
+  expiring a few seconds after its last write; read only while the heartbeat is alive.
 
 Every multi-step operation is one Lua script, atomic in Redis: increments never lose an
 update, whichever process or connection sends them. Scripts touch keys they compute, so
@@ -109,6 +111,19 @@ return {wait, dead}
 """
 
 
+# KEYS: process set. ARGV: prefix of the figures keys. The figures of live processes.
+_STATS_READ = """
+local t = redis.call('TIME')
+local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+local out = {}
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  local v = redis.call('GET', ARGV[1] .. p)
+  if v then out[#out + 1] = v end
+end
+return out
+"""
+
+
 class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
 
@@ -118,6 +133,7 @@ class _LoopClient:
         self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(_PRESENCE_READ)
         self.presence_reap = self.redis.register_script(_PRESENCE_REAP)
+        self.stats_read = self.redis.register_script(_STATS_READ)
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
@@ -142,6 +158,7 @@ class RedisBackend(Backend):
         self.state_key = f"{prefix}:state"
         self.processes_key = f"{prefix}:presence"
         self.process_prefix = f"{prefix}:presence:"
+        self.stats_prefix = f"{prefix}:stats:"
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -221,6 +238,7 @@ class RedisBackend(Backend):
             async with c.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self.process_prefix + process)
                 pipe.zrem(self.processes_key, process)
+                pipe.delete(self.stats_prefix + process)
                 await pipe.execute()
 
         await self._call(clear)
@@ -238,6 +256,15 @@ class RedisBackend(Backend):
         seconds = float(wait)
         entries = {p.decode(): [v.decode() for v in values] for p, values in dead}
         return entries, (None if seconds < 0 else seconds)
+
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        key = self.stats_prefix + process
+        await self._call(lambda c: c.redis.set(key, text, px=max(1, int(ttl * 1000))))
+
+    async def stats_read(self) -> list[str]:
+        keys = [self.processes_key]
+        raw = await self._call(lambda c: c.stats_read(keys=keys, args=[self.stats_prefix]))
+        return [value.decode() for value in raw]
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

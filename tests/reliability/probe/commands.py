@@ -70,6 +70,12 @@ async def null(connection):
     return None
 
 
+@command(name="probe.bug")
+async def bug(connection):
+    """A command with a bug: raises an exception nobody expected."""
+    raise RuntimeError("probe bug")
+
+
 @command(name="probe.to_me")
 async def to_me(connection, message: dict):
     """Send ``message`` to this connection's user (every connection of theirs, any process)."""

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "bad_request"
   | "message_too_big"
   | "connect_failed"
+  | "resume_failed"
   | (string & {});
 
 /** A protocol `errors` entry. */
@@ -89,6 +90,12 @@ export interface Options {
   heartbeat?: boolean | HeartbeatOptions;
   /** Connect in the constructor (default true); otherwise call connect(). */
   autoConnect?: boolean;
+  /** Opt in to resumable delivery (connect with ?resume=1): missed pushes are recovered
+   * after a reconnect, duplicates dropped, gaps filled (default false). */
+  resume?: boolean;
+  /** Commands safe to run twice: a request made only of these is sent again, with the same
+   * idempotency_key, when its reply was lost in a drop (default []). */
+  idempotent?: string[];
   /** WebSocket subprotocols. */
   protocols?: string | string[];
   /** A WebSocket constructor to use instead of globalThis.WebSocket. */
@@ -96,8 +103,57 @@ export interface Options {
 }
 
 export interface CallOptions {
-  /** Timeout for this call, ms; 0: none. */
+  /** Timeout for this call, ms, time waiting to be (re)sent included; 0: none. */
   timeout?: number;
+  /** Send it again with the same idempotency_key if its reply is lost in a drop (default:
+   * whether every command of the request is named in the `idempotent` option). */
+  idempotent?: boolean;
+}
+
+/** `onconnecting`: an attempt starts; 0 for the first, n for the n-th retry. */
+export interface ConnectingInfo {
+  attempt: number;
+}
+
+/** `onreconnecting`: retry number `attempt` is due in `delay` ms. */
+export interface ReconnectingInfo {
+  attempt: number;
+  delay: number;
+}
+
+/** `onattemptfailed`: an attempt ended before the client was ready. */
+export interface AttemptFailedInfo {
+  attempt: number;
+  /** The close code (1006 for a timeout or a socket that never opened). */
+  code: number;
+  reason: string;
+  /** What connect() rejected with: connect_failed, timeout, authentication_failed, ... */
+  error: WSCommandsError;
+}
+
+/** A position in a stream ("all", "group:<name>", "user:<pk>"). */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** Why a stream's missed pushes could not be recovered. */
+export type ResyncReason = "history_lost" | "too_far_behind" | "invalid" | "resume_failed";
+
+/** `onresync`: the app should reload the state that `stream` feeds. */
+export interface ResyncInfo {
+  stream: string;
+  reason: ResyncReason;
+}
+
+/** The server's verdict on one stream of a resume. */
+export interface ResumeVerdict {
+  recovered: boolean;
+  /** When not recovered: a ResyncReason, or "forbidden" (may no longer receive it). */
+  reason?: ResyncReason | "forbidden";
+  /** The stream's current position (absent for "forbidden"). */
+  epoch?: string;
+  offset?: number;
 }
 
 export interface CloseInfo {
@@ -108,7 +164,19 @@ export interface CloseInfo {
   delay: number | null;
 }
 
-export type State = "idle" | "connecting" | "authenticating" | "ready" | "waiting" | "closed";
+export type State =
+  | "idle"
+  | "connecting"
+  | "authenticating"
+  /** the first request after a reconnect recovers missed pushes */
+  | "resuming"
+  /** onready handlers run: calls made now go out, queued ones wait */
+  | "preparing"
+  | "ready"
+  | "waiting"
+  /** disconnected while the browser has no network: waits for its "online" event */
+  | "offline"
+  | "closed";
 
 /** A reply object: results by command name, `errors`, and the `request_id`. */
 export interface Reply {
@@ -183,16 +251,28 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
     event: E,
     listener?: (value: P[E], message: Record<string, any>) => void,
   ): this;
-  /** After each (re)connect (and authentication); returns a function that removes it. */
-  onready(fn: (client: this) => void): () => void;
+  /** After each (re)connect (authentication and resume done); queued calls are sent once
+   * every handler, and the promise it returned, has finished. Returns a remover. */
+  onready(fn: (client: this) => void | Promise<unknown>): () => void;
   onclose(fn: (info: CloseInfo) => void): () => void;
   /** Errors that belong to no call; returns a function that removes the listener. */
   onerror(fn: (error: WSCommandsError) => void): () => void;
+  /** An attempt starts. Each of these returns a function that removes the listener. */
+  onconnecting(fn: (info: ConnectingInfo) => void): () => void;
+  /** A retry is scheduled (not while the browser is offline: it waits for "online"). */
+  onreconnecting(fn: (info: ReconnectingInfo) => void): () => void;
+  /** An attempt failed before the client was ready (connect() rejects with `error`). */
+  onattemptfailed(fn: (info: AttemptFailedInfo) => void): () => void;
+  /** With `resume`: a stream's missed pushes are lost; reload the state it feeds. */
+  onresync(fn: (info: ResyncInfo) => void): () => void;
+  /** With `resume`: after each resume, the verdict per stream (before onready). */
+  onresumed(fn: (verdicts: Record<string, ResumeVerdict>) => void): () => void;
 
   is_connected(): boolean;
   is_authenticated(): boolean;
 
-  /** Connect (or reconnect now); resolves when ready, rejects when the client gives up. */
+  /** Connect (or reconnect now); resolves when ready (onready handlers done), rejects when
+   * this attempt fails (the client still reconnects as its options say). */
   connect(): Promise<this>;
   /** Close for good; waiting calls fail with "disconnected". */
   close(code?: number, reason?: string): void;
@@ -216,6 +296,30 @@ export const CLOSE: Readonly<{
   RESTARTING: 4503;
 }>;
 export const RATE_LIMITED_DELAY: number;
+/** Reserved keys of resumable delivery's frames; never emitted as events. */
+export const POSITION: "wscommands.position";
+export const STREAMS: "wscommands.streams";
+export const RESUME: "wscommands.resume";
+export const RESYNC_REASONS: readonly ResyncReason[];
+
+/** The client's bookkeeping of stream positions (exported for tests and tools). */
+export class StreamPositions {
+  readonly size: number;
+  has(stream: string): boolean;
+  /** Where to resume from: per stream, the last offset before anything missing. */
+  snapshot(): Record<string, Position>;
+  set(stream: string, position: Position | null): void;
+  hasGap(stream: string): boolean;
+  gaps(): string[];
+  accept(position: Position & { stream: string }): "new" | "duplicate" | "gap" | "epoch" | "untracked";
+  settle(stream: string, verdict: ResumeVerdict): ResyncReason | null;
+  giveUp(stream: string): void;
+}
+
+/** A fresh idempotency_key: 128 random bits as 32 hex digits. */
+export function idempotencyKey(): string;
+/** `url` with resume=1 in its query. */
+export function resumeUrl(url: string): string;
 
 /** Delay before reconnect attempt `attempt` (0-based), with jitter. */
 export function backoffDelay(

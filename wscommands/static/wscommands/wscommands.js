@@ -1,5 +1,6 @@
 // wscommands browser client: JSON commands over one WebSocket, with request/reply promises,
-// pushes as events, reconnection with backoff, a heartbeat and the seed's authenticate flow.
+// pushes as events, reconnection with backoff, a heartbeat, the seed's authenticate flow,
+// resumable streams (opt-in) and idempotent calls retried across a reconnect.
 // Dependency-free ES module; wscommands.classic.js is the same code as a classic script,
 // generated from this file by tests/js/build_classic.mjs (never edit it by hand).
 // Documentation: docs/client.md. Wire protocol: docs/protocol.md.
@@ -15,6 +16,8 @@ export const DEFAULTS = Object.freeze({
   reconnect: { initialDelay: 500, maxDelay: 30000, factor: 2, jitter: 0.5, maxAttempts: Infinity },
   heartbeat: { interval: 25000, timeout: 10000 },
   autoConnect: true,
+  resume: false, // connect with ?resume=1: recover missed pushes after a reconnect
+  idempotent: [], // names of commands safe to send twice: retried after a drop
   protocols: undefined,
   WebSocket: undefined, // constructor to use instead of globalThis.WebSocket (e.g. node's "ws")
 });
@@ -94,21 +97,19 @@ export class Emitter {
 
   /** Call the listeners of `event` with `args`; returns how many were called. */
   emit(event, ...args) {
+    return this.emitAll(event, ...args).length;
+  }
+
+  /** Call the listeners of `event` with `args`; returns what each returned (or undefined). */
+  emitAll(event, ...args) {
     const list = this._listeners.get(event);
-    if (!list) return 0;
+    if (!list) return [];
     const remaining = list.filter((l) => !l.once);
     if (remaining.length !== list.length) {
       if (remaining.length) this._listeners.set(event, remaining);
       else this._listeners.delete(event);
     }
-    for (const { listener } of list) {
-      try {
-        listener(...args);
-      } catch (error) {
-        reportError(error);
-      }
-    }
-    return list.length;
+    return list.map(({ listener }) => callSafely(listener, ...args));
   }
 
   count(event) {
@@ -179,9 +180,12 @@ export class PendingRequests {
 
   /** Reject every request for which `predicate(entry)` holds. */
   rejectWhere(predicate, makeError) {
-    for (const [id, entry] of [...this._byId]) {
-      if (predicate(entry)) this.reject(id, makeError());
-    }
+    for (const id of this.idsWhere(predicate)) this.reject(id, makeError());
+  }
+
+  /** The ids of the requests for which `predicate(entry)` holds, oldest first. */
+  idsWhere(predicate) {
+    return [...this._byId].filter(([, entry]) => predicate(entry)).map(([id]) => id);
   }
 
   _take(id) {
@@ -198,6 +202,149 @@ export function resultOf(reply, name) {
   const entry = reply.errors?.[name];
   if (entry) throw WSCommandsError.fromEntry(entry, name);
   return reply[name];
+}
+
+// Resumable streams (docs/client.md, "Resuming") ------------------------------------------
+
+/** Reserved keys of the protocol's frames: bookkeeping, never emitted as events. */
+export const POSITION = "wscommands.position";
+export const STREAMS = "wscommands.streams";
+export const RESUME = "wscommands.resume";
+
+/** Why a stream was not recovered (the server's reasons, plus the client's `resume_failed`). */
+export const RESYNC_REASONS = Object.freeze([
+  "history_lost",
+  "too_far_behind",
+  "invalid",
+  "resume_failed",
+]);
+
+function isPosition(p) {
+  return (
+    p !== null &&
+    typeof p === "object" &&
+    typeof p.epoch === "string" &&
+    Number.isSafeInteger(p.offset) &&
+    p.offset >= 0
+  );
+}
+
+/**
+ * What a resumable connection knows of its streams: per stream, the epoch and the highest
+ * offset seen, and the ranges of offsets below it still missing (a gap, being filled).
+ * Pure bookkeeping, so it can be tested without a socket.
+ */
+export class StreamPositions {
+  constructor() {
+    this._streams = new Map(); // stream -> {epoch, offset, missing: [[from, to], ...]}
+  }
+
+  get size() {
+    return this._streams.size;
+  }
+
+  has(stream) {
+    return this._streams.has(stream);
+  }
+
+  /** The positions to resume from: per stream, the last offset before anything missing. */
+  snapshot() {
+    const out = {};
+    for (const [stream, s] of this._streams) {
+      out[stream] = { epoch: s.epoch, offset: s.missing.length ? s.missing[0][0] - 1 : s.offset };
+    }
+    return out;
+  }
+
+  /** Take a position the server announced (`wscommands.streams`); null forgets the stream. */
+  set(stream, position) {
+    if (isPosition(position)) {
+      this._streams.set(stream, { epoch: position.epoch, offset: position.offset, missing: [] });
+    } else {
+      this._streams.delete(stream);
+    }
+  }
+
+  /** Whether offsets of `stream` are missing (a gap not filled yet). */
+  hasGap(stream) {
+    return Boolean(this._streams.get(stream)?.missing.length);
+  }
+
+  /** The streams with offsets missing. */
+  gaps() {
+    return [...this._streams].filter(([, s]) => s.missing.length).map(([stream]) => stream);
+  }
+
+  /**
+   * A push carrying `position` ({stream, epoch, offset}) arrived. Returns what it is:
+   * "new" (emit it), "duplicate" (seen already: drop it), "gap" (emit it; offsets before it
+   * are missing), "epoch" (emit it; the stream's history was lost, the app must resync),
+   * or "untracked" (no valid position: emit it as is).
+   */
+  accept(position) {
+    if (!isPosition(position) || typeof position.stream !== "string") return "untracked";
+    const { stream, epoch, offset } = position;
+    const s = this._streams.get(stream);
+    if (!s) {
+      this._streams.set(stream, { epoch, offset, missing: [] });
+      return "new";
+    }
+    if (s.epoch !== epoch) {
+      this._streams.set(stream, { epoch, offset, missing: [] });
+      return "epoch";
+    }
+    if (offset === s.offset + 1) {
+      s.offset = offset;
+      return "new";
+    }
+    if (offset > s.offset) {
+      s.missing.push([s.offset + 1, offset - 1]);
+      s.offset = offset;
+      return "gap";
+    }
+    return takeFrom(s.missing, offset) ? "new" : "duplicate";
+  }
+
+  /**
+   * Apply the server's verdict on `stream` (an entry of a `wscommands.resume` reply):
+   * returns the reason to resync, or null when nothing was lost.
+   */
+  settle(stream, entry) {
+    const s = this._streams.get(stream);
+    if (entry === null || typeof entry !== "object") return null;
+    if (entry.recovered === true && s && isPosition(entry) && entry.epoch === s.epoch) {
+      // The replay came before this reply: anything still missing up to here was not replayed.
+      const lost = s.missing.some(([from]) => from <= entry.offset);
+      s.missing = s.missing.filter(([from]) => from > entry.offset);
+      s.offset = Math.max(s.offset, entry.offset);
+      return lost ? "resume_failed" : null;
+    }
+    if (entry.recovered !== true && entry.reason === "forbidden") {
+      this._streams.delete(stream);
+      return null;
+    }
+    this.set(stream, entry);
+    if (entry.recovered === true) return s ? "resume_failed" : null;
+    return RESYNC_REASONS.includes(entry.reason) ? entry.reason : "resume_failed";
+  }
+
+  /** A stream whose resume failed as a whole: forget its gaps (the app resyncs instead). */
+  giveUp(stream) {
+    const s = this._streams.get(stream);
+    if (s) s.missing = [];
+  }
+}
+
+/** Remove `offset` from the ranges `missing`; returns whether it was in one. */
+function takeFrom(missing, offset) {
+  const i = missing.findIndex(([from, to]) => from <= offset && offset <= to);
+  if (i < 0) return false;
+  const [from, to] = missing[i];
+  const rest = [];
+  if (from < offset) rest.push([from, offset - 1]);
+  if (offset < to) rest.push([offset + 1, to]);
+  missing.splice(i, 1, ...rest);
+  return true;
 }
 
 /**
@@ -253,10 +400,33 @@ function limit(ms) {
   return ms > 0 ? ms : Infinity;
 }
 
+/** True when the browser says it has no network (navigator.onLine); unknown counts as online. */
+function isOffline() {
+  return globalThis.navigator?.onLine === false;
+}
+
+/**
+ * A random key for an idempotent request: 128 bits as 32 hex digits (getRandomValues works
+ * on plain-http pages too, where crypto.randomUUID does not exist).
+ */
+export function idempotencyKey() {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `url` with the query parameter that opts a connection in to resumable delivery. */
+export function resumeUrl(url) {
+  const u = new URL(url, globalThis.location?.href);
+  u.searchParams.set("resume", "1");
+  return u.toString();
+}
+
 /**
  * A wscommands connection: `new WSCommands(url?, options?)`, the URL defaulting to
- * ws(s)://<page host>/ws/. `state` is "idle", "connecting", "authenticating", "ready",
- * "waiting" (to reconnect) or "closed" (by close(), or for good after 3000/3003).
+ * ws(s)://<page host>/ws/. `state` is "idle", "connecting", "authenticating", "resuming",
+ * "preparing" (onready handlers running), "ready", "waiting" (to reconnect), "offline"
+ * (waiting for the network) or "closed" (by close(), or for good after 3000/3003).
  */
 export class WSCommands {
   constructor(url = undefined, options = {}) {
@@ -267,9 +437,15 @@ export class WSCommands {
     this.state = "idle";
     this.attempt = 0; // reconnect attempts since the client was last ready
     this._events = new Emitter(); // pushes, by event name
-    this._life = new Emitter(); // "ready", "close", "error"
+    this._life = new Emitter(); // the client's own: ready, close, error, connecting, resync, ...
     this._pending = new PendingRequests();
     this._queue = []; // {frame, id} waiting for the connection to be ready
+    this._retry = []; // {frame, id} of idempotent requests whose reply was lost in a drop
+    this._idempotent = new Set(this.options.idempotent ?? []);
+    this._positions = new StreamPositions();
+    this._resumeFrom = null; // {stream: position} this socket resumes from, until the reply
+    this._resumeId = undefined;
+    this._fills = new Map(); // request_id -> streams of a gap fill in flight
     this._nextId = 1;
     this._hbId = 0;
     this._ws = null;
@@ -278,9 +454,8 @@ export class WSCommands {
     this._authenticated = false;
     this._authFailure = undefined;
     this._authId = undefined;
-    this._onOnline = () => {
-      if (this.state === "waiting") this._open();
-    };
+    this._onOnline = () => this._networkChanged(true);
+    this._onOffline = () => this._networkChanged(false);
     if (this.options.autoConnect) this.connect().catch(() => {});
   }
 
@@ -298,12 +473,16 @@ export class WSCommands {
     return this;
   }
 
-  /** Run `fn(client)` each time the client is ready (after every (re)connect). */
+  /**
+   * Run `fn(client)` each time the client connects (after every (re)connect, authenticate
+   * and resume). Calls queued while disconnected wait until every handler, and the promise
+   * it returned, has finished; calls made meanwhile go out at once.
+   */
   onready(fn) {
     this._life.on("ready", fn);
-    if (this.state === "ready") {
+    if (this.state === "ready" || this.state === "preparing") {
       queueMicrotask(() => {
-        if (this.state === "ready") callSafely(fn, this);
+        if (this.state === "ready" || this.state === "preparing") callSafely(fn, this);
       });
     }
     return () => this._life.off("ready", fn);
@@ -311,14 +490,12 @@ export class WSCommands {
 
   /** Run `fn({code, reason, reconnecting, delay})` each time the connection closes. */
   onclose(fn) {
-    this._life.on("close", fn);
-    return () => this._life.off("close", fn);
+    return this._listen("close", fn);
   }
 
   /** Run `fn(error)` for errors that belong to no call (refused frames, 3000, 4429, ...). */
   onerror(fn) {
-    this._life.on("error", fn);
-    return () => this._life.off("error", fn);
+    return this._listen("error", fn);
   }
 
   /** Send an object as is (no request_id added); queued while disconnected. False if dropped. */
@@ -336,6 +513,38 @@ export class WSCommands {
     return this.state === "ready" && (this._authenticated || this.user !== null);
   }
 
+  // Life cycle events ----------------------------------------------------------------------
+
+  /** Run `fn({attempt})` when a connection attempt starts (attempt 0: not a retry). */
+  onconnecting(fn) {
+    return this._listen("connecting", fn);
+  }
+
+  /** Run `fn({attempt, delay})` when reconnect attempt `attempt` is due in `delay` ms. */
+  onreconnecting(fn) {
+    return this._listen("reconnecting", fn);
+  }
+
+  /** Run `fn({attempt, code, reason, error})` when an attempt ends before the client is ready. */
+  onattemptfailed(fn) {
+    return this._listen("attempt_failed", fn);
+  }
+
+  /** Run `fn({stream, reason})` for a stream whose missed pushes are lost: reload its state. */
+  onresync(fn) {
+    return this._listen("resync", fn);
+  }
+
+  /** Run `fn(verdicts)` after each resume: {stream: {recovered, reason?, epoch?, offset?}}. */
+  onresumed(fn) {
+    return this._listen("resumed", fn);
+  }
+
+  _listen(event, fn) {
+    this._life.on(event, fn);
+    return () => this._life.off(event, fn);
+  }
+
   // Requests -------------------------------------------------------------------------------
 
   /** Call one command; resolves with its result, rejects with a WSCommandsError. */
@@ -344,31 +553,48 @@ export class WSCommands {
     return resultOf(reply, name);
   }
 
-  /** Send several commands as one request; resolves with the whole reply object. */
+  /**
+   * Send several commands as one request; resolves with the whole reply object. An idempotent
+   * request (`options.idempotent`, or every command named in the `idempotent` option) carries
+   * an idempotency_key and is sent again, with the same key, if its reply is lost in a drop.
+   */
   request(commands, options = {}) {
     if (commands === null || typeof commands !== "object" || Array.isArray(commands)) {
       return Promise.reject(new TypeError("commands must be an object: {name: argument, ...}"));
     }
-    if ("request_id" in commands) {
-      return Promise.reject(new TypeError("request_id is set by the client"));
+    if ("request_id" in commands || "idempotency_key" in commands) {
+      return Promise.reject(new TypeError("request_id and idempotency_key are set by the client"));
     }
     const id = this._nextId++;
     const timeout = limit(options.timeout ?? this.options.timeout);
-    const promise = this._pending.add(id, timeout, { socket: null });
-    const refused = this._enqueue(JSON.stringify({ ...commands, request_id: id }), id);
+    const names = Object.keys(commands);
+    const idempotent = Boolean(
+      options.idempotent ?? (names.length > 0 && names.every((n) => this._idempotent.has(n))),
+    );
+    const message = { ...commands, request_id: id };
+    if (idempotent) message.idempotency_key = idempotencyKey();
+    const frame = JSON.stringify(message);
+    const promise = this._pending.add(id, timeout, { socket: null, idempotent, frame });
+    const refused = this._enqueue(frame, id);
     if (refused !== null) this._pending.reject(id, disconnected(refused));
     return promise;
   }
 
   // Connection -----------------------------------------------------------------------------
 
-  /** Connect now (also cuts a reconnect wait short); resolves when ready, rejects on giving up. */
+  /**
+   * Connect now (also cuts a reconnect wait short). Resolves when ready (onready handlers
+   * done); rejects when this attempt fails (closed, refused, or not open within
+   * connectTimeout), while the client goes on reconnecting as its options say.
+   */
   connect() {
     if (this.state === "ready") return Promise.resolve(this);
     const waiter = new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
-    if (this.state === "idle" || this.state === "closed" || this.state === "waiting") {
-      if (this.state !== "waiting") this.attempt = 0;
-      this._listenOnline(true);
+    if (this.state === "idle" || this.state === "closed") {
+      this.attempt = 0;
+      this._listenNetwork(true);
+      this._open();
+    } else if (this.state === "waiting" || this.state === "offline") {
       this._open();
     }
     return waiter;
@@ -395,7 +621,7 @@ export class WSCommands {
     this._authenticated = false;
     let ws;
     try {
-      ws = new Socket(this.url, this.options.protocols);
+      ws = new Socket(this.options.resume ? resumeUrl(this.url) : this.url, this.options.protocols);
     } catch (error) {
       this._stop(new WSCommandsError("connect_failed", String(error?.message ?? error)));
       return;
@@ -405,15 +631,22 @@ export class WSCommands {
     ws.onmessage = (event) => this._received(ws, event.data);
     ws.onclose = (event) => this._closed(ws, event.code, event.reason);
     ws.onerror = () => {}; // a close event follows
-    this._timer("connect", limit(this.options.connectTimeout), () =>
-      this._abandon(ws, "connect timeout"),
-    );
+    const ms = limit(this.options.connectTimeout);
+    this._timer("connect", ms, () => {
+      const error = new WSCommandsError("timeout", `not connected within ${ms} ms`);
+      this._abandon(ws, "connect timeout", error);
+    });
+    this._life.emit("connecting", { attempt: this.attempt });
   }
 
   async _opened(ws) {
     if (ws !== this._ws) return;
+    // Taken before any frame of this socket can move a position (the server announces its
+    // current positions right after accept; taking those would skip what was missed).
+    this._resumeFrom =
+      this.options.resume && this._positions.size ? this._positions.snapshot() : null;
     if (this.options.authenticate === "cookie") {
-      this._ready(ws);
+      this._resume(ws);
       return;
     }
     this.state = "authenticating";
@@ -436,7 +669,7 @@ export class WSCommands {
     if (result?.authenticate === "success") {
       this._authenticated = true;
       this.user = result.user ?? null;
-      this._ready(ws);
+      this._resume(ws);
     } else {
       // The server closes with 3000 next: keep its message for the error.
       this._authFailure =
@@ -453,20 +686,71 @@ export class WSCommands {
     return (await response.text()).trim();
   }
 
-  _ready(ws) {
+  /** After a reconnect, the first request asks for what was missed; the reply ends it. */
+  _resume(ws) {
+    if (!this._resumeFrom) {
+      this._prepare(ws);
+      return;
+    }
+    this.state = "resuming";
+    this._resumeId = `resume-${this._nextId++}`;
+    const streams = this._resumeFrom;
+    ws.send(JSON.stringify({ [RESUME]: { streams }, request_id: this._resumeId }));
+  }
+
+  _resumeReply(ws, reply) {
+    const streams = Object.keys(this._resumeFrom);
+    this._resumeId = undefined;
+    this._resumeFrom = null;
+    this._life.emit("resumed", this._settleResume(streams, reply));
+    this._prepare(ws);
+  }
+
+  /** Apply a resume reply for `streams`: fires resync per stream not recovered; the verdicts. */
+  _settleResume(streams, reply) {
+    const result = reply[RESUME];
+    const failed = Boolean(reply.errors) || result === null || typeof result !== "object";
+    if (failed) {
+      const entry = reply.errors?.[RESUME] ??
+        reply.errors?.request ?? { code: "resume_failed", message: "invalid resume reply" };
+      this._life.emit("error", WSCommandsError.fromEntry(entry, RESUME));
+    }
+    const verdicts = {};
+    for (const stream of streams) {
+      const entry = failed ? undefined : result[stream];
+      let reason;
+      if (entry === null || typeof entry !== "object") {
+        this._positions.giveUp(stream);
+        reason = "resume_failed";
+        verdicts[stream] = { recovered: false, reason };
+      } else {
+        reason = this._positions.settle(stream, entry);
+        verdicts[stream] = entry;
+      }
+      if (reason) this._life.emit("resync", { stream, reason });
+    }
+    return verdicts;
+  }
+
+  /** Open (authenticated, resumed): run the onready handlers, then send what waited. */
+  async _prepare(ws) {
     this._clearTimer("connect");
+    this.state = "preparing";
+    this._startHeartbeat(ws);
+    for (const stream of this._positions.gaps()) this._fill(ws, stream);
+    const results = this._life.emitAll("ready", this);
+    await Promise.all(results.map((r) => Promise.resolve(r).catch(reportError)));
+    if (ws !== this._ws || this.state !== "preparing") return;
     this.state = "ready";
     this.attempt = 0;
-    for (const item of this._queue.splice(0)) this._write(ws, item);
-    this._startHeartbeat(ws);
+    for (const item of [...this._retry.splice(0), ...this._queue.splice(0)]) this._write(ws, item);
     for (const waiter of this._readyWaiters.splice(0)) waiter.resolve(this);
-    this._life.emit("ready", this);
   }
 
   /** Send now, or queue until ready; returns null, or why the frame was refused. */
   _enqueue(frame, id = undefined) {
     const item = { frame, id };
-    if (this.state === "ready") {
+    if (this.state === "ready" || this.state === "preparing") {
       this._write(this._ws, item);
       return null;
     }
@@ -501,37 +785,106 @@ export class WSCommands {
       return;
     }
     if (message === null || typeof message !== "object" || Array.isArray(message)) return;
-    // Replies to the client's own requests (call, request, heartbeat, authenticate) go to
-    // their promise, or nowhere once it timed out; they never reach `on` listeners.
-    if (message.request_id !== undefined && message.request_id === this._authId) {
+    // Replies to the client's own requests (call, request, heartbeat, authenticate, resume)
+    // go to their promise, or nowhere once it timed out; they never reach `on` listeners.
+    const id = message.request_id;
+    if (id !== undefined && id === this._authId) {
       this._authReply(ws, message);
       return;
     }
-    if (this._pending.settle(message) || this._ownsId(message.request_id)) return;
+    if (id !== undefined && id === this._resumeId) {
+      this._resumeReply(ws, message);
+      return;
+    }
+    if (this._fills.has(id)) {
+      this._fillReply(id, message);
+      return;
+    }
+    if (message[STREAMS] !== undefined) this._announced(message[STREAMS]);
+    const position = message[POSITION];
+    const verdict = position === undefined ? "untracked" : this._positions.accept(position);
+    if (verdict === "duplicate") return;
+    if (this._pending.settle(message) || this._ownsId(id)) return;
     const refused = message.errors?.request;
     if (refused) {
       this._life.emit("error", WSCommandsError.fromEntry(refused));
       return;
     }
     for (const [name, value] of Object.entries(message)) {
-      if (name !== "request_id") this._events.emit(name, value, message);
+      if (name !== "request_id" && !name.startsWith("wscommands.")) {
+        this._events.emit(name, value, message);
+      }
     }
+    if (verdict === "gap" || verdict === "epoch") this._lost(ws, position.stream, verdict);
   }
 
   _ownsId(id) {
     if (Number.isInteger(id)) return id > 0 && id < this._nextId;
-    return typeof id === "string" && /^(hb|auth)-\d+$/.test(id);
+    return typeof id === "string" && /^(hb|auth|resume)-\d+$/.test(id);
   }
 
-  _closed(ws, code, reason) {
+  // Resumable streams ----------------------------------------------------------------------
+
+  /** `wscommands.streams`: the server's current positions; null forgets a stream. */
+  _announced(streams) {
+    if (streams === null || typeof streams !== "object") return;
+    for (const [stream, position] of Object.entries(streams)) {
+      // A stream being resumed keeps its old position until the resume's reply.
+      if (!(this._resumeFrom && stream in this._resumeFrom)) this._positions.set(stream, position);
+    }
+  }
+
+  /** A push revealed a gap (ask for the missing range) or a new epoch (resync) in `stream`. */
+  _lost(ws, stream, verdict) {
+    if (this._resumeFrom && stream in this._resumeFrom) return; // the resume's reply decides
+    if (verdict === "epoch") this._life.emit("resync", { stream, reason: "history_lost" });
+    else this._fill(ws, stream);
+  }
+
+  /** Ask for the offsets missing in `stream`: one request per stream at a time. */
+  _fill(ws, stream) {
+    // Before the socket is resumed, nothing but authenticate/resume may be sent: _prepare
+    // asks for the gaps left then.
+    if (ws !== this._ws || !["resuming", "preparing", "ready"].includes(this.state)) return;
+    for (const streams of this._fills.values()) if (streams.includes(stream)) return;
+    const id = `resume-${this._nextId++}`;
+    this._fills.set(id, [stream]);
+    const from = { [stream]: this._positions.snapshot()[stream] };
+    ws.send(JSON.stringify({ [RESUME]: { streams: from }, request_id: id }));
+  }
+
+  _fillReply(id, reply) {
+    const streams = this._fills.get(id);
+    this._fills.delete(id);
+    this._settleResume(streams, reply);
+    for (const stream of streams) {
+      if (this._positions.hasGap(stream)) this._fill(this._ws, stream);
+    }
+  }
+
+  // Closing --------------------------------------------------------------------------------
+
+  _closed(ws, code, reason, failure = undefined) {
     if (ws !== this._ws) return;
+    const wasReady = this.state === "ready";
     this._detach(ws);
     this._ws = null;
     this._clearTimers();
-    this._pending.rejectWhere(
-      (entry) => entry.socket === ws,
-      () => disconnected(`connection closed (${code}) before the reply came`, code),
-    );
+    this._resumeFrom = null;
+    this._resumeId = undefined;
+    this._fills.clear();
+    // Replies lost with the socket: idempotent requests go again once ready, others fail
+    // (the command may or may not have run).
+    for (const id of this._pending.idsWhere((entry) => entry.socket === ws)) {
+      const entry = this._pending.get(id);
+      if (entry.idempotent) {
+        entry.socket = null;
+        this._retry.push({ frame: entry.frame, id });
+      } else {
+        const why = `connection closed (${code}) before the reply came`;
+        this._pending.reject(id, disconnected(why, code));
+      }
+    }
     const reconnect = this.options.reconnect;
     const policy = closePolicy(code, this.attempt, reconnect || DEFAULTS.reconnect);
     let error = null;
@@ -545,19 +898,36 @@ export class WSCommands {
     }
     this._authFailure = undefined;
     this._authId = undefined;
+    if (!wasReady) {
+      const why =
+        error ??
+        failure ??
+        new WSCommandsError("connect_failed", `connection closed (${code}) before it was ready`, {
+          close_code: code,
+        });
+      this._life.emit("attempt_failed", { attempt: this.attempt, code, reason, error: why });
+      for (const waiter of this._readyWaiters.splice(0)) waiter.reject(why);
+    }
     if (!(reconnect && policy.reconnect && this.attempt < reconnect.maxAttempts)) {
       this._stop(error ?? disconnected(`connection closed (${code})`, code));
       this._life.emit("close", { code, reason, reconnecting: false, delay: null });
+      return;
+    }
+    if (isOffline()) {
+      // Attempts now would fail for nothing: wait for the browser's "online" event.
+      this.state = "offline";
+      this._life.emit("close", { code, reason, reconnecting: true, delay: null });
       return;
     }
     this.attempt += 1;
     this.state = "waiting";
     this._timer("reconnect", policy.delay, () => this._open());
     this._life.emit("close", { code, reason, reconnecting: true, delay: policy.delay });
+    this._life.emit("reconnecting", { attempt: this.attempt, delay: policy.delay });
   }
 
   /** Give up on a socket that does not answer: close it and carry on as if it had closed. */
-  _abandon(ws, reason) {
+  _abandon(ws, reason, failure = undefined) {
     if (ws !== this._ws) return;
     this._detach(ws);
     try {
@@ -565,7 +935,7 @@ export class WSCommands {
     } catch {
       // not open yet
     }
-    this._closed(ws, 1006, reason);
+    this._closed(ws, 1006, reason, failure);
   }
 
   _detach(ws) {
@@ -574,31 +944,52 @@ export class WSCommands {
 
   _stop(error) {
     this._clearTimers();
-    this._listenOnline(false);
+    this._listenNetwork(false);
     this._ws = null;
     this.state = "closed";
     this._authenticated = false;
     this._queue = [];
+    this._retry = [];
+    this._resumeFrom = null;
+    this._resumeId = undefined;
+    this._fills.clear();
     this._pending.rejectWhere(() => true, () => error);
     for (const waiter of this._readyWaiters.splice(0)) waiter.reject(error);
   }
 
-  // Heartbeat and timers -------------------------------------------------------------------
+  // Heartbeat, network and timers ----------------------------------------------------------
 
   _startHeartbeat(ws) {
     const hb = this.options.heartbeat;
     if (!hb || !(hb.interval > 0)) return;
     const beat = () => {
-      if (ws !== this._ws || this.state !== "ready") return;
-      if (!("heartbeatDeadline" in this._timers)) {
-        ws.send(JSON.stringify({ request_id: `hb-${++this._hbId}` }));
-        this._timer("heartbeatDeadline", limit(hb.timeout), () =>
-          this._abandon(ws, "heartbeat timeout"),
-        );
-      }
+      this._probe(ws);
       this._timer("heartbeat", hb.interval, beat);
     };
     this._timer("heartbeat", hb.interval, beat);
+  }
+
+  /** Send a heartbeat now (unless one is unanswered); no frame in time drops the socket. */
+  _probe(ws) {
+    const hb = this.options.heartbeat;
+    if (!hb || ws !== this._ws || "heartbeatDeadline" in this._timers) return;
+    ws.send(JSON.stringify({ request_id: `hb-${++this._hbId}` }));
+    this._timer("heartbeatDeadline", limit(hb.timeout), () =>
+      this._abandon(ws, "heartbeat timeout"),
+    );
+  }
+
+  /** The browser's online/offline events: reconnect at once, stop waiting, or check the link. */
+  _networkChanged(online) {
+    if (online && (this.state === "waiting" || this.state === "offline")) {
+      this._open();
+    } else if (!online && this.state === "waiting") {
+      this._clearTimer("reconnect");
+      this.state = "offline";
+    } else if (this.state === "ready" || this.state === "preparing") {
+      // The network changed under an open socket, which may be dead without a close.
+      this._probe(this._ws);
+    }
   }
 
   /** Run `fn` after `ms` (none for Infinity) under `name`, replacing that timer. */
@@ -620,11 +1011,12 @@ export class WSCommands {
     for (const name of Object.keys(this._timers)) this._clearTimer(name);
   }
 
-  _listenOnline(on) {
+  _listenNetwork(on) {
     const target = globalThis.window;
     if (!target?.addEventListener) return;
-    if (on) target.addEventListener("online", this._onOnline);
-    else target.removeEventListener("online", this._onOnline);
+    const method = on ? "addEventListener" : "removeEventListener";
+    target[method]("online", this._onOnline);
+    target[method]("offline", this._onOffline);
   }
 }
 
@@ -633,11 +1025,13 @@ function disconnected(message, code = undefined) {
   return new WSCommandsError("disconnected", message, details);
 }
 
+/** `fn(...args)`, or undefined (the error reported) if it throws. */
 function callSafely(fn, ...args) {
   try {
-    fn(...args);
+    return fn(...args);
   } catch (error) {
     reportError(error);
+    return undefined;
   }
 }
 

@@ -3,27 +3,62 @@ import { Presence, WSCommands } from "wscommands";
 
 const $ = (id) => document.getElementById(id);
 const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
-const client = new WSCommands({ user: me });
+// resume: a reconnect recovers the pushes missed meanwhile (chat messages, the counter)
+// instead of reloading the room; the idempotent reads are retried if a drop loses the reply.
+const client = new WSCommands({
+  user: me,
+  resume: true,
+  idempotent: ["counter.get", "presence.list", "whoami"],
+});
 let room = new URLSearchParams(location.search).get("room") || "lobby";
 // Who is online, every process: a Presence syncs itself on every (re)connect through
 // presence.list (which also subscribes this connection to the server-wide diffs).
 const online = new Presence(client);
 let members = null; // the Presence of the current room
 const closes = []; // every close: {code, reason, reconnecting, delay, at}
-window.demo = { client, online, closes }; // for the console (and the browser tests)
+const resyncs = []; // every resync: {stream, reason}
+window.demo = { client, online, closes, resyncs }; // for the console (and the browser tests)
 
 // Connection status -------------------------------------------------------------------------
 
+let countdown = null; // the interval that updates "reconnecting in N s"
+
 function showStatus(state, text) {
+  clearInterval(countdown);
   $("status").dataset.state = state;
   $("status").textContent = text;
+  // "retry now" while waiting for a retry or for the network; presence greyed while away.
+  $("retry-now").hidden = !(state === "waiting" || state === "offline");
+  document.body.classList.toggle("disconnected", state !== "ready");
 }
 
-client.onclose((info) => {
-  const { reconnecting, delay } = info;
-  closes.push({ ...info, at: new Date().toISOString() });
-  showStatus(reconnecting ? "waiting" : "closed", reconnecting ? `reconnecting in ${(delay / 1000).toFixed(1)} s…` : "offline");
+client.onconnecting(({ attempt }) => {
+  showStatus("connecting", attempt ? `connecting (attempt ${attempt + 1})…` : "connecting…");
 });
+
+client.onreconnecting(({ delay }) => {
+  const due = Date.now() + delay;
+  const tick = () => {
+    const left = Math.max(0, due - Date.now());
+    $("status").textContent = `reconnecting in ${Math.ceil(left / 1000)} s`;
+  };
+  showStatus("waiting", "");
+  tick();
+  countdown = setInterval(tick, 250);
+});
+
+client.onclose((info) => {
+  closes.push({ ...info, at: new Date().toISOString() });
+  if (!info.reconnecting) showStatus("closed", "disconnected");
+  else if (info.delay === null) showStatus("offline", "offline: waiting for the network");
+  // else onreconnecting shows the countdown
+});
+
+window.addEventListener("offline", () => {
+  if (client.state === "offline") showStatus("offline", "offline: waiting for the network");
+});
+
+$("retry-now").addEventListener("click", () => client.connect().catch(() => {}));
 
 client.onerror((error) => showError(error));
 
@@ -35,11 +70,25 @@ function showError(error) {
   showError.timer = setTimeout(() => (toast.hidden = true), 5000);
 }
 
-// Everything is (re)loaded on each (re)connect: the server forgot this connection's rooms.
+// On each (re)connect: the room is reloaded unless the resume recovered its missed messages
+// (then the server has re-joined it too); the counter and who is online are read again.
+let recovered = {}; // the last resume's verdict per stream
+client.onresumed((verdicts) => (recovered = verdicts));
+client.onclose(() => (recovered = {}));
+client.onresync((event) => {
+  resyncs.push(event);
+  // History lost while connected (a gap that could not be filled): reload the room.
+  if (event.stream === `group:${room}` && client.is_connected()) enterRoom(room).catch(showError);
+});
+
 client.onready(async () => {
   showStatus("ready", "connected");
   try {
-    await enterRoom(room);
+    if (recovered[`group:${room}`]?.recovered && members?.group === room) {
+      await members.sync(); // the server re-joined the room: only who is here is re-read
+    } else {
+      await enterRoom(room);
+    }
     showCounter((await client.call("counter.get")) ?? 0);
   } catch (error) {
     showError(error);
@@ -112,14 +161,26 @@ $("room-form").addEventListener("submit", (event) => {
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
+// A message is shown as pending until the server took it (its chat_message push shows it
+// for real); typed while disconnected, it waits in the client's queue and goes out once the
+// room is joined again.
 $("compose")?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const input = $("message-input");
   const text = input.value;
+  input.value = "";
+  const pending = document.createElement("li");
+  pending.className = "message mine pending";
+  pending.textContent = text;
+  pending.title = "sending…";
+  $("pending").append(pending);
   try {
     await client.call("chat.say", { room, text });
-    input.value = "";
+    pending.remove();
   } catch (error) {
+    pending.classList.replace("pending", "failed");
+    pending.title = `not sent: ${error.message}`;
+    pending.addEventListener("click", () => pending.remove(), { once: true });
     showError(error);
   }
 });
