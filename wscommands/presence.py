@@ -204,6 +204,12 @@ def _state(entries: list[dict[str, Any]], group: str | None, size: int) -> dict[
     }
 
 
+def _as_write(batch: dict[str, dict[str, Any] | None]) -> tuple[dict[str, str], list[str]]:
+    """A batch of changes as ``presence_write``'s entries to write and ids to remove."""
+    entries = {cid: encode(entry) for cid, entry in batch.items() if entry is not None}
+    return entries, [cid for cid, entry in batch.items() if entry is None]
+
+
 # Tracking -----------------------------------------------------------------------------------
 
 
@@ -308,10 +314,7 @@ class PresenceTracker:
                 batch, self._pending = self._pending, {}
                 try:
                     await get_backend().presence_write(
-                        self.hub.channel,
-                        wscommands_settings.PRESENCE_TTL,
-                        entries={cid: encode(e) for cid, e in batch.items() if e is not None},
-                        remove=[cid for cid, e in batch.items() if e is None],
+                        self.hub.channel, wscommands_settings.PRESENCE_TTL, *_as_write(batch)
                     )
                 except BackendUnavailable as exc:  # the heartbeat will write the whole view
                     self._stale = True
@@ -344,12 +347,7 @@ class PresenceTracker:
                         process, ttl, self._encoded(), replace=True
                     )
                 else:
-                    count = await get_backend().presence_write(
-                        process,
-                        ttl,
-                        {cid: encode(e) for cid, e in batch.items() if e is not None},
-                        remove=[cid for cid, e in batch.items() if e is None],
-                    )
+                    count = await get_backend().presence_write(process, ttl, *_as_write(batch))
                 if count != expected:
                     await get_backend().presence_write(process, ttl, self._encoded(), replace=True)
                     recovering = True
