@@ -7,7 +7,11 @@ RUN pip install -r requirements.txt
 COPY manage.py pyproject.toml ./
 COPY wscommands wscommands
 COPY project project
-RUN useradd --create-home app && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput
+COPY deploy deploy
+# collectstatic needs settings, hence a key: a throwaway one, never kept in the image.
+RUN useradd --create-home app \
+    && DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+       python manage.py collectstatic --noinput
 USER app
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "project.asgi:application"]

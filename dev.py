@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set-up and the two everyday commands, with nothing but python3 on the machine.
 
-    python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000
+    python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000 (DEBUG)
     python3 dev.py test    # virtualenv + dependencies, then lint and the whole test suite
 
 The virtualenv lives in .venv and is re-synced whenever a requirements file changes; the
@@ -67,9 +67,14 @@ def install_node() -> None:
 
 
 def run(args: list[str]) -> None:
-    """Migrate the database and serve the example project with daphne."""
+    """Migrate the database and serve the example project with daphne, in development mode.
+
+    ``DJANGO_DEBUG=1`` unless set: the example then generates a secret key of its own
+    (.secret_key) instead of refusing to start without ``DJANGO_SECRET_KEY``.
+    """
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
     sh(PYTHON, "manage.py", "migrate", "--noinput")
     print(f"\nwscommands example: http://{host}:{port}/  (WebSocket at /ws/)\n", flush=True)
     os.execv(

@@ -1,8 +1,12 @@
-"""Settings of the benchmark servers: the example project's, with three choices undone.
+"""Settings of the benchmark servers: the example project's, with four changes.
 
-- The per-connection rate limit (``WSCOMMANDS["RATE_LIMIT"]``): a closed-loop benchmark
-  client sends as fast as the server answers, which the limit would refuse. It stays on (its
-  check is part of the per-frame cost being measured), just far above any rate.
+- The flood limits (``WSCOMMANDS["RATE_LIMIT"]``, ``MAX_PENDING_REQUESTS``): a closed-loop
+  benchmark client sends as fast as the server answers, and bursts pipeline hundreds of
+  requests, which the library defaults would refuse. The rate limit stays on (its check is
+  part of the per-frame cost being measured), just far above any rate.
+- A secret key of the run's own (the example refuses to run in production mode without one),
+  set in the environment before the example's settings read it, so the server processes
+  started from here share it.
 - Presence events: the example project turns them on for its demo page; the library default
   is off, and the baseline has no such feature. With them on, every handshake is also a
   broadcast to every client (see docs/benchmarks.md). Presence itself stays tracked.
@@ -11,6 +15,11 @@
 The baseline app runs with these settings too.
 """
 
+import os
+import secrets
+
+os.environ.setdefault("DJANGO_SECRET_KEY", f"bench-{secrets.token_urlsafe(50)}")
+
 from project.settings import *  # noqa: F403
 from project.settings import WSCOMMANDS
 from wscommands.conf import DEFAULTS
@@ -18,6 +27,8 @@ from wscommands.conf import DEFAULTS
 WSCOMMANDS = dict(WSCOMMANDS)
 if "RATE_LIMIT" in DEFAULTS:
     WSCOMMANDS.update(RATE_LIMIT=1e9, RATE_LIMIT_BURST=1_000_000_000)
+if "MAX_PENDING_REQUESTS" in DEFAULTS:
+    WSCOMMANDS["MAX_PENDING_REQUESTS"] = 1024
 if "PRESENCE_EVENTS" in DEFAULTS:
     WSCOMMANDS["PRESENCE_EVENTS"] = False
 # Thousands of benchmark clients come from one address.

@@ -1,22 +1,32 @@
-"""Settings of the wscommands example project.
+"""Settings of the wscommands example project, safe to copy.
 
 Runs with nothing but Python installed: SQLite and an in-memory channel layer. Set
 ``REDIS_URL`` to share broadcasts, groups, global state and presence between processes,
 and ``DATABASE_URL`` (e.g. postgres://...) to share users and sessions.
+
+Production unless ``DJANGO_DEBUG=1``: ``DJANGO_SECRET_KEY`` is required (project/secret_key.py),
+``DJANGO_HTTPS=1`` behind the TLS proxy of docker-compose.yml makes cookies Secure and turns
+on HSTS (``manage.py check --deploy`` is clean then). The library's flood limits apply as they
+are; test clients and benchmarks raise them in their own settings (tests/settings.py,
+bench/settings.py).
 """
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
+from project.secret_key import secret_key
 from wscommands.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-example-key-change-me-in-production")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+SECRET_KEY = secret_key(
+    DEBUG, Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
 INSTALLED_APPS = [
@@ -28,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "wscommands",
     "project.demo",
     "project.chat",
@@ -41,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -130,10 +143,6 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
-# The example server is what test clients and benchmarks hammer: pipelining a few hundred
-# requests or running closed-loop load is normal there, so its flood limits are generous
-# (the library defaults, 100 frames/s and 64 waiting requests, suit browser clients).
-WSCOMMANDS.update({"RATE_LIMIT": 5000.0, "RATE_LIMIT_BURST": 10000, "MAX_PENDING_REQUESTS": 1024})
 # Prometheus may read /metrics with this bearer token (docs/operations.md); staff always may.
 if os.environ.get("WSCOMMANDS_METRICS_TOKEN"):
     WSCOMMANDS["METRICS_TOKEN"] = os.environ["WSCOMMANDS_METRICS_TOKEN"]
@@ -142,12 +151,41 @@ if os.environ.get("WSCOMMANDS_METRICS_TOKEN"):
 WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))
 
 # Served over HTTPS by a proxy that terminates TLS (docker-compose.yml's nginx): trust its
-# X-Forwarded-Proto (the proxy overwrites it), and send cookies over HTTPS only.
+# X-Forwarded-Proto (the proxy overwrites it), send cookies over HTTPS only, redirect plain
+# HTTP, and tell browsers to use HTTPS from now on (HSTS; ignored over a certificate the
+# browser does not trust, so a self-signed localhost try does not pin anything).
 if os.environ.get("DJANGO_HTTPS", "") == "1":
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    # Prometheus scrapes each process directly, over the compose network, not through nginx.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
 
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+# Login throttling (django-axes): 5 failed sign-ins for one username from one IP lock that
+# pair out for 15 minutes (HTTP 429), so a password cannot be guessed fast and nobody can lock
+# a user out from everywhere; the proxy's per-IP request limit on the login page
+# (deploy/nginx.conf) slows spraying many usernames. Attempts are stored in the database, so
+# every process counts them together; a successful sign-in resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 

@@ -100,9 +100,7 @@ def _fresh_wscommands_state():
     # skips in-memory databases), and Channels checks it before every message, which counts
     # as database access in the next test: new wscommands workers, and asgiref's shared
     # thread (ORM a-methods, Channels' close_old_connections) drops its connections.
-    if threads._executor is not None:
-        threads._executor.shutdown(wait=False)
-        threads._executor = None
+    threads.reset_pool()
     SyncToAsync.single_thread_executor.submit(_drop_database_connections).result()
 
 

@@ -52,9 +52,16 @@ def manage(*args: str, env: dict[str, str]) -> str:
 class Server:
     """A server process on a free port; ``url`` is its ws:// base, ``http`` its http:// base."""
 
-    def __init__(self, env: dict[str, str], kind: str = "daphne", port: int | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        kind: str = "daphne",
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.env = env
         self.kind = kind
+        self.args = args  # extra server options, e.g. ("--proxy-headers",)
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "test-artifacts" / f"{kind}-{self.port}.log"
@@ -73,7 +80,7 @@ class Server:
             cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         else:
             cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd.append("project.asgi:application")
+        cmd += [*self.args, "project.asgi:application"]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
@@ -101,7 +108,7 @@ class Server:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

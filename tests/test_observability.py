@@ -14,6 +14,7 @@ from django.test import override_settings
 import project.asgi  # noqa: F401  (its django.setup() reconfigures logging: done before tests)
 from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import ClientError, command, logs, metrics
+from wscommands.checks import check_observability
 from wscommands.testing import CommandClient
 
 
@@ -159,3 +160,10 @@ async def test_process_tasks_log_without_the_connection_that_started_them(json_l
         ("child", "proc~7"),
         ("process-wide", "-"),
     ]
+
+
+def test_short_metrics_token_is_refused_at_start_up(settings):
+    """A guessable METRICS_TOKEN is a start-up error (E007) that says how to make a good one."""
+    for token, expected in (("short", ["wscommands.E007"]), ("x" * 32, []), (None, [])):
+        with override_settings(WSCOMMANDS={**settings.WSCOMMANDS, "METRICS_TOKEN": token}):
+            assert [e.id for e in check_observability()] == expected

@@ -64,9 +64,18 @@ _POSITIVE_NUMBERS = (
     "MAX_JSON_DEPTH",
     "MAX_INVALID_FRAMES",
     "RATE_LIMIT_BURST",
+    "RATE_LIMIT_BYTES_BURST",
     "RATE_LIMIT_CLOSE_AFTER",
     "MAX_OUTGOING_BACKLOG",
     "MAX_INBOX",
+    "MAX_PENDING_BYTES",
+    "MAX_COMMANDS_PER_REQUEST",
+    "MAX_TIMERS",
+    "MAX_TIMER_BYTES",
+    "MAX_GROUPS_PER_CONNECTION",
+    "MAX_CLIENT_MEMORY",
+    "WORKER_THREADS_PER_CONNECTION",
+    "ANONYMOUS_WORKER_SHARE",
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
     "PRESENCE_EVENT_INTERVAL",
@@ -74,6 +83,7 @@ _POSITIVE_NUMBERS = (
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
+    "RATE_LIMIT_BYTES",
     "MAX_CONNECTIONS_PER_USER",
     "MAX_CONNECTIONS_PER_IP",
     "SESSION_CHECK_INTERVAL",
@@ -112,6 +122,26 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 "drops bigger frames without a close frame, so clients never see 4413.",
                 hint="Keep it at or under 1048576, or raise daphne's --websocket_max_message_size.",
                 id="wscommands.W001",
+            )
+        )
+    burst, size = s.RATE_LIMIT_BYTES_BURST, s.MAX_MESSAGE_SIZE
+    if s.RATE_LIMIT_BYTES and _number(burst) and _number(size) and burst < size:
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["RATE_LIMIT_BYTES_BURST"] is below MAX_MESSAGE_SIZE: a frame of the '
+                "largest allowed size would always be refused.",
+                hint=f"Set it to at least {size}.",
+                id="wscommands.E010",
+            )
+        )
+    share = s.ANONYMOUS_WORKER_SHARE
+    if _number(share) and share > 1:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["ANONYMOUS_WORKER_SHARE"] is a fraction of WORKER_THREADS, at '
+                f"most 1; got {share!r}.",
+                hint="e.g. 0.5: anonymous connections hold at most half the worker threads.",
+                id="wscommands.E009",
             )
         )
     origins = s.ALLOWED_ORIGINS
@@ -174,3 +204,7 @@ def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

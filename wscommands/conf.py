@@ -48,8 +48,24 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     # Threads that run sync commands and hooks (each may hold one database connection).
     "WORKER_THREADS": 16,
-    # Requests of one connection that may wait to run before new ones are refused.
+    # Of those, how many one connection's sync calls may hold at once, and what share of the
+    # pool anonymous connections may hold together (the rest is kept for logged-in users).
+    "WORKER_THREADS_PER_CONNECTION": 4,
+    "ANONYMOUS_WORKER_SHARE": 0.5,
+    # Requests of one connection that may wait to run before new ones are refused, by count
+    # and by the size of their frames in bytes.
     "MAX_PENDING_REQUESTS": 64,
+    "MAX_PENDING_BYTES": 1024 * 1024,
+    # Commands in one request (frame); more get invalid_request.
+    "MAX_COMMANDS_PER_REQUEST": 32,
+    # call_later timers one connection may have waiting, and the bytes of their arguments.
+    "MAX_TIMERS": 16,
+    "MAX_TIMER_BYTES": 64 * 1024,
+    # Groups one connection may be in.
+    "MAX_GROUPS_PER_CONNECTION": 100,
+    # Bytes one process may hold on behalf of all its clients (waiting requests, timers,
+    # outgoing backlogs); past it the heaviest connection is refused or cut off (4429).
+    "MAX_CLIENT_MEMORY": 256 * 1024 * 1024,
     # How often (seconds) a process re-asserts its channel-layer group memberships.
     "GROUP_REFRESH_INTERVAL": 60.0,
     # How often (seconds) a process checks that the channel layer still delivers to it (a
@@ -66,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     # Token bucket per connection: frames per second sustained (None: no limit) and burst.
     "RATE_LIMIT": 100.0,
     "RATE_LIMIT_BURST": 200,
+    # Token bucket per connection by frame size: bytes (characters of text) per second
+    # sustained (None: no limit) and burst (at least MAX_MESSAGE_SIZE).
+    "RATE_LIMIT_BYTES": 1024 * 1024,
+    "RATE_LIMIT_BYTES_BURST": 4 * 1024 * 1024,
     # Frames refused with rate_limited in a row before closing with 4429.
     "RATE_LIMIT_CLOSE_AFTER": 50,
     # Frames daphne may hold for a connection before it stops reading its socket (daphne only).

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import messaging, presence, state
+from .budget import Account, weigh
+from .conf import wscommands_settings
 from .hub import get_hub
 from .outgoing import encode_push
-from .threads import run_sync
+from .threads import Share, run_sync
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
@@ -27,11 +29,13 @@ current_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 class CallHandle:
     """What :meth:`Connection.call_later` returns: ``cancel()`` it to drop the call."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, size: int):
         self._connection = connection
+        self._size = size  # bytes charged to the connection until the call is over
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self.cancelled = False
+        self._over = False
 
     def cancel(self) -> None:
         """Cancel the call if it has not run yet (or stop it if it is running)."""
@@ -40,7 +44,13 @@ class CallHandle:
             self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
+        self._finish()
+
+    def _finish(self) -> None:
         self._connection._calls.discard(self)
+        if not self._over:
+            self._over = True
+            self._connection.resources.release_timer(self._size)
 
 
 class Connection:
@@ -62,6 +72,10 @@ class Connection:
         self._calls: set[CallHandle] = set()
         # The consumer's loop, for call_later from sync commands running in worker threads.
         self._loop = asyncio.get_running_loop()
+        #: What this connection holds (requests, timers, groups, backlog): see budget.py.
+        self.resources = Account(consumer.cut_off)
+        #: This connection's claim on the worker threads (threads.py).
+        self.worker_share = Share(lambda: not self.is_authenticated())
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user!s}>"
@@ -161,9 +175,15 @@ class Connection:
         await messaging.send_to_subset(recipients, message)
 
     async def join(self, group: str) -> None:
-        """Join ``group`` (letters, digits, '.', '_', '-'); raises ValueError if invalid."""
+        """Join ``group`` (letters, digits, '.', '_', '-'); raises ValueError if invalid.
+
+        Past ``MAX_GROUPS_PER_CONNECTION`` groups raises RateLimited (``rate_limited``).
+        """
         messaging.group_channel_name(group)
         if group not in self.groups:
+            refusal = self.resources.admit_group(len(self.groups))
+            if refusal is not None:
+                raise refusal
             self.groups.add(group)
             await get_hub().join(self, group)
 
@@ -215,9 +235,15 @@ class Connection:
         """Run ``func(*args, **kwargs)`` after ``seconds`` (sync or async).
 
         It runs with the scheduling command's state; cancelled if the connection closes.
-        May be called from sync commands too (they run in worker threads).
+        May be called from sync commands too (they run in worker threads). A connection may
+        have ``MAX_TIMERS`` calls waiting, holding ``MAX_TIMER_BYTES`` in their arguments
+        (and closures): past either, raises RateLimited (``rate_limited``).
         """
-        handle = CallHandle(self)
+        size = weigh(func, args, kwargs, stop=wscommands_settings.MAX_TIMER_BYTES)
+        refusal = self.resources.reserve_timer(size)
+        if refusal is not None:
+            raise refusal
+        handle = CallHandle(self, size)
         context = contextvars.copy_context()
         loop = self._loop
 
@@ -257,7 +283,7 @@ class Connection:
         except Exception:
             logger.exception("call_later callback %r raised", func)
         finally:
-            self._calls.discard(handle)
+            handle._finish()
 
     def _cancel_calls(self) -> None:
         for handle in list(self._calls):

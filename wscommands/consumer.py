@@ -16,12 +16,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import lifecycle, limits, logs, metrics
 from .conf import wscommands_settings
 from .connection import Connection
-from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, RateLimited
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .execution import DEFAULT, call, run_default, run_request
 from .hub import get_hub
 from .protocol import decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
-from .threads import sweep_old_connections
+from .threads import sweep_old_connections, use_share
 
 logger = logging.getLogger("wscommands.connection")
 
@@ -29,6 +29,13 @@ logger = logging.getLogger("wscommands.connection")
 SERVER_ERROR = 4500
 #: Seconds a running request may go on after its client has gone.
 DISCONNECT_GRACE = 5.0
+
+#: The metrics reason of a frame refused for a limit (the ``details.limit`` it names).
+_LIMIT_REASONS = {
+    "MAX_JSON_DEPTH": "too_deep",
+    "MAX_INTEGER_DIGITS": "too_long_integer",
+    "MAX_COMMANDS_PER_REQUEST": "too_many_commands",
+}
 
 Reply = tuple[dict[str, Any] | None, int | None]
 
@@ -46,6 +53,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connection = self.connection_class(self)
+        # Every sync call made for this connection (from this task and the tasks it starts)
+        # counts against its share of the worker threads.
+        use_share(self.connection.worker_share)
         logs.bind(self.connection)
         self._accepted = False
         self._closed = False
@@ -94,6 +104,17 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self._closing = True
         await super().close(code, reason)
 
+    def cut_off(self) -> None:
+        """Drop this connection: it holds too much, or keeps asking for what it is refused.
+
+        A client with output waiting that it does not read cannot read a close frame either:
+        under daphne its socket is aborted; otherwise it is closed with 4429.
+        """
+        if self._closed or self._closing:
+            return
+        if not self._guard.abort_if_backlogged():
+            self._cut_task = asyncio.ensure_future(self.close(limits.TOO_MANY))
+
     # Frames -------------------------------------------------------------------------------
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -102,6 +123,10 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if message["type"] == "websocket.receive":
             await sweep_old_connections()
             await self.websocket_receive(message)
+            # Channels takes the next frame from the queue without yielding: a client with
+            # many frames waiting would hold the event loop for all of them. Let the others
+            # run between two frames.
+            await asyncio.sleep(0)
         else:
             await super().dispatch(message)
 
@@ -115,8 +140,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 InvalidRequest("binary frames are not supported: send JSON text")
             )
             return
+        s = wscommands_settings
         try:
-            request = parse_frame(text_data)
+            request = parse_frame(text_data, s.MAX_JSON_DEPTH, s.MAX_COMMANDS_PER_REQUEST)
         except InvalidJSON as exc:
             default = self.registry.get(DEFAULT)
             if default is None:
@@ -124,11 +150,14 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_error(exc)
             else:
                 await self._schedule(
-                    lambda: self._run_default(default, text_data), concurrent=False
+                    lambda: self._run_default(default, text_data),
+                    concurrent=False,
+                    size=len(text_data),
                 )
             return
         except ProtocolError as exc:
-            metrics.frame_refused(exc.code)
+            limit = (exc.details or {}).get("limit")
+            metrics.frame_refused(_LIMIT_REASONS.get(limit, exc.code))
             await self._send_error(exc)
             return
         self._guard.accepted()
@@ -140,6 +169,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             lambda: run_request(self.connection, request, self.registry),
             concurrent=concurrent,
             request_id=request.request_id,
+            size=len(text_data),
         )
 
     async def _run_default(self, default: Any, text: str) -> Reply:
@@ -154,18 +184,25 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         run: Callable[[], Awaitable[Reply]],
         concurrent: bool,
         request_id: str | int | None = None,
+        size: int = 0,
     ) -> None:
-        """Start a request after every earlier non-concurrent request has finished."""
-        if len(self._pending) >= wscommands_settings.MAX_PENDING_REQUESTS:
-            error = RateLimited("too many requests waiting on this connection")
+        """Start a request after every earlier non-concurrent request has finished.
+
+        Waiting requests are bounded by count and by the size of their frames (budget.py).
+        """
+        resources = self.connection.resources
+        refusal = resources.reserve_request(size)
+        if refusal is not None:
             metrics.frame_refused("too_many_pending")
-            logs.client_event("pending", "too many requests waiting: refused")
+            logs.client_event("pending", "%s: refused", refusal.message)
             # The one reply this request gets: it carries the request_id clients match on.
-            await self.push_text(encode(error_reply(error, request_id)))
+            await self.push_text(encode(error_reply(refusal, request_id)))
             return
         task = asyncio.create_task(self._run_after(self._serial, run))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        # Its frame is held until the request is over (run, refused or cancelled).
+        task.add_done_callback(lambda _: resources.release_request(size))
         if not concurrent:
             self._serial = task
 
@@ -193,6 +230,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         limits.release_connection(self)
+        self.connection.resources.close()
         if not getattr(self, "_registered", False):
             return
         if self._accepted:

@@ -73,7 +73,11 @@ class PermissionDenied(CommandError):
 
 
 class RateLimited(CommandError):
-    """The connection sends faster than it may; ``details.retry_after`` in seconds."""
+    """The connection sends faster, or holds more, than it may.
+
+    ``details``: ``retry_after`` (seconds) for the frame rate; ``limit`` (the setting's name)
+    and ``max`` (its value) for a resource bound (timers, groups, waiting requests, memory).
+    """
 
     code = "rate_limited"
     default_message = "too many requests: slow down"
@@ -98,14 +102,23 @@ class ProtocolError(Exception):
 
     code = "invalid_request"
 
-    def __init__(self, message: str, request_id: str | int | None = None):
+    def __init__(
+        self,
+        message: str,
+        request_id: str | int | None = None,
+        details: dict[str, Any] | None = None,
+    ):
         self.message = message
         self.request_id = request_id
+        self.details = details
         super().__init__(message)
 
     def as_entry(self) -> dict[str, Any]:
         """The wire form of the ``errors.request`` entry."""
-        return {"code": self.code, "message": self.message}
+        entry: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            entry["details"] = self.details
+        return entry
 
 
 class InvalidJSON(ProtocolError):

@@ -4,26 +4,28 @@ Each limit is a ``WSCOMMANDS`` setting (defaults in :mod:`.conf`, reasons in
 docs/reliability.md). The consumer calls in at a few points:
 
 - :func:`admit_connection` / :func:`release_connection`: caps per user and per client IP;
-- :meth:`FrameGuard.admit`: size (close 4413), rate (``rate_limited``, then close 4429) and
-  nesting depth (``invalid_request``) of each frame, before it is parsed;
+- :meth:`FrameGuard.admit`: size (close 4413) and rate (``rate_limited``, then close 4429)
+  of each frame, before it is parsed (nesting and integers are checked as it is parsed,
+  :func:`.protocol.decode`);
 - :meth:`FrameGuard.refused` / :meth:`FrameGuard.accepted`: a client that keeps sending
   frames we refuse is closed with 4400;
-- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429);
+- :meth:`FrameGuard.over_backlog`: a client that does not read is cut off (4429); its
+  backlog also counts against the process's budget (:mod:`.budget`);
+- under daphne, a frame over daphne's own size cap gets a close frame (1009) instead of a
+  dropped connection;
 - under daphne, reading from a client's socket pauses while more than ``MAX_INBOX`` of its
   frames wait for the consumer (TCP backpressure instead of an unbounded queue).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from . import logs, metrics
 from .conf import wscommands_settings
-from .exceptions import InvalidRequest, RateLimited
+from .exceptions import RateLimited
 from .protocol import decode, encode, error_reply, is_valid_request_id
 
 if TYPE_CHECKING:
@@ -34,10 +36,6 @@ BAD_REQUEST = 4400
 TOO_BIG = 4413
 TOO_MANY = 4429
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
 
 def utf8_size_exceeds(text: str, limit: int) -> bool:
     """True if ``text`` takes more than ``limit`` bytes in UTF-8 (encodes only when unsure)."""
@@ -46,19 +44,6 @@ def utf8_size_exceeds(text: str, limit: int) -> bool:
     if len(text) * 4 <= limit:
         return False
     return len(text.encode("utf-8", "surrogatepass")) > limit
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """True if the JSON text nests arrays/objects deeper than ``limit``.
-
-    Runs before parsing, so a nesting bomb never reaches a recursive parser. Counting
-    brackets is C-speed; only a frame with more brackets than ``limit`` is scanned (strings
-    removed first, so brackets inside them do not count).
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def _request_id(text: str) -> Any:
@@ -73,7 +58,7 @@ def _request_id(text: str) -> Any:
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+    """``rate`` tokens per second, at most ``burst`` saved up (a frame, or a byte, each)."""
 
     def __init__(self, rate: float, burst: int):
         self.rate = rate
@@ -81,15 +66,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> float:
-        """Take a token: 0.0 if granted, else the seconds until one is available."""
+    def take(self, count: float = 1) -> float:
+        """Take ``count`` tokens: 0.0 if granted, else the seconds until they are available."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= count:
+            self.tokens -= count
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (count - self.tokens) / self.rate
 
 
 class FrameGuard:
@@ -99,11 +84,20 @@ class FrameGuard:
         s = wscommands_settings
         self.consumer = consumer
         self.bucket = TokenBucket(s.RATE_LIMIT, s.RATE_LIMIT_BURST) if s.RATE_LIMIT else None
+        # Parsing costs in proportion to bytes: a byte rate bounds what one client's frames
+        # cost the event loop, whatever their count.
+        self.byte_bucket = (
+            TokenBucket(s.RATE_LIMIT_BYTES, s.RATE_LIMIT_BYTES_BURST)
+            if s.RATE_LIMIT_BYTES
+            else None
+        )
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
         self.transport, self.inbox = _daphne_internals(consumer)
         self.cut_off = False
         self.paused = False
+        if self.transport is not None:
+            consumer.connection.resources.outgoing_probe = self.buffered
 
     async def admit(self, text: str | None, data: bytes | None) -> bool:
         """Whether a frame may go on to be parsed; refuses (replies or closes) otherwise."""
@@ -118,18 +112,15 @@ class FrameGuard:
             logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             await self.consumer.close(TOO_BIG)
             return False
+        retry_after, limit = 0.0, "RATE_LIMIT"
         if self.bucket is not None:
             retry_after = self.bucket.take()
-            if retry_after:
-                await self._throttle(text, retry_after)
-                return False
-            self.throttled = 0
-        if text is not None and json_depth_exceeds(text, s.MAX_JSON_DEPTH):
-            metrics.frame_refused("too_deep")
-            error = InvalidRequest(f"JSON nested deeper than {s.MAX_JSON_DEPTH} levels")
-            await self.consumer.push_text(encode(error_reply(error)))
-            await self.refused()
+        if self.byte_bucket is not None and not retry_after:
+            retry_after, limit = self.byte_bucket.take(size or len(text)), "RATE_LIMIT_BYTES"
+        if retry_after:
+            await self._throttle(text, retry_after, limit)
             return False
+        self.throttled = 0
         return True
 
     def _backpressure(self, waiting: int, high: int) -> None:
@@ -143,7 +134,7 @@ class FrameGuard:
             self.paused = False
             self.transport.resumeProducing()
 
-    async def _throttle(self, text: str | None, retry_after: float) -> None:
+    async def _throttle(self, text: str | None, retry_after: float, limit: str) -> None:
         self.throttled += 1
         metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
@@ -151,7 +142,7 @@ class FrameGuard:
             await self.consumer.close(TOO_MANY)
             return
         logs.client_event("rate_limited", "frames over the rate limit: refused")
-        error = RateLimited(details={"retry_after": round(retry_after, 3)})
+        error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else _request_id(text)
         await self.consumer.push_text(encode(error_reply(error, request_id)))
 
@@ -177,13 +168,30 @@ class FrameGuard:
         transport = self.transport
         if transport is None or self.cut_off:
             return self.cut_off
-        buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        buffered = self.buffered()
+        if not self.consumer.connection.resources.set_outgoing(buffered):
+            return True  # over the process's budget: cut_off() aborts it
         if buffered <= wscommands_settings.MAX_OUTGOING_BACKLOG:
             return False
         metrics.frame_refused("backlog")
         logs.client_event("backlog", "client does not read (%d bytes waiting): cut off", buffered)
         self.cut_off = True
         transport.abortConnection()
+        return True
+
+    def buffered(self) -> int:
+        """Bytes daphne holds for this client, not yet written to its socket (daphne only)."""
+        transport = self.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def abort_if_backlogged(self) -> bool:
+        """Abort the connection if daphne holds output for it (it could not read a close)."""
+        if self.transport is None or self.cut_off:
+            return self.cut_off
+        if self.buffered() == 0:
+            return False
+        self.cut_off = True
+        self.transport.abortConnection()
         return True
 
 
@@ -201,6 +209,11 @@ def _daphne_internals(consumer: CommandConsumer) -> tuple[Any, Any]:
             break
         send = owner.real_send
     protocol = next(iter(getattr(send, "args", ())), None)
+    if hasattr(protocol, "failByDrop"):
+        # Autobahn drops the TCP connection without a close frame when it fails one, e.g.
+        # for a frame over daphne's --websocket_max_message_size: the client cannot tell why
+        # and may send the same frame again. Send the close frame (1009 for that case).
+        protocol.failByDrop = False
     transport = getattr(protocol, "transport", None)
     needed = ("dataBuffer", "offset", "_tempDataLen", "abortConnection", "pauseProducing")
     if transport is None or not all(hasattr(transport, name) for name in needed):

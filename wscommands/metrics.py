@@ -2,9 +2,14 @@
 
 The rest of wscommands calls the small functions below at the points where things happen
 (a frame in, a command done, a broadcast delivered); this module decides what to record.
-Prometheus metrics (``prometheus-client``) are recorded when it is installed and
+Prometheus metrics are recorded when ``prometheus-client`` is installed and
 ``WSCOMMANDS["METRICS"]`` is true; :data:`totals` (plain integers, for the operations
 page) always are. docs/operations.md lists every metric.
+
+Recording is plain integer and float arithmetic on the event loop (a frame costs a few
+attribute updates, a command one bucket lookup); prometheus-client reads it only when
+``/metrics`` is scraped, through a custom collector (:class:`Collector`). Its own metric
+objects take a lock and a labels lookup on every update, several times the cost.
 
 Labels are bounded by construction: a command label is a registered command's name
 (anything else is ``unknown``), codes are the protocol's error codes, close codes outside
@@ -13,7 +18,10 @@ the protocol's table are ``other``. Never a user, group or connection id.
 
 from __future__ import annotations
 
+import threading
 import time
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -22,6 +30,12 @@ from .conf import wscommands_settings
 
 try:
     import prometheus_client
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
 except ImportError:  # optional: without it only the operations page's totals are kept
     prometheus_client = None
 
@@ -31,12 +45,36 @@ UNKNOWN = "unknown"
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
 )
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_RECIPIENT_BUCKETS = (0, 1, 10, 100, 1000, 10000, 100000)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+RECIPIENT_BUCKETS = (0, 1, 10, 100, 1000, 10000, 100000)
+
+
+class Histogram:
+    """Observations counted per bucket (upper bounds ``bounds``, then +Inf) and summed."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """The buckets as Prometheus writes them: ``(le, observations <= le)``, +Inf last."""
+        out, running = [], 0
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
 
 
 class Totals:
-    """Cumulative counts of this process, read by :mod:`.ops` (rates are computed by readers)."""
+    """Cumulative counts of this process, always kept: the operations page reads them."""
 
     __slots__ = (
         "commands",
@@ -55,7 +93,7 @@ class Totals:
         self.frames_in = 0
         self.frames_out = 0
         self.refused = 0
-        self.deliveries = 0  # fan-outs received from the layer
+        self.deliveries = 0  # layer messages received that carried the sender's time
         self.delivery_lag = 0.0  # their summed seconds from send to written
         self.layer_round_trip: float | None = None  # the last canary's, seconds
 
@@ -67,104 +105,175 @@ class Totals:
 totals = Totals()
 
 
-class _Prometheus:
-    """The metric objects, created once per process in prometheus-client's default registry."""
+class Recorded:
+    """What only the Prometheus metrics need (kept while metrics are on)."""
 
     def __init__(self) -> None:
-        p = prometheus_client
-        self.connections = p.Gauge("wscommands_connections", "Open WebSocket connections.")
-        self.opened = p.Counter("wscommands_connections_opened", "WebSocket connections accepted.")
-        self.closed = p.Counter(
+        self.connections = 0
+        self.opened = 0
+        self.closed: dict[str, int] = {}
+        self.conn_refused: dict[str, int] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.refused: dict[str, int] = {}
+        self.duration: dict[tuple[str, str], Histogram] = {}
+        self.errors: dict[tuple[str, str], int] = {}
+        self.fanout: dict[str, Histogram] = {}
+        self.recipients: dict[str, Histogram] = {}
+        self.lag: dict[str, Histogram] = {}
+        self.round_trip = Histogram(LATENCY_BUCKETS)
+        self.canary_failures = 0
+        # Worker threads update these: under a lock (everything else runs on the loop).
+        self.worker_lock = threading.Lock()
+        self.queue = 0
+        self.wait = Histogram(LATENCY_BUCKETS)
+
+
+def _labelled(
+    histograms: dict[Any, Histogram], key: Any, bounds: tuple[float, ...] = LATENCY_BUCKETS
+) -> Histogram:
+    histogram = histograms.get(key)
+    if histogram is None:
+        histogram = histograms[key] = Histogram(bounds)
+    return histogram
+
+
+class Collector:
+    """Turns :class:`Recorded` and :data:`totals` into metric families when scraped."""
+
+    def __init__(self, recorded: Recorded):
+        self.r = recorded
+
+    def collect(self) -> Iterator[Metric]:
+        """Every wscommands metric family (called by prometheus-client at each scrape)."""
+        r, t = self.r, totals
+        yield GaugeMetricFamily(
+            "wscommands_connections", "Open WebSocket connections.", value=r.connections
+        )
+        yield _counter("wscommands_connections_opened", "WebSocket connections accepted.", r.opened)
+        yield _counter(
             "wscommands_connections_closed",
             "WebSocket connections closed, by close code.",
+            r.closed,
             ["code"],
         )
-        self.conn_refused = p.Counter(
+        yield _counter(
             "wscommands_connections_refused",
             "Handshakes refused by a connection cap, by reason.",
+            r.conn_refused,
             ["reason"],
         )
-        self.frames_in = p.Counter("wscommands_frames_received", "Frames received.")
-        self.frames_out = p.Counter("wscommands_frames_sent", "Frames sent.")
-        self.bytes_in = p.Counter("wscommands_received_bytes", "Bytes of frames received.")
-        self.bytes_out = p.Counter("wscommands_sent_bytes", "Bytes of frames sent.")
-        self.refused = p.Counter(
-            "wscommands_frames_refused", "Frames refused before running, by reason.", ["reason"]
+        yield _counter("wscommands_frames_received", "Frames received.", t.frames_in)
+        yield _counter("wscommands_frames_sent", "Frames sent.", t.frames_out)
+        yield _counter("wscommands_received_bytes", "Bytes of frames received.", r.bytes_in)
+        yield _counter("wscommands_sent_bytes", "Bytes of frames sent.", r.bytes_out)
+        yield _counter(
+            "wscommands_frames_refused",
+            "Frames refused before running, by reason.",
+            r.refused,
+            ["reason"],
         )
-        self.duration = p.Histogram(
+        yield _histogram(
             "wscommands_command_duration_seconds",
             "Time to run a command, by command and outcome (ok or error).",
+            r.duration,
             ["command", "outcome"],
-            buckets=_LATENCY_BUCKETS,
         )
-        self.errors = p.Counter(
+        yield _counter(
             "wscommands_command_errors",
             "Command errors, by command and error code.",
+            r.errors,
             ["command", "code"],
         )
-        self.fanout = p.Histogram(
+        yield _histogram(
             "wscommands_fanout_seconds",
             "Time to write one channel-layer message to its local recipients, by target kind.",
+            r.fanout,
             ["target"],
-            buckets=_LATENCY_BUCKETS,
         )
-        self.recipients = p.Histogram(
+        yield _histogram(
             "wscommands_fanout_recipients",
             "Local recipients of one channel-layer message, by target kind.",
+            r.recipients,
             ["target"],
-            buckets=_RECIPIENT_BUCKETS,
         )
-        self.lag = p.Histogram(
+        yield _histogram(
             "wscommands_delivery_lag_seconds",
             "From send (broadcast, group, user, subset) to written here, by target kind.",
+            r.lag,
             ["target"],
-            buckets=_LATENCY_BUCKETS,
         )
-        self.round_trip = p.Histogram(
+        yield _histogram(
             "wscommands_layer_round_trip_seconds",
             "The hub's canary: a message to itself through the channel layer.",
-            buckets=_LATENCY_BUCKETS,
+            {(): r.round_trip},
+            [],
         )
-        self.canary_failures = p.Counter(
-            "wscommands_layer_canary_failures", "Canaries that did not come back in time."
+        yield _counter(
+            "wscommands_layer_canary_failures",
+            "Canaries that did not come back in time.",
+            r.canary_failures,
         )
-        self.queue = p.Gauge(
-            "wscommands_worker_queue_length", "Sync calls waiting for a worker thread."
+        with r.worker_lock:  # a consistent copy; worker threads update these
+            queue, wait, wait_sum = r.queue, r.wait.cumulative(), r.wait.total
+        yield GaugeMetricFamily(
+            "wscommands_worker_queue_length", "Sync calls waiting for a worker thread.", value=queue
         )
-        self.wait = p.Histogram(
+        yield HistogramMetricFamily(
             "wscommands_worker_wait_seconds",
             "Time a sync call waited for a worker thread.",
-            buckets=_LATENCY_BUCKETS,
+            buckets=wait,
+            sum_value=wait_sum,
         )
-        # labels() costs a lock and a dict lookup; the children are cached per label value.
-        self._children: dict[tuple, Any] = {}
-
-    def child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
 
-_metrics: _Prometheus | None = None
-_enabled: bool | None = None
+def _key(labels: Any) -> list[str]:
+    return list(labels) if isinstance(labels, tuple) else [labels]
 
 
-def _prom() -> _Prometheus | None:
-    """The metrics when recording is on (created on first use), else None."""
-    global _metrics, _enabled
-    if _enabled is None:
-        _enabled = prometheus_client is not None and bool(wscommands_settings.METRICS)
-        if _enabled and _metrics is None:
-            _metrics = _Prometheus()
-    return _metrics if _enabled else None
+def _counter(name: str, doc: str, values: Any, labels: list[str] | None = None) -> Metric:
+    if labels is None:
+        return CounterMetricFamily(name, doc, value=values)
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in list(values.items()):
+        family.add_metric(_key(key), value)
+    return family
+
+
+def _histogram(name: str, doc: str, values: dict, labels: list[str]) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    for key, histogram in list(values.items()):
+        family.add_metric(_key(key), histogram.cumulative(), histogram.total)
+    return family
+
+
+_recorded: Recorded | None = None
+_on: bool | None = None
+
+
+def _start() -> bool:
+    """Whether to record; registers the collector with prometheus-client the first time."""
+    global _recorded
+    if prometheus_client is None or not wscommands_settings.METRICS:
+        return False
+    if _recorded is None:
+        _recorded = Recorded()
+        prometheus_client.REGISTRY.register(Collector(_recorded))
+    return True
+
+
+def _rec() -> Recorded | None:
+    """What to record into while metrics are on, else None."""
+    global _on
+    if _on is None:
+        _on = _start()
+    return _recorded if _on else None
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    global _enabled
+    global _on
     if setting == "WSCOMMANDS":
-        _enabled = None
+        _on = None
 
 
 setting_changed.connect(_on_setting_changed)
@@ -172,12 +281,11 @@ setting_changed.connect(_on_setting_changed)
 
 def available() -> bool:
     """True when Prometheus metrics are recorded (prometheus-client installed and METRICS on)."""
-    return _prom() is not None
+    return _rec() is not None
 
 
 def exposition() -> tuple[bytes, str]:
-    """This process's metrics in the text format, and its content type."""
-    _prom()
+    """This process's metrics in the text format (ours and prometheus-client's), and its type."""
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
 
 
@@ -186,25 +294,26 @@ def exposition() -> tuple[bytes, str]:
 
 def connection_opened() -> None:
     """A handshake was accepted."""
-    m = _prom()
-    if m is not None:
-        m.opened.inc()
-        m.connections.inc()
+    r = _rec()
+    if r is not None:
+        r.opened += 1
+        r.connections += 1
 
 
 def connection_closed(code: int | None) -> None:
     """An accepted connection ended with ``code`` (the one the client saw or sent)."""
-    m = _prom()
-    if m is not None:
-        m.connections.dec()
-        m.child(m.closed, str(code) if code in CLOSE_CODES else "other").inc()
+    r = _rec()
+    if r is not None:
+        r.connections -= 1
+        label = str(code) if code in CLOSE_CODES else "other"
+        r.closed[label] = r.closed.get(label, 0) + 1
 
 
 def connection_refused(reason: str) -> None:
     """A handshake was refused by a cap (``per_ip``, ``per_user``)."""
-    m = _prom()
-    if m is not None:
-        m.child(m.conn_refused, reason).inc()
+    r = _rec()
+    if r is not None:
+        r.conn_refused[reason] = r.conn_refused.get(reason, 0) + 1
 
 
 # Frames -----------------------------------------------------------------------------------
@@ -219,27 +328,25 @@ def _size(text: str | None, data: bytes | None) -> int:
 def frame_received(text: str | None, data: bytes | None) -> None:
     """A frame arrived from a client."""
     totals.frames_in += 1
-    m = _prom()
-    if m is not None:
-        m.frames_in.inc()
-        m.bytes_in.inc(_size(text, data))
+    r = _rec()
+    if r is not None:
+        r.bytes_in += _size(text, data)
 
 
 def frame_sent(text: str) -> None:
     """A frame was handed to the server for a client."""
     totals.frames_out += 1
-    m = _prom()
-    if m is not None:
-        m.frames_out.inc()
-        m.bytes_out.inc(_size(text, None))
+    r = _rec()
+    if r is not None:
+        r.bytes_out += _size(text, None)
 
 
 def frame_refused(reason: str) -> None:
     """A frame was refused before running (``too_big``, ``rate_limited``, ``too_deep``, ...)."""
     totals.refused += 1
-    m = _prom()
-    if m is not None:
-        m.child(m.refused, reason).inc()
+    r = _rec()
+    if r is not None:
+        r.refused[reason] = r.refused.get(reason, 0) + 1
 
 
 # Commands ---------------------------------------------------------------------------------
@@ -250,11 +357,11 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
     totals.commands += 1
     if code is not None:
         totals.errors += 1
-    m = _prom()
-    if m is not None:
-        m.child(m.duration, name, "ok" if code is None else "error").observe(seconds)
+    r = _rec()
+    if r is not None:
+        _labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
         if code is not None:
-            m.child(m.errors, name, code).inc()
+            r.errors[name, code] = r.errors.get((name, code), 0) + 1
 
 
 def command_unknown() -> None:
@@ -275,23 +382,23 @@ def delivered(target: str, recipients: int, seconds: float, sent_at: float | Non
     if lag is not None:
         totals.deliveries += 1
         totals.delivery_lag += lag
-    m = _prom()
-    if m is not None:
-        m.child(m.fanout, target).observe(seconds)
-        m.child(m.recipients, target).observe(recipients)
+    r = _rec()
+    if r is not None:
+        _labelled(r.fanout, target).observe(seconds)
+        _labelled(r.recipients, target, RECIPIENT_BUCKETS).observe(recipients)
         if lag is not None:
-            m.child(m.lag, target).observe(lag)
+            _labelled(r.lag, target).observe(lag)
 
 
 def canary(seconds: float | None) -> None:
     """The hub's canary came back after ``seconds`` (None: it did not in time)."""
     totals.layer_round_trip = seconds
-    m = _prom()
-    if m is not None:
+    r = _rec()
+    if r is not None:
         if seconds is None:
-            m.canary_failures.inc()
+            r.canary_failures += 1
         else:
-            m.round_trip.observe(seconds)
+            r.round_trip.observe(seconds)
 
 
 # Worker pool ------------------------------------------------------------------------------
@@ -299,15 +406,17 @@ def canary(seconds: float | None) -> None:
 
 def worker_queued() -> float:
     """A sync call was submitted to the pool; returns the stamp to pass to worker_started."""
-    m = _prom()
-    if m is not None:
-        m.queue.inc()
+    r = _rec()
+    if r is not None:
+        with r.worker_lock:
+            r.queue += 1
     return time.perf_counter()
 
 
 def worker_started(queued_at: float) -> None:
     """A worker thread picked up a call submitted at ``queued_at`` (runs in that thread)."""
-    m = _prom()
-    if m is not None:
-        m.queue.dec()
-        m.wait.observe(time.perf_counter() - queued_at)
+    r = _rec()
+    if r is not None:
+        with r.worker_lock:
+            r.queue -= 1
+            r.wait.observe(time.perf_counter() - queued_at)

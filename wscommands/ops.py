@@ -60,6 +60,7 @@ def figures(hub: Hub, process: str) -> dict[str, Any]:
 
 async def run(hub: Hub, process: str) -> None:
     """Publish this process's figures every OPS_INTERVAL seconds (the hub runs it)."""
+    reported = False
     while True:
         interval = wscommands_settings.OPS_INTERVAL
         if interval is None:
@@ -68,6 +69,10 @@ async def run(hub: Hub, process: str) -> None:
             await get_backend().stats_write(process, interval * 3, encode(figures(hub, process)))
         except BackendUnavailable as exc:
             logger.debug("operations figures not written (%s)", exc)
+        except Exception:  # a bug of ours: logged once; the process drops off the page
+            if not reported:
+                logger.exception("operations figures failed")
+                reported = True
         await asyncio.sleep(interval)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,14 @@ RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-# 19 digits in a row may be an integer outside 64 bits (orjson reads those as floats).
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+#: 19 digits in a row may be an integer outside 64 bits, which orjson reads as a float: such
+#: frames go to the stdlib parser. Found at C speed: every byte but a digit becomes a space.
+_LONG_DIGITS = b"0" * 19
+_DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
+#: Nesting orjson refuses beyond (its own fixed limit).
+ORJSON_MAX_DEPTH = 1024
+#: Digits an integer may have (Python's own limit for converting text to int).
+MAX_INTEGER_DIGITS = sys.get_int_max_str_digits() or 4300
 
 
 @dataclass(slots=True)
@@ -42,22 +47,74 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def decode(text: str | bytes) -> Any:
+class JSONLimitError(ValueError):
+    """Valid JSON that is refused: nested too deeply, or an integer with too many digits."""
+
+    def __init__(self, message: str, details: dict[str, Any]):
+        super().__init__(message)
+        self.details = details
+
+
+def _too_deep(limit: int) -> JSONLimitError:
+    return JSONLimitError(
+        f"JSON nested deeper than {limit} levels", {"limit": "MAX_JSON_DEPTH", "max": limit}
+    )
+
+
+def decode(text: str | bytes, max_depth: int | None = None) -> Any:
     """Parse JSON; raises ValueError on anything that is not standard JSON.
 
-    orjson does the common case; the stdlib parser takes over for what orjson refuses and
-    for integers beyond 64 bits, which orjson would silently turn into floats.
+    orjson parses first; what it refuses (lone surrogates) and frames holding an integer
+    beyond 64 bits (which orjson would turn into a float) are read by the stdlib parser.
+    Nesting deeper than ``max_depth`` (orjson's 1024 when None) and integers of more than
+    :data:`MAX_INTEGER_DIGITS` digits raise :class:`JSONLimitError`. Every check costs about
+    what orjson's parse does, or less (docs/reliability.md).
     """
-    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
-    if long_digits.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+    limit = ORJSON_MAX_DEPTH if max_depth is None else min(max_depth, ORJSON_MAX_DEPTH)
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_DIGITS in raw.translate(_DIGITS_ONLY):
+        return _stdlib_decode(text, limit)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise _too_deep(limit) from None
+        return _stdlib_decode(text, limit)
+    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(data, limit):
+        raise _too_deep(limit)
+    return data
+
+
+def _stdlib_decode(text: str | bytes, limit: int) -> Any:
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise _too_deep(limit) from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise JSONLimitError(
+                f"integer with more than {MAX_INTEGER_DIGITS} digits",
+                {"limit": "MAX_INTEGER_DIGITS", "max": MAX_INTEGER_DIGITS},
+            ) from None
+        raise
+    if _deeper_than(data, limit):
+        raise _too_deep(limit)
+    return data
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than ``limit``: one level at a time, containers only."""
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _ in range(limit):
+        level = [
+            value
+            for container in level
+            for value in (container.values() if type(container) is dict else container)
+            if type(value) is dict or type(value) is list
+        ]
+        if not level:
+            return False
+    return bool(level)
 
 
 def encode(obj: Any) -> str:
@@ -120,8 +177,11 @@ def is_valid_request_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def parse_request(data: Any) -> Request:
-    """Turn a decoded JSON document into a :class:`Request` or raise :class:`InvalidRequest`."""
+def parse_request(data: Any, max_commands: int | None = None) -> Request:
+    """Turn a decoded JSON document into a :class:`Request` or raise :class:`InvalidRequest`.
+
+    More than ``max_commands`` commands (None: no limit) is refused too.
+    """
     if not isinstance(data, dict):
         raise InvalidRequest(f"a request must be a JSON object, not {json_type_name(data)}")
     request_id = None
@@ -135,17 +195,32 @@ def parse_request(data: Any) -> Request:
         raise InvalidRequest(
             f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
         )
+    if max_commands is not None and len(data) - has_request_id > max_commands:
+        raise InvalidRequest(
+            f"more than {max_commands} commands in one request",
+            request_id,
+            {"limit": "MAX_COMMANDS_PER_REQUEST", "max": max_commands},
+        )
     commands = [(name, arg) for name, arg in data.items() if name != "request_id"]
     return Request(commands, request_id, has_request_id)
 
 
-def parse_frame(text: str) -> Request:
-    """Decode a text frame into a request; raises :class:`ProtocolError` subclasses."""
+def parse_frame(
+    text: str, max_depth: int | None = None, max_commands: int | None = None
+) -> Request:
+    """Decode a text frame into a request; raises :class:`ProtocolError` subclasses.
+
+    Valid JSON over a limit (``max_depth``, integer digits, ``max_commands``) is an
+    :class:`InvalidRequest` with ``details`` naming the limit; other JSON errors are
+    :class:`InvalidJSON`.
+    """
     try:
-        data = decode(text)
+        data = decode(text, max_depth)
+    except JSONLimitError as exc:
+        raise InvalidRequest(str(exc), details=exc.details) from None
     except ValueError as exc:
         raise InvalidJSON(f"frame is not valid JSON: {exc}") from None
-    return parse_request(data)
+    return parse_request(data, max_commands)
 
 
 def error_reply(

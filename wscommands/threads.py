@@ -1,17 +1,27 @@
-"""Running sync code (ORM calls, signals, sync commands) off the event loop.
+"""Running sync code (ORM calls, signals, sync commands) off the event loop, fairly.
 
 asgiref's default (``thread_sensitive=True``) runs every sync call of a process on one
 thread, so one slow ORM call would hold up every connection. wscommands runs them in a
 pool of its own (``WSCOMMANDS["WORKER_THREADS"]``) and, like Channels'
 ``database_sync_to_async``, closes stale database connections around each call.
+
+The pool is shared fairly (:class:`FairPool`): one connection's calls hold at most
+``WORKER_THREADS_PER_CONNECTION`` threads, anonymous connections together at most
+``ANONYMOUS_WORKER_SHARE`` of the pool (the rest is kept for logged-in users), and when calls
+wait, a freed thread goes to the connection running the fewest. A connection's calls carry
+its :class:`Share` in a context variable (:func:`use_share`), set by the consumer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from channels.db import DatabaseSyncToAsync, aclose_old_connections
@@ -22,36 +32,187 @@ from .conf import wscommands_settings
 
 T = TypeVar("T")
 
-_executor: ThreadPoolExecutor | None = None
 #: Seconds between two sweeps of stale database connections on the frame path.
 SWEEP_INTERVAL = 1.0
 _next_sweep = 0.0
 
 
-def get_executor() -> ThreadPoolExecutor:
-    """The worker pool, created on first use with ``WORKER_THREADS`` threads."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=wscommands_settings.WORKER_THREADS, thread_name_prefix="wscommands"
+class Share:
+    """One connection's claim on the worker pool: how many of its calls run now."""
+
+    def __init__(self, anonymous: Callable[[], bool]):
+        #: Asked at each call: whether the connection counts as anonymous now.
+        self.anonymous = anonymous
+        self.running = 0
+
+
+#: The share of the connection the running code serves (None: not a connection's).
+current_share: contextvars.ContextVar[Share | None] = contextvars.ContextVar(
+    "wscommands_worker_share", default=None
+)
+
+
+def use_share(share: Share) -> None:
+    """Charge the sync calls of the current task (and tasks it starts) to ``share``."""
+    current_share.set(share)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    share: Share | None
+    anonymous: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future = field(repr=False)
+    granted: bool = False
+
+
+class FairPool:
+    """``WORKER_THREADS`` threads, shared out per connection and between anonymous and users.
+
+    Slots are counted under a lock (calls end in worker threads, connections may live on
+    several loops); a call takes a slot before it is submitted and gives it back when its
+    thread is done with it, so the counts match the threads really busy.
+    """
+
+    def __init__(self, size: int, per_share: int, anonymous_share: float):
+        self.size = size
+        self.per_share = max(1, min(per_share, size))
+        self.anonymous_limit = max(1, int(size * anonymous_share))
+        self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="wscommands")
+        self.busy = 0
+        self.anonymous_busy = 0
+        self.waiting: list[_Waiter] = []
+        self._lock = threading.Lock()
+
+    def _eligible(self, share: Share | None, anonymous: bool) -> bool:
+        if self.busy >= self.size:
+            return False
+        if share is not None and share.running >= self.per_share:
+            return False
+        return not anonymous or self.anonymous_busy < self.anonymous_limit
+
+    def _take(self, share: Share | None, anonymous: bool) -> None:
+        self.busy += 1
+        self.anonymous_busy += anonymous
+        if share is not None:
+            share.running += 1
+
+    def _give_back(self, share: Share | None, anonymous: bool) -> None:
+        self.busy -= 1
+        self.anonymous_busy -= anonymous
+        if share is not None:
+            share.running -= 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        # Grant freed slots to the eligible waiter whose connection runs the fewest calls
+        # (the oldest among equals): a connection with many calls waiting gets no more turns
+        # than one with a single call.
+        while self.waiting and self.busy < self.size:
+            best: _Waiter | None = None
+            for waiter in self.waiting:
+                if self._eligible(waiter.share, waiter.anonymous) and (
+                    best is None or _running(waiter) < _running(best)
+                ):
+                    best = waiter
+            if best is None:
+                return
+            self.waiting.remove(best)
+            best.granted = True
+            self._take(best.share, best.anonymous)
+            best.loop.call_soon_threadsafe(_wake, best.future)
+
+    async def acquire(self, share: Share | None) -> bool:
+        """Wait for a slot for ``share``; returns the anonymity the slot was counted with."""
+        anonymous = share is not None and share.anonymous()
+        with self._lock:
+            if self._eligible(share, anonymous):
+                self._take(share, anonymous)
+                return anonymous
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(share, anonymous, loop, loop.create_future())
+            self.waiting.append(waiter)
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter.granted:
+                    self._give_back(share, anonymous)
+                else:
+                    self.waiting.remove(waiter)
+            raise
+        return anonymous
+
+    def release(self, share: Share | None, anonymous: bool) -> None:
+        """Give a slot back (from any thread)."""
+        with self._lock:
+            self._give_back(share, anonymous)
+
+
+def _running(waiter: _Waiter) -> int:
+    return 0 if waiter.share is None else waiter.share.running
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Slot(Executor):
+    """Submits one call to the pool's threads; its slot is given back when the call is done
+    (or cancelled before it started), whatever happens to the task awaiting it."""
+
+    def __init__(self, pool: FairPool, share: Share | None, anonymous: bool):
+        self.pool = pool
+        self.share = share
+        self.anonymous = anonymous
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future = self.pool.executor.submit(fn, *args, **kwargs)
+        future.add_done_callback(lambda _: self.pool.release(self.share, self.anonymous))
+        return future
+
+
+_pool: FairPool | None = None
+
+
+def get_pool() -> FairPool:
+    """The worker pool, created on first use from the ``WORKER_THREADS*`` settings."""
+    global _pool
+    if _pool is None:
+        s = wscommands_settings
+        _pool = FairPool(
+            s.WORKER_THREADS, s.WORKER_THREADS_PER_CONNECTION, s.ANONYMOUS_WORKER_SHARE
         )
-    return _executor
+    return _pool
+
+
+def reset_pool() -> None:
+    """Drop the pool (its threads end when idle); the next call makes a new one."""
+    global _pool
+    if _pool is not None:
+        _pool.executor.shutdown(wait=False)
+        _pool = None
 
 
 async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run a sync callable in the worker pool and await its result.
+    """Run a sync callable in the worker pool, within its connection's share; await it.
 
     Database connections are handled as in Channels: closed if stale before and after.
     The caller's context variables are visible in the thread.
     """
     call = functools.partial(func, *args, **kwargs) if args or kwargs else func
+    pool = get_pool()
+    share = current_share.get()
     queued_at = metrics.worker_queued()
+    anonymous = await pool.acquire(share)
 
     def timed() -> T:
         metrics.worker_started(queued_at)
         return call()
 
-    return await DatabaseSyncToAsync(timed, thread_sensitive=False, executor=get_executor())()
+    slot = _Slot(pool, share, anonymous)
+    return await DatabaseSyncToAsync(timed, thread_sensitive=False, executor=slot)()
 
 
 async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:

@@ -1,6 +1,9 @@
 """Example commands, found by autodiscovery (every installed app's ``commands`` module)."""
 
 import time
+from typing import Annotated
+
+import msgspec
 
 from wscommands import PRESENCE_GROUP, ClientError, command, on_connect, on_disconnect
 
@@ -68,10 +71,20 @@ async def count(connection):
     return state["n"]
 
 
+#: The shared counter starts over at this value, so no one can push it to where numbers
+#: stop working (2**63 - 1 in Redis, thousands of digits in memory).
+COUNTER_LIMIT = 1_000_000_000
+
+
 @command(name="counter.increment")
-async def counter_increment(connection, amount: int = 1):
-    """A shared counter in global state; everyone is told the new value."""
+async def counter_increment(connection, amount: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1):
+    """A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
+    everyone is told the new value."""
     value = await connection.increment_global_state("counter", amount)
+    if value - amount < COUNTER_LIMIT <= value:
+        # Only the increment that crossed the limit subtracts it (atomically), so concurrent
+        # increments never subtract twice.
+        value = await connection.increment_global_state("counter", -COUNTER_LIMIT)
     await connection.broadcast({"counter": {"value": value}})
     return value
 
@@ -82,16 +95,22 @@ async def counter_get(connection):
     return await connection.get_global_state("counter") or 0
 
 
+#: Longest reminder text: a reminder is held in memory until it fires.
+REMINDER_MAX_TEXT = 1000
+
+
 @command
 async def remind(connection, seconds: float, text: str):
-    """Send ``{"reminder": {...}}`` to this connection after ``seconds``."""
+    """Send ``{"reminder": {"text": ...}}`` to this connection after ``seconds``.
+
+    Bounded: at most an hour, 1,000 characters, and the library's ``MAX_TIMERS`` /
+    ``MAX_TIMER_BYTES`` per connection (past those, ``rate_limited``).
+    """
     if not 0 <= seconds <= 3600:
         raise ClientError("seconds must be between 0 and 3600")
-
-    async def fire():
-        await connection.send({"reminder": {"text": text}})
-
-    connection.call_later(seconds, fire)
+    if len(text) > REMINDER_MAX_TEXT:
+        raise ClientError(f"text must be at most {REMINDER_MAX_TEXT} characters")
+    connection.call_later(seconds, connection.send, {"reminder": {"text": text}})
 
 
 @on_connect

@@ -25,6 +25,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label="chat", codename="add_message")
         )
-        login(request, user)
+        # Several backends (django-axes first): name the one that knows this user.
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("index")
     return render(request, "registration/signup.html", {"form": form})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import urllib.error
 import urllib.request
@@ -94,6 +95,11 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
             call(extra, {"echo": {"text": str(i)}})
         expect(page.locator("#ops-connections")).to_have_text("8")
         expect(page.locator("#ops-commands-total")).to_have_text("20")
+        # A join tells the room's members on both processes (presence events): messages
+        # crossing the layer, so the broadcast latency is measured.
+        call(extra, {"chat.join": {"room": room}})
+        expect(page.locator("#ops-lag")).to_have_text(re.compile(r"^\d+\.\d\d$"))
+        expect(page.locator("#ops-groups tbody tr").filter(has_text=room)).to_contain_text("4")
         # Charts have had several points by now: wait for a few more refreshes, then capture.
         updates = int(page.locator("#status").get_attribute("data-updates"))
         expect(page.locator("#status")).to_have_attribute("data-updates", str(updates + 3))

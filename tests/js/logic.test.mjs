@@ -143,6 +143,7 @@ test("close codes: 3000/3003 stop, 4503 comes back within the delay, 4429 waits,
   assert.equal(closePolicy(CLOSE.TOO_MANY_REQUESTS, 0, r).delay, RATE_LIMITED_DELAY);
   assert.equal(closePolicy(CLOSE.TOO_MANY_REQUESTS, 0, r).error, "rate_limited");
   assert.equal(closePolicy(CLOSE.TOO_BIG, 1, r).error, "message_too_big");
+  assert.equal(closePolicy(CLOSE.MESSAGE_TOO_BIG, 1, r).error, "message_too_big");
   assert.equal(closePolicy(CLOSE.BAD_REQUEST, 1, r).delay, 200);
   assert.deepEqual(closePolicy(1006, 3, r), { reconnect: true, delay: 800 });
 });

@@ -61,15 +61,21 @@ def reliability_db(sqlite_env) -> dict[str, str]:
 
 @pytest.fixture
 def live(reliability_db) -> Iterator[Callable[..., Server]]:
-    """``live(REDIS_URL=..., **WSCOMMANDS limits)``: a daphne process; stopped afterwards."""
+    """``live(env=..., args=(daphne options), **WSCOMMANDS limits)``: a daphne process;
+    stopped afterwards."""
     servers: list[Server] = []
 
-    def start(env: dict[str, str] | None = None, **limits: Any) -> Server:
+    def start(
+        env: dict[str, str] | None = None, args: tuple[str, ...] = (), **limits: Any
+    ) -> Server:
         extra = dict(env or {})
         extra.setdefault("DATABASE_URL", reliability_db["DATABASE_URL"])
         extra.setdefault("WSCOMMANDS_PRESENCE_EVENTS", "0")
         server = Server(
-            base_env(DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra)
+            base_env(
+                DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra
+            ),
+            args=args,
         ).start()
         servers.append(server)
         return server

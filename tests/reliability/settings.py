@@ -1,6 +1,6 @@
-"""The example project plus the ``probe.*`` commands the reliability suite drives."""
+"""The test settings (tests/settings.py) plus the ``probe.*`` commands of the reliability suite."""
 
-from project.settings import *  # noqa: F403
-from project.settings import INSTALLED_APPS
+from tests.settings import *  # noqa: F403
+from tests.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.reliability.probe"]

@@ -16,17 +16,23 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_pending_requests_keep_memory_bounded(live):
-    """5,000 requests of 20 KB behind a slow one: the pending cap refuses most, memory flat.
+    """5,000 requests of 20 KB behind a slow one (10 s): the pending cap refuses most, memory flat.
 
-    The rate limit is off here so the pending cap alone is tested. Without the cap the
-    process holds every waiting request (about 100 MB).
+    The rate limit is off, and refusals in a row do not close, so the pending cap alone is
+    tested. Without the cap the process holds every waiting request (about 100 MB).
     """
-    server = live(RATE_LIMIT=None, MAX_PENDING_REQUESTS=64)
+    server = live(
+        RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
+        MAX_PENDING_REQUESTS=64,
+        MAX_PENDING_BYTES=10**9,
+        RATE_LIMIT_CLOSE_AFTER=1_000_000,
+    )
     client = await WSClient.open(server.ws)
     pid = await client.call("probe.pid")
     before = rss_mb(pid)
     padding = "p" * 20_000
-    await client.ws.send(json.dumps({"sleep": {"seconds": 3}}))
+    await client.ws.send(json.dumps({"sleep": {"seconds": 10}}))
     for i in range(5000):
         await client.ws.send(json.dumps({"echo": {"text": padding}, "request_id": i}))
     await client.request({"echo": {"text": "done"}}, timeout=60)

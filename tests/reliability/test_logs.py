@@ -75,3 +75,20 @@ async def test_refused_frames_logged_at_info_once_per_connection(live):
     assert len(lines) == 1, log
     assert " INFO wscommands.connection " in lines[0]
     assert "Traceback" not in log
+
+
+async def test_json_lines_under_daphne(live):
+    """WSCOMMANDS_LOG_JSON=1: the bug is one JSON line with the connection, user and traceback."""
+    server = live(env={"WSCOMMANDS_LOG_JSON": "1"})
+    before = len(server.log())
+    async with connect(server.ws) as ws:
+        await requests(ws, [{"probe.bug": {}}] * 5)
+    records = [
+        json.loads(line) for line in server.log()[before:].splitlines() if line.startswith("{")
+    ]
+    bugs = [r for r in records if r["logger"] == "wscommands.command"]
+    assert len(bugs) == 1, records
+    assert bugs[0]["level"] == "ERROR"
+    assert bugs[0]["user"] == "anonymous"
+    assert "~" in bugs[0]["connection_id"]
+    assert "RuntimeError: probe bug" in bugs[0]["exc"]

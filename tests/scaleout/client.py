@@ -28,15 +28,33 @@ class WSClient:
         return cls(await connect(url, additional_headers=headers, open_timeout=30))
 
     async def _read(self) -> None:
-        async for text in self.ws:
-            message = json.loads(text)
-            future = self._replies.pop(message.get("request_id"), None)
-            if future is not None:
-                future.set_result(message)
-                continue
-            async with self._arrived:
-                self.pushes.append(message)
-                self._arrived.notify_all()
+        try:
+            async for text in self.ws:
+                message = json.loads(text)
+                future = self._replies.pop(message.get("request_id"), None)
+                if future is not None:
+                    future.set_result(message)
+                    continue
+                async with self._arrived:
+                    self.pushes.append(message)
+                    self._arrived.notify_all()
+        finally:  # no reply will come: requests waiting for one fail now, not at their timeout
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"closed ({self.ws.close_code})"))
+            self._replies.clear()
+
+    async def wait_closed(self, timeout: float = 30) -> int | None:
+        """Wait until the connection is closed (by either side); its close code."""
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(self._reader, return_exceptions=True)
+        return self.ws.close_code
+
+    async def next_push(self, timeout: float = 15) -> dict[str, Any]:
+        """Wait for (and take) the next message that is not a reply to a request."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: bool(self.pushes))
+            return self.pushes.pop(0)
 
     async def request(self, commands: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
         """Send one request and wait for its reply."""

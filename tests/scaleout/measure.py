@@ -91,7 +91,7 @@ async def layer_round_trips(path: str, n: int = 500) -> float:
 async def main() -> None:
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
     redis.Redis.from_url(URL).flushdb()
     used, elapsed = await hub_broadcast()

@@ -29,7 +29,9 @@ WEB = {
 
 
 def test_compose_file_is_valid():
-    """The file validates against the official Compose schema; two web services, migrate."""
+    """The file validates against the official Compose schema; two web services, migrate,
+    reachable only through the nginx proxy (deploy/nginx.conf, tests/reliability/test_proxy.py),
+    which takes the client's address from X-Forwarded-For (--proxy-headers)."""
     import jsonschema
 
     # The schema names draft 07 by a URL jsonschema does not recognise: pick it explicitly.
@@ -39,6 +41,12 @@ def test_compose_file_is_valid():
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert "healthcheck" in service
         assert {"REDIS_URL", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS"} <= set(service["environment"])
+        assert "ports" not in service and "--proxy-headers" in service["command"]
+    proxy = COMPOSE["services"]["proxy"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert {name: proxy["depends_on"][name]["condition"] for name in WEB} == dict.fromkeys(
+        WEB, "service_healthy"
+    )
 
 
 class ComposeServer(Server):
@@ -64,8 +72,9 @@ class ComposeServer(Server):
 def local_env(service: dict, redis_url: str, database_url: str) -> dict[str, str]:
     env = {k: str(v) for k, v in service["environment"].items()}
     env.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
-    env.pop("DJANGO_SECRET_KEY", None)  # "${...:-default}" is Compose interpolation
-    return base_env(**env)
+    # "${DJANGO_SECRET_KEY:?...}" is Compose interpolation: the test run's key stands in.
+    env.pop("DJANGO_SECRET_KEY", None)
+    return base_env(DJANGO_SETTINGS_MODULE="project.settings", **env)
 
 
 async def test_compose_web_services_serve_one_cluster(redis_url, scaleout_database):

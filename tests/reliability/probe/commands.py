@@ -70,6 +70,12 @@ async def null(connection):
     return None
 
 
+@command(name="probe.set_global")
+async def set_global(connection, key: str, value: int):
+    """Set a global-state value (e.g. the shared counter just under its limit)."""
+    await connection.update_global_state({key: value})
+
+
 @command(name="probe.bug")
 async def bug(connection):
     """A command with a bug: raises an exception nobody expected."""

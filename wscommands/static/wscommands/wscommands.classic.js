@@ -30,6 +30,7 @@ const DEFAULTS = Object.freeze({
 /** Close codes of the protocol (docs/protocol.md) that change how the client reconnects. */
 const CLOSE = Object.freeze({
   NORMAL: 1000,
+  MESSAGE_TOO_BIG: 1009,
   AUTHENTICATION_FAILED: 3000,
   FORBIDDEN: 3003,
   BAD_REQUEST: 4400,
@@ -378,6 +379,7 @@ function closePolicy(code, attempt, reconnect, random = Math.random) {
     case CLOSE.BAD_REQUEST:
       return { reconnect: true, delay: backoff(), error: "bad_request" };
     case CLOSE.TOO_BIG:
+    case CLOSE.MESSAGE_TOO_BIG: // daphne's own frame cap (1 MiB by default)
       return { reconnect: true, delay: backoff(), error: "message_too_big" };
     default:
       return { reconnect: true, delay: backoff() };
