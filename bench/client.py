@@ -18,7 +18,12 @@ from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 #: Pushes sent by the broadcast scenario start with this key.
 PUSH_PREFIX = b'{"bench":'
-_ECHO = b'{"echo":{"text":"hello"},"request_id":%d}'
+#: The echo loop's request per command (``%d``: the request_id); each replies {"text": "hello"}.
+ECHOES = {
+    "echo": b'{"echo":{"text":"hello"},"request_id":%d}',
+    # The same through a msgspec Struct argument and result (the example's echo.typed).
+    "echo.typed": b'{"echo.typed":{"message":{"text":"hello"}},"request_id":%d}',
+}
 
 
 class PushCounter:
@@ -28,6 +33,7 @@ class PushCounter:
         self.seq = -1
         self.expected = 0
         self.count = 0
+        self.first = 0.0
         self.last = 0.0
         self.duplicates = 0
         self.done: asyncio.Future | None = None
@@ -35,6 +41,7 @@ class PushCounter:
     def arm(self, seq: int, expected: int) -> asyncio.Future:
         """Start waiting for ``expected`` clients to receive push ``seq``."""
         self.seq, self.expected, self.count, self.last = seq, expected, 0, 0.0
+        self.first = 0.0
         self.done = asyncio.get_running_loop().create_future()
         return self.done
 
@@ -42,6 +49,8 @@ class PushCounter:
         if seq != self.seq:
             return
         self.count += 1
+        if self.count == 1:
+            self.first = now
         self.last = now
         if self.count == self.expected and self.done is not None and not self.done.done():
             self.done.set_result(None)
@@ -60,6 +69,7 @@ class BenchClient(WSListener):
         self.other_pushes = 0
         self._ids = itertools.count(1)
         self._loop: tuple[float, list[float], asyncio.Future] | None = None
+        self._echo_command = "echo"
         self._sent_id = 0
         self._sent_at = 0.0
 
@@ -123,10 +133,16 @@ class BenchClient(WSListener):
         self.replies += 1
         return orjson.loads(payload), arrived - started
 
-    def echo_loop(self, until: float, latencies: list[float]) -> asyncio.Future:
-        """Send echo requests back to back until ``until``; the future ends with the loop."""
+    def echo_loop(
+        self, until: float, latencies: list[float], command: str = "echo"
+    ) -> asyncio.Future:
+        """Send echo requests back to back until ``until``; the future ends with the loop.
+
+        ``command``: a key of :data:`ECHOES`.
+        """
         done = asyncio.get_running_loop().create_future()
         self._loop = (until, latencies, done)
+        self._echo_command = command
         self._send_echo()
         return done
 
@@ -134,13 +150,14 @@ class BenchClient(WSListener):
         assert self.transport is not None
         self._sent_id = next(self._ids)
         self._sent_at = perf_counter()
-        self.transport.send(WSMsgType.TEXT, _ECHO % self._sent_id)
+        self.transport.send(WSMsgType.TEXT, ECHOES[self._echo_command] % self._sent_id)
 
     def _echo_reply(self, payload: bytes, now: float) -> None:
         assert self._loop is not None
         until, latencies, done = self._loop
         reply = orjson.loads(payload)
-        if reply.get("request_id") == self._sent_id and reply.get("echo") == {"text": "hello"}:
+        command = self._echo_command
+        if reply.get("request_id") == self._sent_id and reply.get(command) == {"text": "hello"}:
             self.replies += 1
             latencies.append(now - self._sent_at)
         else:

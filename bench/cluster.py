@@ -69,7 +69,8 @@ def _redis_delta(r: redis.Redis, since: dict[str, int]) -> dict[str, int]:
 async def _broadcast_batch(
     app: str, pushes: PushCounter, expected: int, count: int, seq: int
 ) -> tuple[list[float], int]:
-    """``count`` broadcasts, one after the other; returns times to the last client, missed."""
+    """``count`` broadcasts, one after the other; returns (to the first, to the last client)
+    times and how many deliveries were missed."""
     times, missed = [], 0
     for k in range(count):
         done = pushes.arm(seq + k, expected)
@@ -77,11 +78,15 @@ async def _broadcast_batch(
         await _trigger(app, seq + k)
         try:
             await asyncio.wait_for(done, timeout=30)
-            times.append(pushes.last - started)
+            times.append((pushes.first - started, pushes.last - started))
         except TimeoutError:
             missed += expected - pushes.count
         await asyncio.sleep(GAP)
     return times, missed
+
+
+def _median(seconds: list[float]) -> float | None:
+    return sorted(seconds)[len(seconds) // 2] * 1000 if seconds else None
 
 
 async def _measured_round(
@@ -104,7 +109,8 @@ async def _measured_round(
     used = _redis_delta(r, since)
     per_command = {k: round((v - idle.get(k, 0) * scale) / n, 2) for k, v in used.items()}
     return {
-        "ms_to_last": sorted(times)[len(times) // 2] * 1000 if times else None,
+        "ms_to_first": _median([t[0] for t in times]),
+        "ms_to_last": _median([t[1] for t in times]),
         "missed": missed,
         "redis_commands": sum(per_command.values()),
         "redis_by_command": {k: v for k, v in per_command.items() if v >= 0.5},
@@ -141,7 +147,7 @@ async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: st
                     await _measured_round(r, app, servers[app], pushes[app], size, n, seq)
                 )
                 seq += n
-            keys = ("ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")
+            keys = ("ms_to_first", "ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")
             for app in servers:
                 results[app][size] = {
                     "rounds": rounds[app],

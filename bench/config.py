@@ -20,6 +20,8 @@ class Config:
     burst_clients: int
     burst_batch: int
     burst_rounds: int
+    #: Broadcasts a resumable client misses before it resumes (the resume scenario).
+    resume_missed: int = 500
 
 
 FULL = Config(
@@ -61,4 +63,5 @@ TINY = Config(
     burst_clients=30,
     burst_batch=10,
     burst_rounds=1,
+    resume_missed=20,
 )

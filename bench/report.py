@@ -65,6 +65,38 @@ def _echo(echo: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
+def _typed(typed: dict, targets: list) -> list[str]:
+    lines = [
+        "## Typed arguments: a msgspec Struct against a plain argument (daphne)",
+        "",
+        "The same wscommands server and 50 connections, rounds alternating between "
+        '`{"echo": {"text": "hello"}}` (`text: str`) and `{"echo.typed": {"message": '
+        '{"text": "hello"}}}` (`message: Text`, a `msgspec.Struct`, returned as the result).',
+        "",
+        "| command | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    commands = typed["commands"]
+    for command, figures in commands.items():
+        m = figures["median"]
+        lines.append(
+            f"| `{command}` | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+            f"| {_f(m['replies_per_cpu_s'], 0)} |"
+        )
+    plain, struct = commands["echo"]["median"], commands["echo.typed"]["median"]
+    speed = ratio(struct["replies_per_s"], plain["replies_per_s"])
+    work = ratio(struct["replies_per_cpu_s"], plain["replies_per_cpu_s"])
+    targets.append(
+        (
+            "typed Struct echo: at most 5% fewer replies/s than echo",
+            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
+            speed >= 0.95,
+        )
+    )
+    return [*lines, ""]
+
+
 def _broadcast(bc: dict, targets: list, plot: str | None, layer: str) -> list[str]:
     sizes = sorted(bc[WS])
     lines = [
@@ -182,6 +214,71 @@ def _burst(burst: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
+def _fanout(fanout: dict, targets: list) -> list[str]:
+    lines = [
+        "## Fan-out with stream history, daphne and uvicorn (two processes, Redis)",
+        "",
+        "A broadcast to N plain clients spread over two processes; variants run one after "
+        "the other. First / last = ms until the first / the last client had it (median).",
+        "",
+        "| variant | clients | first (ms) | last (ms) | Redis commands per broadcast (fewest) "
+        "| missed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, sizes in fanout.items():
+        for size, f in sizes.items():
+            m = f["median"]
+            lines.append(
+                f"| {variant} | {size} | {_f(m['ms_to_first'])} | {_f(m['ms_to_last'])} "
+                f"| {_f(f['min_redis_commands'])} | {f['missed']} |"
+            )
+    on, off = fanout.get("daphne, history on"), fanout.get("daphne, history off")
+    if on and off:
+        for size in on:
+            a, b = on[size]["median"]["ms_to_last"], off[size]["median"]["ms_to_last"]
+            if a and b:
+                targets.append(
+                    (
+                        f"history on vs off, {size} clients: at most 15% slower",
+                        f"{a / b:.2f}x",
+                        a <= b * 1.15,
+                    )
+                )
+    for variant, sizes in fanout.items():
+        if "history on" not in variant:
+            continue
+        for size, f in sizes.items():
+            first = f["median"]["ms_to_first"]
+            targets.append(
+                (
+                    f"{variant}, {size} clients: first receiver within 10 ms",
+                    f"{_f(first)} ms",
+                    first is not None and first <= 10,
+                )
+            )
+    return [*lines, ""]
+
+
+def _resume(resume: dict, targets: list) -> list[str]:
+    ms = resume["median"]["ms"]
+    rounds = ", ".join(
+        f"{_f(r['ms'])} ms ({r['replayed']} replayed, recovered {r['recovered']})"
+        for r in resume["rounds"]
+    )
+    targets.append(
+        (f"resume {resume['missed']} missed pushes under 100 ms", f"{_f(ms)} ms", ms < 100)
+    )
+    return [
+        "## Resume after missed pushes (one daphne process, Redis history)",
+        "",
+        f"A `?resume=1` client misses {resume['missed']} broadcasts, reconnects and sends "
+        "`wscommands.resume`: time from the request to its reply (the replay comes first).",
+        "",
+        f"- median: {_f(ms)} ms; rounds: {rounds}",
+        "",
+    ]
+
+
 NOTES = [
     "## How to read this",
     "",
@@ -245,6 +342,8 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     body: list[str] = []
     if "echo" in figures:
         body += _echo(figures["echo"], targets)
+    if "typed" in figures:
+        body += _typed(figures["typed"], targets)
     if "broadcast" in figures:
         layer = figures.get("channel_layer", "?")
         body += _broadcast(figures["broadcast"], targets, plot, layer)
@@ -256,6 +355,10 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         body += _burst(figures["burst"], targets)
     if "metrics" in figures:
         body += _metrics(figures["metrics"], targets)
+    if "fanout" in figures:
+        body += _fanout(figures["fanout"], targets)
+    if "resume" in figures:
+        body += _resume(figures["resume"], targets)
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     head = [
         "# Benchmarks",

@@ -19,11 +19,13 @@ from .stats import interleaved, medians, percentile
 ECHO_KEYS = ("replies_per_s", "p50_ms", "p99_ms", "client_cpu", "server_cpu", "replies_per_cpu_s")
 
 
-async def _echo_round(clients: list[BenchClient], seconds: float, server: Server) -> dict:
+async def _echo_round(
+    clients: list[BenchClient], seconds: float, server: Server, command: str = "echo"
+) -> dict:
     latencies: list[float] = []
     cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
     started = perf_counter()
-    await asyncio.gather(*(c.echo_loop(started + seconds, latencies) for c in clients))
+    await asyncio.gather(*(c.echo_loop(started + seconds, latencies, command) for c in clients))
     wall = perf_counter() - started
     server_cpu = server.cpu_seconds() - server_cpu0
     return {
@@ -65,6 +67,33 @@ async def echo(cfg: Config, servers: dict[str, Server]) -> dict[str, Any]:
             "errors": sum(c.errors for c in clients[app]),
         }
         for app in servers
+    }
+
+
+async def typed(cfg: Config, server: Server) -> dict[str, Any]:
+    """Echo through a typed Struct argument (``echo.typed``) against ``echo``, same server.
+
+    One wscommands server and one set of connections; the two commands take turns round by
+    round, so both see the same machine load.
+    """
+    clients, failures = await connect_many([server.url], cfg.echo_clients)
+    commands = ["echo", "echo.typed"]
+    rounds: dict[str, list[dict]] = {command: [] for command in commands}
+    try:
+        for command in commands:  # warm-up, not recorded
+            await _echo_round(clients, min(0.5, cfg.echo_seconds), server, command)
+        for _r, command in interleaved(cfg.rounds, commands):
+            rounds[command].append(await _echo_round(clients, cfg.echo_seconds, server, command))
+    finally:
+        await close_all(clients)
+    return {
+        "commands": {
+            command: {"rounds": rounds[command], "median": medians(rounds[command], ECHO_KEYS)}
+            for command in commands
+        },
+        "clients": len(clients),
+        "connect_failures": failures,
+        "errors": sum(c.errors for c in clients),
     }
 
 

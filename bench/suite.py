@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,slow,memory,broadcast,burst,metrics]``
+``python -m bench [--quick | --tiny] [--only echo,typed,slow,memory,broadcast,burst,metrics]``
 """
 
 from __future__ import annotations
@@ -21,12 +21,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cluster, single
+from . import cluster, delivery, single
 from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
 
-SCENARIOS = ("echo", "slow", "memory", "broadcast", "burst", "metrics")
+SCENARIOS = (
+    "echo",
+    "typed",
+    "slow",
+    "memory",
+    "broadcast",
+    "burst",
+    "metrics",
+    "fanout",
+    "resume",
+)
 #: The two servers of the metrics scenario: wscommands with Prometheus metrics on and off.
 METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
 APPS = ("wscommands", "baseline")
@@ -94,11 +104,22 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             try:
                 progress(f"echo under {kind}")
                 results.setdefault("echo", {})[kind] = await single.echo(cfg, servers)
+                if kind == "daphne" and "typed" in only:
+                    progress("echo with a typed Struct argument against echo")
+                    results["typed"] = await single.typed(cfg, servers["wscommands"])
                 if kind == "daphne" and "slow" in only:
                     progress("slow sync command")
                     results["slow"] = await single.slow(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
+        if "typed" in only and "typed" not in results:
+            server = single_server("wscommands", "daphne")
+            start_all([server])
+            try:
+                progress("echo with a typed Struct argument against echo")
+                results["typed"] = await single.typed(cfg, server)
+            finally:
+                stop_all([server])
         if "slow" in only and "slow" not in results:
             servers = {app: single_server(app, "daphne") for app in APPS}
             start_all(list(servers.values()))
@@ -125,7 +146,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             results["memory"] = await single.memory(cfg, makers)
     finally:
         pin(all_cores)
-    if {"broadcast", "burst"} & set(only):
+    if {"broadcast", "burst", "fanout", "resume"} & set(only):
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
@@ -137,7 +158,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
         # One process of each pair per core; the load generator and Redis float.
         servers2 = {
             app: [Server(app, "daphne", redis_env, cores={i}, log_dir=LOGS) for i in (0, 1)]
-            for app in APPS
+            for app in (APPS if {"broadcast", "burst"} & set(only) else ())
         }
         start_all([s for procs in servers2.values() for s in procs])
         try:
@@ -149,6 +170,12 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                 results["burst"] = await cluster.burst(cfg, servers2)
         finally:
             stop_all([s for procs in servers2.values() for s in procs])
+        if "fanout" in only:
+            progress("fan-out: history on/off, daphne/uvicorn")
+            results["fanout"] = await delivery.fanout(cfg, redis_env, redis_url, LOGS)
+        if "resume" in only:
+            progress("resume")
+            results["resume"] = await delivery.resume(cfg, redis_env, LOGS, cfg.resume_missed)
     return results
 
 

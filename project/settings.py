@@ -143,6 +143,8 @@ else:
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
 WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
+# The built-in describe command (the API with its schemas): staff users only by default.
+WSCOMMANDS["DESCRIBE"] = os.environ.get("WSCOMMANDS_DESCRIBE", "staff")
 # Prometheus may read /metrics with this bearer token (docs/operations.md); staff always may.
 if os.environ.get("WSCOMMANDS_METRICS_TOKEN"):
     WSCOMMANDS["METRICS_TOKEN"] = os.environ["WSCOMMANDS_METRICS_TOKEN"]

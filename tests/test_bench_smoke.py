@@ -31,7 +31,7 @@ def bench_requirements() -> None:
         pytest.skip(message)
 
 
-@pytest.mark.timeout(240)  # six scenarios, each starting its own servers, on a shared machine
+@pytest.mark.timeout(240)  # eight scenarios, each starting its own servers, on a shared machine
 def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path):
     figures_path = tmp_path / "figures.json"
     args = ["--tiny", "--no-plot", "--redis-url", redis_url, "--out", str(tmp_path)]
@@ -61,18 +61,33 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         burst = figures["burst"][app]
         assert burst["failed"] == 0 and burst["rounds"][0]["connected"] == 30, (app, burst)
 
+    typed = figures["typed"]
+    assert typed["clients"] == 4 and not typed["connect_failures"] and typed["errors"] == 0
+    for command in ("echo", "echo.typed"):
+        assert all(r["replies"] >= 4 for r in typed["commands"][command]["rounds"]), command
+
     for name in ("metrics on", "metrics off"):
         echo = figures["metrics"][name]
         assert echo["clients"] == 4 and echo["errors"] == 0, (name, echo)
         assert echo["min_replies_per_client"] >= 1, name
 
+    for variant, sizes in figures["fanout"].items():
+        for size, entry in sizes.items():
+            assert entry["missed"] == 0 and entry["duplicates"] == 0, (variant, size, entry)
+            assert all(r["ms_to_first"] is not None for r in entry["rounds"]), (variant, size)
+    resumed = figures["resume"]["rounds"][0]
+    assert resumed["recovered"] is True and resumed["replayed"] == 20, resumed
+
     report = (tmp_path / "benchmarks.md").read_text()
     headings = (
         "## Targets",
         "## Echo round trip",
+        "## Typed arguments",
         "## Broadcast",
         "## Idle memory",
         "## Echo with",
+        "## Fan-out with stream history",
+        "## Resume after missed pushes",
     )
     for heading in headings:
         assert heading in report

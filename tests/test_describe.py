@@ -12,13 +12,14 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
-from wscommands import command, declare_push
+from wscommands import checks, command, declare_push
+from wscommands.conf import DEFAULTS
 from wscommands.testing import CommandClient, CommandFailedError
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
 
-class Line(msgspec.Struct):
+class OrderLine(msgspec.Struct):
     """One line of an order."""
 
     sku: str
@@ -43,7 +44,7 @@ def _scratch(settings):
 
         @command(name="t.order")
         def order(
-            connection, lines: list[Line], shipping: Literal["fast", "cheap"] = "cheap"
+            connection, lines: list[OrderLine], shipping: Literal["fast", "cheap"] = "cheap"
         ) -> Total:
             """Place an order."""
             return {"lines": len(lines), "shipping": shipping}
@@ -69,8 +70,10 @@ async def _describe(session_key: str | None = None) -> dict:
         return await client.call("describe")
 
 
-async def test_off_by_default_describe_is_an_unknown_command():
-    """Nothing is published unless the setting says so."""
+async def test_off_by_default_describe_is_an_unknown_command(settings):
+    """Nothing is published unless the setting says so (the example project says "staff")."""
+    assert DEFAULTS["DESCRIBE"] == "off"
+    settings.WSCOMMANDS = {k: v for k, v in settings.WSCOMMANDS.items() if k != "DESCRIBE"}
     with pytest.raises(CommandFailedError) as info:
         await _describe()
     assert info.value.code == "unknown_command"
@@ -84,7 +87,7 @@ async def test_public_describes_what_an_anonymous_caller_may_run(settings):
     assert "t.mine" not in api["commands"] and "t.admin" not in api["commands"]
     order = api["commands"]["t.order"]
     assert order["description"] == "Place an order."
-    lines = {"type": "array", "items": {"$ref": "#/$defs/Line"}}
+    lines = {"type": "array", "items": {"$ref": "#/$defs/OrderLine"}}
     assert order["params"] == {
         "anyOf": [
             {
@@ -97,12 +100,13 @@ async def test_public_describes_what_an_anonymous_caller_may_run(settings):
         ]
     }
     assert order["result"] == {"$ref": "#/$defs/Total"}
-    assert api["$defs"]["Line"]["properties"] == {
+    assert api["$defs"]["OrderLine"]["properties"] == {
         "sku": {"type": "string"},
         "qty": {"type": "integer"},
     }
-    assert api["pushes"] == {
-        "t.tick": {"payload": {"$ref": "#/$defs/Tick"}, "description": "Sent every second."}
+    assert api["pushes"]["t.tick"] == {
+        "payload": {"$ref": "#/$defs/Tick"},
+        "description": "Sent every second.",
     }
     assert api["hash"].startswith("sha256:") and len(api["hash"]) == 71
 
@@ -190,3 +194,10 @@ async def test_results_and_pushes_that_do_not_match_are_logged_in_development(se
     messages = [r.getMessage() for r in caplog.records]
     assert any("push 't.tick' does not match" in m and "$.n" in m for m in messages), messages
     assert any("result of command 't.liar'" in m and "$.shipping" in m for m in messages), messages
+
+
+def test_an_unknown_describe_level_is_refused_at_start_up(settings):
+    """DESCRIBE must be off, staff or public: the system check says which and how."""
+    _describe_setting(settings, "everyone")
+    errors = [e for e in checks.check_settings() if e.id == "wscommands.E012"]
+    assert len(errors) == 1 and "'everyone'" in errors[0].msg and "staff" in errors[0].hint

@@ -19,13 +19,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.testapp.helpers import scratch_registry
-from wscommands import command, declare_push, registry
+from wscommands import Command, Registry, command, declare_push, registry
 from wscommands.schema import api_document
 
 CLIENT_DTS = Path(__file__).resolve().parent.parent / "wscommands/static/wscommands/wscommands.d.ts"
 
 
-class Line(msgspec.Struct):
+class OrderLine(msgspec.Struct):
     sku: str
     qty: int
 
@@ -52,7 +52,7 @@ def _typed_commands():
 
         @command(name="t.order")
         def order(
-            connection, lines: list[Line], shipping: Literal["fast", "cheap"] = "cheap"
+            connection, lines: list[OrderLine], shipping: Literal["fast", "cheap"] = "cheap"
         ) -> Receipt:
             return {"lines": len(lines), "shipping": shipping}
 
@@ -160,6 +160,11 @@ WRONG = [
     ),
     ('client.on("t.tick", (tick) => tick.when);', "Property 'when' does not exist on type 'Tick'."),
     ('client.on("t.tock", () => 0);', "Argument of type '\"t.tock\"' is not assignable"),
+    ('client.request({ "t.nope": 1 });', "'\"t.nope\"' does not exist in type"),
+    (
+        'client.request({ "t.add": { a: 1, b: "2" } });',
+        "Type 'string' is not assignable to type 'number'.",
+    ),
 ]
 
 
@@ -206,9 +211,11 @@ def test_the_asyncapi_document_is_valid_against_the_official_schema(node_modules
     assert reply["properties"]["t.add"] == {"type": "integer"}
     tick = document["operations"]["push.t.tick"]
     assert tick["action"] == "send" and tick["summary"] == "Sent every second."
-    assert document["components"]["schemas"]["Line"]["properties"]["qty"] == {"type": "integer"}
+    assert document["components"]["schemas"]["OrderLine"]["properties"]["qty"] == {
+        "type": "integer"
+    }
     order = document["channels"]["ws"]["messages"]["t.order.request"]["payload"]
-    assert "#/components/schemas/Line" in json.dumps(order)
+    assert "#/components/schemas/OrderLine" in json.dumps(order)
 
     document["operations"]["t.add"]["action"] = "publish"  # AsyncAPI 2's word: not valid in 3
     assert list(validator.iter_errors(document))
@@ -226,3 +233,24 @@ def test_check_fails_when_a_generated_file_is_out_of_date(tmp_path):
 
     with pytest.raises(CommandError, match="out of date"):
         call_command("wscommands_schema", typescript=str(target), check=True)
+
+
+#: A registry of its own, as a consumer subclass would serve (``--registry``).
+OTHER = Registry()
+
+
+def only(connection, x: int) -> int:
+    return x
+
+
+OTHER.register(Command(name="only", func=only))
+
+
+def test_registry_option_describes_another_registry(tmp_path):
+    """--registry names a Registry (or a consumer class with one): only its commands."""
+    target = tmp_path / "api.d.ts"
+    call_command("wscommands_schema", typescript=str(target), registry=f"{__name__}.OTHER")
+    text = target.read_text()
+    assert "  only: {" in text and "t.add" not in text
+    with pytest.raises(CommandError, match="neither a Registry"):
+        call_command("wscommands_schema", registry=f"{__name__}.HEADER")

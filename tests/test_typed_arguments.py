@@ -349,3 +349,27 @@ def test_the_connection_parameter_may_be_annotated_with_anything():
     @command(name="t.conn")
     def f(connection: Context, n: int) -> int:
         return n
+
+
+async def test_var_keyword_and_var_positional_annotations_check_each_value():
+    """**options: int checks every extra key's value (named by its key); *rest: Color the
+    positional value."""
+
+    @command(name="t.kw")
+    def kw(connection, a: int = 0, **options: int):
+        received.append(options)
+
+    @command(name="t.rest")
+    def rest(connection, *colors: Color):
+        received.append(colors)
+
+    async with CommandClient() as client:
+        await client.call("t.kw", a=1, x=2, y=3)
+        with pytest.raises(CommandFailedError) as info:
+            await client.call("t.kw", x="2", y=True, z=4)
+        assert info.value.details == {"wrong_type": {"x": "int", "y": "int"}}
+        await client.call("t.rest", "red")
+        with pytest.raises(CommandFailedError) as info:
+            await client.call("t.rest", "blue")
+        assert info.value.details == {"wrong_type": {"colors": "Color"}}
+    assert received == [{"x": 2, "y": 3}, (Color.RED,)]

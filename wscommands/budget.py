@@ -22,6 +22,7 @@ import logging
 import threading
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import logs
@@ -84,6 +85,31 @@ def _full(cell: types.CellType) -> bool:
 
 
 _OVER_BUDGET = "the server holds too much for its clients"
+
+#: The kinds of things a connection holds: settings bounding their count and bytes, and the
+#: messages of the two refusals.
+KINDS = {
+    "requests": (
+        "MAX_PENDING_REQUESTS",
+        "MAX_PENDING_BYTES",
+        "too many requests waiting",
+        "too many bytes of requests waiting",
+    ),
+    "timers": (
+        "MAX_TIMERS",
+        "MAX_TIMER_BYTES",
+        "too many timers on this connection",
+        "timers hold too many bytes",
+    ),
+}
+
+
+@dataclass
+class Holding:
+    """Things of one kind a connection holds: how many, and their bytes."""
+
+    count: int = 0
+    bytes: int = 0
 
 
 def _refusal(what: str, setting: str) -> RateLimited:
@@ -150,10 +176,8 @@ class Account:
         self.on_cut = on_cut
         # on_cut is called on the connection's loop, whatever thread a refusal happened in.
         self.loop = asyncio.get_running_loop()
-        self.requests = 0
-        self.request_bytes = 0
-        self.timers = 0
-        self.timer_bytes = 0
+        #: What it holds of each kind in :data:`KINDS`.
+        self.holdings = {kind: Holding() for kind in KINDS}
         self.outgoing = 0
         #: Refusals in a row, per kind of resource ("requests", "timers", "groups").
         self.refusals: dict[str, int] = {}
@@ -166,59 +190,25 @@ class Account:
     @property
     def held(self) -> int:
         """Bytes this connection holds (waiting frames, timer arguments, unread output)."""
-        return self.request_bytes + self.timer_bytes + self.outgoing
+        return sum(h.bytes for h in self.holdings.values()) + self.outgoing
 
     # Decisions ----------------------------------------------------------------------------
 
     def reserve_request(self, size: int) -> RateLimited | None:
         """Room for one more waiting request of ``size`` bytes, or the refusal."""
-        s = wscommands_settings
-        with self.budget.lock:
-            if self.requests >= s.MAX_PENDING_REQUESTS:
-                return self._refuse("requests", "too many requests waiting", "MAX_PENDING_REQUESTS")
-            if self.request_bytes + size > s.MAX_PENDING_BYTES:
-                return self._refuse(
-                    "requests", "too many bytes of requests waiting", "MAX_PENDING_BYTES"
-                )
-            if not self._charge(size):
-                return self._refuse("requests", _OVER_BUDGET, "MAX_CLIENT_MEMORY")
-            self.requests += 1
-            self.request_bytes += size
-            self.refusals["requests"] = 0
-        return None
+        return self._reserve("requests", size)
 
     def release_request(self, size: int) -> None:
-        """A waiting request has started (or was dropped)."""
-        with self.budget.lock:
-            if self.cut_off:
-                return
-            self.requests -= 1
-            self.request_bytes -= size
-            self._uncharge(size)
+        """A request is over (run, refused or cancelled): its frame is no longer held."""
+        self._release("requests", size)
 
     def reserve_timer(self, size: int) -> RateLimited | None:
         """Room for one more timer whose arguments weigh ``size`` bytes, or the refusal."""
-        s = wscommands_settings
-        with self.budget.lock:
-            if self.timers >= s.MAX_TIMERS:
-                return self._refuse("timers", "too many timers on this connection", "MAX_TIMERS")
-            if self.timer_bytes + size > s.MAX_TIMER_BYTES:
-                return self._refuse("timers", "timers hold too many bytes", "MAX_TIMER_BYTES")
-            if not self._charge(size):
-                return self._refuse("timers", _OVER_BUDGET, "MAX_CLIENT_MEMORY")
-            self.timers += 1
-            self.timer_bytes += size
-            self.refusals["timers"] = 0
-        return None
+        return self._reserve("timers", size)
 
     def release_timer(self, size: int) -> None:
         """A timer ran or was cancelled."""
-        with self.budget.lock:
-            if self.cut_off:
-                return
-            self.timers -= 1
-            self.timer_bytes -= size
-            self._uncharge(size)
+        self._release("timers", size)
 
     def admit_group(self, joined: int) -> RateLimited | None:
         """Whether a connection in ``joined`` groups may join one more, or the refusal."""
@@ -251,10 +241,36 @@ class Account:
                 self.budget.total -= self.held
                 self.budget.accounts.discard(self)
             self.cut_off = True
-            self.requests = self.request_bytes = self.timers = self.timer_bytes = 0
+            self.holdings = {kind: Holding() for kind in KINDS}
             self.outgoing = 0
 
-    # Internals (lock held) ----------------------------------------------------------------
+    # Internals ----------------------------------------------------------------------------
+
+    def _reserve(self, kind: str, size: int) -> RateLimited | None:
+        count_limit, bytes_limit, too_many, too_heavy = KINDS[kind]
+        held = self.holdings[kind]
+        with self.budget.lock:
+            if held.count >= getattr(wscommands_settings, count_limit):
+                return self._refuse(kind, too_many, count_limit)
+            if held.bytes + size > getattr(wscommands_settings, bytes_limit):
+                return self._refuse(kind, too_heavy, bytes_limit)
+            if not self._charge(size):
+                return self._refuse(kind, _OVER_BUDGET, "MAX_CLIENT_MEMORY")
+            held.count += 1
+            held.bytes += size
+            self.refusals[kind] = 0
+        return None
+
+    def _release(self, kind: str, size: int) -> None:
+        with self.budget.lock:
+            if self.cut_off:
+                return
+            held = self.holdings[kind]
+            held.count -= 1
+            held.bytes -= size
+            self._uncharge(size)
+
+    # (lock held)
 
     def _charge(self, size: int) -> bool:
         if self.cut_off:

@@ -80,6 +80,11 @@ _POSITIVE_NUMBERS = (
     "CHANNEL_LAYER_TIMEOUT",
     "PRESENCE_EVENT_INTERVAL",
     "SEND_TIMEOUT",
+    "HISTORY_TTL",
+    "HISTORY_META_TTL",
+    "IDEMPOTENCY_TTL",
+    "IDEMPOTENCY_MAX_BYTES",
+    "IDEMPOTENCY_MAX_KEYS",
 )
 _OPTIONAL_POSITIVE = (
     "RATE_LIMIT",
@@ -114,6 +119,24 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     id="wscommands.E005",
                 )
             )
+    history = s.HISTORY_SIZE
+    if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["HISTORY_SIZE"] must be a whole number >= 0, got {history!r}.',
+                hint="0 turns history (and resumable delivery) off.",
+                id="wscommands.E007",
+            )
+        )
+    elif history and values["HISTORY_META_TTL"] < values["HISTORY_TTL"]:
+        errors.append(
+            checks.Warning(
+                'WSCOMMANDS["HISTORY_META_TTL"] is shorter than HISTORY_TTL: a quiet stream '
+                "would lose its position while its pushes are still kept.",
+                hint="Keep HISTORY_META_TTL well above HISTORY_TTL (default 86400 vs 300).",
+                id="wscommands.W002",
+            )
+        )
     size = s.MAX_MESSAGE_SIZE
     if isinstance(size, (int, float)) and size > 1024 * 1024:
         errors.append(

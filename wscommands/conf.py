@@ -119,6 +119,17 @@ DEFAULTS: dict[str, Any] = {
     "VALIDATE_OUTGOING": None,
     # Seconds a channel-layer call may take before it counts as unavailable.
     "CHANNEL_LAYER_TIMEOUT": 2.0,
+    # Resumable delivery (docs/protocol.md): pushes kept per stream (0: no history, no
+    # positions, resume refused), seconds each is kept, and seconds a stream's position (epoch,
+    # offset) outlives its last push or read, so a quiet stream can still be resumed.
+    "HISTORY_SIZE": 500,
+    "HISTORY_TTL": 300.0,
+    "HISTORY_META_TTL": 86400.0,
+    # Idempotent requests (docs/protocol.md): seconds a reply is kept for a retry, the
+    # largest reply kept (bytes of JSON), the most records per user or session.
+    "IDEMPOTENCY_TTL": 120.0,
+    "IDEMPOTENCY_MAX_BYTES": 64 * 1024,
+    "IDEMPOTENCY_MAX_KEYS": 100,
     # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
     # while the client does not read); a slower client is cut off (4429) so it delays no other.
     "SEND_TIMEOUT": 1.0,

@@ -8,15 +8,16 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import messaging, presence, state
+from . import messaging, presence, resume, state
 from .budget import Account, weigh
 from .conf import wscommands_settings
-from .hub import get_hub
+from .exceptions import PermissionDenied
 from .outgoing import encode_push
 from .threads import Share, run_sync
 
 if TYPE_CHECKING:
     from .consumer import CommandConsumer
+    from .streams import StreamCursor
 
 logger = logging.getLogger("wscommands.connection")
 
@@ -70,6 +71,8 @@ class Connection:
         self._command_states: dict[str, dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
         self._calls: set[CallHandle] = set()
+        #: What a resumable connection (``?resume=1``) was sent per stream; None otherwise.
+        self.streams: StreamCursor | None = None
         # The consumer's loop, for call_later from sync commands running in worker threads.
         self._loop = asyncio.get_running_loop()
         #: What this connection holds (requests, timers, groups, backlog): see budget.py.
@@ -91,6 +94,11 @@ class Connection:
     def session(self) -> Any:
         """The Django session (None without session middleware)."""
         return self.scope.get("session")
+
+    @property
+    def user_pk(self) -> Any:
+        """The pk of the user this connection acts as (None: anonymous)."""
+        return self._user_pk
 
     def is_authenticated(self) -> bool:
         """True when the connection acts as a logged-in user."""
@@ -116,7 +124,7 @@ class Connection:
 
     async def _set_user_pk(self, pk: Any) -> None:
         old, self._user_pk = self._user_pk, pk
-        await get_hub().set_user(self, old, pk)
+        await resume.change_user(self, old, pk)
 
     def _require_session(self) -> Any:
         if self.session is None:
@@ -177,21 +185,22 @@ class Connection:
     async def join(self, group: str) -> None:
         """Join ``group`` (letters, digits, '.', '_', '-'); raises ValueError if invalid.
 
-        Past ``MAX_GROUPS_PER_CONNECTION`` groups raises RateLimited (``rate_limited``).
+        Raises PermissionDenied when a join authorization hook (``@authorize_join``) refuses;
+        past ``MAX_GROUPS_PER_CONNECTION`` groups raises RateLimited (``rate_limited``).
         """
         messaging.group_channel_name(group)
         if group not in self.groups:
             refusal = self.resources.admit_group(len(self.groups))
             if refusal is not None:
                 raise refusal
-            self.groups.add(group)
-            await get_hub().join(self, group)
+            if not await resume.may_join(self, group):
+                raise PermissionDenied(f"may not join {group!r}")
+            await resume.enter_group(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group one is not in does nothing."""
         if group in self.groups:
-            self.groups.discard(group)
-            await get_hub().leave(self, group)
+            await resume.leave_group(self, group)
 
     async def send_to_group(
         self, group: str, message: dict[str, Any], everyone_else: bool = False

@@ -13,13 +13,14 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import lifecycle, limits, logs, metrics
+from . import lifecycle, limits, logs, metrics, resume
 from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .execution import DEFAULT, call, run_default, run_request
 from .hub import get_hub
-from .protocol import decode, encode, encode_reply, error_reply, parse_frame
+from .idempotency import run_once
+from .protocol import Request, decode, encode, encode_reply, error_reply, parse_frame
 from .registry import Registry, registry
 from .threads import sweep_old_connections, use_share
 
@@ -67,6 +68,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self._guard = limits.FrameGuard(self)
         if not await limits.admit_connection(self) or not await lifecycle.admit_connection(self):
             return
+        resume.attach(self.connection)
         # Register with the hub before accepting: a client that sees the handshake
         # complete receives every broadcast sent after that moment.
         self.connection.id = await get_hub().add(self.connection)
@@ -80,6 +82,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         for text in self._backlog:
             await self.send(text_data=text)
         self._backlog.clear()
+        await resume.start(self.connection)
         for hook in self.registry.connect_hooks:
             try:
                 await call(hook, self.connection)
@@ -161,16 +164,31 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error(exc)
             return
         self._guard.accepted()
+        if resume.is_resume(request.commands):
+            await self._schedule(
+                lambda: self._resume(request), concurrent=False, request_id=request.request_id
+            )
+            return
         concurrent = bool(request.commands) and all(
             (cmd := self.registry.get(name)) is not None and cmd.concurrent
             for name, _ in request.commands
         )
         await self._schedule(
-            lambda: run_request(self.connection, request, self.registry),
+            lambda: self._run(request),
             concurrent=concurrent,
             request_id=request.request_id,
             size=len(text_data),
         )
+
+    async def _run(self, request: Request) -> Reply:
+        # A request with an idempotency key runs once; its retries replay the recorded reply.
+        return await run_once(
+            self.connection, request, lambda: run_request(self.connection, request, self.registry)
+        )
+
+    async def _resume(self, request: Request) -> Reply:
+        await resume.handle(self.connection, request.request_id, request.commands[0][1])
+        return None, None
 
     async def _run_default(self, default: Any, text: str) -> Reply:
         return await run_default(self.connection, default, text), None

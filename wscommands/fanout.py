@@ -48,7 +48,7 @@ def is_closed_error(exc: BaseException) -> bool:
 
 
 async def write(recipient: Any, send: Callable[[Any], Awaitable[None]]) -> bool:
-    """Run ``send(recipient)`` (one write to a consumer); False if it failed.
+    """Run ``send(recipient)`` (one write to a connection); False if it failed.
 
     Never raises (except cancellation of the caller): the failure is logged once per
     recipient and, for a write that timed out, the recipient is closed with 4429.
@@ -89,8 +89,7 @@ def _report(recipient: Any, what: str, level: int, exc: BaseException | None = N
     if recipient in _reported:
         return
     _reported.add(recipient)
-    connection = getattr(recipient, "connection", None)
-    name = getattr(connection, "id", None) or repr(recipient)
+    name = getattr(recipient, "id", None) or repr(recipient)
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
     logger.log(level, "connection %s: %s", name, what, exc_info=exc_info)
 

@@ -23,6 +23,7 @@ from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_na
 from .ordered import OrderedCalls
 from .presence import PresenceTracker
 from .resilience import attempt
+from .streams import Push
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -270,16 +271,20 @@ class Hub:
         """Write a received message's text to each of its local recipients."""
         if message.get("type") != MESSAGE_TYPE:
             return
-        text = message["text"]
-        exclude = message.get("exclude")
         connections = self.connections
         recipients = [
-            connection.consumer
+            connection
             for local_id in self._targets(message)
-            if (connection := connections.get(local_id)) is not None and connection.id != exclude
+            if (connection := connections.get(local_id)) is not None
         ]
         started = time.perf_counter()
-        await write_all(recipients, lambda consumer: consumer.push_text(text))
+        push = Push.from_message(message)
+        if push is not None:
+            await write_all(recipients, push.deliver)
+        else:
+            text, exclude = message["text"], message.get("exclude")
+            recipients = [c for c in recipients if c.id != exclude]
+            await write_all(recipients, lambda c: c.consumer.push_text(text))
         elapsed = time.perf_counter() - started
         metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 

@@ -19,6 +19,7 @@ docs/reliability.md). The consumer calls in at a few points:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,9 @@ class FrameGuard:
         self.invalid = 0  # frames refused as invalid in a row
         self.transport, self.inbox = _daphne_internals(consumer)
         self.cut_off = False
-        self.paused = False
+        self.paused = False  # the inbox is full
+        self.resting = False  # over the rate: waiting for retry_after
+        self.not_reading = False  # the socket is not being read (either of those)
         if self.transport is not None:
             consumer.connection.resources.outgoing_probe = self.buffered
 
@@ -129,10 +132,32 @@ class FrameGuard:
         # (so TCP pushes back on the client) until we have caught up.
         if not self.paused and waiting >= high:
             self.paused = True
-            self.transport.pauseProducing()
         elif self.paused and waiting <= high // 2:
             self.paused = False
-            self.transport.resumeProducing()
+        self._set_reading()
+
+    def _rest(self, seconds: float) -> None:
+        # A client over its rate: stop reading its socket until it may send again. What it
+        # sends meanwhile waits in TCP buffers instead of being read, unmasked and refused
+        # here, which costs the server as much as serving it (daphne only).
+        if self.transport is None or self.resting:
+            return
+        self.resting = True
+        self._set_reading()
+        asyncio.get_running_loop().call_later(seconds, self._wake)
+
+    def _wake(self) -> None:
+        self.resting = False
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        stop = self.paused or self.resting
+        if stop != self.not_reading and not self.cut_off:
+            self.not_reading = stop
+            if stop:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
 
     async def _throttle(self, text: str | None, retry_after: float, limit: str) -> None:
         self.throttled += 1
@@ -142,6 +167,7 @@ class FrameGuard:
             await self.consumer.close(TOO_MANY)
             return
         logs.client_event("rate_limited", "frames over the rate limit: refused")
+        self._rest(retry_after)
         error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else _request_id(text)
         await self.consumer.push_text(encode(error_reply(error, request_id)))

@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .conf import wscommands_settings
 from .outgoing import encode_push
 from .resilience import required
+from .streams import ALL, group_stream, publish, user_stream
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -71,9 +72,15 @@ def user_group_name(user_pk: Any) -> str:
     return f"{wscommands_settings.PREFIX}.u.{user_pk}"
 
 
-def _message(text: str, target: str, key: Any = None, exclude: str | None = None) -> dict:
+def _message(
+    text: str,
+    target: str,
+    key: Any = None,
+    exclude: str | None = None,
+    position: dict[str, Any] | None = None,
+) -> dict:
     # "sent": the sender's clock, for the receivers' delivery-lag metric.
-    return {
+    message = {
         "type": MESSAGE_TYPE,
         "text": text,
         "target": target,
@@ -81,22 +88,34 @@ def _message(text: str, target: str, key: Any = None, exclude: str | None = None
         "exclude": exclude,
         "sent": time.time(),
     }
+    if position:  # its stream, epoch and offset (streams.publish)
+        message.update(position)
+    return message
 
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
     text = encode_push(message)
+    position = await publish(ALL, text)
     await required(
-        get_layer().group_send(all_group_name(), _message(text, "all", None, exclude)), "broadcast"
+        get_layer().group_send(all_group_name(), _message(text, "all", None, exclude, position)),
+        "broadcast",
     )
 
 
-async def send_to_group(group: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
-    """Send ``message`` to every member of ``group``, wherever it is connected."""
+async def send_to_group(
+    group: str, message: dict[str, Any], *, exclude: str | None = None, history: bool = True
+) -> None:
+    """Send ``message`` to every member of ``group``, wherever it is connected.
+
+    ``history=False``: outside the group's stream (no position, not replayed on resume), for
+    notices that are only worth something live, such as presence events.
+    """
     channel_group = group_channel_name(group)
     text = encode_push(message)
+    position = await publish(group_stream(group), text) if history else None
     await required(
-        get_layer().group_send(channel_group, _message(text, "group", group, exclude)),
+        get_layer().group_send(channel_group, _message(text, "group", group, exclude, position)),
         "send_to_group",
     )
 
@@ -141,6 +160,8 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
                 raise
             logger.warning("process channel %s is full: message dropped", process)
     for pk in dict.fromkeys(user_pks):
+        position = await publish(user_stream(pk), text)
         await required(
-            layer.group_send(user_group_name(pk), _message(text, "user", pk)), "send_to_subset"
+            layer.group_send(user_group_name(pk), _message(text, "user", pk, None, position)),
+            "send_to_subset",
         )

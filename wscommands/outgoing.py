@@ -13,7 +13,9 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
+from django.core.signals import setting_changed
 
+from . import models
 from .conf import wscommands_settings
 from .protocol import encode
 from .registry import Command, Registry, registry
@@ -21,10 +23,25 @@ from .registry import Command, Registry, registry
 logger = logging.getLogger("wscommands")
 
 
+_enabled: bool | None = None  # worked out once: this is asked for every result
+
+
 def enabled() -> bool:
     """Whether outgoing messages are checked (``VALIDATE_OUTGOING``, else ``DEBUG``)."""
-    value = wscommands_settings.VALIDATE_OUTGOING
-    return bool(settings.DEBUG if value is None else value)
+    global _enabled
+    if _enabled is None:
+        value = wscommands_settings.VALIDATE_OUTGOING
+        _enabled = bool(settings.DEBUG if value is None else value)
+    return _enabled
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _enabled
+    if setting in ("DEBUG", "WSCOMMANDS"):
+        _enabled = None
+
+
+setting_changed.connect(_forget)
 
 
 def check_result(cmd: Command, result: Any) -> None:
@@ -59,7 +76,10 @@ def encode_push(message: dict[str, Any]) -> str:
 
 def _mismatch(value: Any, annotation: Any) -> str | None:
     try:
-        msgspec.json.decode(encode(value), type=annotation)
-    except (TypeError, ValueError) as exc:  # ValidationError, or not JSON at all
+        if models.is_model_annotation(annotation):
+            models.validate_json(annotation, encode(value))
+        else:
+            msgspec.json.decode(encode(value), type=annotation)
+    except (TypeError, ValueError) as exc:  # ValidationErrors (both are ValueErrors), not JSON
         return str(exc)
     return None

@@ -486,6 +486,8 @@ class PresenceTracker:
             try:
                 # Server-wide events go to the connections that asked for them, not to
                 # everyone: a client that never asked should not find pushes between replies.
-                await messaging.send_to_group(group or PRESENCE_GROUP, {DIFF_EVENT: payload})
+                await messaging.send_to_group(
+                    group or PRESENCE_GROUP, {DIFF_EVENT: payload}, history=False
+                )
             except Exception:  # events are best effort: never fail a connect or a join
                 logger.warning("presence diff for %s not sent (%s)", group, process, exc_info=True)

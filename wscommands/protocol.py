@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -19,19 +20,24 @@ from .exceptions import CommandError, InvalidJSON, InvalidRequest, ProtocolError
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
-RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request"})
-RESERVED_NAMES = RESERVED_KEYS | {"authenticate"}
+RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request", "idempotency_key"})
+RESERVED_NAMES = RESERVED_KEYS | {"authenticate", "wscommands.resume"}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 #: 19 digits in a row may be an integer outside 64 bits, which orjson reads as a float: such
 #: frames go to the stdlib parser. Found at C speed: every byte but a digit becomes a space.
 _LONG_DIGITS = b"0" * 19
+#: For the depth check: every byte but brackets, braces and quotes is deleted, braces become
+#: brackets.
+_NOT_SKELETON = bytes(b for b in range(256) if b not in b'[]{}"')
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _DIGITS_ONLY = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
 #: Nesting orjson refuses beyond (its own fixed limit).
 ORJSON_MAX_DEPTH = 1024
 #: Digits an integer may have (Python's own limit for converting text to int).
 MAX_INTEGER_DIGITS = sys.get_int_max_str_digits() or 4300
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(slots=True)
@@ -41,6 +47,8 @@ class Request:
     commands: list[tuple[str, Any]]
     request_id: str | int | None = None
     has_request_id: bool = False
+    #: The client's key for a request it may retry after a reconnect (docs/protocol.md).
+    idempotency_key: str | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -80,7 +88,7 @@ def decode(text: str | bytes, max_depth: int | None = None) -> Any:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep(limit) from None
         return _stdlib_decode(text, limit)
-    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(data, limit):
+    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
@@ -97,24 +105,26 @@ def _stdlib_decode(text: str | bytes, limit: int) -> Any:
                 {"limit": "MAX_INTEGER_DIGITS", "max": MAX_INTEGER_DIGITS},
             ) from None
         raise
-    if _deeper_than(data, limit):
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _deeper_than(raw, limit):
         raise _too_deep(limit)
     return data
 
 
-def _deeper_than(data: Any, limit: int) -> bool:
-    """Whether arrays/objects nest deeper than ``limit``: one level at a time, containers only."""
-    level = [data] if isinstance(data, (dict, list)) else []
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` nests arrays/objects deeper than ``limit``, at C speed.
+
+    Its skeleton (brackets outside strings, braces as brackets: valid JSON nests properly)
+    loses its innermost pairs once per round; more than ``limit`` rounds means deeper.
+    """
+    skeleton = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_AS_BRACKETS, _NOT_SKELETON)
+    if b'"' in skeleton:  # drop what was inside strings
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     for _ in range(limit):
-        level = [
-            value
-            for container in level
-            for value in (container.values() if type(container) is dict else container)
-            if type(value) is dict or type(value) is list
-        ]
-        if not level:
+        skeleton = skeleton.replace(b"[]", b"")
+        if not skeleton:
             return False
-    return bool(level)
+    return bool(skeleton)
 
 
 def encode(obj: Any) -> str:
@@ -126,7 +136,7 @@ def encode(obj: Any) -> str:
     try:
         # msgspec Structs, Decimals and sets (typed results and pushes) through their JSON
         # form; orjson only calls this for types it cannot write itself.
-        text = orjson.dumps(obj, default=msgspec.to_builtins, option=_ORJSON_OPTIONS)
+        text = orjson.dumps(obj, default=_to_builtins, option=_ORJSON_OPTIONS)
     except TypeError:
         pass
     else:
@@ -141,6 +151,15 @@ def encode(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _to_builtins(obj: Any) -> Any:
+    """What orjson cannot write itself, as JSON-able builtins: pydantic models by their own
+    ``model_dump``, everything else (Structs, Decimals, sets) by msgspec."""
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None and not isinstance(obj, type):
+        return dump(mode="json")
+    return msgspec.to_builtins(obj)
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -195,14 +214,22 @@ def parse_request(data: Any, max_commands: int | None = None) -> Request:
         raise InvalidRequest(
             f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
         )
-    if max_commands is not None and len(data) - has_request_id > max_commands:
+    key = data.get("idempotency_key")
+    has_key = "idempotency_key" in data
+    if has_key and not (isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidRequest(
+            "idempotency_key must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+            request_id,
+        )
+    if max_commands is not None and len(data) - has_request_id - has_key > max_commands:
         raise InvalidRequest(
             f"more than {max_commands} commands in one request",
             request_id,
             {"limit": "MAX_COMMANDS_PER_REQUEST", "max": max_commands},
         )
-    commands = [(name, arg) for name, arg in data.items() if name != "request_id"]
-    return Request(commands, request_id, has_request_id)
+    reserved = ("request_id", "idempotency_key")
+    commands = [(name, arg) for name, arg in data.items() if name not in reserved]
+    return Request(commands, request_id, has_request_id, key)
 
 
 def parse_frame(

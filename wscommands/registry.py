@@ -63,13 +63,14 @@ class Push:
 
 
 class Registry:
-    """Commands by name, the declared pushes, and the connect and disconnect hooks."""
+    """Commands by name, the declared pushes, the connect, disconnect and join hooks."""
 
     def __init__(self) -> None:
         self.commands: dict[str, Command] = {}
         self.pushes: dict[str, Push] = {}
         self.connect_hooks: list[Callable[..., Any]] = []
         self.disconnect_hooks: list[Callable[..., Any]] = []
+        self.join_hooks: list[Callable[..., Any]] = []
         #: Counts changes to commands and pushes, so a published schema knows when to rebuild.
         self.version = 0
 
@@ -238,6 +239,17 @@ def on_connect(func: F) -> F:
 def on_disconnect(func: F) -> F:
     """Run ``func(connection)`` when a connection closes, whatever the reason."""
     registry.add_hook(registry.disconnect_hooks, func)
+    return func
+
+
+def authorize_join(func: F) -> F:
+    """Decide whether ``func(connection, group)`` may join a group (sync or async -> bool).
+
+    Every registered hook must return true: ``connection.join`` raises PermissionDenied
+    otherwise, and a resuming client gets its group streams back (re-joined) only if they
+    allow it. Without any hook, ``join`` lets every group in and a resume restores no group.
+    """
+    registry.add_hook(registry.join_hooks, func)
     return func
 
 

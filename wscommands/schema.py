@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from . import models
 from .protocol import encode
 from .registry import Command, Registry
 
@@ -79,13 +80,15 @@ def rewrite_refs(schema: Any, prefix: str) -> Any:
 def _build(registry: Registry) -> dict[str, Any]:
     commands = sorted(registry.commands.values(), key=lambda c: c.name)
     pushes = sorted(registry.pushes.values(), key=lambda p: p.event)
-    types: list[Any] = []
+    types: list[tuple[Any, str]] = []  # (annotation, "validation" in / "serialization" out)
     for cmd in commands:
         if cmd.signature is not None:
-            types += [p.annotation for p in cmd.signature.params.values()]
-            types.append(cmd.signature.result)
-    types += [push.annotation for push in pushes]
-    schemas, defs = msgspec.json.schema_components(types, ref_template=REF_PREFIX + "{name}")
+            types += [(p.annotation, "validation") for p in cmd.signature.params.values()]
+            if cmd.signature.var_keyword is not None:
+                types.append((cmd.signature.var_keyword.annotation, "validation"))
+            types.append((cmd.signature.result, "serialization"))
+    types += [(push.annotation, "serialization") for push in pushes]
+    schemas, defs = _schemas(types)
     found = iter(schemas)
     described: dict[str, Any] = {}
     for cmd in commands:
@@ -103,6 +106,23 @@ def _build(registry: Registry) -> dict[str, Any]:
     return document
 
 
+def _schemas(types: list[tuple[Any, str]]) -> tuple[list[Any], dict[str, Any]]:
+    """Each annotation's schema, in order, and the shared definitions: msgspec's, and
+    pydantic's for annotations with pydantic models."""
+    plain = [t for t, _ in types if not models.is_model_annotation(t)]
+    schemas, defs = msgspec.json.schema_components(plain, ref_template=REF_PREFIX + "{name}")
+    from_msgspec = iter(schemas)
+    resolved = []
+    for annotation, mode in types:
+        if models.is_model_annotation(annotation):
+            schema, more = models.schema(annotation, REF_PREFIX, mode)
+            defs.update(more)
+            resolved.append(schema)
+        else:
+            resolved.append(next(from_msgspec))
+    return resolved, defs
+
+
 def _command(cmd: Command, found: Any, defs: dict[str, Any]) -> dict[str, Any]:
     signature = cmd.signature
     params: dict[str, Any]
@@ -110,13 +130,14 @@ def _command(cmd: Command, found: Any, defs: dict[str, Any]) -> dict[str, Any]:
         params, result = _ANY, _ANY
     else:
         properties = {name: next(found) for name in signature.params}
+        extra = next(found) if signature.var_keyword is not None else False
         result = next(found)
         params = {"type": "object", "properties": properties}
         required = [p.name for p in signature.params.values() if p.required]
         if required:
             params["required"] = required
-        if not signature.accepts_any_keyword:
-            params["additionalProperties"] = False
+        if extra != {}:  # **kwargs: its values' schema; none: no other key
+            params["additionalProperties"] = extra
         alternatives = [params]
         first = signature.positional[0] if signature.positional else None
         if signature.takes_positional and first is not None:

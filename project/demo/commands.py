@@ -1,23 +1,80 @@
 """Example commands, found by autodiscovery (every installed app's ``commands`` module)."""
 
 import time
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import msgspec
 
-from wscommands import PRESENCE_GROUP, ClientError, command, on_connect, on_disconnect
+from wscommands import (
+    PRESENCE_GROUP,
+    ClientError,
+    command,
+    declare_push,
+    on_connect,
+    on_disconnect,
+)
 
 from . import presence_commands  # noqa: F401  (the demo's presence.list: registered on import)
 
 
+class Echo(TypedDict):
+    text: str
+
+
+class WhoAmI(TypedDict):
+    connection_id: str
+    authenticated: bool
+    id: int | None
+    username: str | None
+
+
+class Report(TypedDict):
+    year: int
+    calls: int
+
+
+@declare_push("counter")
+class Counter(TypedDict):
+    """The shared counter's new value, sent to everyone."""
+
+    value: int
+
+
+@declare_push("reminder")
+class Reminder(TypedDict):
+    """A reminder asked for with ``remind``, sent to that connection only."""
+
+    text: str
+
+
+@declare_push("chat_left")
+class ChatLeft(TypedDict):
+    """A connection that was in a room went away (to the room's other members)."""
+
+    room: str
+    connection_id: str
+
+
 @command
-async def echo(connection, text: str):
+async def echo(connection, text: str) -> Echo:
     """Send the text back: ``{"echo": {"text": "hi"}}`` -> ``{"echo": {"text": "hi"}}``."""
     return {"text": text}
 
 
+class Text(msgspec.Struct):
+    """A piece of text: a msgspec Struct, validated and handed to the command as an object."""
+
+    text: str
+
+
+@command(name="echo.typed")
+async def echo_typed(connection, message: Text) -> Text:
+    """echo with a Struct argument: ``{"echo.typed": {"message": {"text": "hi"}}}``."""
+    return message
+
+
 @command
-async def whoami(connection):
+async def whoami(connection) -> WhoAmI:
     """Who this connection acts as, and its id."""
     user = connection.user
     return {
@@ -29,13 +86,13 @@ async def whoami(connection):
 
 
 @command(login_required=True)
-def add(connection, a: int, b: int):
+def add(connection, a: int, b: int) -> int:
     """A sync command (runs in a worker thread), for logged-in users only."""
     return a + b
 
 
 @command
-def div(connection, a: float, b: float):
+def div(connection, a: float, b: float) -> float:
     """Division; dividing by zero is the client's mistake, so it says so."""
     if b == 0:
         raise ClientError("division by zero")
@@ -43,13 +100,13 @@ def div(connection, a: float, b: float):
 
 
 @command
-def square(connection, n: float):
+def square(connection, n: float) -> float:
     """A command taking one positional argument: ``{"square": 4}`` -> 16."""
     return n * n
 
 
 @command
-def sleep(connection, seconds: float = 1.0):
+def sleep(connection, seconds: float = 1.0) -> float:
     """A slow sync command: it blocks a worker thread, never the event loop."""
     if not 0 <= seconds <= 10:
         raise ClientError("seconds must be between 0 and 10")
@@ -58,13 +115,13 @@ def sleep(connection, seconds: float = 1.0):
 
 
 @command(concurrent=True)
-async def report(connection, year: int):
+async def report(connection, year: int) -> Report:
     """A concurrent command: later requests of this connection do not wait for it."""
     return {"year": year, "calls": connection.get_state("calls", 0)}
 
 
 @command
-async def count(connection):
+async def count(connection) -> int:
     """Per-command connection state: how often this connection has called ``count``."""
     state = connection.get_connection_state()
     state["n"] = state.get("n", 0) + 1
@@ -77,7 +134,9 @@ COUNTER_LIMIT = 1_000_000_000
 
 
 @command(name="counter.increment")
-async def counter_increment(connection, amount: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1):
+async def counter_increment(
+    connection, amount: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+) -> int:
     """A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
     everyone is told the new value."""
     value = await connection.increment_global_state("counter", amount)
@@ -90,7 +149,7 @@ async def counter_increment(connection, amount: Annotated[int, msgspec.Meta(ge=1
 
 
 @command(name="counter.get")
-async def counter_get(connection):
+async def counter_get(connection) -> int:
     """The shared counter's value."""
     return await connection.get_global_state("counter") or 0
 
@@ -100,7 +159,7 @@ REMINDER_MAX_TEXT = 1000
 
 
 @command
-async def remind(connection, seconds: float, text: str):
+async def remind(connection, seconds: float, text: str) -> None:
     """Send ``{"reminder": {"text": ...}}`` to this connection after ``seconds``.
 
     Bounded: at most an hour, 1,000 characters, and the library's ``MAX_TIMERS`` /

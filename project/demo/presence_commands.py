@@ -8,11 +8,49 @@ the browser client's ``Presence`` helper asks for on every (re)connect); without
 also subscribes the caller to the server-wide diffs.
 """
 
-from wscommands import PRESENCE_GROUP, ClientError, command
+from typing import TypedDict
+
+from wscommands import PRESENCE_GROUP, ClientError, command, declare_push
+
+
+class PresentUser(TypedDict):
+    """A signed-in user and their connection ids."""
+
+    user_id: int
+    username: str | None
+    connections: list[str]
+
+
+class PresenceCount(TypedDict):
+    """Exact counts, whatever the limit on the users listed."""
+
+    connections: int
+    users: int
+    guests: int
+
+
+class PresenceState(TypedDict):
+    """Who is present: signed-in users by user id, anonymous connections per process."""
+
+    group: str | None
+    users: dict[str, PresentUser]
+    guests: dict[str, int]
+    count: PresenceCount
+    truncated: bool
+
+
+@declare_push("presence_diff")
+class PresenceDiff(TypedDict):
+    """Who joined and left a group (``group``), or the server (``group`` null), lately."""
+
+    group: str | None
+    joins: dict[str, PresentUser]
+    leaves: dict[str, PresentUser]
+    guests: dict[str, int]
 
 
 @command(name="presence.list")
-async def presence_list(connection, group: str | None = None):
+async def presence_list(connection, group: str | None = None) -> PresenceState:
     """Who is online (or in ``group``): signed-in users with their connections, guests counted.
 
     Without a group, the caller also receives the server-wide presence diffs from now on.

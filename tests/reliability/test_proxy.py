@@ -159,6 +159,10 @@ async def test_slowloris_is_cut_by_the_proxy_while_a_client_connects(proxy):
     """1,010 half-open upgrade requests (and 200 more through TLS) are all dropped before
     their next header line would be due, and a legitimate client opens its WebSocket and is
     answered meanwhile."""
+    started = time.monotonic()
+    async with proxy.ws() as ws:
+        assert (await echo(ws, "idle"))["echo"] == {"text": "idle"}
+    idle = time.monotonic() - started
     opened = 0
     all_open = asyncio.Event()
     handshakes = asyncio.Semaphore(50)  # more at once overflow the listen backlog (resets)
@@ -186,7 +190,8 @@ async def test_slowloris_is_cut_by_the_proxy_while_a_client_connects(proxy):
     print(
         f"slowloris: {HALF_OPEN}+{HALF_OPEN_TLS} half-open upgrades ({still_open} open when "
         f"the legitimate client came) cut after {min(held):.1f}-{max(held):.1f} s; "
-        f"legitimate connect+echo during the attack {legitimate * 1000:.0f} ms"
+        f"legitimate TLS connect+echo {legitimate * 1000:.0f} ms during the attack, "
+        f"{idle * 1000:.0f} ms idle"
     )
     async with proxy.ws() as ws:
         assert (await echo(ws, "after"))["echo"] == {"text": "after"}

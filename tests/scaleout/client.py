@@ -84,6 +84,13 @@ class WSClient:
             self.pushes.remove(found)
             return found[key]
 
+    async def wait_for(
+        self, condition: Callable[[list[dict[str, Any]]], bool], timeout: float = 10
+    ) -> None:
+        """Wait until ``condition(pushes)`` holds (pushes stay where they are)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: condition(self.pushes))
+
     def received(self, key: str, match: Callable[[Any], bool] = lambda v: True) -> bool:
         """Whether a matching push has already arrived (without waiting)."""
         return any(key in p and match(p[key]) for p in self.pushes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import encode
@@ -10,6 +11,36 @@ from ..protocol import encode
 
 class BackendUnavailable(Exception):
     """The backend (e.g. Redis) cannot be reached; commands answer ``unavailable``."""
+
+
+@dataclass(slots=True)
+class HistoryRead:
+    """What :meth:`Backend.history_read` found in one stream's history.
+
+    ``epoch``/``offset``: the stream's current position. ``entries``: the kept pushes after
+    the asked offset, ``(offset, text)`` in offset order, when the asked epoch is current.
+    ``complete``: they are every push after the asked offset (nothing aged or trimmed out).
+    """
+
+    epoch: str
+    offset: int
+    entries: list[tuple[int, str]] = field(default_factory=list)
+    complete: bool = False
+
+
+@dataclass(slots=True)
+class HistoryBounds:
+    """How much history a stream keeps: ``size`` pushes, each for ``ttl`` seconds; its
+    position (epoch, offset) lives ``meta_ttl`` seconds after the last push or read."""
+
+    size: int
+    ttl: float
+    meta_ttl: float
+
+
+#: What :meth:`Backend.idempotency_claim` answers: the caller runs the request ("claimed"),
+#: waits ("pending": another run holds the claim) or replays the recorded reply ("done").
+CLAIMED, PENDING, DONE = "claimed", "pending", "done"
 
 
 class Backend:
@@ -72,6 +103,53 @@ class Backend:
         they left). Returns ``({process: [entry JSON, ...]}, seconds until the next live
         process's heartbeat expires, or None when no process is left)``.
         """
+        raise NotImplementedError
+
+    # Stream history (docs/protocol.md, "Resumable delivery") ------------------------------
+
+    async def history_append(
+        self, stream: str, text: str, bounds: HistoryBounds
+    ) -> tuple[str, int]:
+        """Append a push to ``stream``'s history; returns its ``(epoch, offset)``.
+
+        A stream without a position (new, or its metadata expired or was lost) starts a new
+        epoch at offset 1. Offsets grow by exactly 1 per push, whichever process appends.
+        """
+        raise NotImplementedError
+
+    async def history_positions(
+        self, streams: Iterable[str], bounds: HistoryBounds
+    ) -> dict[str, tuple[str, int]]:
+        """The current ``(epoch, offset)`` of each stream (a new epoch at 0 if it has none)."""
+        raise NotImplementedError
+
+    async def history_read(
+        self, stream: str, epoch: str, after: int, bounds: HistoryBounds
+    ) -> HistoryRead:
+        """The kept pushes of ``stream`` after ``after`` in ``epoch`` (see :class:`HistoryRead`)."""
+        raise NotImplementedError
+
+    # Idempotency records --------------------------------------------------------------------
+
+    async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
+        """Look up a request's record: ``(DONE, reply text or None if too large)``,
+        ``(PENDING, None)`` while another run holds it, else claim it for ``lease`` seconds
+        and answer ``(CLAIMED, None)``."""
+        raise NotImplementedError
+
+    async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
+        """Extend a claim that is still running."""
+        raise NotImplementedError
+
+    async def idempotency_finish(
+        self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
+    ) -> None:
+        """Record a reply (None: too large to keep) for ``ttl`` seconds; the owner keeps at
+        most ``max_keys`` records, the oldest dropped first."""
+        raise NotImplementedError
+
+    async def idempotency_release(self, owner: str, key: str) -> None:
+        """Drop a claim whose run did not finish (a retry runs the request afresh)."""
         raise NotImplementedError
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import decode, encode
-from .base import Backend, check_amount, encode_mapping
+from .base import (
+    CLAIMED,
+    DONE,
+    PENDING,
+    Backend,
+    HistoryBounds,
+    HistoryRead,
+    check_amount,
+    encode_mapping,
+)
+
+
+def new_epoch() -> str:
+    """A fresh epoch: random, so a stream that lost its history never reuses one."""
+    return secrets.token_urlsafe(6)
+
+
+# An idempotency record: (expiry, CLAIMED/PENDING/DONE state, reply text).
+_Record = tuple[float, str, str | None]
+
+
+@dataclass(slots=True)
+class _Stream:
+    epoch: str
+    offset: int = 0
+    expires: float = 0.0
+    # (offset, monotonic time, text), oldest first, at most bounds.size
+    entries: deque[tuple[int, float, str]] = field(default_factory=deque)
 
 
 class MemoryBackend(Backend):
@@ -21,6 +51,9 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._presence: dict[str, dict[str, str]] = {}
+        self._streams: dict[str, _Stream] = {}
+        # owner -> key -> (expiry, state, reply); oldest first
+        self._records: dict[str, OrderedDict[str, _Record]] = {}
         self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
 
     async def get_global_state(self, key: str | None = None) -> Any:
@@ -73,6 +106,86 @@ class MemoryBackend(Backend):
 
     async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
         return {}, None  # one process: nobody else can die
+
+    # Stream history ---------------------------------------------------------------------------
+
+    def _stream(self, stream: str, bounds: HistoryBounds, now: float) -> _Stream:
+        current = self._streams.get(stream)
+        if current is None or current.expires <= now:
+            current = self._streams[stream] = _Stream(new_epoch())
+        current.expires = now + bounds.meta_ttl
+        return current
+
+    async def history_append(
+        self, stream: str, text: str, bounds: HistoryBounds
+    ) -> tuple[str, int]:
+        now = time.monotonic()
+        current = self._stream(stream, bounds, now)
+        current.offset += 1
+        current.entries.append((current.offset, now, text))
+        while len(current.entries) > bounds.size:
+            current.entries.popleft()
+        return current.epoch, current.offset
+
+    async def history_positions(
+        self, streams: Iterable[str], bounds: HistoryBounds
+    ) -> dict[str, tuple[str, int]]:
+        now = time.monotonic()
+        out = {}
+        for stream in streams:
+            current = self._stream(stream, bounds, now)
+            out[stream] = (current.epoch, current.offset)
+        return out
+
+    async def history_read(
+        self, stream: str, epoch: str, after: int, bounds: HistoryBounds
+    ) -> HistoryRead:
+        now = time.monotonic()
+        current = self._stream(stream, bounds, now)
+        read = HistoryRead(current.epoch, current.offset)
+        if current.epoch != epoch or after > current.offset:
+            return read
+        oldest = now - bounds.ttl
+        read.entries = [(o, text) for o, t, text in current.entries if o > after and t > oldest]
+        first = read.entries[0][0] if read.entries else current.offset + 1
+        read.complete = first == after + 1
+        return read
+
+    # Idempotency records --------------------------------------------------------------------
+
+    def _records_of(self, owner: str, now: float) -> OrderedDict[str, _Record]:
+        records = self._records.setdefault(owner, OrderedDict())
+        for key in [k for k, (expiry, _, _) in records.items() if expiry <= now]:
+            del records[key]
+        return records
+
+    async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
+        now = time.monotonic()
+        records = self._records_of(owner, now)
+        found = records.get(key)
+        if found is not None:
+            return found[1], found[2]
+        records[key] = (now + lease, PENDING, None)
+        return CLAIMED, None
+
+    async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
+        records = self._records_of(owner, time.monotonic())
+        if key in records and records[key][1] == PENDING:
+            records[key] = (time.monotonic() + lease, PENDING, None)
+
+    async def idempotency_finish(
+        self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
+    ) -> None:
+        records = self._records_of(owner, time.monotonic())
+        records.pop(key, None)
+        records[key] = (time.monotonic() + ttl, DONE, reply)
+        while len(records) > max_keys:
+            records.popitem(last=False)
+
+    async def idempotency_release(self, owner: str, key: str) -> None:
+        records = self._records.get(owner)
+        if records is not None and key in records and records[key][1] == PENDING:
+            del records[key]
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         self._stats[process] = (time.monotonic() + ttl, text)

@@ -34,7 +34,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ..protocol import decode
-from .base import Backend, BackendUnavailable, check_amount, encode_mapping
+from . import redis_scripts as scripts
+from .base import (
+    CLAIMED,
+    DONE,
+    PENDING,
+    Backend,
+    BackendUnavailable,
+    HistoryBounds,
+    HistoryRead,
+    check_amount,
+    encode_mapping,
+)
+from .memory import new_epoch
 
 T = TypeVar("T")
 
@@ -133,6 +145,13 @@ class _LoopClient:
         self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(_PRESENCE_READ)
         self.presence_reap = self.redis.register_script(_PRESENCE_REAP)
+        self.history_append = self.redis.register_script(scripts.HISTORY_APPEND)
+        self.history_position = self.redis.register_script(scripts.HISTORY_POSITION)
+        self.history_read = self.redis.register_script(scripts.HISTORY_READ)
+        self.claim = self.redis.register_script(scripts.IDEMPOTENCY_CLAIM)
+        self.renew = self.redis.register_script(scripts.IDEMPOTENCY_RENEW)
+        self.finish = self.redis.register_script(scripts.IDEMPOTENCY_FINISH)
+        self.release = self.redis.register_script(scripts.IDEMPOTENCY_RELEASE)
         self.stats_read = self.redis.register_script(_STATS_READ)
 
     async def close(self) -> None:
@@ -158,6 +177,7 @@ class RedisBackend(Backend):
         self.state_key = f"{prefix}:state"
         self.processes_key = f"{prefix}:presence"
         self.process_prefix = f"{prefix}:presence:"
+        self.prefix = prefix
         self.stats_prefix = f"{prefix}:stats:"
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
@@ -256,6 +276,84 @@ class RedisBackend(Backend):
         seconds = float(wait)
         entries = {p.decode(): [v.decode() for v in values] for p, values in dead}
         return entries, (None if seconds < 0 else seconds)
+
+    # Stream history (keys and scripts: redis_scripts.py) ----------------------------------
+
+    async def history_append(
+        self, stream: str, text: str, bounds: HistoryBounds
+    ) -> tuple[str, int]:
+        keys = scripts.history_keys(self.prefix, stream)
+        args = [
+            new_epoch(),
+            scripts.ms(bounds.meta_ttl),
+            text,
+            bounds.size,
+            scripts.ms(bounds.ttl),
+        ]
+        epoch, offset = await self._call(lambda c: c.history_append(keys=keys, args=args))
+        return scripts.text(epoch), int(offset)
+
+    async def history_positions(
+        self, streams: Iterable[str], bounds: HistoryBounds
+    ) -> dict[str, tuple[str, int]]:
+        names = list(streams)
+
+        async def read(c: _LoopClient) -> list[Any]:
+            # One round trip; each script touches one stream's slot (Cluster-friendly).
+            async with c.redis.pipeline(transaction=False) as pipe:
+                for stream in names:
+                    keys = scripts.history_keys(self.prefix, stream)
+                    args = [new_epoch(), scripts.ms(bounds.meta_ttl)]
+                    await c.history_position(keys=keys, args=args, client=pipe)
+                return await pipe.execute()
+
+        results = await self._call(read) if names else []
+        return {s: (scripts.text(e), int(o)) for s, (e, o) in zip(names, results, strict=True)}
+
+    async def history_read(
+        self, stream: str, epoch: str, after: int, bounds: HistoryBounds
+    ) -> HistoryRead:
+        keys = scripts.history_keys(self.prefix, stream)
+        args = [new_epoch(), scripts.ms(bounds.meta_ttl), epoch, after, scripts.ms(bounds.ttl)]
+        raw = await self._call(lambda c: c.history_read(keys=keys, args=args))
+        read = HistoryRead(scripts.text(raw[0]), int(raw[1]))
+        if read.epoch != epoch:
+            return read
+        read.entries = [
+            (int(scripts.text(raw[i]).partition("-")[0]), scripts.text(raw[i + 1]))
+            for i in range(2, len(raw), 2)
+        ]
+        first = read.entries[0][0] if read.entries else read.offset + 1
+        read.complete = after <= read.offset and first == after + 1
+        return read
+
+    # Idempotency records ------------------------------------------------------------------
+
+    async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
+        keys = scripts.record_keys(self.prefix, owner)
+        found = await self._call(lambda c: c.claim(keys=keys, args=[key, scripts.ms(lease)]))
+        if found is None:
+            return CLAIMED, None
+        found = scripts.text(found)
+        if found == "P":
+            return PENDING, None
+        return DONE, (found[1:] if found.startswith("D") else None)
+
+    async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
+        keys = scripts.record_keys(self.prefix, owner)
+        await self._call(lambda c: c.renew(keys=keys, args=[key, scripts.ms(lease)]))
+
+    async def idempotency_finish(
+        self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
+    ) -> None:
+        keys = scripts.record_keys(self.prefix, owner)
+        record = "L" if reply is None else "D" + reply
+        args = [key, record, scripts.ms(ttl), max_keys]
+        await self._call(lambda c: c.finish(keys=keys, args=args))
+
+    async def idempotency_release(self, owner: str, key: str) -> None:
+        keys = scripts.record_keys(self.prefix, owner)
+        await self._call(lambda c: c.release(keys=keys, args=[key]))
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         key = self.stats_prefix + process

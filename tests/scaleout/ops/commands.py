@@ -38,6 +38,12 @@ async def subset(
     await send(recipients, message)
 
 
+@wscommands.authorize_join
+def members_only(connection, group):
+    """Groups named ``members-...`` are for logged-in users (resume tests re-check it)."""
+    return not group.startswith("members-") or connection.is_authenticated()
+
+
 @command(name="op.join")
 async def join(connection, group: str):
     await connection.join(group)

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
 
-from wscommands import __version__, registry
+from wscommands import Registry, __version__, registry
 from wscommands.asyncapi import asyncapi
 from wscommands.schema import api_document
 from wscommands.typescript import typescript
@@ -33,13 +34,30 @@ class Command(BaseCommand):
         )
         parser.add_argument("--address", default="/ws/", help="the WebSocket's path (default /ws/)")
         parser.add_argument(
+            "--registry",
+            metavar="DOTTED.PATH",
+            help="a Registry, or a consumer class serving one (default: the one @command fills)",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="write nothing; fail if the files differ from what would be written",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        document = api_document(registry)
+        chosen = registry
+        if options["registry"]:
+            try:
+                found = import_string(options["registry"])
+            except ImportError as exc:
+                raise CommandError(f"--registry {options['registry']}: {exc}") from None
+            chosen = getattr(found, "registry", found)
+            if not isinstance(chosen, Registry):
+                raise CommandError(
+                    f"--registry {options['registry']} is neither a Registry nor a consumer "
+                    "class with a registry attribute"
+                )
+        document = api_document(chosen)
         source = settings.SETTINGS_MODULE or "the project"
         outputs: dict[str, str] = {}
         if options["typescript"]:

@@ -1,10 +1,25 @@
 // The demo page: chat rooms, who is online and a shared counter, over one wscommands client.
+// @ts-check
+// tsc --strict checks this script against api.d.ts, generated from the server's commands by
+// `manage.py wscommands_schema` (project/demo/tsconfig.json; tests/test_example_types.py).
 import { Presence, WSCommands } from "wscommands";
 
-const $ = (id) => document.getElementById(id);
-const me = JSON.parse($("ws-user").textContent); // {id, username} or null (anonymous)
+/** @typedef {import("./api").Commands} Commands */
+/** @typedef {import("./api").Pushes} Pushes */
+
+/** @param {string} id */
+const $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} is missing from the page`);
+  return element;
+};
+/** @param {string} id */
+const input = (id) => /** @type {HTMLInputElement} */ ($(id));
+/** @type {import("wscommands").User | null} {id, username} or null (anonymous) */
+const me = JSON.parse($("ws-user").textContent ?? "null");
 // resume: a reconnect recovers the pushes missed meanwhile (chat messages, the counter)
 // instead of reloading the room; the idempotent reads are retried if a drop loses the reply.
+/** @type {WSCommands<Commands, Pushes>} */
 const client = new WSCommands({
   user: me,
   resume: true,
@@ -14,15 +29,21 @@ let room = new URLSearchParams(location.search).get("room") || "lobby";
 // Who is online, every process: a Presence syncs itself on every (re)connect through
 // presence.list (which also subscribes this connection to the server-wide diffs).
 const online = new Presence(client);
-let members = null; // the Presence of the current room
-const closes = []; // every close: {code, reason, reconnecting, delay, at}
-const resyncs = []; // every resync: {stream, reason}
-window.demo = { client, online, closes, resyncs }; // for the console (and the browser tests)
+/** @type {Presence | null} the Presence of the current room */
+let members = null;
+/** @type {(import("wscommands").CloseInfo & { at: string })[]} every close */
+const closes = [];
+/** @type {import("wscommands").ResyncInfo[]} every resync */
+const resyncs = [];
+// For the console (and the browser tests).
+/** @type {any} */ (window).demo = { client, online, closes, resyncs };
 
 // Connection status -------------------------------------------------------------------------
 
-let countdown = null; // the interval that updates "reconnecting in N s"
+/** @type {ReturnType<typeof setInterval> | undefined} the interval that updates "reconnecting in N s" */
+let countdown;
 
+/** @param {string} state @param {string} text */
 function showStatus(state, text) {
   clearInterval(countdown);
   $("status").dataset.state = state;
@@ -62,17 +83,23 @@ $("retry-now").addEventListener("click", () => client.connect().catch(() => {}))
 
 client.onerror((error) => showError(error));
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let errorTimer;
+
+/** @param {unknown} error a WSCommandsError, or any Error */
 function showError(error) {
+  const { code, message } = /** @type {{ code?: string, message: string }} */ (error);
   const toast = $("error");
-  toast.textContent = `${error.code}: ${error.message}`;
+  toast.textContent = `${code}: ${message}`;
   toast.hidden = false;
-  clearTimeout(showError.timer);
-  showError.timer = setTimeout(() => (toast.hidden = true), 5000);
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(() => (toast.hidden = true), 5000);
 }
 
 // On each (re)connect: the room is reloaded unless the resume recovered its missed messages
 // (then the server has re-joined it too); the counter and who is online are read again.
-let recovered = {}; // the last resume's verdict per stream
+/** @type {Record<string, { recovered: boolean } | undefined>} the last resume's verdict per stream */
+let recovered = {};
 client.onresumed((verdicts) => (recovered = verdicts));
 client.onclose(() => (recovered = {}));
 client.onresync((event) => {
@@ -97,12 +124,14 @@ client.onready(async () => {
 
 // Chat -----------------------------------------------------------------------------------------
 
+/** @param {string} name */
 async function enterRoom(name) {
   if (client.is_connected() && name !== room) {
     client.call("chat.leave", { room }).catch(showError);
   }
   room = name;
   for (const button of document.querySelectorAll("#rooms button")) {
+    if (!(button instanceof HTMLElement)) continue;
     button.classList.toggle("active", button.dataset.room === room);
   }
   const { history } = await client.call("chat.join", { room });
@@ -112,30 +141,35 @@ async function enterRoom(name) {
     await members.sync(); // back after a reconnect: who left meanwhile leaves, nobody rejoins
   } else {
     members?.stop();
-    members = new Presence(client, { group: room, auto: false });
-    await members.sync(); // who is already here is not announced
-    members.onJoin((key, current, user) => {
+    const here = new Presence(client, { group: room, auto: false });
+    members = here;
+    await here.sync(); // who is already here is not announced
+    here.onJoin((key, current, user) => {
       if (!current) announce(user, "joined");
     });
-    members.onLeave((key, current, user) => {
+    here.onLeave((key, current, user) => {
       if (!current) announce(user, "left");
     });
-    members.onSync(renderMembers);
+    here.onSync(renderMembers);
   }
   renderMembers();
 }
 
-/** "ann joined" / "ann left" in the room, once per user (not per tab or process). */
+/**
+ * "ann joined" / "ann left" in the room, once per user (not per tab or process).
+ * @param {import("wscommands").PresenceUser} user @param {string} what
+ */
 function announce(user, what) {
   if (user.username !== me?.username) addMessage({ text: `${user.username} ${what}` }, "system");
 }
 
+/** @param {{ from?: string, text: string }} message @param {"message" | "system"} kind */
 function addMessage({ from, text }, kind = "message") {
   const item = document.createElement("li");
   item.className = kind;
   if (kind === "message") {
     const who = document.createElement("strong");
-    who.textContent = from;
+    who.textContent = from ?? "";
     if (me && from === me.username) item.classList.add("mine");
     item.append(who, " ", text);
   } else {
@@ -150,25 +184,25 @@ client.on("chat_message", (message) => {
 });
 
 $("rooms").addEventListener("click", (event) => {
-  const name = event.target.dataset?.room;
+  const name = event.target instanceof HTMLElement ? event.target.dataset.room : undefined;
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 $("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const name = $("room-input").value.trim();
-  $("room-input").value = "";
+  const name = input("room-input").value.trim();
+  input("room-input").value = "";
   if (name && name !== room) enterRoom(name).catch(showError);
 });
 
 // A message is shown as pending until the server took it (its chat_message push shows it
 // for real); typed while disconnected, it waits in the client's queue and goes out once the
 // room is joined again.
-$("compose")?.addEventListener("submit", async (event) => {
+document.getElementById("compose")?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("message-input");
-  const text = input.value;
-  input.value = "";
+  const field = input("message-input");
+  const text = field.value;
+  field.value = "";
   const pending = document.createElement("li");
   pending.className = "message mine pending";
   pending.textContent = text;
@@ -179,7 +213,7 @@ $("compose")?.addEventListener("submit", async (event) => {
     pending.remove();
   } catch (error) {
     pending.classList.replace("pending", "failed");
-    pending.title = `not sent: ${error.message}`;
+    pending.title = `not sent: ${/** @type {Error} */ (error).message}`;
     pending.addEventListener("click", () => pending.remove(), { once: true });
     showError(error);
   }
@@ -187,6 +221,7 @@ $("compose")?.addEventListener("submit", async (event) => {
 
 // Who is online --------------------------------------------------------------------------------
 
+/** @param {number} n */
 function guestsText(n) {
   return n ? `and ${n} guest${n > 1 ? "s" : ""}` : "";
 }
@@ -208,7 +243,7 @@ function renderOnline() {
 
 function renderMembers() {
   if (!members) return;
-  const names = members.list().map(({ username }) => username);
+  const names = members.list().map(({ username }) => String(username));
   const guests = members.guests();
   if (guests) names.push(`${guests} guest${guests > 1 ? "s" : ""}`);
   $("room-members").textContent = `#${room}: ${names.join(", ") || "nobody"} here`;
@@ -218,6 +253,7 @@ online.onSync(renderOnline);
 
 // Shared counter -------------------------------------------------------------------------------
 
+/** @param {number} value */
 function showCounter(value) {
   $("counter-value").textContent = String(value);
 }

@@ -1,0 +1,168 @@
+"""Redis keys and Lua scripts of stream history and idempotency records (the Redis backend).
+
+Stream history, per stream (``all``, ``group:<name>``, ``user:<pk>``), two keys that share the
+hash tag ``{<stream>}`` so that Redis Cluster keeps them in one slot:
+
+- ``<prefix>:{<stream>}:m``: a hash ``e`` (epoch), ``o`` (last offset). It expires
+  ``HISTORY_META_TTL`` after the last push or read, so a quiet stream keeps its position long
+  after its pushes have aged out.
+- ``<prefix>:{<stream>}:h``: a Redis Stream of the pushes, entry id ``<offset>-0`` (explicit,
+  so ids are the offsets), fields ``t`` (Redis time, ms) and ``d`` (the JSON text), trimmed to
+  ``HISTORY_SIZE`` entries; it expires ``HISTORY_TTL`` after the last push.
+
+One script appends (epoch check, offset increment, XADD, expiries) atomically, so offsets of a
+stream grow by exactly 1 whichever process publishes. A missing hash means the history is lost
+(Redis restarted empty, metadata expired): the script starts a new epoch and drops any entry
+left of the old one.
+
+Idempotency records, per owner (user pk, session key or ``anon``), two keys under the hash
+tag ``{i:<owner>}``: ``<prefix>:{i:<owner>}:r`` (hash: idempotency key -> ``P`` while running,
+``D<reply text>`` when done, ``L`` when the reply was too large to keep) and
+``<prefix>:{i:<owner>}:t`` (sorted set: idempotency key -> expiry, Redis time in ms).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The Redis time in milliseconds (scripts are replicated by effects, so TIME is allowed).
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: history, meta. ARGV: new epoch, meta ttl ms. Sets `epoch`, `offset`.
+_ENSURE = """
+local meta = redis.call('HMGET', KEYS[2], 'e', 'o')
+local epoch, offset = meta[1], tonumber(meta[2])
+if not epoch then
+  epoch, offset = ARGV[1], 0
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+"""
+
+#: ARGV: new epoch, meta ttl ms, text, size, ttl ms. Returns {epoch, offset}.
+HISTORY_APPEND = (
+    _NOW
+    + _ENSURE
+    + """
+offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset .. '-0', 't', now, 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {epoch, offset}
+"""
+)
+
+#: ARGV: new epoch, meta ttl ms. Returns {epoch, offset}.
+HISTORY_POSITION = _ENSURE + "return {epoch, offset}\n"
+
+#: ARGV: new epoch, meta ttl ms, asked epoch, after offset, ttl ms.
+#: Returns {epoch, offset, id1, text1, id2, text2, ...} (entries only if the epoch matches).
+HISTORY_READ = (
+    _NOW
+    + _ENSURE
+    + """
+local out = {epoch, offset}
+local after = tonumber(ARGV[4])
+if epoch ~= ARGV[3] or after >= offset then return out end
+local oldest = now - tonumber(ARGV[5])
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], (after + 1) .. '-0', '+')) do
+  if tonumber(e[2][2]) > oldest then
+    out[#out + 1] = e[1]
+    out[#out + 1] = e[2][4]
+  end
+end
+return out
+"""
+)
+
+# KEYS: records hash, expiry set. Drops what expired.
+_SWEEP = """
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('HDEL', KEYS[1], k)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+"""
+
+#: ARGV: key, lease ms. Returns the record (P, D..., L) or nil when claimed now.
+IDEMPOTENCY_CLAIM = (
+    _NOW
+    + _SWEEP
+    + """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return found end
+redis.call('HSET', KEYS[1], ARGV[1], 'P')
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return false
+"""
+)
+
+#: ARGV: key, lease ms. Extends a running claim.
+IDEMPOTENCY_RENEW = (
+    _NOW
+    + """
+if redis.call('HGET', KEYS[1], ARGV[1]) == 'P' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
+end
+return 1
+"""
+)
+
+#: ARGV: key, record (D<text> or L), ttl ms, max keys. The oldest records go first.
+IDEMPOTENCY_FINISH = (
+    _NOW
+    + _SWEEP
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if extra > 0 then
+  for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+    redis.call('HDEL', KEYS[1], k)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+)
+
+#: ARGV: key. Drops a claim that is still running (its run failed or was cancelled).
+IDEMPOTENCY_RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == 'P' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+
+def history_keys(prefix: str, stream: str) -> list[str]:
+    """The history and metadata keys of a stream (one Cluster slot: same hash tag)."""
+    return [f"{prefix}:{{{stream}}}:h", f"{prefix}:{{{stream}}}:m"]
+
+
+def record_keys(prefix: str, owner: str) -> list[str]:
+    """The records hash and expiry set of an idempotency owner (one Cluster slot)."""
+    return [f"{prefix}:{{i:{owner}}}:r", f"{prefix}:{{i:{owner}}}:t"]
+
+
+def ms(seconds: float) -> int:
+    """Seconds as the whole milliseconds Redis takes (at least 1)."""
+    return max(1, int(seconds * 1000))
+
+
+def text(value: Any) -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
