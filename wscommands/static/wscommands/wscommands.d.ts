@@ -300,6 +300,8 @@ export const POSITION: "wscommands.position";
 export const STREAMS: "wscommands.streams";
 export const RESUME: "wscommands.resume";
 export const RESYNC_REASONS: readonly ResyncReason[];
+/** Most streams one resume request names; more go in several requests. */
+export const RESUME_MAX_STREAMS: number;
 
 /** The client's bookkeeping of stream positions (exported for tests and tools). */
 export class StreamPositions {

@@ -212,6 +212,9 @@ export const POSITION = "wscommands.position";
 export const STREAMS = "wscommands.streams";
 export const RESUME = "wscommands.resume";
 
+/** Most streams one `wscommands.resume` request may name (the server's bound). */
+export const RESUME_MAX_STREAMS = 100;
+
 /** Why a stream was not recovered (the server's reasons, plus the client's `resume_failed`). */
 export const RESYNC_REASONS = Object.freeze([
   "history_lost",
@@ -445,8 +448,9 @@ export class WSCommands {
     this._retry = []; // {frame, id} of idempotent requests whose reply was lost in a drop
     this._idempotent = new Set(this.options.idempotent ?? []);
     this._positions = new StreamPositions();
-    this._resumeFrom = null; // {stream: position} this socket resumes from, until the reply
-    this._resumeId = undefined;
+    this._resumeFrom = null; // {stream: position} this socket resumes, each until its reply
+    this._resuming = new Map(); // request_id -> streams of a resume request after a reconnect
+    this._verdicts = {}; // the resume's verdicts so far
     this._fills = new Map(); // request_id -> streams of a gap fill in flight
     this._nextId = 1;
     this._hbId = 0;
@@ -688,23 +692,34 @@ export class WSCommands {
     return (await response.text()).trim();
   }
 
-  /** After a reconnect, the first request asks for what was missed; the reply ends it. */
+  /**
+   * After a reconnect, the first requests ask for what was missed (at most
+   * RESUME_MAX_STREAMS streams each); the last reply ends the resume.
+   */
   _resume(ws) {
     if (!this._resumeFrom) {
       this._prepare(ws);
       return;
     }
     this.state = "resuming";
-    this._resumeId = `resume-${this._nextId++}`;
-    const streams = this._resumeFrom;
-    ws.send(JSON.stringify({ [RESUME]: { streams }, request_id: this._resumeId }));
+    this._verdicts = {};
+    const all = Object.entries(this._resumeFrom);
+    for (let i = 0; i < all.length; i += RESUME_MAX_STREAMS) {
+      const streams = Object.fromEntries(all.slice(i, i + RESUME_MAX_STREAMS));
+      const id = `resume-${this._nextId++}`;
+      this._resuming.set(id, Object.keys(streams));
+      ws.send(JSON.stringify({ [RESUME]: { streams }, request_id: id }));
+    }
   }
 
-  _resumeReply(ws, reply) {
-    const streams = Object.keys(this._resumeFrom);
-    this._resumeId = undefined;
+  _resumeReply(ws, id, reply) {
+    const streams = this._resuming.get(id);
+    this._resuming.delete(id);
+    Object.assign(this._verdicts, this._settleResume(streams, reply));
+    for (const stream of streams) delete this._resumeFrom[stream];
+    if (this._resuming.size) return;
     this._resumeFrom = null;
-    this._life.emit("resumed", this._settleResume(streams, reply));
+    this._life.emit("resumed", this._verdicts);
     this._prepare(ws);
   }
 
@@ -794,8 +809,8 @@ export class WSCommands {
       this._authReply(ws, message);
       return;
     }
-    if (id !== undefined && id === this._resumeId) {
-      this._resumeReply(ws, message);
+    if (this._resuming.has(id)) {
+      this._resumeReply(ws, id, message);
       return;
     }
     if (this._fills.has(id)) {
@@ -873,7 +888,7 @@ export class WSCommands {
     this._ws = null;
     this._clearTimers();
     this._resumeFrom = null;
-    this._resumeId = undefined;
+    this._resuming.clear();
     this._fills.clear();
     // Replies lost with the socket: idempotent requests go again once ready, others fail
     // (the command may or may not have run).
@@ -953,7 +968,7 @@ export class WSCommands {
     this._queue = [];
     this._retry = [];
     this._resumeFrom = null;
-    this._resumeId = undefined;
+    this._resuming.clear();
     this._fills.clear();
     this._pending.rejectWhere(() => true, () => error);
     for (const waiter of this._readyWaiters.splice(0)) waiter.reject(error);

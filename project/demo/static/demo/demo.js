@@ -35,8 +35,10 @@ const members = new Map();
 const closes = [];
 /** @type {import("wscommands").ResyncInfo[]} every resync */
 const resyncs = [];
+/** @type {Record<string, import("wscommands").ResumeVerdict>[]} every resume's verdicts */
+const resumes = [];
 // For the console (and the browser tests).
-/** @type {any} */ (window).demo = { client, online, closes, resyncs };
+/** @type {any} */ (window).demo = { client, online, closes, resyncs, resumes };
 
 // Connection status -------------------------------------------------------------------------
 
@@ -100,7 +102,10 @@ function showError(error) {
 // (then the server has re-joined it too); the counter and who is online are read again.
 /** @type {Record<string, { recovered: boolean } | undefined>} the last resume's verdict per stream */
 let recovered = {};
-client.onresumed((verdicts) => (recovered = verdicts));
+client.onresumed((verdicts) => {
+  recovered = verdicts;
+  resumes.push(verdicts);
+});
 client.onclose(() => (recovered = {}));
 client.onresync((event) => {
   resyncs.push(event);
