@@ -88,7 +88,7 @@ def _check_hub_class(path: Any) -> list[checks.CheckMessage]:
     ]
 
 
-_POSITIVE_INTEGERS = ("WORKER_THREADS", "MAX_PENDING_REQUESTS")
+_POSITIVE_INTEGERS = ("WORKER_THREADS", "MAX_PENDING_REQUESTS", "PRESENCE_LIMIT")
 #: Every interval (seconds) and size: 0 or less would mean a hot loop or a refusal of all.
 _POSITIVE_NUMBERS = (
     "MAX_MESSAGE_SIZE",
@@ -112,6 +112,7 @@ _POSITIVE_NUMBERS = (
     "PRESENCE_TTL",
     "GROUP_REFRESH_INTERVAL",
     "HEALTH_CHECK_INTERVAL",
+    "PRESENCE_EVENT_INTERVAL",
     "SEND_TIMEOUT",
     "HISTORY_TTL",
     "HISTORY_META_TTL",

@@ -55,7 +55,7 @@ class ConnectionLifecycle:
         self.connection.id = await hub.add(self.connection)
         self.registered = True
         await self.connection.sync_user()
-        await hub.presence.connected(self.connection)
+        hub.presence.connected(self.connection)  # recorded in the background
 
     async def opened(self) -> Decision:
         """After the handshake: start resumable delivery (``?resume=1``), then run the
@@ -88,5 +88,5 @@ class ConnectionLifecycle:
             except Exception:
                 logger.exception("on_disconnect hook %r raised", hook)
         hub = get_hub()
-        await hub.presence.disconnected(self.connection)
+        hub.presence.disconnected(self.connection)
         await hub.remove(self.connection)

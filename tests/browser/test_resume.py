@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.conftest import IN_CI
+from tests.live import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.redis]
 
@@ -92,6 +96,41 @@ def test_away_past_the_history_bound_the_page_is_told_and_reloads(
     assert {"stream": "group:lobby", "reason": "too_far_behind"} in bob.page.evaluate(
         "demo.resyncs"
     )
+
+
+def test_redis_restarted_empty_the_page_is_told_history_is_gone_and_reloads(
+    daphne, demo_pages, sqlite_env
+):
+    """Redis loses everything (and the process restarts): resync history_lost, room reloaded."""
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    redis = RedisServer().start()
+    try:
+        server = daphne({**sqlite_env, "REDIS_URL": redis.url})
+        bob = demo_pages(server).sign_up("bob").open()
+        bob.say("said before redis restarted")
+        expect(bob.page.locator("#messages")).to_contain_text("said before redis restarted")
+        bob.page.evaluate(MARK_ROOM)
+        status = bob.page.locator("#status")
+        server.stop()
+        expect(status).not_to_have_attribute("data-state", "ready")
+        redis.stop()
+        redis.start()  # empty: nothing is saved
+        server.start()
+        expect(status).to_have_attribute("data-state", "ready", timeout=30_000)
+        expect(bob.page.locator("#loaded-once")).to_have_count(0)  # reloaded
+        resyncs = bob.page.evaluate("demo.resyncs")
+        assert {"stream": "group:lobby", "reason": "history_lost"} in resyncs
+        assert {"stream": "all", "reason": "history_lost"} in resyncs
+        verdict = bob.page.evaluate("demo.resumes.at(-1)['group:lobby']")
+        assert (verdict["recovered"], verdict["reason"]) == (False, "history_lost")
+        expect(bob.page.locator("#messages")).to_contain_text("said before redis restarted")
+        bob.say("said after redis restarted")
+        expect(bob.page.locator("#messages")).to_contain_text("said after redis restarted")
+    finally:
+        redis.stop()
 
 
 LOSSY_CLIENT = """async () => {
