@@ -58,10 +58,12 @@ class Server:
         kind: str = "daphne",
         port: int | None = None,
         args: tuple[str, ...] = (),
+        application: str = "project.asgi:application",
     ):
         self.env = env
         self.kind = kind
         self.args = args  # extra server options, e.g. ("--proxy-headers",)
+        self.application = application
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "test-artifacts" / f"{kind}-{self.port}.log"
@@ -80,7 +82,7 @@ class Server:
             cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         else:
             cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += [*self.args, "project.asgi:application"]
+        cmd += [*self.args, self.application]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT

@@ -51,12 +51,15 @@ def reliability_db(sqlite_env) -> dict[str, str]:
 
 @pytest.fixture
 def live(reliability_db) -> Iterator[Callable[..., Server]]:
-    """``live(env=..., args=(daphne options), **WSCOMMANDS limits)``: a daphne process;
-    stopped afterwards."""
+    """``live(env=..., args=(daphne options), application=..., **WSCOMMANDS limits)``: a daphne
+    process; stopped afterwards."""
     servers: list[Server] = []
 
     def start(
-        env: dict[str, str] | None = None, args: tuple[str, ...] = (), **limits: Any
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        application: str = "project.asgi:application",
+        **limits: Any,
     ) -> Server:
         extra = dict(env or {})
         extra.setdefault("DATABASE_URL", reliability_db["DATABASE_URL"])
@@ -66,6 +69,7 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
                 DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra
             ),
             args=args,
+            application=application,
         ).start()
         servers.append(server)
         return server

@@ -180,7 +180,8 @@ export type State =
 
 /** A reply object: results by command name, `errors`, and the `request_id`. */
 export interface Reply {
-  errors?: Record<string, ErrorEntry> & { unimplemented?: string[] };
+  /** Each failed command's entry; `unimplemented`: the names no command answers to. */
+  errors?: { [command: string]: ErrorEntry | string[] | undefined; unimplemented?: string[] };
   request_id?: string | number;
   [command: string]: any;
 }
@@ -277,11 +278,6 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
   /** Close for good; waiting calls fail with "disconnected". */
   close(code?: number, reason?: string): void;
 
-  static DEFAULTS: Readonly<Options>;
-  static CLOSE: Readonly<Record<string, number>>;
-  static WSCommandsError: typeof WSCommandsError;
-  static backoffDelay: typeof backoffDelay;
-  static Presence: typeof Presence;
 }
 
 export const DEFAULTS: Readonly<Options>;
@@ -391,11 +387,76 @@ export class Presence {
   stop(): void;
 }
 
+/** Listeners by event name, with `once` and `off`; a throwing listener does not stop others. */
+export class Emitter {
+  on(event: string, listener: (...args: any[]) => unknown, once?: boolean): void;
+  /** Remove `listener` from `event`; without a listener, every listener of `event`. */
+  off(event: string, listener?: (...args: any[]) => unknown): void;
+  /** Call the listeners of `event` with `args`; returns how many were called. */
+  emit(event: string, ...args: any[]): number;
+  /** Call the listeners of `event` with `args`; returns what each returned (or undefined). */
+  emitAll(event: string, ...args: any[]): unknown[];
+  count(event: string): number;
+}
+
+/** Requests waiting for their reply, by request_id (pure bookkeeping, no socket). */
+export class PendingRequests {
+  readonly size: number;
+  has(id: string | number): boolean;
+  /** Register request `id`; returns its promise. `timeout` ms (0: none) rejects with "timeout". */
+  add(id: string | number, timeout?: number, meta?: Record<string, unknown>): Promise<Reply>;
+  get(id: string | number): Record<string, any> | undefined;
+  /** Settle the request a reply belongs to; false if no request waits for its request_id. */
+  settle(reply: Reply): boolean;
+  reject(id: string | number, error: WSCommandsError): boolean;
+  /** Reject every request for which `predicate(entry)` holds. */
+  rejectWhere(predicate: (entry: Record<string, any>) => boolean, makeError: () => Error): void;
+  /** The ids of the requests for which `predicate(entry)` holds, oldest first. */
+  idsWhere(predicate: (entry: Record<string, any>) => boolean): (string | number)[];
+}
+
+/** What to do after the server closed with `code`, at reconnect attempt `attempt`. */
+export function closePolicy(
+  code: number,
+  attempt: number,
+  reconnect: ReconnectOptions,
+  random?: () => number,
+): { reconnect: boolean; delay?: number; error?: ErrorCode };
+/** `options` over DEFAULTS; `reconnect`/`heartbeat` may be true, false or partial objects. */
+export function withDefaults(options?: Options): Required<Options>;
+
 export default WSCommands;
+
+/**
+ * The classic script's `window.WSCommands`: the class, with every other export of the module
+ * as a property (`WSCommands.CLOSE`, `WSCommands.WSCommandsError`, ...). The ES module's
+ * class has none of them: import them by name.
+ */
+export type ClassicWSCommands = typeof WSCommands & {
+  readonly WSCommandsError: typeof WSCommandsError;
+  readonly DEFAULTS: typeof DEFAULTS;
+  readonly CLOSE: typeof CLOSE;
+  readonly RATE_LIMITED_DELAY: typeof RATE_LIMITED_DELAY;
+  readonly POSITION: typeof POSITION;
+  readonly STREAMS: typeof STREAMS;
+  readonly RESUME: typeof RESUME;
+  readonly RESYNC_REASONS: typeof RESYNC_REASONS;
+  readonly RESUME_MAX_STREAMS: typeof RESUME_MAX_STREAMS;
+  readonly StreamPositions: typeof StreamPositions;
+  readonly Presence: typeof Presence;
+  readonly Emitter: typeof Emitter;
+  readonly PendingRequests: typeof PendingRequests;
+  readonly backoffDelay: typeof backoffDelay;
+  readonly closePolicy: typeof closePolicy;
+  readonly withDefaults: typeof withDefaults;
+  readonly idempotencyKey: typeof idempotencyKey;
+  readonly resumeUrl: typeof resumeUrl;
+  readonly resultOf: typeof resultOf;
+};
 
 declare global {
   interface Window {
     /** Defined by wscommands.classic.js. */
-    WSCommands: typeof WSCommands;
+    WSCommands: ClassicWSCommands;
   }
 }

@@ -1,0 +1,106 @@
+"""MAX_INBOX under daphne: a client that sends faster than its consumer handles stops being
+read (TCP pushes back on it) and is read again once the consumer has caught up; no frame lost.
+
+The consumer behind ``/gate/`` (tests/reliability/gate_asgi.py) handles a frame only when the
+test lets it, so the test decides when daphne's queue of frames is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.scaleout.client import WSClient
+
+pytestmark = pytest.mark.e2e
+
+APPLICATION = "tests.reliability.gate_asgi:application"
+MAX_INBOX = 8
+QUEUED = 40  # frames daphne queues while the consumer is held, before any pause
+FLOOD = 300  # 64 KB frames sent while reading is paused: 19 MB, more than TCP buffers hold
+
+
+async def until(condition, what: str, timeout: float = 60):
+    """Poll an async condition until it holds; fails naming it (a bound against hangs)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (value := await condition()):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout} s") from None
+    return value
+
+
+async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
+    server = live(
+        application=APPLICATION,
+        MAX_INBOX=MAX_INBOX,
+        RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
+        MAX_PENDING_REQUESTS=1000,
+        MAX_PENDING_BYTES=64 * 1024 * 1024,
+    )
+    control = await WSClient.open(server.ws)
+    await control.call("gate.set", allow=0)
+    gated_url = server.ws.replace("/ws/", "/gate/")
+    async with connect(gated_url, max_size=None) as fast:
+        tick = json.dumps({"gate.tick": {}})
+        for _ in range(1 + QUEUED):  # the first is taken and held; the rest wait in daphne
+            await fast.send(tick)
+
+        async def state():
+            return await control.call("gate.state")
+
+        await until(
+            lambda: _when(state, lambda s: s["waiting"] == QUEUED), "frames queued by daphne"
+        )
+        # Let three frames through: the first sees QUEUED >= MAX_INBOX waiting and pauses.
+        await control.call("gate.set", allow=3)
+        paused = await until(
+            lambda: _when(state, lambda s: s["handled"] == 3 and s["paused"]), "reading paused"
+        )
+        queued_when_paused = paused["waiting"]
+
+        big = json.dumps({"gate.tick": {"padding": "x" * 64_000}})
+        sent = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(FLOOD):
+                await fast.send(big)
+                sent += 1
+
+        writer = asyncio.create_task(flood())
+
+        async def writer_blocked():
+            # websockets waits for its buffer to drain: the kernel takes no more, because
+            # daphne does not read the socket.
+            await asyncio.sleep(0.2)
+            return not writer.done() and fast.transport.get_write_buffer_size() > 0
+
+        await until(writer_blocked, "the client's writes blocked by TCP")
+        held = await state()
+        # Not read while paused: at most a frame that was already being read came in.
+        assert held["waiting"] <= queued_when_paused + 1, (held, sent)
+        assert sent < FLOOD
+
+        await control.call("gate.set", allow=None)  # the consumer catches up
+        async with asyncio.timeout(120):
+            await writer  # reading resumed: every byte went through
+        await until(
+            lambda: _when(state, lambda s: s["handled"] == 1 + QUEUED + FLOOD),
+            "every frame handled",
+            timeout=120,
+        )
+        final = await state()
+        assert not final["paused"]
+        assert final["peak"] <= QUEUED  # the queue never grew past what it held at the pause
+    await control.close()
+
+
+async def _when(read, predicate):
+    value = await read()
+    return value if predicate(value) else None
