@@ -215,7 +215,8 @@ async def test_redis_restarted_empty_means_a_new_epoch(servers, clients, throwaw
     entry = (await back.request({RESUME: {"streams": before}}))[RESUME]["all"]
     assert entry["recovered"] is False and entry["reason"] == "history_lost", entry
     assert entry["epoch"] != before["all"]["epoch"]
-    assert entry["offset"] == 1
+    # 1, or more if a broadcast was recorded and then refused (unavailable) and retried.
+    assert entry["offset"] >= 1
 
 
 async def test_a_logged_out_session_resumes_nothing(servers, clients):
