@@ -1,4 +1,4 @@
-"""Settings of the benchmark servers: the example project's, with three changes.
+"""Settings of the benchmark servers: the example project's, with four changes.
 
 - The flood limits (``WSCOMMANDS["RATE_LIMIT"]``, ``MAX_PENDING_REQUESTS``): a closed-loop
   benchmark client sends as fast as the server answers, and bursts pipeline hundreds of
@@ -10,6 +10,7 @@
 - Presence events: the example project turns them on for its demo page; the library default
   is off, and the baseline has no such feature. With them on, every handshake is also a
   broadcast to every client (see docs/benchmarks.md). Presence itself stays tracked.
+- The per-IP connection cap: every benchmark client connects from 127.0.0.1.
 
 The baseline app runs with these settings too.
 """
@@ -30,3 +31,5 @@ if "MAX_PENDING_REQUESTS" in DEFAULTS:
     WSCOMMANDS["MAX_PENDING_REQUESTS"] = 1024
 if "PRESENCE_EVENTS" in DEFAULTS:
     WSCOMMANDS["PRESENCE_EVENTS"] = False
+# Thousands of benchmark clients come from one address.
+WSCOMMANDS["MAX_CONNECTIONS_PER_IP"] = None

@@ -56,7 +56,7 @@ def test_every_example_command_is_typed():
     assert untyped == ["    params: unknown;", "    result: unknown;"], untyped
     assert "legacy_echo: {\n    params: unknown;\n    result: unknown;" in commands
     pushes = api.split("export interface Pushes {")[1]
-    for event in ("chat_message", "counter", "presence", "reminder", "chat_left"):
+    for event in ("chat_message", "counter", "presence_diff", "reminder", "chat_left"):
         assert f"  {event}: " in pushes
 
 

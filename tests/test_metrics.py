@@ -211,3 +211,31 @@ async def test_layer_round_trip_is_measured(pair):
 
         await eventually(measured, "two canaries", timeout=15)
     assert value(first, "wscommands_layer_round_trip_seconds_sum") >= 0
+
+
+async def test_resume_outcomes_are_counted(pair):
+    """A resume that recovers ``all`` (two missed pushes) and names an unknown stream."""
+    one, _ = pair
+    before = await asyncio.to_thread(scrape, one)
+    async with connect(one.ws + "?resume=1") as away, connect(one.ws) as sender:
+        while "all" not in (streams := json.loads(await away.recv())).get("wscommands.streams", {}):
+            pass
+        position = streams["wscommands.streams"]["all"]
+        await away.close()
+        for i in range(2):
+            message = {"probe.broadcast": {"message": {"missed": i}}, "request_id": i}
+            await sender.send(json.dumps(message))
+            while json.loads(await sender.recv()).get("request_id") != i:
+                pass
+        async with connect(one.ws + "?resume=1") as back:
+            resume = {"streams": {"all": position, "no-such-stream": position}}
+            await back.send(json.dumps({"wscommands.resume": resume, "request_id": "r"}))
+            while (reply := json.loads(await back.recv())).get("request_id") != "r":
+                pass
+    assert reply["wscommands.resume"]["all"]["recovered"] is True
+    assert reply["wscommands.resume"]["no-such-stream"]["reason"] == "invalid"
+    after = await asyncio.to_thread(scrape, one)
+    streams_total = "wscommands_resume_streams_total"
+    assert delta(after, before, streams_total, outcome="recovered") == 1
+    assert delta(after, before, streams_total, outcome="invalid") == 1
+    assert delta(after, before, "wscommands_resume_replayed_pushes_total") == 2

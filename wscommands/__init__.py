@@ -18,7 +18,7 @@ from .exceptions import (
     UnknownCommand,
 )
 from .messaging import broadcast, send_to_group, send_to_subset
-from .presence import PRESENCE_GROUP, get_presence
+from .presence import PRESENCE_GROUP, get_presence, get_presence_state
 from .registry import (
     Command,
     Push,
@@ -58,6 +58,7 @@ __all__ = [
     "declare_push",
     "get_global_state",
     "get_presence",
+    "get_presence_state",
     "increment_global_state",
     "on_connect",
     "on_disconnect",

@@ -47,7 +47,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E012",
             )
         )
-    for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS"):
+    for name in ("WORKER_THREADS", "MAX_PENDING_REQUESTS", "PRESENCE_LIMIT"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(
@@ -78,6 +78,7 @@ _POSITIVE_NUMBERS = (
     "ANONYMOUS_WORKER_SHARE",
     "SHUTDOWN_TIMEOUT",
     "CHANNEL_LAYER_TIMEOUT",
+    "PRESENCE_EVENT_INTERVAL",
     "SEND_TIMEOUT",
     "HISTORY_TTL",
     "HISTORY_META_TTL",

@@ -33,9 +33,15 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after its last heartbeat (sent every PRESENCE_TTL / 3) a process that died
     # without cleaning up drops out of presence.
     "PRESENCE_TTL": 30.0,
-    # Push {"presence": {"event": "join" | "leave", "group": ...}} when connections come and
-    # go (group null: to everyone) and join or leave groups (to the group's members).
+    # Push {"presence_diff": {...}} to a group's members when connections join or leave it,
+    # and to the members of PRESENCE_GROUP when connections come and go (docs/scaling.md).
     "PRESENCE_EVENTS": False,
+    # Seconds over which presence changes are merged: at most one presence_diff per group
+    # and process in each interval (the first change after a quiet spell goes out at once).
+    "PRESENCE_EVENT_INTERVAL": 1.0,
+    # Most entries (get_presence) or users (get_presence_state) one presence read returns
+    # unless the caller asks for another limit; counts stay exact.
+    "PRESENCE_LIMIT": 100,
     # Prefix of every Redis key and channel-layer group that wscommands creates.
     "PREFIX": "wscommands",
     # Alias in CHANNEL_LAYERS used for broadcast, groups and send_to_subset.
@@ -87,9 +93,10 @@ DEFAULTS: dict[str, Any] = {
     # Bytes daphne may hold for a client that does not read before it is cut off (4429).
     "MAX_OUTGOING_BACKLOG": 4 * 1024 * 1024,
     # Connections per user and per client IP on one process (None: no cap); extra ones
-    # are closed with 4429 right after the handshake.
+    # are closed with 4429 right after the handshake. The IP cap is generous (clients
+    # behind one NAT share an address) but stops one host from opening thousands.
     "MAX_CONNECTIONS_PER_USER": None,
-    "MAX_CONNECTIONS_PER_IP": None,
+    "MAX_CONNECTIONS_PER_IP": 256,
     # Which handshake Origins are let in: "same-origin" (the handshake's own scheme, host and
     # port; the host one of ALLOWED_HOSTS) or "allowed-hosts" (Channels' lax policy: any
     # scheme and port of a host of ALLOWED_HOSTS). See wscommands/origins.py.

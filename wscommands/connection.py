@@ -224,9 +224,17 @@ class Connection:
 
     # Presence -----------------------------------------------------------------------------
 
-    async def get_presence(self, group: str | None = None) -> list[dict[str, Any]]:
-        """Every live connection on every process (or ``group``'s members): see docs."""
-        return await presence.get_presence(group)
+    async def get_presence(
+        self, group: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """A page of the live connections of every process (or ``group``'s): see docs."""
+        return await presence.get_presence(group, limit=limit, offset=offset)
+
+    async def get_presence_state(
+        self, group: str | None = None, *, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Who is present, per user, with counts (what presence diffs apply to): see docs."""
+        return await presence.get_presence_state(group, limit=limit)
 
     # Timers -------------------------------------------------------------------------------
 

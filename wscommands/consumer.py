@@ -75,7 +75,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         self._registered = True
         if self.connection.is_authenticated():
             await self.connection._set_user_pk(self.connection.user.pk)
-        await get_hub().presence.connected(self.connection)
+        get_hub().presence.connected(self.connection)  # recorded in the background
         await self.accept()
         self._accepted = True
         metrics.connection_opened()
@@ -266,7 +266,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
                 await call(hook, self.connection)
             except Exception:
                 logger.exception("on_disconnect hook %r raised", hook)
-        await get_hub().presence.disconnected(self.connection)
+        get_hub().presence.disconnected(self.connection)
         await get_hub().remove(self.connection)
 
     # JSON (used by subclasses calling send_json / receive_json) ----------------------------

@@ -47,41 +47,81 @@ def is_closed_error(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ in _CLOSED_NAMES
 
 
-async def write(recipient: Any, send: Callable[[Any], Awaitable[None]]) -> bool:
-    """Run ``send(recipient)`` (one write to a connection); False if it failed.
+class _Watch:
+    """One timer per fan-out (not per write) that interrupts a write running too long.
 
-    Never raises (except cancellation of the caller): the failure is logged once per
-    recipient and, for a write that timed out, the recipient is closed with 4429.
+    A timeout per write costs a timer per recipient, more than the write itself under
+    daphne; instead each write stamps its start and the timer, re-armed at most once per
+    ``SEND_TIMEOUT``, cancels the fan-out task when the write in progress is overdue.
     """
-    try:
-        async with asyncio.timeout(wscommands_settings.SEND_TIMEOUT):
-            await send(recipient)
-    except TimeoutError:
-        _report(recipient, "does not read (a write took over SEND_TIMEOUT)", logging.WARNING)
-        task = asyncio.get_running_loop().create_task(_cut_off(recipient))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-        return False
-    except Exception as exc:
-        if is_closed_error(exc):
-            _report(recipient, "closed while a message was written to it", logging.DEBUG)
+
+    def __init__(self, timeout: float):
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.timeout = timeout
+        self.started = self.loop.time()
+        self.expired = False
+        self.handle = self.loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        due = self.started + self.timeout
+        if self.loop.time() >= due:
+            self.expired = True
+            self.task.cancel()
         else:
-            _report(recipient, "writing a message to it failed", logging.ERROR, exc)
-        return False
-    return True
+            self.handle = self.loop.call_at(due, self._check)
+
+    def overdue(self) -> bool:
+        """After a CancelledError: True (and the cancellation undone) if it was ours."""
+        if not self.expired:
+            return False
+        self.expired = False
+        self.task.uncancel()
+        self.handle = self.loop.call_later(self.timeout, self._check)
+        return True
+
+    def close(self) -> None:
+        self.handle.cancel()
 
 
 async def write_all(recipients: Iterable[Any], send: Callable[[Any], Awaitable[None]]) -> int:
-    """``send(recipient)`` for each recipient, isolated, yielding every YIELD_EVERY writes.
+    """``send(recipient)`` for each recipient (connections), isolated; returns the successes.
 
-    Returns how many writes succeeded.
+    Never raises (except when the caller is cancelled): a failure is logged once per
+    recipient; a write that takes over ``SEND_TIMEOUT`` is abandoned and that client closed
+    with 4429. Yields to the event loop every YIELD_EVERY writes.
     """
+    watch = _Watch(wscommands_settings.SEND_TIMEOUT)
     done = 0
-    for n, recipient in enumerate(recipients, 1):
-        if await write(recipient, send):
+    try:
+        for n, recipient in enumerate(recipients, 1):
+            watch.started = watch.loop.time()
+            try:
+                await send(recipient)
+            except asyncio.CancelledError:
+                if not watch.overdue():
+                    raise
+                _report(recipient, "does not read (a write took too long)", logging.WARNING)
+                task = watch.loop.create_task(_cut_off(recipient))
+                _closing.add(task)
+                task.add_done_callback(_closing.discard)
+                continue
+            except Exception as exc:
+                if is_closed_error(exc):
+                    _report(recipient, "closed while a message was written to it", logging.DEBUG)
+                else:
+                    _report(recipient, "writing a message to it failed", logging.ERROR, exc)
+                continue
             done += 1
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+            if n % YIELD_EVERY == 0:
+                watch.started = watch.loop.time()
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    if not watch.overdue():  # the loop was busy elsewhere: nobody to blame
+                        raise
+    finally:
+        watch.close()
     return done
 
 

@@ -20,6 +20,7 @@ from . import logs, metrics, ops
 from .conf import wscommands_settings
 from .fanout import write_all
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
+from .ordered import OrderedCalls
 from .presence import PresenceTracker
 from .resilience import attempt
 from .streams import Push
@@ -54,6 +55,9 @@ class Hub:
         self._canary_seen = asyncio.Event()
         self._canary_group: str | None = None
         self.presence = PresenceTracker(self)
+        # Layer membership calls, in order per channel-layer group; a handshake never waits
+        # for them (a stalled Redis must not hold up new connections).
+        self._memberships_calls = OrderedCalls()
 
     # Membership ---------------------------------------------------------------------------
 
@@ -86,29 +90,52 @@ class Hub:
     async def join(self, connection: Connection, group: str) -> None:
         """Add a local connection to a group."""
         await self._add(self.groups, group, connection._local_id, group_channel_name(group))
-        await self.presence.joined(connection, group)
+        self.presence.joined(connection, group)
 
     async def leave(self, connection: Connection, group: str) -> None:
         """Remove a local connection from a group."""
         await self._discard(self.groups, group, connection._local_id, group_channel_name(group))
-        await self.presence.left(connection, group)
+        self.presence.left(connection, group)
 
     async def set_user(self, connection: Connection, old_pk: Any, new_pk: Any) -> None:
-        """Move a connection from one user's index to another's (None: anonymous)."""
+        """Move a connection from one user's index to another's (None: anonymous).
+
+        Does not wait for the layer: the user's channel-layer membership follows in the
+        background (handshakes and ``authenticate`` never wait on Redis).
+        """
         if old_pk == new_pk:
             return
         if old_pk is not None:
             await self._discard(self.users, old_pk, connection._local_id, user_group_name(old_pk))
         if new_pk is not None:
-            await self._add(self.users, new_pk, connection._local_id, user_group_name(new_pk))
-        await self.presence.changed(connection)
+            await self._add(
+                self.users, new_pk, connection._local_id, user_group_name(new_pk), wait=False
+            )
+        self.presence.changed(connection)
 
-    async def _add(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
+    def _membership(self, add: bool, channel_group: str, channel: str) -> asyncio.Task[bool]:
+        """Add this hub's channel to a layer group (or discard it) in the background."""
+
+        async def call() -> bool:
+            if add:
+                if await attempt(self.layer.group_add(channel_group, channel), "join"):
+                    return True
+                self._stale.set()
+                return False
+            return await attempt(self.layer.group_discard(channel_group, channel), "leave")
+
+        return self._memberships_calls.run(channel_group, call)
+
+    async def _add(
+        self, index: dict, key: Any, local_id: str, channel_group: str, wait: bool = True
+    ) -> None:
         members = index.setdefault(key, set())
         first = not members
         members.add(local_id)
-        if first and not await attempt(self.layer.group_add(channel_group, self.channel), "join"):
-            self._stale.set()
+        if first:
+            added = self._membership(True, channel_group, self.channel)
+            if wait:
+                await added
 
     async def _discard(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
         members = index.get(key)
@@ -118,7 +145,7 @@ class Hub:
         if not members:
             del index[key]
             if self.channel is not None:
-                await attempt(self.layer.group_discard(channel_group, self.channel), "leave")
+                await self._membership(False, channel_group, self.channel)
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -127,8 +154,8 @@ class Hub:
         # through one list named after that prefix; a channel with another prefix is never
         # read while a consumer's channel is being received.
         self.channel = await self.layer.new_channel()
-        if not await attempt(self.layer.group_add(all_group_name(), self.channel), "start"):
-            self._stale.set()
+        # In the background: the first handshake does not wait on Redis either.
+        self._membership(True, all_group_name(), self.channel)
         self._tasks = [
             logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
             logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
@@ -152,7 +179,7 @@ class Hub:
         await asyncio.gather(receiver, *others, return_exceptions=True)
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
-        await attempt(self.layer.group_discard(all_group_name(), channel), "stop")
+        await self._membership(False, all_group_name(), channel)
         if self._canary_group is not None:
             group, self._canary_group = self._canary_group, None
             await attempt(self.layer.group_discard(group, channel), "stop")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -41,6 +41,8 @@ except ImportError:  # optional: without it only the operations page's totals ar
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
+#: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
+RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "forbidden", "invalid"})
 #: Close codes counted under their own label; anything else is ``other``.
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
@@ -123,6 +125,8 @@ class Recorded:
         self.lag: dict[str, Histogram] = {}
         self.round_trip = Histogram(LATENCY_BUCKETS)
         self.canary_failures = 0
+        self.resumed: dict[str, int] = {}
+        self.replayed = 0
         # Worker threads update these: under a lock (everything else runs on the loop).
         self.worker_lock = threading.Lock()
         self.queue = 0
@@ -213,6 +217,15 @@ class Collector:
             "wscommands_layer_canary_failures",
             "Canaries that did not come back in time.",
             r.canary_failures,
+        )
+        yield _counter(
+            "wscommands_resume_streams",
+            "Streams named by resume requests, by outcome (recovered or why not).",
+            r.resumed,
+            ["outcome"],
+        )
+        yield _counter(
+            "wscommands_resume_replayed_pushes", "Missed pushes replayed by resumes.", r.replayed
         )
         with r.worker_lock:  # a consistent copy; worker threads update these
             queue, wait, wait_sum = r.queue, r.wait.cumulative(), r.wait.total
@@ -420,3 +433,22 @@ def worker_started(queued_at: float) -> None:
         with r.worker_lock:
             r.queue -= 1
             r.wait.observe(time.perf_counter() - queued_at)
+
+
+# Resumable delivery -----------------------------------------------------------------------
+
+
+def resumed(outcomes: Iterable[str]) -> None:
+    """A resume request was answered: one outcome per stream it named."""
+    r = _rec()
+    if r is not None:
+        for outcome in outcomes:
+            label = outcome if outcome in RESUME_OUTCOMES else "other"
+            r.resumed[label] = r.resumed.get(label, 0) + 1
+
+
+def replayed(count: int) -> None:
+    """``count`` missed pushes of one stream were replayed."""
+    r = _rec()
+    if r is not None:
+        r.replayed += count

@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from . import metrics
 from .backends import BackendUnavailable, get_backend
 from .exceptions import ClientError, InvalidArguments, error_entry
 from .hub import get_hub
@@ -248,6 +249,7 @@ async def handle(connection: Connection, request_id: Any, argument: Any) -> None
             for stream in allowed:
                 result[stream] = await _replay(cursor, stream, wanted[stream])
             reply = {RESUME: result}
+            metrics.resumed(entry.get("reason", "recovered") for entry in result.values())
         except BackendUnavailable as exc:
             reply = {"errors": {RESUME: error_entry(exc, RESUME)}}
         try:
@@ -307,9 +309,12 @@ async def _replay(
         reason = TOO_FAR_BEHIND
     else:
         push = cursor.connection.consumer.push_text
+        replayed = 0
         for offset, text in read.entries:
             if not cursor.was_sent(stream, epoch, offset):
                 await push(position_text(text, stream, epoch, offset))
+                replayed += 1
+        metrics.replayed(replayed)
         cursor.start_at(stream, read.epoch, read.offset)
         return {"recovered": True, **current}
     cursor.start_at(stream, read.epoch, read.offset)

@@ -5,7 +5,14 @@ from typing import Annotated, TypedDict
 
 import msgspec
 
-from wscommands import ClientError, command, declare_push, on_connect, on_disconnect
+from wscommands import (
+    PRESENCE_GROUP,
+    ClientError,
+    command,
+    declare_push,
+    on_connect,
+    on_disconnect,
+)
 
 from . import presence_commands  # noqa: F401  (the demo's presence.list: registered on import)
 
@@ -172,7 +179,9 @@ async def hello(connection):
 
 @on_disconnect
 async def bye(connection):
-    for group in list(connection.groups):
+    # Chat rooms only: PRESENCE_GROUP holds every watcher, and telling each of them about
+    # every disconnect costs O(watchers) per disconnect (presence diffs already say it).
+    for group in sorted(connection.groups - {PRESENCE_GROUP}):
         await connection.send_to_group(
             group,
             {"chat_left": {"room": group, "connection_id": connection.id}},

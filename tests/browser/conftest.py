@@ -106,7 +106,9 @@ class DemoPage:
         if not self.page.url.endswith(path):
             self.page.goto(path)
         try:
-            expect(self.page.locator("#status")).to_have_attribute("data-state", "ready")
+            # A fresh server's first requests can be slow on a busy machine.
+            status = self.page.locator("#status")
+            expect(status).to_have_attribute("data-state", "ready", timeout=20_000)
             expect(self.page.locator("#room-members")).to_contain_text("here")
         except AssertionError as exc:
             closes = self.page.evaluate("demo.closes")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
+from tests.live import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.redis]
 
@@ -40,7 +43,8 @@ def test_counter_and_who_is_online_update_live(cluster, demo_pages):
     guest = demo_pages(b).open()
     expect(guest.page.locator("#online")).to_contain_text(ann.username)
     guest_id = guest.page.evaluate("demo.client.call('whoami')")["connection_id"]
-    ann.page.wait_for_function("(id) => demo.online.has(id)", arg=guest_id)
+    process = guest_id.rpartition("~")[0]  # guests are counted per process, not listed
+    ann.page.wait_for_function("(p) => demo.online.guestsByProcess.get(p) >= 1", arg=process)
     expect(ann.page.locator("#guests")).to_contain_text("guest")
 
     value = ann.page.evaluate("demo.client.call('counter.get')")
@@ -72,3 +76,25 @@ def test_reconnects_after_its_server_restarts(cluster, demo_pages):
     expect(ann.page.locator("#messages")).to_contain_text("back after the restart")
     ann.say("welcome back")
     expect(bob.page.locator("#messages")).to_contain_text("welcome back")
+
+
+def test_a_killed_process_users_leave_open_pages(cluster, demo_pages):
+    """kill -9 of Ann's process: her name leaves Bob's page within PRESENCE_TTL, once."""
+    a, _ = cluster
+    ttl = 3  # the dead process's own heartbeat TTL decides when it is reaped
+    doomed = Server({**a.env, "WSCOMMANDS_PRESENCE_TTL": str(ttl)}).start()
+    try:
+        ann = demo_pages(doomed).sign_up("ann").open()
+        bob = demo_pages(a).sign_up("bob").open()
+        expect(bob.page.locator("#online")).to_contain_text(ann.username)
+        expect(bob.page.locator("#room-members")).to_contain_text(ann.username)
+        doomed.stop(signal.SIGKILL)
+        # Reaped PRESENCE_TTL after the last heartbeat at most; the wait is a hang guard.
+        gone = {"timeout": (ttl * 3 + 5) * 1000}
+        expect(bob.page.locator("#online")).not_to_contain_text(ann.username, **gone)
+        expect(bob.page.locator("#room-members")).not_to_contain_text(ann.username, **gone)
+        left = bob.page.locator("#messages .system", has_text=f"{ann.username} left")
+        expect(left).to_have_count(1)
+        ann.close()
+    finally:
+        doomed.stop()

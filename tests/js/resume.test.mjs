@@ -297,3 +297,46 @@ test("session_id flow: authenticate first, then the resume, from positions taken
   assert.deepEqual(socket.sent[1]["wscommands.resume"].streams.all, { epoch: "e1", offset: 42 });
   c.close();
 });
+
+test("resume: more streams than one request may name go in several; onready after the last reply", async () => {
+  const c = await ready({ resume: true });
+  const groups = {};
+  for (let i = 0; i < 150; i++) groups[`group:g${i}`] = { epoch: "e", offset: i + 1 };
+  FakeSocket.last.message({ "wscommands.streams": groups });
+  let verdicts = null;
+  let readies = 0;
+  c.onresumed((v) => (verdicts = v));
+  c.onready(() => readies++);
+  await tick();
+  readies = 0;
+  FakeSocket.last.serverClose(1006);
+  await until(() => FakeSocket.instances.length === 2);
+  const socket = FakeSocket.last;
+  socket.open();
+  const requests = socket.sent.map((m) => Object.keys(m["wscommands.resume"].streams));
+  assert.deepEqual(requests.map((r) => r.length), [100, 50]);
+  const answer = (request) => ({
+    "wscommands.resume": Object.fromEntries(
+      Object.entries(request["wscommands.resume"].streams).map(([s, p]) => [s, { recovered: true, ...p }]),
+    ),
+    request_id: request.request_id,
+  });
+  socket.message(answer(socket.sent[1]));
+  await tick();
+  assert.equal(c.state, "resuming");
+  assert.equal(readies, 0);
+  socket.message(answer(socket.sent[0]));
+  await c.connect();
+  assert.equal(readies, 1);
+  assert.equal(Object.keys(verdicts).length, 150);
+});
+
+test("a position alone (a push this connection was excluded from) moves the stream on silently", async () => {
+  const { c, seen } = await resumable();
+  const before = seen.length;
+  FakeSocket.last.message({ "wscommands.position": at("all", 43) });
+  FakeSocket.last.message({ counter: { value: 4 }, "wscommands.position": at("all", 44) });
+  assert.deepEqual(seen.slice(before), ["counter 4"]);
+  assert.equal(FakeSocket.last.sent.length, 0, "no false gap");
+  c.close();
+});

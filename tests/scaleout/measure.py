@@ -35,6 +35,7 @@ async def hub_broadcast() -> tuple[int, float]:
         REDIS_URL=URL,
         DJANGO_SETTINGS_MODULE="tests.scaleout.settings",
         WSCOMMANDS_PRESENCE_EVENTS="0",
+        WSCOMMANDS_LIMITS='{"MAX_CONNECTIONS_PER_IP": null}',  # 1000 clients from one address
     )
     servers = [Server(env).start(), Server(env).start()]
     try:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
 import time
 
 import pytest
 
-from tests.live import Server
-from tests.scaleout.conftest import PRESENCE_TTL, http_login
+from tests.scaleout.conftest import http_login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
@@ -168,7 +166,11 @@ async def test_presence_across_processes(cluster, clients):
     anon_id = (await whoami(anon))["connection_id"]
     group = f"room-{tag()}"
 
-    everyone = await watcher.call("op.presence")
+    async def both_listed():  # presence is written in the background, right after the handshake
+        everyone = await watcher.call("op.presence")
+        return [e for e in everyone if e["connection_id"] in (ann_id, anon_id)][1:] and everyone
+
+    everyone = await until(both_listed)
     mine = [e for e in everyone if e["connection_id"] in (ann_id, anon_id)]
     assert _ids(mine) == [ann_id, anon_id]  # sorted by connected_since
     assert mine[0]["username"] == "ann" and isinstance(mine[0]["user_id"], int)
@@ -176,11 +178,17 @@ async def test_presence_across_processes(cluster, clients):
     assert set(mine[0]) == {"connection_id", "user_id", "username", "connected_since"}
     assert mine[0]["connected_since"] <= mine[1]["connected_since"] <= time.time()
 
+    # Reads may lag the store by up to presence.READ_MAX_AGE (one read serves every query
+    # for that long), and writes follow in the background: poll.
     await ann.call("op.join", group=group)
     await anon.call("op.join", group=group)
-    assert _ids(await watcher.call("op.presence", group=group, via="module")) == [ann_id, anon_id]
+
+    async def members(expected, via="conn"):
+        return _ids(await watcher.call("op.presence", group=group, via=via)) == expected
+
+    await until(lambda: members([ann_id, anon_id], via="module"))
     await ann.call("op.leave", group=group)
-    assert _ids(await watcher.call("op.presence", group=group)) == [anon_id]
+    await until(lambda: members([anon_id]))
 
     await ann.close()
 
@@ -188,63 +196,3 @@ async def test_presence_across_processes(cluster, clients):
         return ann_id not in _ids(await watcher.call("op.presence"))
 
     await until(ann_gone)
-
-
-async def test_presence_events(cluster, clients):
-    """Connecting, joining and leaving are announced (the example project enables them)."""
-    a, b = cluster
-    watcher = await clients(b.ws)
-    bystander = await clients(b.ws)  # never asked for server-wide presence events
-    group = f"room-{tag()}"
-    await watcher.call("op.join", group=group)
-    await watcher.call("op.join", group="wscommands.presence")  # wscommands.PRESENCE_GROUP
-    newcomer = await clients(a.ws)
-    new_id = (await whoami(newcomer))["connection_id"]
-
-    def about(event, in_group):
-        return lambda v: (
-            v["connection_id"] == new_id
-            and (v["event"], v["group"])
-            == (
-                event,
-                in_group,
-            )
-        )
-
-    joined = await watcher.push("presence", about("join", None))
-    assert joined == {
-        "event": "join",
-        "group": None,
-        "connection_id": new_id,
-        "user_id": None,
-        "username": None,
-    }
-    await newcomer.call("op.join", group=group)
-    await watcher.push("presence", about("join", group))
-    await newcomer.close()
-    await watcher.push("presence", about("leave", group))
-    await watcher.push("presence", about("leave", None))
-    # Checkpoint: a broadcast sent after every event above reaches the bystander after them.
-    await watcher.call("op.broadcast", message={"checkpoint": 1})
-    await bystander.push("checkpoint")
-    assert not bystander.received("presence")
-
-
-async def test_killed_process_drops_out_of_presence(cluster, cluster_env, clients):
-    """kill -9 of a process: its connections leave presence within PRESENCE_TTL."""
-    a, _ = cluster
-    doomed = Server(cluster_env).start()
-    try:
-        victim = await clients(doomed.ws)
-        victim_id = (await whoami(victim))["connection_id"]
-        watcher = await clients(a.ws)
-        assert victim_id in _ids(await watcher.call("op.presence"))
-        doomed.stop(signal.SIGKILL)
-
-        async def gone():
-            return victim_id not in _ids(await watcher.call("op.presence"))
-
-        # The bound is PRESENCE_TTL after the last heartbeat; leave room for a slow machine.
-        await until(gone, timeout=float(PRESENCE_TTL) * 3 + 5)
-    finally:
-        doomed.stop()

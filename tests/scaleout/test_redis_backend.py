@@ -86,6 +86,25 @@ async def test_presence_expires_with_the_heartbeat(backend):
     assert await backend.presence_write("alive", 30, remove=["c1"]) == 0
 
 
+async def test_a_dead_process_is_reaped_once(backend):
+    """Its entries go to exactly one of the reapers racing for them, then it is forgotten."""
+    await backend.presence_write("alive", 30, {"c1": "1"})
+    await backend.presence_write("dying", 0.2, {"c2": "2", "c3": "3"})
+    dead, next_expiry = await backend.presence_reap()
+    assert dead == {} and 0 < next_expiry <= 0.2  # "dying" expires first
+    while len(await backend.presence_entries()) > 1:
+        await asyncio.sleep(0.05)
+    results = await asyncio.gather(*(backend.presence_reap() for _ in range(5)))
+    reaped = [dead for dead, _ in results if dead]
+    assert len(reaped) == 1 and {p: sorted(e) for p, e in reaped[0].items()} == {
+        "dying": ["2", "3"]
+    }
+    assert all(29 < expiry <= 30 for _, expiry in results)  # now "alive" is next
+    assert await backend.presence_reap() == ({}, pytest.approx(30, abs=1))
+    await backend.presence_clear("alive")
+    assert await backend.presence_reap() == ({}, None)
+
+
 async def test_redis_down_raises_unavailable_and_recovers(throwaway_redis):
     """Stopped Redis: BackendUnavailable promptly; restarted: the same backend works again."""
     backend = RedisBackend({"address": throwaway_redis.url})

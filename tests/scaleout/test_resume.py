@@ -215,7 +215,8 @@ async def test_redis_restarted_empty_means_a_new_epoch(servers, clients, throwaw
     entry = (await back.request({RESUME: {"streams": before}}))[RESUME]["all"]
     assert entry["recovered"] is False and entry["reason"] == "history_lost", entry
     assert entry["epoch"] != before["all"]["epoch"]
-    assert entry["offset"] == 1
+    # 1, or more if a broadcast was recorded and then refused (unavailable) and retried.
+    assert entry["offset"] >= 1
 
 
 async def test_a_logged_out_session_resumes_nothing(servers, clients):
@@ -312,58 +313,34 @@ async def test_everyone_else_keeps_the_senders_offsets_contiguous(servers, clien
     assert not sender.received("b")
 
 
-async def test_idempotent_retry_runs_once_across_processes(servers, clients):
+async def test_idempotent_retry_runs_once_across_processes(servers, clients, redis_url):
     """The same idempotency key on the other process: the recorded reply, not a second run,
     also while the first run is still going."""
+    import redis.asyncio as aioredis
+
     a, b = servers(), servers()
     key = http_login(a, "ann")
     counter = f"idem-{tag()}"
     first = await clients(a.ws, key)
     retry = await clients(b.ws, key)
+    ann_pk = (await whoami(first))["id"]
     idem = secrets.token_hex(16)
     request = {"sleep": {"seconds": 1.0}, "op.increment": {"key": counter}, "idempotency_key": idem}
     running = asyncio.create_task(first.request(request))
-    await asyncio.sleep(0.3)  # let A claim the key first (the retry would otherwise run it)
+    # Wait until A holds the claim (it is running the request), then retry on B.
+    store = aioredis.Redis.from_url(redis_url)
+    try:
+        async with asyncio.timeout(10):
+            while await store.hget(f"wscommands:{{i:u:{ann_pk}}}:r", idem) != b"P":
+                await asyncio.sleep(0.01)
+    finally:
+        await store.aclose()
     again = await retry.request(request)
     original = await running
     assert again["op.increment"] == original["op.increment"] == 1
-    assert again["request_id"] != original["request_id"] or retry is not first
     once_more = await retry.request(request)
     assert once_more["op.increment"] == 1
     assert await retry.call("op.get", key=counter) == 1
 
     bad = await retry.request({"op.get": {"key": counter}, "idempotency_key": "short"})
     assert bad["errors"]["request"]["code"] == "invalid_request"
-
-
-async def test_a_push_lost_on_the_way_is_filled_by_a_range_request(servers, clients, redis_url):
-    """A push recorded in history that never reached the process (as when Pub/Sub drops it)
-    shows as an offset jump; the same resume request for that stream alone fills it, and
-    what the connection already has is not sent again."""
-    from wscommands.backends.base import HistoryBounds
-    from wscommands.backends.redis import RedisBackend
-
-    a = servers()
-    client = await clients(resumable(a))
-    await announced(client, "all")
-    sender = await clients(a.ws)
-    t = tag()
-    await sender.call("op.broadcast", message={"b": f"{t}-0"})
-    await arrived(client, "b", f"{t}-0")
-    before = positions(client)["all"]
-    # Recorded in the stream's history, never sent through the channel layer: lost.
-    history = RedisBackend({"address": redis_url})
-    epoch, lost = await history.history_append(
-        "all", json.dumps({"b": f"{t}-lost"}), HistoryBounds(500, 300, 86400)
-    )
-    await history.close()
-    assert (epoch, lost) == (before["epoch"], before["offset"] + 1)
-    await sender.call("op.broadcast", message={"b": f"{t}-2"})
-    await arrived(client, "b", f"{t}-2")
-    assert stream_pushes(client, "all")[-1][POSITION]["offset"] == lost + 1  # the jump
-
-    reply = await client.request({RESUME: {"streams": {"all": before}}})
-    assert reply[RESUME]["all"] == {"recovered": True, "epoch": epoch, "offset": lost + 1}
-    assert payloads(client.pushes, "b") == [f"{t}-0", f"{t}-2", f"{t}-lost"]
-    filled = next(p for p in client.pushes if p.get("b") == f"{t}-lost")
-    assert filled[POSITION]["offset"] == lost

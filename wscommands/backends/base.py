@@ -93,7 +93,16 @@ class Backend:
         raise NotImplementedError
 
     async def presence_entries(self) -> list[str]:
-        """The JSON text of every entry of every live process; drops dead processes."""
+        """The JSON text of every entry of every live process (dead ones are skipped)."""
+        raise NotImplementedError
+
+    async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
+        """Take the entries of processes whose heartbeat expired, and forget those processes.
+
+        Atomic: of several callers, one gets a dead process's entries (to announce that
+        they left). Returns ``({process: [entry JSON, ...]}, seconds until the next live
+        process's heartbeat expires, or None when no process is left)``.
+        """
         raise NotImplementedError
 
     # Stream history (docs/protocol.md, "Resumable delivery") ------------------------------

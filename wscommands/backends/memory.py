@@ -104,6 +104,9 @@ class MemoryBackend(Backend):
     async def presence_entries(self) -> list[str]:
         return [text for entries in self._presence.values() for text in entries.values()]
 
+    async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
+        return {}, None  # one process: nobody else can die
+
     # Stream history ---------------------------------------------------------------------------
 
     def _stream(self, stream: str, bounds: HistoryBounds, now: float) -> _Stream:

@@ -6,8 +6,10 @@ Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
   ``HSET`` writes all keys of an update, so an update is all keys or none.
 - ``<prefix>:presence``: a sorted set of processes scored by the unix time their heartbeat
   expires (Redis's own clock, so machines' clocks do not matter).
-- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry; it also
-  expires with the heartbeat, so a dead process leaves nothing behind.
+- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry. It
+  expires twice the heartbeat's TTL after the last write: readers skip a process whose
+  heartbeat expired, and a live process *reaps* it (takes its entries atomically, to
+  announce their leave) in between; unreaped, it leaves nothing behind either.
 - ``<prefix>:stats:<process>``: the process's figures for the operations page (JSON text),
   expiring a few seconds after its last write; read only while the heartbeat is alive.
 
@@ -87,23 +89,37 @@ local n = tonumber(ARGV[4])
 for i = 5, 4 + n do redis.call('HDEL', KEYS[2], ARGV[i]) end
 for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[1], string.format('%.6f', expiry), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
 return redis.call('HLEN', KEYS[2])
 """
 
-# KEYS: process set. ARGV: prefix of the process hashes. Reaps dead processes, then reads.
+# KEYS: process set. ARGV: prefix of the process hashes. Entries of live processes only.
 _PRESENCE_READ = """
 local t = redis.call('TIME')
 local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
-for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  redis.call('DEL', ARGV[1] .. p)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local out = {}
-for _, p in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
   for _, v in ipairs(redis.call('HVALS', ARGV[1] .. p)) do out[#out + 1] = v end
 end
 return out
+"""
+
+# KEYS: process set. ARGV: prefix of the process hashes. Takes (and deletes) the entries of
+# every process whose heartbeat expired, so exactly one caller announces their leave;
+# returns {seconds until the next heartbeat expires (-1: none), {process, entries}...}.
+_PRESENCE_REAP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local dead = {}
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now))) do
+  dead[#dead + 1] = {p, redis.call('HVALS', ARGV[1] .. p)}
+  redis.call('DEL', ARGV[1] .. p)
+  redis.call('ZREM', KEYS[1], p)
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = '-1'
+if first[2] then wait = string.format('%.6f', tonumber(first[2]) - now) end
+return {wait, dead}
 """
 
 
@@ -128,6 +144,7 @@ class _LoopClient:
         self.increment = self.redis.register_script(_INCREMENT)
         self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(_PRESENCE_READ)
+        self.presence_reap = self.redis.register_script(_PRESENCE_REAP)
         self.history_append = self.redis.register_script(scripts.HISTORY_APPEND)
         self.history_position = self.redis.register_script(scripts.HISTORY_POSITION)
         self.history_read = self.redis.register_script(scripts.HISTORY_READ)
@@ -250,6 +267,15 @@ class RedisBackend(Backend):
         keys = [self.processes_key]
         raw = await self._call(lambda c: c.presence_read(keys=keys, args=[self.process_prefix]))
         return [value.decode() for value in raw]
+
+    async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
+        keys = [self.processes_key]
+        wait, dead = await self._call(
+            lambda c: c.presence_reap(keys=keys, args=[self.process_prefix])
+        )
+        seconds = float(wait)
+        entries = {p.decode(): [v.decode() for v in values] for p, values in dead}
+        return entries, (None if seconds < 0 else seconds)
 
     # Stream history (keys and scripts: redis_scripts.py) ----------------------------------
 

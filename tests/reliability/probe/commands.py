@@ -80,3 +80,9 @@ async def set_global(connection, key: str, value: int):
 async def bug(connection):
     """A command with a bug: raises an exception nobody expected."""
     raise RuntimeError("probe bug")
+
+
+@command(name="probe.to_me")
+async def to_me(connection, message: dict):
+    """Send ``message`` to this connection's user (every connection of theirs, any process)."""
+    await connection.send_to_subset([connection.user], message)

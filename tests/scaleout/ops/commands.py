@@ -91,3 +91,8 @@ async def presence(connection, group: str | None = None, via: str = "conn"):
     if via == "module":
         return await wscommands.get_presence(group)
     return await connection.get_presence(group)
+
+
+@command(name="op.presence_state")
+async def presence_state(connection, group: str | None = None, limit: int | None = None):
+    return await connection.get_presence_state(group, limit=limit)

@@ -281,6 +281,7 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
   static CLOSE: Readonly<Record<string, number>>;
   static WSCommandsError: typeof WSCommandsError;
   static backoffDelay: typeof backoffDelay;
+  static Presence: typeof Presence;
 }
 
 export const DEFAULTS: Readonly<Options>;
@@ -300,6 +301,8 @@ export const POSITION: "wscommands.position";
 export const STREAMS: "wscommands.streams";
 export const RESUME: "wscommands.resume";
 export const RESYNC_REASONS: readonly ResyncReason[];
+/** Most streams one resume request names; more go in several requests. */
+export const RESUME_MAX_STREAMS: number;
 
 /** The client's bookkeeping of stream positions (exported for tests and tools). */
 export class StreamPositions {
@@ -328,6 +331,65 @@ export function backoffDelay(
 ): number;
 /** The result of `name` in `reply`; throws its WSCommandsError if it failed. */
 export function resultOf<T = any>(reply: Reply, name: string): T;
+
+/** A user as presence reports it; `connections` are connection ids. */
+export interface PresenceUser {
+  user_id: any;
+  username: string | null;
+  connections: string[];
+}
+
+/** What `get_presence_state` returns (and the demo's `presence.list`). */
+export interface PresenceState {
+  group: string | null;
+  users: Record<string, PresenceUser>;
+  guests: Record<string, number>;
+  count: { connections: number; users: number; guests: number };
+  truncated: boolean;
+}
+
+/** The `presence_diff` push. */
+export interface PresenceDiff {
+  group: string | null;
+  joins: Record<string, PresenceUser>;
+  leaves: Record<string, PresenceUser>;
+  guests: Record<string, number>;
+}
+
+export interface PresenceOptions {
+  /** null (default): server-wide presence; a name: that group's members. */
+  group?: string | null;
+  /** The command returning the state; default "presence.list". */
+  command?: string;
+  /** Its argument; default `{group}` (or `{}` for null). */
+  args?: unknown;
+  /** Sync on every (re)connect (default true); false: call sync() yourself. */
+  auto?: boolean;
+}
+
+/** A live view of who is present, from a state and then presence diffs (docs/client.md). */
+export class Presence {
+  constructor(client: WSCommands<any, any>, options?: PresenceOptions);
+  readonly group: string | null;
+  /** False from a close until the next state arrived. */
+  readonly synced: boolean;
+  /** The server left users out of the last state. */
+  readonly truncated: boolean;
+  readonly guestsByProcess: Map<string, number>;
+  /** `current` is undefined when the user was not present before. */
+  onJoin(fn: (key: string, current: PresenceUser | undefined, joined: PresenceUser) => void): () => void;
+  /** `current` is undefined when the user's last connection went. */
+  onLeave(fn: (key: string, current: PresenceUser | undefined, left: PresenceUser) => void): () => void;
+  onSync(fn: (presence: this) => void): () => void;
+  /** Present users, by username. */
+  list(): PresenceUser[];
+  /** Anonymous connections, all processes together. */
+  guests(): number;
+  count(): { users: number; guests: number; connections: number };
+  /** Ask for the state now and merge it. */
+  sync(): Promise<this>;
+  stop(): void;
+}
 
 export default WSCommands;
 

@@ -212,6 +212,9 @@ export const POSITION = "wscommands.position";
 export const STREAMS = "wscommands.streams";
 export const RESUME = "wscommands.resume";
 
+/** Most streams one `wscommands.resume` request may name (the server's bound). */
+export const RESUME_MAX_STREAMS = 100;
+
 /** Why a stream was not recovered (the server's reasons, plus the client's `resume_failed`). */
 export const RESYNC_REASONS = Object.freeze([
   "history_lost",
@@ -445,8 +448,9 @@ export class WSCommands {
     this._retry = []; // {frame, id} of idempotent requests whose reply was lost in a drop
     this._idempotent = new Set(this.options.idempotent ?? []);
     this._positions = new StreamPositions();
-    this._resumeFrom = null; // {stream: position} this socket resumes from, until the reply
-    this._resumeId = undefined;
+    this._resumeFrom = null; // {stream: position} this socket resumes, each until its reply
+    this._resuming = new Map(); // request_id -> streams of a resume request after a reconnect
+    this._verdicts = {}; // the resume's verdicts so far
     this._fills = new Map(); // request_id -> streams of a gap fill in flight
     this._nextId = 1;
     this._hbId = 0;
@@ -688,23 +692,34 @@ export class WSCommands {
     return (await response.text()).trim();
   }
 
-  /** After a reconnect, the first request asks for what was missed; the reply ends it. */
+  /**
+   * After a reconnect, the first requests ask for what was missed (at most
+   * RESUME_MAX_STREAMS streams each); the last reply ends the resume.
+   */
   _resume(ws) {
     if (!this._resumeFrom) {
       this._prepare(ws);
       return;
     }
     this.state = "resuming";
-    this._resumeId = `resume-${this._nextId++}`;
-    const streams = this._resumeFrom;
-    ws.send(JSON.stringify({ [RESUME]: { streams }, request_id: this._resumeId }));
+    this._verdicts = {};
+    const all = Object.entries(this._resumeFrom);
+    for (let i = 0; i < all.length; i += RESUME_MAX_STREAMS) {
+      const streams = Object.fromEntries(all.slice(i, i + RESUME_MAX_STREAMS));
+      const id = `resume-${this._nextId++}`;
+      this._resuming.set(id, Object.keys(streams));
+      ws.send(JSON.stringify({ [RESUME]: { streams }, request_id: id }));
+    }
   }
 
-  _resumeReply(ws, reply) {
-    const streams = Object.keys(this._resumeFrom);
-    this._resumeId = undefined;
+  _resumeReply(ws, id, reply) {
+    const streams = this._resuming.get(id);
+    this._resuming.delete(id);
+    Object.assign(this._verdicts, this._settleResume(streams, reply));
+    for (const stream of streams) delete this._resumeFrom[stream];
+    if (this._resuming.size) return;
     this._resumeFrom = null;
-    this._life.emit("resumed", this._settleResume(streams, reply));
+    this._life.emit("resumed", this._verdicts);
     this._prepare(ws);
   }
 
@@ -794,8 +809,8 @@ export class WSCommands {
       this._authReply(ws, message);
       return;
     }
-    if (id !== undefined && id === this._resumeId) {
-      this._resumeReply(ws, message);
+    if (this._resuming.has(id)) {
+      this._resumeReply(ws, id, message);
       return;
     }
     if (this._fills.has(id)) {
@@ -873,7 +888,7 @@ export class WSCommands {
     this._ws = null;
     this._clearTimers();
     this._resumeFrom = null;
-    this._resumeId = undefined;
+    this._resuming.clear();
     this._fills.clear();
     // Replies lost with the socket: idempotent requests go again once ready, others fail
     // (the command may or may not have run).
@@ -953,7 +968,7 @@ export class WSCommands {
     this._queue = [];
     this._retry = [];
     this._resumeFrom = null;
-    this._resumeId = undefined;
+    this._resuming.clear();
     this._fills.clear();
     this._pending.rejectWhere(() => true, () => error);
     for (const waiter of this._readyWaiters.splice(0)) waiter.reject(error);
@@ -1034,6 +1049,176 @@ function callSafely(fn, ...args) {
   } catch (error) {
     reportError(error);
     return undefined;
+  }
+}
+
+// Presence ------------------------------------------------------------------------------------
+// Who is online, kept up to date from the server's presence diffs (docs/client.md, "Presence").
+// Its own region: the connection's life cycle above is only used through on/onready/onclose.
+
+/** Merge `connections` (an array of ids) into a user entry, returning the ids that were new. */
+function addConnections(entry, connections) {
+  const added = connections.filter((id) => !entry.connections.has(id));
+  for (const id of added) entry.connections.add(id);
+  return added;
+}
+
+/** A user entry as callbacks and list() hand it out: connections as a sorted array. */
+function userView(entry, connections = entry.connections) {
+  return { user_id: entry.user_id, username: entry.username, connections: [...connections].sort() };
+}
+
+/**
+ * A live view of who is present: `new Presence(client, {group, command, args, auto})`.
+ *
+ * It asks `command` (default "presence.list", called with `args`, default `{group}` or `{}`)
+ * for the state on every (re)connect (`auto`, default true; or call `sync()` yourself, e.g.
+ * after joining the group), then applies the `presence_diff` pushes of its `group` (null:
+ * server-wide). Users are merged per user: `onJoin` fires when a connection of a user
+ * appears (`current` is undefined when the user was not present before), `onLeave` when one
+ * goes (`current` is undefined when the user has no connection left). Guests (anonymous
+ * connections) are counted per process.
+ */
+export class Presence {
+  constructor(client, options = {}) {
+    this.client = client;
+    this.group = options.group ?? null;
+    this.command = options.command ?? "presence.list";
+    this.args = options.args ?? (this.group === null ? {} : { group: this.group });
+    this.users = new Map(); // user key -> {user_id, username, connections: Set}
+    this.guestsByProcess = new Map(); // process -> anonymous connections there
+    this.synced = false; // a state was received since the last (re)connect
+    this.truncated = false;
+    this._listeners = new Emitter(); // "join", "leave", "sync"
+    this._buffer = null; // diffs received while a state is on its way
+    this._onDiff = (diff) => this._diff(diff);
+    this._offs = [
+      () => client.off("presence_diff", this._onDiff),
+      client.onclose(() => {
+        this.synced = false;
+        this._buffer = null;
+      }),
+    ];
+    client.on("presence_diff", this._onDiff);
+    if (options.auto ?? true) {
+      // A drop during the sync is no error: the next ready syncs again.
+      const sync = () => this.sync().catch((e) => e?.code === "disconnected" || reportError(e));
+      this._offs.push(client.onready(sync));
+    }
+  }
+
+  /** `fn(key, current, joined)` when connections of a user appear. */
+  onJoin(fn) {
+    this._listeners.on("join", fn);
+    return () => this._listeners.off("join", fn);
+  }
+
+  /** `fn(key, current, left)` when connections of a user go. */
+  onLeave(fn) {
+    this._listeners.on("leave", fn);
+    return () => this._listeners.off("leave", fn);
+  }
+
+  /** `fn(presence)` after a state or a diff was applied. */
+  onSync(fn) {
+    this._listeners.on("sync", fn);
+    return () => this._listeners.off("sync", fn);
+  }
+
+  /** Present users, by username: `[{user_id, username, connections}]`. */
+  list() {
+    return [...this.users.values()]
+      .map((entry) => userView(entry))
+      .sort((a, b) => String(a.username).localeCompare(String(b.username)));
+  }
+
+  /** Anonymous connections, all processes together. */
+  guests() {
+    let total = 0;
+    for (const n of this.guestsByProcess.values()) total += n;
+    return total;
+  }
+
+  /** `{users, guests, connections}` as known here. */
+  count() {
+    let connections = this.guests();
+    for (const entry of this.users.values()) connections += entry.connections.size;
+    return { users: this.users.size, guests: this.guests(), connections };
+  }
+
+  /** Ask the server for the state and merge it (diffs arriving meanwhile are applied after). */
+  async sync() {
+    this._buffer = this._buffer ?? [];
+    let state;
+    try {
+      state = await this.client.call(this.command, this.args);
+    } catch (error) {
+      this._buffer = null;
+      throw error;
+    }
+    const buffered = this._buffer ?? [];
+    this._buffer = null;
+    this._state(state);
+    for (const diff of buffered) this._apply(diff);
+    this.synced = true;
+    this._listeners.emit("sync", this);
+    return this;
+  }
+
+  /** Stop listening to the client (the view keeps its last state). */
+  stop() {
+    for (const off of this._offs.splice(0)) off();
+  }
+
+  _state(state) {
+    const incoming = state?.users ?? {};
+    for (const [key, entry] of [...this.users]) {
+      const kept = new Set(incoming[key]?.connections ?? []);
+      const gone = [...entry.connections].filter((id) => !kept.has(id));
+      if (gone.length) this._leave(key, { ...entry, connections: gone });
+    }
+    for (const [key, user] of Object.entries(incoming)) this._join(key, user);
+    this.guestsByProcess = new Map(Object.entries(state?.guests ?? {}));
+    this.truncated = Boolean(state?.truncated);
+  }
+
+  _diff(diff) {
+    if (diff === null || typeof diff !== "object" || (diff.group ?? null) !== this.group) return;
+    if (this._buffer) this._buffer.push(diff);
+    else if (this.synced) {
+      this._apply(diff);
+      this._listeners.emit("sync", this);
+    }
+  }
+
+  _apply(diff) {
+    // Joins first: a user who moved from one connection to another in one diff stays present.
+    for (const [key, user] of Object.entries(diff.joins ?? {})) this._join(key, user);
+    for (const [key, user] of Object.entries(diff.leaves ?? {})) this._leave(key, user);
+    for (const [process, n] of Object.entries(diff.guests ?? {})) {
+      if (n > 0) this.guestsByProcess.set(process, n);
+      else this.guestsByProcess.delete(process);
+    }
+  }
+
+  _join(key, user) {
+    const before = this.users.get(key);
+    const entry = before ?? { user_id: user.user_id, username: user.username, connections: new Set() };
+    const current = before && before.connections.size ? userView(before) : undefined;
+    const added = addConnections(entry, user.connections ?? []);
+    if (!added.length) return;
+    this.users.set(key, entry);
+    this._listeners.emit("join", key, current, userView(entry, added));
+  }
+
+  _leave(key, user) {
+    const entry = this.users.get(key);
+    if (!entry) return;
+    const removed = (user.connections ?? []).filter((id) => entry.connections.delete(id));
+    if (!removed.length) return;
+    if (!entry.connections.size) this.users.delete(key);
+    const current = entry.connections.size ? userView(entry) : undefined;
+    this._listeners.emit("leave", key, current, userView(entry, removed));
   }
 }
 

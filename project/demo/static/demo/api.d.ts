@@ -2,7 +2,7 @@
 // Use: new WSCommands<Commands, Pushes>(...) (see docs/client.md).
 
 /** The API's version: `describe` returns the same `hash` while the server matches. */
-export type SchemaHash = "sha256:ea62836a955bb0ea932bd92c0e5093740ec7c5c90f86b215899e35e223a1ef40";
+export type SchemaHash = "sha256:b6d6cf6631d9c93d5614273e3d6054cfe6fbd244743651837b1bbe330614791a";
 
 /** A connection that was in a room went away (to the room's other members). */
 export interface ChatLeft { connection_id: string; room: string }
@@ -22,22 +22,28 @@ export interface Left { room: string }
 /** A message of a room's history. */
 export interface Line { from: string; text: string }
 
-/** Someone joined or left a group (``group``), or connected or went away (``group`` null). */
-export interface PresenceEvent {
-  connection_id: string;
-  event: "join" | "leave";
+/** Exact counts, whatever the limit on the users listed. */
+export interface PresenceCount { connections: number; guests: number; users: number }
+
+/** Who joined and left a group (``group``), or the server (``group`` null), lately. */
+export interface PresenceDiff {
   group: string | null;
-  user_id: number | null;
-  username: string | null;
+  guests: { [key: string]: number };
+  joins: { [key: string]: PresentUser };
+  leaves: { [key: string]: PresentUser };
 }
 
-/** One live connection. */
-export interface Present {
-  connected_since: number;
-  connection_id: string;
-  user_id: number | null;
-  username: string | null;
+/** Who is present: signed-in users by user id, anonymous connections per process. */
+export interface PresenceState {
+  count: PresenceCount;
+  group: string | null;
+  guests: { [key: string]: number };
+  truncated: boolean;
+  users: { [key: string]: PresentUser };
 }
+
+/** A signed-in user and their connection ids. */
+export interface PresentUser { connections: string[]; user_id: number; username: string | null }
 
 /** A reminder asked for with ``remind``, sent to that connection only. */
 export interface Reminder { text: string }
@@ -115,13 +121,13 @@ export interface Commands {
     result: unknown;
   };
   /**
-   * The live connections of every process (or of ``group``): id, user id, username, since.
+   * Who is online (or in ``group``): signed-in users with their connections, guests counted.
    *
-   * Without a group, the caller also receives the server-wide presence events from now on.
+   * Without a group, the caller also receives the server-wide presence diffs from now on.
    */
   "presence.list": {
     params: { group?: string | null } | string | null;
-    result: Present[];
+    result: PresenceState;
   };
   /**
    * Send ``{"reminder": {"text": ...}}`` to this connection after ``seconds``.
@@ -163,8 +169,8 @@ export interface Pushes {
   chat_message: ChatMessage;
   /** The shared counter's new value, sent to everyone. */
   counter: Counter;
-  /** Someone joined or left a group (``group``), or connected or went away (``group`` null). */
-  presence: PresenceEvent;
+  /** Who joined and left a group (``group``), or the server (``group`` null), lately. */
+  presence_diff: PresenceDiff;
   /** A reminder asked for with ``remind``, sent to that connection only. */
   reminder: Reminder;
 }

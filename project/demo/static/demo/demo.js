@@ -2,11 +2,10 @@
 // @ts-check
 // tsc --strict checks this script against api.d.ts, generated from the server's commands by
 // `manage.py wscommands_schema` (project/demo/tsconfig.json; tests/test_example_types.py).
-import { WSCommands } from "wscommands";
+import { Presence, WSCommands } from "wscommands";
 
 /** @typedef {import("./api").Commands} Commands */
 /** @typedef {import("./api").Pushes} Pushes */
-/** @typedef {{ user_id: number | null, username: string | null }} Who */
 
 /** @param {string} id */
 const $ = (id) => {
@@ -27,16 +26,19 @@ const client = new WSCommands({
   idempotent: ["counter.get", "presence.list", "whoami"],
 });
 let room = new URLSearchParams(location.search).get("room") || "lobby";
-/** @type {Map<string, Who>} connection_id -> who, every process */
-const online = new Map();
-/** @type {Map<string, Who>} the same, for the current room */
-const members = new Map();
+// Who is online, every process: a Presence syncs itself on every (re)connect through
+// presence.list (which also subscribes this connection to the server-wide diffs).
+const online = new Presence(client);
+/** @type {Presence | null} the Presence of the current room */
+let members = null;
 /** @type {(import("wscommands").CloseInfo & { at: string })[]} every close */
 const closes = [];
 /** @type {import("wscommands").ResyncInfo[]} every resync */
 const resyncs = [];
+/** @type {Record<string, import("wscommands").ResumeVerdict>[]} every resume's verdicts */
+const resumes = [];
 // For the console (and the browser tests).
-/** @type {any} */ (window).demo = { client, online, closes, resyncs };
+/** @type {any} */ (window).demo = { client, online, closes, resyncs, resumes };
 
 // Connection status -------------------------------------------------------------------------
 
@@ -100,7 +102,10 @@ function showError(error) {
 // (then the server has re-joined it too); the counter and who is online are read again.
 /** @type {Record<string, { recovered: boolean } | undefined>} the last resume's verdict per stream */
 let recovered = {};
-client.onresumed((verdicts) => (recovered = verdicts));
+client.onresumed((verdicts) => {
+  recovered = verdicts;
+  resumes.push(verdicts);
+});
 client.onclose(() => (recovered = {}));
 client.onresync((event) => {
   resyncs.push(event);
@@ -111,16 +116,12 @@ client.onresync((event) => {
 client.onready(async () => {
   showStatus("ready", "connected");
   try {
-    if (recovered[`group:${room}`]?.recovered) {
-      fill(members, await client.call("presence.list", { group: room }));
-      renderMembers();
+    if (recovered[`group:${room}`]?.recovered && members?.group === room) {
+      await members.sync(); // the server re-joined the room: only who is here is re-read
     } else {
       await enterRoom(room);
     }
-    const reply = await client.request({ "counter.get": null, "presence.list": null });
-    showCounter(reply["counter.get"] ?? 0);
-    fill(online, reply["presence.list"] ?? []);
-    renderOnline();
+    showCounter((await client.call("counter.get")) ?? 0);
   } catch (error) {
     showError(error);
   }
@@ -141,8 +142,30 @@ async function enterRoom(name) {
   const { history } = await client.call("chat.join", { room });
   $("messages").replaceChildren();
   for (const message of history) addMessage(message);
-  fill(members, await client.call("presence.list", { group: room }));
+  if (members?.group === room) {
+    await members.sync(); // back after a reconnect: who left meanwhile leaves, nobody rejoins
+  } else {
+    members?.stop();
+    const here = new Presence(client, { group: room, auto: false });
+    members = here;
+    await here.sync(); // who is already here is not announced
+    here.onJoin((key, current, user) => {
+      if (!current) announce(user, "joined");
+    });
+    here.onLeave((key, current, user) => {
+      if (!current) announce(user, "left");
+    });
+    here.onSync(renderMembers);
+  }
   renderMembers();
+}
+
+/**
+ * "ann joined" / "ann left" in the room, once per user (not per tab or process).
+ * @param {import("wscommands").PresenceUser} user @param {string} what
+ */
+function announce(user, what) {
+  if (user.username !== me?.username) addMessage({ text: `${user.username} ${what}` }, "system");
 }
 
 /** @param {{ from?: string, text: string }} message @param {"message" | "system"} kind */
@@ -203,62 +226,35 @@ document.getElementById("compose")?.addEventListener("submit", async (event) => 
 
 // Who is online --------------------------------------------------------------------------------
 
-/** @param {Map<string, Who>} map @param {import("./api").Present[]} entries */
-function fill(map, entries) {
-  map.clear();
-  for (const e of entries) map.set(e.connection_id, { user_id: e.user_id, username: e.username });
-}
-
-/** Connections grouped by user: [[username, connections], ...] and the anonymous count. */
-/** @param {Map<string, Who>} map @returns {{ users: [string, number][], guests: number }} */
-function byUser(map) {
-  const users = new Map();
-  let guests = 0;
-  for (const { username } of map.values()) {
-    if (username === null) guests += 1;
-    else users.set(username, (users.get(username) ?? 0) + 1);
-  }
-  return { users: [...users].sort(([a], [b]) => a.localeCompare(b)), guests };
+/** @param {number} n */
+function guestsText(n) {
+  return n ? `and ${n} guest${n > 1 ? "s" : ""}` : "";
 }
 
 function renderOnline() {
-  const { users, guests } = byUser(online);
+  const users = online.list();
   $("online").replaceChildren(
-    ...users.map(([name, count]) => {
+    ...users.map(({ username, connections }) => {
       const item = document.createElement("li");
-      item.textContent = name;
-      if (me && name === me.username) item.classList.add("me");
-      if (count > 1) item.title = `${count} tabs`;
+      item.textContent = username;
+      if (me && username === me.username) item.classList.add("me");
+      if (connections.length > 1) item.title = `${connections.length} tabs`;
       return item;
     }),
   );
-  $("online-count").textContent = String(users.length + guests);
-  $("guests").textContent = guests ? `and ${guests} guest${guests > 1 ? "s" : ""}` : "";
+  $("online-count").textContent = String(users.length + online.guests());
+  $("guests").textContent = guestsText(online.guests());
 }
 
 function renderMembers() {
-  const { users, guests } = byUser(members);
-  const names = users.map(([name]) => name);
+  if (!members) return;
+  const names = members.list().map(({ username }) => String(username));
+  const guests = members.guests();
   if (guests) names.push(`${guests} guest${guests > 1 ? "s" : ""}`);
   $("room-members").textContent = `#${room}: ${names.join(", ") || "nobody"} here`;
 }
 
-client.on("presence", (event) => {
-  const map = event.group === null ? online : event.group === room ? members : null;
-  if (!map) return;
-  const who = event.username ?? "a guest";
-  if (event.event === "join") {
-    map.set(event.connection_id, { user_id: event.user_id, username: event.username });
-  } else {
-    map.delete(event.connection_id);
-  }
-  if (map === online) {
-    renderOnline();
-  } else {
-    renderMembers();
-    if (event.username !== me?.username) addMessage({ text: `${who} ${event.event === "join" ? "joined" : "left"}` }, "system");
-  }
-});
+online.onSync(renderOnline);
 
 // Shared counter -------------------------------------------------------------------------------
 
