@@ -196,3 +196,38 @@ def test_an_idempotent_call_whose_reply_was_lost_runs_once(daphne, demo_pages):
     assert "idempotency_key" not in plain
     assert got["plain"] == "disconnected", "a call that is not idempotent is not sent again"
     assert got["final"] == before + 2, "it ran, once"
+
+
+SESSION_ID_CLIENT = """async () => {
+  const { WSCommands } = await import("/static/wscommands/wscommands.js");
+  const reconnect = { initialDelay: 100, maxDelay: 500 };
+  window.sid = new WSCommands({ authenticate: "session_id", resume: true, reconnect });
+  window.sidSeen = [];
+  window.sidResumes = [];
+  sid.on("chat_message", (m) => sidSeen.push(m.text));
+  sid.onresumed((verdicts) => sidResumes.push(verdicts));
+  await sid.connect();
+  await sid.call("chat.join", { room: "sid-room" });
+}"""
+
+
+def test_the_session_id_flow_resumes_after_authenticate(daphne, demo_pages, sqlite_env, redis_url):
+    """authenticate first, then the resume: the user's stream and the room are recovered."""
+    env = redis_env(sqlite_env, redis_url)
+    a, b = daphne(env), daphne(env)
+    bob = demo_pages(a).sign_up("bob").open()
+    ann = demo_pages(b).sign_up("ann").open()
+    ann.page.evaluate(SESSION_ID_CLIENT)
+    bob.page.evaluate("demo.client.call('chat.join', { room: 'sid-room' })")
+    b.stop()
+    ann.page.wait_for_function("() => !sid.is_connected()")
+    say = "(text) => demo.client.call('chat.say', { room: 'sid-room', text })"
+    for text in ("sid one", "sid two"):
+        bob.page.evaluate(say, text)
+    b.start()
+    ann.page.wait_for_function("() => sid.is_connected() && sidResumes.length === 1")
+    assert ann.page.evaluate("sidSeen") == ["sid one", "sid two"]
+    verdicts = ann.page.evaluate("sidResumes[0]")
+    user_id = ann.page.evaluate("sid.user.id")
+    assert verdicts["group:sid-room"]["recovered"] is True
+    assert verdicts[f"user:{user_id}"]["recovered"] is True
