@@ -20,7 +20,7 @@ from .conf import wscommands_settings
 from .protocol import encode
 from .registry import Command, Registry, registry
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.command")
 
 
 _enabled: bool | None = None  # worked out once: this is asked for every result
