@@ -88,6 +88,11 @@ SERVICES: dict[str, Service] = {
     "node": Service(_binary("node"), "apt-get install nodejs npm"),
     "node_modules": Service(_node_modules, "npm ci (or python3 dev.py install)"),
     "chromium": Service(_chromium, "apt-get install chromium"),
+    # Debian's nginx lives in /usr/sbin, which a non-root PATH may lack.
+    "nginx": Service(
+        lambda: shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin"),
+        "apt-get install -y nginx (.ci/run installs it)",
+    ),
 }
 
 

@@ -29,7 +29,7 @@ from . import logs
 from .conf import wscommands_settings
 from .exceptions import RateLimited
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: What :func:`weigh` counts for an object it does not look into (the connection, a model).
 OPAQUE_SIZE = 64

@@ -22,7 +22,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.connection")
 
 #: What each internal is used for (the warning names the feature that switches off).
 USES = {

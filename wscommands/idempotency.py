@@ -28,7 +28,7 @@ from .protocol import Request, decode, encode_reply, error_reply
 if TYPE_CHECKING:
     from .connection import Connection
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.command")
 
 Reply = tuple[dict[str, Any] | None, int | None]
 

@@ -38,8 +38,10 @@ def figures(hub: Hub, process: str) -> dict[str, Any]:
     connections = hub.connections
     users = []
     for pk, ids in heapq.nlargest(TOP, hub.users.items(), key=lambda item: len(item[1])):
+        # A Peer promises no user object; a Connection has one (its username is shown).
         holder = next((connections[i] for i in ids if i in connections), None)
-        name = holder.user.get_username() if holder is not None else str(pk)
+        user = getattr(holder, "user", None)
+        name = user.get_username() if hasattr(user, "get_username") else str(pk)
         users.append({"user_id": pk, "username": name, "connections": len(ids)})
     signed_in = sum(len(ids) for ids in hub.users.values())
     groups = heapq.nlargest(TOP, hub.groups.items(), key=lambda item: len(item[1]))

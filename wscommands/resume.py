@@ -41,7 +41,7 @@ from .threads import call
 if TYPE_CHECKING:
     from .connection import Connection
 
-logger = logging.getLogger("wscommands")
+logger = logging.getLogger("wscommands.layer")
 
 #: Most streams one resume request may name; more get invalid_arguments.
 MAX_RESUME_STREAMS = 100

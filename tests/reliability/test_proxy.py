@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -23,8 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from deploy.selfsigned import write_certificate
-from tests.conftest import IN_CI
 from tests.live import ROOT, free_port, wait_for_port
+from tests.require import require
 
 pytestmark = pytest.mark.e2e
 
@@ -35,16 +34,6 @@ HALF_OPEN = 1010
 HALF_OPEN_TLS = 200
 DRIP_INTERVAL = 20.0
 PER_IP_WEBSOCKETS = 100  # deploy/nginx.conf's limit_conn per_ip
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if found:
-        return found
-    message = "nginx is not installed: `apt-get install -y nginx` (.ci/run does it in CI)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def local_config(upstream: int, http: int, https: int, directory: Path) -> str:
@@ -77,7 +66,7 @@ class Proxy:
 
     def command(self, *extra: str) -> list[str]:
         return [
-            nginx_binary(),
+            require("nginx"),
             *("-p", str(self.directory), "-c", str(self.config), "-e", "stderr"),
             *("-g", f"daemon off; pid {self.directory}/nginx.pid;", *extra),
         ]
@@ -110,7 +99,7 @@ class Proxy:
 
 @pytest.fixture
 def proxy(live, tmp_path) -> Iterator[Proxy]:
-    nginx_binary()
+    require("nginx")
     # As docker-compose.yml runs daphne; the per-IP cap is nginx's here, not wscommands'.
     server = live(env={"DJANGO_HTTPS": "1"}, args=("--proxy-headers",), MAX_CONNECTIONS_PER_IP=None)
     proxy = Proxy(server.port, tmp_path).start()
