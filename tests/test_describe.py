@@ -8,11 +8,13 @@ from typing import Literal, TypedDict
 import msgspec
 import pytest
 from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
 
 from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
-from wscommands import checks, command, declare_push
+from wscommands import CommandConsumer, Registry, checks, command, declare_push
 from wscommands.conf import DEFAULTS
 from wscommands.testing import CommandClient, CommandFailedError
 
@@ -201,3 +203,27 @@ def test_an_unknown_describe_level_is_refused_at_start_up(settings):
     _describe_setting(settings, "everyone")
     errors = [e for e in checks.check_settings() if e.id == "wscommands.E012"]
     assert len(errors) == 1 and "'everyone'" in errors[0].msg and "staff" in errors[0].hint
+
+
+async def test_a_consumer_with_its_own_registry_describes_and_checks_its_own_api(settings, caplog):
+    """describe answers from the consumer's registry; its declared pushes are the ones checked."""
+    _describe_setting(settings, "public")
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "VALIDATE_OUTGOING": True}
+    own = Registry()
+
+    @own.command(name="own.tick")
+    async def tick(connection, n: int) -> None:
+        await connection.send({"own.tick": {"n": str(n)}})
+
+    own.declare_push("own.tick", Tick)
+
+    class OwnConsumer(CommandConsumer):
+        registry = own
+
+    application = URLRouter([path("own/", OwnConsumer.as_asgi())])
+    with caplog.at_level(logging.WARNING, logger="wscommands"):
+        async with CommandClient(application, path="/own/") as client:
+            api = await client.call("describe")
+            await client.call("own.tick", n=1)
+    assert list(api["commands"]) == ["own.tick"] and list(api["pushes"]) == ["own.tick"]
+    assert any("push 'own.tick' does not match" in r.getMessage() for r in caplog.records)

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from wscommands.budget import Account, Budget, weigh
+from wscommands.checks import check_limits
 from wscommands.threads import FairPool, Share, current_share, run_sync
 
 
@@ -143,3 +144,13 @@ def test_weigh_counts_arguments_and_closures():
     assert weigh({"a": [text, text]}) < 20_000
     assert weigh(object()) < 100
     assert weigh(["y" * 1000] * 1000, stop=5000) < 10_000  # stops early
+
+
+def test_misconfigured_shares_and_byte_burst_are_caught_at_start_up(settings):
+    settings.WSCOMMANDS = {
+        **settings.WSCOMMANDS,
+        "ANONYMOUS_WORKER_SHARE": 1.5,
+        "RATE_LIMIT_BYTES_BURST": 1000,
+    }
+    ids = {message.id for message in check_limits()}
+    assert {"wscommands.E009", "wscommands.E010"} <= ids

@@ -390,3 +390,24 @@ def test_system_check_refuses_a_hub_class_that_is_not_a_hub(path, problem):
     assert [e.id for e in errors] == ["wscommands.E007"]
     assert problem in errors[0].msg
     assert "wscommands.hub.Hub" in errors[0].hint
+
+
+NUMERIC_SETTINGS = sorted(
+    name
+    for name, value in __import__("wscommands.conf", fromlist=["DEFAULTS"]).DEFAULTS.items()
+    if isinstance(value, int | float) and not isinstance(value, bool)
+)
+
+
+#: Numeric settings where 0 is documented as "off" (docs/settings.md).
+ZERO_MEANS_OFF = {"HISTORY_SIZE"}
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_every_interval_and_size_setting_refuses_zero_and_negatives(name):
+    """A new numeric setting without a start-up check fails here (0 would be a hot loop or a
+    limit that refuses everything, unless it is documented as "off")."""
+    for value in (-1,) if name in ZERO_MEANS_OFF else (0, -1):
+        with override_settings(WSCOMMANDS={name: value}):
+            errors = wscommands_errors()
+        assert any(f'WSCOMMANDS["{name}"]' in e.msg for e in errors), (name, value, errors)

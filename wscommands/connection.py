@@ -164,7 +164,7 @@ class Connection(Peer):
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a JSON message to this connection only."""
-        await self.consumer.push_text(encode_push(message))
+        await self.consumer.push_text(encode_push(message, self.consumer.registry))
 
     async def push_text(self, text: str) -> None:
         """Write JSON text as it is (dropped once the connection has closed)."""

@@ -68,9 +68,10 @@ def check_push(message: Any, pushes_of: Registry) -> None:
             logger.warning("push %r does not match its declaration: %s", event, problem)
 
 
-def encode_push(message: dict[str, Any]) -> str:
-    """Encode a message the server pushes, its declared pushes checked first when enabled."""
-    check_push(message, registry)
+def encode_push(message: dict[str, Any], pushes_of: Registry = registry) -> str:
+    """Encode a message the server pushes, checked first (when enabled) against the pushes
+    declared in ``pushes_of``: a connection's consumer's registry, or the default one."""
+    check_push(message, pushes_of)
     return encode(message)
 
 
