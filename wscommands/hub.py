@@ -161,14 +161,17 @@ class Hub:
         # through one list named after that prefix; a channel with another prefix is never
         # read while a consumer's channel is being received.
         self.channel = await self.layer.new_channel()
-        # In the background: the first handshake does not wait on Redis either.
-        self._membership(True, all_group_name(), self.channel)
         self._tasks = [
             logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
             logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
             logs.process_task(self.presence.run(self.channel), "wscommands-presence"),
             logs.process_task(ops.run(self, self.channel), "wscommands-ops"),
         ]
+        # Awaited (bounded by CHANNEL_LAYER_TIMEOUT) once per hub start, after the receive
+        # loop runs (a Pub/Sub layer confirms a subscription through it), so that the first
+        # connections receive broadcasts from the moment their handshake completes, as the
+        # protocol promises; later handshakes find the hub started and never wait on Redis.
+        await self._membership(True, all_group_name(), self.channel)
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
