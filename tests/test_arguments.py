@@ -100,12 +100,42 @@ async def test_simple_annotations_are_checked(annotation, spelling, good, bad):
 @pytest.mark.parametrize(
     ("annotation", "bad", "details"),
     [
-        (list[int], [1, "2"], {"wrong_type": {"value[1]": "int"}}),
-        (list[int], [True], {"wrong_type": {"value[0]": "int"}}),
-        (dict[str, int], {"a": 1, "b": "1"}, {"wrong_type": {"value.b": "int"}}),
-        (dict[str, int], {"a b": True}, {"wrong_type": {'value["a b"]': "int"}}),
-        (list[str | None], [None, 1], {"wrong_type": {"value[1]": "str | None"}}),
-        (dict[str, list[int]], {"x": [1, 2, "3"]}, {"wrong_type": {"value.x[2]": "int"}}),
+        (
+            list[int],
+            [1, "2"],
+            {"wrong_type": {"value": "list[int]"}, "wrong_type_at": {"value[1]": "int"}},
+        ),
+        (
+            list[int],
+            [True],
+            {"wrong_type": {"value": "list[int]"}, "wrong_type_at": {"value[0]": "int"}},
+        ),
+        (
+            dict[str, int],
+            {"a": 1, "b": "1"},
+            {"wrong_type": {"value": "dict[str, int]"}, "wrong_type_at": {"value.b": "int"}},
+        ),
+        (
+            dict[str, int],
+            {"a b": True},
+            {"wrong_type": {"value": "dict[str, int]"}, "wrong_type_at": {'value["a b"]': "int"}},
+        ),
+        (
+            list[str | None],
+            [None, 1],
+            {
+                "wrong_type": {"value": "list[str | None]"},
+                "wrong_type_at": {"value[1]": "str | None"},
+            },
+        ),
+        (
+            dict[str, list[int]],
+            {"x": [1, 2, "3"]},
+            {
+                "wrong_type": {"value": "dict[str, list[int]]"},
+                "wrong_type_at": {"value.x[2]": "int"},
+            },
+        ),
     ],
 )
 async def test_a_wrong_value_inside_a_container_is_named_by_its_path(annotation, bad, details):

@@ -98,7 +98,8 @@ async def test_a_refused_model_gives_the_usual_details_with_paths():
         }
     assert details["missing"] == ["customer.name"]
     assert details["unexpected"] == ["customer.nick"]
-    assert details["wrong_type"] == {"customer.addresses[1].city": "str"}
+    assert details["wrong_type"] == {"customer": "Customer"}
+    assert details["wrong_type_at"] == {"customer.addresses[1].city": "str"}
     assert set(details["invalid"]) == {"customer.age", "customer.addresses[1].zip_code"}
     assert "greater than or equal to 0" in details["invalid"]["customer.age"]
     assert received == []

@@ -128,15 +128,26 @@ KINDS = [
         [
             ("nope", {"wrong_type": {"value": "Point"}}),
             ({"x": 1}, {"missing": ["value.y"]}),
-            ({"x": 1, "y": "2"}, {"wrong_type": {"value.y": "int"}}),
-            ({"x": 1, "y": 2, "label": 3}, {"wrong_type": {"value.label": "str"}}),
+            (
+                {"x": 1, "y": "2"},
+                {"wrong_type": {"value": "Point"}, "wrong_type_at": {"value.y": "int"}},
+            ),
+            (
+                {"x": 1, "y": 2, "label": 3},
+                {"wrong_type": {"value": "Point"}, "wrong_type_at": {"value.label": "str"}},
+            ),
         ],
     ),
     (
         Size,
         {"width": 2},
         Size(2.0, 1.0),
-        [({"width": "2"}, {"wrong_type": {"value.width": "float"}})],
+        [
+            (
+                {"width": "2"},
+                {"wrong_type": {"value": "Size"}, "wrong_type_at": {"value.width": "float"}},
+            )
+        ],
     ),
     (
         Order,
@@ -151,7 +162,7 @@ KINDS = [
                         {"sku": "c", "qty": "3"},
                     ]
                 },
-                {"wrong_type": {"value.items[2].qty": "int"}},
+                {"wrong_type": {"value": "Order"}, "wrong_type_at": {"value.items[2].qty": "int"}},
             ),
             (
                 {"items": [{"sku": "a", "qty": 0}]},
@@ -167,8 +178,17 @@ KINDS = [
         {"type": "dog", "good": True},
         Dog(True),
         [
-            ({"type": "cow"}, {"wrong_type": {"value.type": "'cat' | 'dog'"}}),
-            ({"type": "dog", "good": 1}, {"wrong_type": {"value.good": "bool"}}),
+            (
+                {"type": "cow"},
+                {
+                    "wrong_type": {"value": "Cat | Dog"},
+                    "wrong_type_at": {"value.type": "'cat' | 'dog'"},
+                },
+            ),
+            (
+                {"type": "dog", "good": 1},
+                {"wrong_type": {"value": "Cat | Dog"}, "wrong_type_at": {"value.good": "bool"}},
+            ),
         ],
     ),
     (
@@ -177,11 +197,24 @@ KINDS = [
         (1, 2),
         [
             ("12", {"wrong_type": {"value": "tuple[int, int]"}}),
-            ([1, "2"], {"wrong_type": {"value[1]": "int"}}),
+            (
+                [1, "2"],
+                {"wrong_type": {"value": "tuple[int, int]"}, "wrong_type_at": {"value[1]": "int"}},
+            ),
             ([1, 2, 3], {"invalid": {"value": "Expected `array` of length 2, got 3"}}),
         ],
     ),
-    (tuple[str, ...], ["a"], ("a",), [(["a", 1], {"wrong_type": {"value[1]": "str"}})]),
+    (
+        tuple[str, ...],
+        ["a"],
+        ("a",),
+        [
+            (
+                ["a", 1],
+                {"wrong_type": {"value": "tuple[str, ...]"}, "wrong_type_at": {"value[1]": "str"}},
+            )
+        ],
+    ),
     (
         Annotated[int, msgspec.Meta(ge=0, le=10)],
         10,
@@ -238,12 +271,25 @@ KINDS = [
         {"a": [{"x": 1, "y": 2}]},
         [({"a": [{"x": 1, "y": 2}], "b": [{"x": 1}]}, {"missing": ["value.b[0].y"]})],
     ),
-    (set[int], [1, 2, 2], {1, 2}, [([1, "2"], {"wrong_type": {"value[1]": "int"}})]),
+    (
+        set[int],
+        [1, 2, 2],
+        {1, 2},
+        [([1, "2"], {"wrong_type": {"value": "set[int]"}, "wrong_type_at": {"value[1]": "int"}})],
+    ),
     (
         list[Item] | None,
         None,
         None,
-        [([{"sku": 1, "qty": 1}], {"wrong_type": {"value[0].sku": "str"}})],
+        [
+            (
+                [{"sku": 1, "qty": 1}],
+                {
+                    "wrong_type": {"value": "list[Item] | None"},
+                    "wrong_type_at": {"value[0].sku": "str"},
+                },
+            )
+        ],
     ),
 ]
 
@@ -291,7 +337,8 @@ async def test_every_argument_is_reported_at_once():
     assert info.value.details == {
         "missing": ["m"],
         "unexpected": ["extra"],
-        "wrong_type": {"order.items[0].qty": "int", "color": "Color"},
+        "wrong_type": {"order": "Order", "color": "Color"},
+        "wrong_type_at": {"order.items[0].qty": "int"},
         "invalid": {"n": "Expected `int` >= 1"},
     }
     assert "order.items[0].qty must be int" in info.value.message

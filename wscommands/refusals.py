@@ -53,13 +53,24 @@ class Details:
         self.missing: list[str] = []
         self.unexpected: list[str] = []
         self.wrong_type: dict[str, str] = {}
+        self.wrong_type_at: dict[str, str] = {}
         self.invalid: dict[str, str] = {}
+
+    def add_wrong_type(self, name: str, annotation: Any, path: str, expected: str) -> None:
+        """Argument ``name`` does not match ``annotation``; at ``path`` ``expected`` was due.
+
+        ``wrong_type`` keeps the protocol's form (argument name -> its annotated type);
+        a value inside the argument is also named by its path in ``wrong_type_at``.
+        """
+        self.wrong_type[name] = type_name(annotation)
+        if path != name:
+            self.wrong_type_at[path] = expected
 
     def add_pydantic(
         self, name: str, annotation: Any, location: tuple[Any, ...], kind: str, text: str
     ) -> None:
-        """Sort one pydantic error about argument ``name`` into the four keys."""
-        path = name
+        """Sort one pydantic error about argument ``name`` into the keys."""
+        path, argument_annotation = name, annotation
         for part in location:
             annotation = _unwrap(annotation, part)
             if isinstance(part, int):
@@ -78,14 +89,14 @@ class Details:
         elif kind in models.CONSTRAINTS:
             self.invalid[path] = text
         else:
-            self.wrong_type[path] = type_name(annotation)
+            self.add_wrong_type(name, argument_annotation, path, type_name(annotation))
 
     def add_msgspec(self, name: str, annotation: Any, value: Any, message: str) -> None:
         """Sort one msgspec message about argument ``name`` (sent as ``value``) into the keys."""
         match = _MSG.match(message)
         text = match["text"] if match else message
         segments = _SEGMENT.findall(match["path"] or "") if match else []
-        path, annotation = _walk(name, annotation, value, segments)
+        path, inner = _walk(name, annotation, value, segments)
         for prefix, into in (
             ("Object missing required field `", self.missing),
             ("Object contains unknown field `", self.unexpected),
@@ -94,13 +105,15 @@ class Details:
                 into.append(_join(path, text[len(prefix) : -1]))
                 return
         if _is_wrong_type(text):
-            self.wrong_type[path] = type_name(annotation)
+            self.add_wrong_type(name, annotation, path, type_name(inner))
         else:
             self.invalid[path] = text
 
     def error(self) -> InvalidArguments:
         """The error to raise, with what was collected."""
-        return invalid_arguments(self.missing, self.unexpected, self.wrong_type, self.invalid)
+        return invalid_arguments(
+            self.missing, self.unexpected, self.wrong_type, self.invalid, self.wrong_type_at
+        )
 
 
 def _is_wrong_type(text: str) -> bool:
@@ -219,6 +232,10 @@ def _field_type(annotation: Any, field: str, value: Any) -> Any:
     return models.field_annotation(annotation, field)
 
 
+def _has_path_in(name: str, paths: dict[str, str] | None) -> bool:
+    return any(p.startswith((f"{name}[", f"{name}.")) for p in paths or ())
+
+
 def _join(path: str, field: str) -> str:
     return (
         f"{path}.{field}"
@@ -232,6 +249,7 @@ def invalid_arguments(
     unexpected: list[str] | None = None,
     wrong_type: dict[str, str] | None = None,
     invalid: dict[str, str] | None = None,
+    wrong_type_at: dict[str, str] | None = None,
 ) -> InvalidArguments:
     """An :class:`InvalidArguments` whose message says in words what ``details`` lists."""
     details: dict[str, Any] = {}
@@ -246,7 +264,14 @@ def invalid_arguments(
         )
     if wrong_type:
         details["wrong_type"] = wrong_type
-        parts.append("wrong type: " + ", ".join(f"{k} must be {v}" for k, v in wrong_type.items()))
+        # In words, the innermost place where the value went wrong.
+        spelled = {
+            **{k: v for k, v in wrong_type.items() if not _has_path_in(k, wrong_type_at)},
+            **(wrong_type_at or {}),
+        }
+        parts.append("wrong type: " + ", ".join(f"{k} must be {v}" for k, v in spelled.items()))
+    if wrong_type_at:
+        details["wrong_type_at"] = wrong_type_at
     if invalid:
         details["invalid"] = invalid
         parts.append("invalid: " + ", ".join(f"{k}: {v}" for k, v in invalid.items()))
