@@ -166,6 +166,31 @@ test("resume: after a reconnect the first frame resumes, missed pushes come, the
   assert.equal(socket.sent.length, 3, "no gap: nothing asked");
 });
 
+test("resume: a live push that overtakes the replay is let out after it, in offset order", async () => {
+  const { c, seen } = await resumable();
+  FakeSocket.last.serverClose(1006);
+  await until(() => FakeSocket.instances.length === 2);
+  const socket = FakeSocket.last;
+  socket.open();
+  const [resume] = socket.sent;
+  // Sent live before the server read the resume request: 45 comes ahead of the replay.
+  socket.message({ counter: { value: 5 }, "wscommands.position": at("all", 45) });
+  socket.message({ counter: { value: 3 }, "wscommands.position": at("all", 43) });
+  socket.message({ counter: { value: 4 }, "wscommands.position": at("all", 44) });
+  socket.message({ counter: { value: 5 }, "wscommands.position": at("all", 45) }); // replayed
+  await tick();
+  assert.deepEqual(seen, ["counter 1", "counter 2"], "held until the resume's reply");
+  socket.message({
+    "wscommands.resume": { all: { recovered: true, epoch: "e1", offset: 45 } },
+    request_id: resume.request_id,
+  });
+  await tick();
+  assert.deepEqual(seen, ["counter 1", "counter 2", "counter 3", "counter 4", "counter 5"]);
+  socket.message({ counter: { value: 6 }, "wscommands.position": at("all", 46) });
+  assert.deepEqual(seen.slice(5), ["counter 6"]);
+  c.close();
+});
+
 test("resume: history lost and forbidden streams; only the lost one fires resync", async () => {
   const { c } = await resumable();
   const resyncs = [];

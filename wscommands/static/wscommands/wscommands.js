@@ -452,6 +452,7 @@ export class WSCommands {
     this._resuming = new Map(); // request_id -> streams of a resume request after a reconnect
     this._verdicts = {}; // the resume's verdicts so far
     this._fills = new Map(); // request_id -> streams of a gap fill in flight
+    this._held = []; // pushes of streams being resumed, let out after the resume's reply
     this._nextId = 1;
     this._hbId = 0;
     this._ws = null;
@@ -703,6 +704,7 @@ export class WSCommands {
     }
     this.state = "resuming";
     this._verdicts = {};
+    this._held = [];
     const all = Object.entries(this._resumeFrom);
     for (let i = 0; i < all.length; i += RESUME_MAX_STREAMS) {
       const streams = Object.fromEntries(all.slice(i, i + RESUME_MAX_STREAMS));
@@ -715,12 +717,30 @@ export class WSCommands {
   _resumeReply(ws, id, reply) {
     const streams = this._resuming.get(id);
     this._resuming.delete(id);
+    this._releaseHeld(ws, streams);
     Object.assign(this._verdicts, this._settleResume(streams, reply));
     for (const stream of streams) delete this._resumeFrom[stream];
     if (this._resuming.size) return;
     this._resumeFrom = null;
     this._life.emit("resumed", this._verdicts);
     this._prepare(ws);
+  }
+
+  /** Let out the held pushes of `streams`: stream by stream, each in offset order. */
+  _releaseHeld(ws, streams) {
+    const byStream = new Map();
+    const kept = [];
+    for (const message of this._held) {
+      const stream = message[POSITION].stream;
+      if (!streams.includes(stream)) kept.push(message);
+      else if (byStream.has(stream)) byStream.get(stream).push(message);
+      else byStream.set(stream, [message]);
+    }
+    this._held = kept;
+    for (const messages of byStream.values()) {
+      messages.sort((a, b) => a[POSITION].offset - b[POSITION].offset);
+      for (const message of messages) this._push(ws, message, message[POSITION]);
+    }
   }
 
   /** Apply a resume reply for `streams`: fires resync per stream not recovered; the verdicts. */
@@ -819,6 +839,18 @@ export class WSCommands {
     }
     if (message[STREAMS] !== undefined) this._announced(message[STREAMS]);
     const position = message[POSITION];
+    if (this._resumeFrom && isPosition(position) && position.stream in this._resumeFrom) {
+      // A live push can overtake the replay (the server sent it before it read the resume
+      // request): pushes of a stream being resumed wait for its reply, then go in order.
+      this._held.push(message);
+      return;
+    }
+    this._push(ws, message, position);
+  }
+
+  /** A frame that is not a reply of the client's own: a push (or a stray reply). */
+  _push(ws, message, position) {
+    const id = message.request_id;
     const verdict = position === undefined ? "untracked" : this._positions.accept(position);
     if (verdict === "duplicate") return;
     if (this._pending.settle(message) || this._ownsId(id)) return;
