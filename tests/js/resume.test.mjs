@@ -1,4 +1,4 @@
-// Resumable delivery, client side (docs/client.md "Resuming", /work/wt/RESUME_WIRE.md):
+// Resumable delivery, client side (docs/client.md "Resuming", docs/protocol.md "Resumable delivery"):
 // positions per stream, duplicates dropped, gaps filled, the resume after a reconnect.
 import assert from "node:assert/strict";
 import { test } from "node:test";
