@@ -48,7 +48,9 @@ async def test_connect_disconnect_cycles_return_to_baseline(own_redis, live):
         return count
 
     # Baseline: the process with no connections (its hub stops and leaves Redis).
-    wait_until(lambda: idle_keys() == 0, 10, what="no keys while idle")
+    # The last disconnect stops the hub, which then clears its presence and figures: on a
+    # loaded machine that can take a while (each Redis call is bounded by its timeout).
+    wait_until(lambda: idle_keys() == 0, 30, what="no keys while idle")
     keys_before = 0
     clients_before = own_redis.clients()
     rss_before = rss_mb(pid)
