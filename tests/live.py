@@ -34,9 +34,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
     raise TimeoutError(f"server did not listen on {port} within {timeout}s")
 
 
-def manage(*args: str, env: dict[str, str]) -> str:
-    """Run ``manage.py`` with the given environment; returns stdout."""
-    result = subprocess.run(
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` with exactly ``env``; the finished process, whatever its exit code."""
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
@@ -44,6 +44,11 @@ def manage(*args: str, env: dict[str, str]) -> str:
         text=True,
         timeout=120,
     )
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    """Run ``manage.py`` with the given environment; returns stdout."""
+    result = run_manage(*args, env=env)
     if result.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout

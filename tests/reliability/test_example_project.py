@@ -7,7 +7,6 @@ import http.cookiejar
 import json
 import secrets
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from project.demo.commands import COUNTER_LIMIT
-from tests.live import ROOT, base_env
+from tests.live import ROOT, base_env, run_manage
 from tests.scaleout.client import WSClient
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +26,7 @@ PUBLISHED_KEYS = ["insecure-example-key-change-me-in-production", "change-me-in-
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``manage.py`` on the example project's own settings with exactly ``env``'s secrets."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_manage(*args, env=env)
 
 
 def example_env(**extra: str) -> dict[str, str]:
