@@ -31,7 +31,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from wscommands.protocol import decode
+from wscommands.jsoncodec import decode
 
 from .servers import BIN, ROOT, free_port
 
@@ -386,7 +386,7 @@ def _set_after(seconds: float) -> asyncio.Event:
 
 
 def parse_costs() -> str:
-    """Event-loop time to decode 256 KB frames (``protocol.decode`` with the default depth
+    """Event-loop time to decode 256 KB frames (``jsoncodec.decode`` with the default depth
     limit, as the consumer calls it), against orjson's own parse of the same text."""
     frames = {
         "digits": '{"echo": {"text": ' + "7" * 250_000 + "}}",
@@ -395,7 +395,7 @@ def parse_costs() -> str:
         "10,000 commands": json.dumps({f"c{i}": {"a": 1} for i in range(10_000)}),
         "30,000 small lists": json.dumps({"echo": {"text": [[1]] * 30_000}}),
     }
-    rows = ["| frame | orjson.loads | protocol.decode |", "|---|---|---|"]
+    rows = ["| frame | orjson.loads | jsoncodec.decode |", "|---|---|---|"]
     for name, text in frames.items():
         rows.append(
             f"| {name} ({len(text) // 1000} KB) | {_best(orjson.loads, text):.2f} ms "

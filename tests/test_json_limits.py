@@ -1,4 +1,4 @@
-"""protocol.decode's limits: nesting depth (measured on the text) and long integers."""
+"""jsoncodec.decode's limits: nesting depth (measured on the text) and long integers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wscommands.protocol import MAX_INTEGER_DIGITS, JSONLimitError, decode
+from wscommands.jsoncodec import MAX_INTEGER_DIGITS, JSONLimitError, decode
 
 # Strings full of what the depth check must not count: brackets, quotes, backslashes.
 tricky_text = st.text(alphabet='[]{}"\\ab\n', max_size=8)

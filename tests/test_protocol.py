@@ -8,7 +8,7 @@ import pytest
 
 from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import ClientError, command
-from wscommands.protocol import decode
+from wscommands.jsoncodec import decode
 from wscommands.testing import CommandClient
 
 

@@ -18,9 +18,10 @@ from .conf import wscommands_settings
 from .connection import Connection
 from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .flow import FlowControl
+from .jsoncodec import decode, encode
 from .lifecycle import ConnectionLifecycle
 from .limits import FrameGuard
-from .protocol import CloseCode, Decision, decode, encode, encode_reply, parse_frame
+from .protocol import CloseCode, Decision, encode_reply, parse_frame
 from .registry import Registry, registry
 from .requestqueue import RequestQueue
 from .threads import sweep_old_connections, use_share

@@ -23,7 +23,8 @@ from .backends import BackendUnavailable, get_backend
 from .backends.base import CLAIMED, DONE
 from .conf import wscommands_settings
 from .exceptions import CommandFailed, Unavailable
-from .protocol import Request, decode, encode_reply, error_reply
+from .jsoncodec import decode
+from .protocol import Request, encode_reply, error_reply
 
 if TYPE_CHECKING:
     from .connection import Connection

@@ -22,11 +22,11 @@ from typing import Any
 from . import logs, metrics
 from .conf import wscommands_settings
 from .exceptions import ProtocolError, RateLimited
+from .jsoncodec import decode
 from .protocol import (
     ADMIT,
     CloseCode,
     Decision,
-    decode,
     error_reply,
     is_valid_request_id,
     refuse,

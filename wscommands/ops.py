@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import metrics
 from .backends import BackendUnavailable, get_backend
 from .conf import wscommands_settings
-from .protocol import decode, encode
+from .jsoncodec import decode, encode
 
 if TYPE_CHECKING:
     from .hub import Hub

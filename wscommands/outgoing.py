@@ -17,7 +17,7 @@ from django.core.signals import setting_changed
 
 from . import models
 from .conf import wscommands_settings
-from .protocol import encode
+from .jsoncodec import encode
 from .registry import Command, Registry, registry
 
 logger = logging.getLogger("wscommands.command")

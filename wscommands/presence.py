@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from . import messaging
 from .backends import BackendUnavailable, get_backend
 from .conf import wscommands_settings
+from .jsoncodec import decode, encode
 from .presence_diffs import PresenceDiffs, user_key
-from .protocol import decode, encode
 
 if TYPE_CHECKING:
     from .connection import Connection

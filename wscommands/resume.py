@@ -24,8 +24,8 @@ from . import metrics
 from .backends import BackendUnavailable, get_backend
 from .exceptions import ClientError, InvalidArguments, error_entry
 from .hub import get_hub
+from .jsoncodec import encode
 from .messaging import group_channel_name
-from .protocol import encode
 from .streams import (
     ALL,
     RESUME,

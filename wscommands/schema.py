@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from . import models
-from .protocol import encode
+from .jsoncodec import encode
 from .registry import Command, Registry
 
 #: Where the shared schemas (Structs, TypedDicts, Enums...) live in the document.

@@ -21,7 +21,7 @@ from .backends import BackendUnavailable, get_backend
 from .backends.base import HistoryBounds
 from .conf import wscommands_settings
 from .exceptions import Unavailable
-from .protocol import encode
+from .jsoncodec import encode
 
 if TYPE_CHECKING:
     from .connection import Connection

@@ -17,7 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from .exceptions import CommandError
-from .protocol import decode, encode
+from .jsoncodec import decode, encode
 
 
 class ErrorReply(Exception):

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from wscommands.conf import wscommands_settings
 from wscommands.exceptions import ProtocolError
-from wscommands.protocol import CloseCode, decode, encode, parse_frame
+from wscommands.jsoncodec import decode, encode
+from wscommands.protocol import CloseCode, parse_frame
 from wscommands.testing import CommandClient
 
 ERROR_CODES = {
@@ -195,6 +196,6 @@ def test_any_frame_gets_conformant_reply_or_documented_close():
 
 
 def test_decode_survives_nesting_beyond_every_parser():
-    """protocol.decode refuses (ValueError) what orjson and the stdlib cannot nest."""
+    """jsoncodec.decode refuses (ValueError) what orjson and the stdlib cannot nest."""
     with pytest.raises(ValueError):
         decode("[" * 100_000 + "]" * 100_000)

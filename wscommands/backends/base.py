@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import BackendUnavailable
-from ..protocol import encode
+from ..jsoncodec import encode
 
 __all__ = ["Backend", "BackendUnavailable", "check_amount", "encode_mapping"]
 

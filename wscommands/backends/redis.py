@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ..compat import close_with_loop, redis_pool
-from ..protocol import decode
+from ..jsoncodec import decode
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
