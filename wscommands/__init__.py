@@ -19,7 +19,8 @@ from .exceptions import (
     UnknownCommand,
 )
 from .messaging import broadcast, send_to_group, send_to_subset
-from .presence import PRESENCE_GROUP, get_presence, get_presence_state
+from .presence import get_presence, get_presence_state
+from .presence_events import PRESENCE_GROUP
 from .registry import (
     Command,
     Push,

@@ -24,7 +24,7 @@ from .loops import PerLoop
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .ordered import OrderedCalls
 from .peer import ID_SEPARATOR, Peer, split_id
-from .presence import PresenceTracker
+from .presence_tracker import PresenceTracker
 from .resilience import best_effort
 from .streams import Push
 
