@@ -9,7 +9,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import metrics
+from . import prometheus
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .hub import Hub
@@ -237,7 +237,7 @@ def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         enabled, token = s.METRICS, s.METRICS_TOKEN
     except ImproperlyConfigured:
         return []  # reported by check_settings
-    if enabled and metrics.prometheus_client is None:
+    if enabled and not prometheus.installed():
         errors.append(
             checks.Warning(
                 'WSCOMMANDS["METRICS"] is on but prometheus-client is not installed: '

@@ -8,8 +8,8 @@ page) always are. docs/operations.md lists every metric.
 
 Recording is plain integer and float arithmetic on the event loop (a frame costs a few
 attribute updates, a command one bucket lookup); prometheus-client reads it only when
-``/metrics`` is scraped, through a custom collector (:class:`Collector`). Its own metric
-objects take a lock and a labels lookup on every update, several times the cost.
+``/metrics`` is scraped, through a custom collector (:class:`.prometheus.Collector`). Its
+own metric objects take a lock and a labels lookup on every update, several times the cost.
 
 Labels are bounded by construction: a command label is a registered command's name
 (anything else is ``unknown``), codes are the protocol's error codes, close codes outside
@@ -21,23 +21,13 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.signals import setting_changed
 
+from . import prometheus
 from .conf import wscommands_settings
-
-try:
-    import prometheus_client
-    from prometheus_client.core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        HistogramMetricFamily,
-        Metric,
-    )
-except ImportError:  # optional: without it only the operations page's totals are kept
-    prometheus_client = None
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
@@ -142,124 +132,6 @@ def _labelled(
     return histogram
 
 
-class Collector:
-    """Turns :class:`Recorded` and :data:`totals` into metric families when scraped."""
-
-    def __init__(self, recorded: Recorded):
-        self.r = recorded
-
-    def collect(self) -> Iterator[Metric]:
-        """Every wscommands metric family (called by prometheus-client at each scrape)."""
-        r, t = self.r, totals
-        yield GaugeMetricFamily(
-            "wscommands_connections", "Open WebSocket connections.", value=r.connections
-        )
-        yield _counter("wscommands_connections_opened", "WebSocket connections accepted.", r.opened)
-        yield _counter(
-            "wscommands_connections_closed",
-            "WebSocket connections closed, by close code.",
-            r.closed,
-            ["code"],
-        )
-        yield _counter(
-            "wscommands_connections_refused",
-            "Handshakes refused by a connection cap, by reason.",
-            r.conn_refused,
-            ["reason"],
-        )
-        yield _counter("wscommands_frames_received", "Frames received.", t.frames_in)
-        yield _counter("wscommands_frames_sent", "Frames sent.", t.frames_out)
-        yield _counter("wscommands_received_bytes", "Bytes of frames received.", r.bytes_in)
-        yield _counter("wscommands_sent_bytes", "Bytes of frames sent.", r.bytes_out)
-        yield _counter(
-            "wscommands_frames_refused",
-            "Frames refused before running, by reason.",
-            r.refused,
-            ["reason"],
-        )
-        yield _histogram(
-            "wscommands_command_duration_seconds",
-            "Time to run a command, by command and outcome (ok or error).",
-            r.duration,
-            ["command", "outcome"],
-        )
-        yield _counter(
-            "wscommands_command_errors",
-            "Command errors, by command and error code.",
-            r.errors,
-            ["command", "code"],
-        )
-        yield _histogram(
-            "wscommands_fanout_seconds",
-            "Time to write one channel-layer message to its local recipients, by target kind.",
-            r.fanout,
-            ["target"],
-        )
-        yield _histogram(
-            "wscommands_fanout_recipients",
-            "Local recipients of one channel-layer message, by target kind.",
-            r.recipients,
-            ["target"],
-        )
-        yield _histogram(
-            "wscommands_delivery_lag_seconds",
-            "From send (broadcast, group, user, subset) to written here, by target kind.",
-            r.lag,
-            ["target"],
-        )
-        yield _histogram(
-            "wscommands_layer_round_trip_seconds",
-            "The hub's canary: a message to itself through the channel layer.",
-            {(): r.round_trip},
-            [],
-        )
-        yield _counter(
-            "wscommands_layer_canary_failures",
-            "Canaries that did not come back in time.",
-            r.canary_failures,
-        )
-        yield _counter(
-            "wscommands_resume_streams",
-            "Streams named by resume requests, by outcome (recovered or why not).",
-            r.resumed,
-            ["outcome"],
-        )
-        yield _counter(
-            "wscommands_resume_replayed_pushes", "Missed pushes replayed by resumes.", r.replayed
-        )
-        with r.worker_lock:  # a consistent copy; worker threads update these
-            queue, wait, wait_sum = r.queue, r.wait.cumulative(), r.wait.total
-        yield GaugeMetricFamily(
-            "wscommands_worker_queue_length", "Sync calls waiting for a worker thread.", value=queue
-        )
-        yield HistogramMetricFamily(
-            "wscommands_worker_wait_seconds",
-            "Time a sync call waited for a worker thread.",
-            buckets=wait,
-            sum_value=wait_sum,
-        )
-
-
-def _key(labels: Any) -> list[str]:
-    return list(labels) if isinstance(labels, tuple) else [labels]
-
-
-def _counter(name: str, doc: str, values: Any, labels: list[str] | None = None) -> Metric:
-    if labels is None:
-        return CounterMetricFamily(name, doc, value=values)
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for key, value in list(values.items()):
-        family.add_metric(_key(key), value)
-    return family
-
-
-def _histogram(name: str, doc: str, values: dict, labels: list[str]) -> Metric:
-    family = HistogramMetricFamily(name, doc, labels=labels)
-    for key, histogram in list(values.items()):
-        family.add_metric(_key(key), histogram.cumulative(), histogram.total)
-    return family
-
-
 _recorded: Recorded | None = None
 _on: bool | None = None
 
@@ -267,11 +139,11 @@ _on: bool | None = None
 def _start() -> bool:
     """Whether to record; registers the collector with prometheus-client the first time."""
     global _recorded
-    if prometheus_client is None or not wscommands_settings.METRICS:
+    if not prometheus.installed() or not wscommands_settings.METRICS:
         return False
     if _recorded is None:
         _recorded = Recorded()
-        prometheus_client.REGISTRY.register(Collector(_recorded))
+        prometheus.register(_recorded, totals)
     return True
 
 
@@ -295,11 +167,6 @@ setting_changed.connect(_on_setting_changed)
 def available() -> bool:
     """True when Prometheus metrics are recorded (prometheus-client installed and METRICS on)."""
     return _rec() is not None
-
-
-def exposition() -> tuple[bytes, str]:
-    """This process's metrics in the text format (ours and prometheus-client's), and its type."""
-    return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
 
 
 # Connections ------------------------------------------------------------------------------

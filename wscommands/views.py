@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from . import metrics, ops
+from . import metrics, ops, prometheus
 from .backends import BackendUnavailable
 from .conf import wscommands_settings
 
@@ -57,7 +57,7 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
             status=403,
             content_type="text/plain",
         )
-    body, content_type = metrics.exposition()
+    body, content_type = prometheus.exposition()
     return HttpResponse(body, content_type=content_type)
 
 
