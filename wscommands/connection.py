@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import messaging, presence, resume, state
+from . import memberships, messaging, presence, state
 from .budget import Account, weigh
 from .conf import wscommands_settings
 from .exceptions import PermissionDenied
@@ -123,7 +123,7 @@ class Connection(Peer):
         """File the connection under its current user for messages sent to that user."""
         pk = self.user.pk if self.is_authenticated() else None
         old, self.user_pk = self.user_pk, pk
-        await resume.change_user(self, old, pk)
+        await memberships.change_user(self, old, pk)
 
     def _require_session(self) -> Any:
         if self.session is None:
@@ -193,14 +193,14 @@ class Connection(Peer):
             refusal = self.resources.admit_group(len(self.groups))
             if refusal is not None:
                 raise refusal
-            if not await resume.may_join(self, group):
+            if not await memberships.may_join(self, group):
                 raise PermissionDenied(f"may not join {group!r}")
-            await resume.enter_group(self, group)
+            await memberships.enter_group(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group one is not in does nothing."""
         if group in self.groups:
-            await resume.leave_group(self, group)
+            await memberships.leave_group(self, group)
 
     async def send_to_group(
         self, group: str, message: dict[str, Any], everyone_else: bool = False

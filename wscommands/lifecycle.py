@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from . import resume
+from . import memberships
 from .caps import Ticket, get_caps
 from .connection import Connection
 from .hub import get_hub
@@ -51,7 +51,7 @@ class ConnectionLifecycle:
     async def register(self) -> None:
         """Give the connection its id and make it reachable: hub, user index, presence."""
         hub = get_hub()
-        resume.attach(self.connection)
+        memberships.attach(self.connection)
         self.connection.id = await hub.add(self.connection)
         self.registered = True
         await self.connection.sync_user()
@@ -60,7 +60,7 @@ class ConnectionLifecycle:
     async def opened(self) -> Decision:
         """After the handshake: start resumable delivery (``?resume=1``), then run the
         on_connect hooks in order; one that raises closes the connection (4500)."""
-        await resume.start(self.connection)
+        await memberships.start(self.connection)
         for hook in self.registry.connect_hooks:
             try:
                 await call(hook, self.connection)
