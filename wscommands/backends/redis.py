@@ -1,21 +1,8 @@
 """Redis backend: global state and presence shared by every process of a deployment.
 
-Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
-
-- ``<prefix>:state``: a hash, one field per global-state key, each value JSON text. One
-  ``HSET`` writes all keys of an update, so an update is all keys or none.
-- ``<prefix>:presence``: a sorted set of processes scored by the unix time their heartbeat
-  expires (Redis's own clock, so machines' clocks do not matter).
-- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry. It
-  expires twice the heartbeat's TTL after the last write: readers skip a process whose
-  heartbeat expired, and a live process *reaps* it (takes its entries atomically, to
-  announce their leave) in between; unreaped, it leaves nothing behind either.
-- ``<prefix>:stats:<process>``: the process's figures for the operations page (JSON text),
-  expiring a few seconds after its last write; read only while the heartbeat is alive.
-
-Every multi-step operation is one Lua script, atomic in Redis: increments never lose an
-update, whichever process or connection sends them. Scripts touch keys they compute, so
-they need a single Redis (or Sentinel), not Redis Cluster.
+The keys it uses and the Lua scripts that change them, each atomic in Redis, are in
+:mod:`.redis_scripts`. Scripts touch keys they compute, so they need a single Redis (or
+Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -57,92 +44,16 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_connections": 1000,
 }
 
-_INCREMENT = """
-local cur = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-if ARGV[3] == 'int' and string.match(cur, '^-?%d+$') then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  return {'int', redis.call('HGET', KEYS[1], ARGV[1])}
-end
-local c = tonumber(cur)
-if c == nil or not string.match(cur, '^[-+%d.eE]+$') then
-  return redis.error_reply('WSC_NOT_NUMBER')
-end
-local v = c + tonumber(ARGV[2])
-if v ~= v or v == math.huge or v == -math.huge then
-  return redis.error_reply('WSC_NOT_FINITE')
-end
-local s = string.format('%.17g', v)
-if not string.find(s, '[.eE]') then s = s .. '.0' end
-redis.call('HSET', KEYS[1], ARGV[1], s)
-return {'float', s}
-"""
-
-# KEYS: process set, process hash. ARGV: process, ttl ms, replace flag, number of removals,
-# the removed ids, then id/entry pairs.
-_PRESENCE_WRITE = """
-local t = redis.call('TIME')
-local expiry = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2]) / 1000
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('HDEL', KEYS[2], ARGV[i]) end
-for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', KEYS[1], string.format('%.6f', expiry), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
-return redis.call('HLEN', KEYS[2])
-"""
-
-# KEYS: process set. ARGV: prefix of the process hashes. Entries of live processes only.
-_PRESENCE_READ = """
-local t = redis.call('TIME')
-local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
-local out = {}
-for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
-  for _, v in ipairs(redis.call('HVALS', ARGV[1] .. p)) do out[#out + 1] = v end
-end
-return out
-"""
-
-# KEYS: process set. ARGV: prefix of the process hashes. Takes (and deletes) the entries of
-# every process whose heartbeat expired, so exactly one caller announces their leave;
-# returns {seconds until the next heartbeat expires (-1: none), {process, entries}...}.
-_PRESENCE_REAP = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local dead = {}
-for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now))) do
-  dead[#dead + 1] = {p, redis.call('HVALS', ARGV[1] .. p)}
-  redis.call('DEL', ARGV[1] .. p)
-  redis.call('ZREM', KEYS[1], p)
-end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = '-1'
-if first[2] then wait = string.format('%.6f', tonumber(first[2]) - now) end
-return {wait, dead}
-"""
-
-
-# KEYS: process set. ARGV: prefix of the figures keys. The figures of live processes.
-_STATS_READ = """
-local t = redis.call('TIME')
-local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
-local out = {}
-for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  local v = redis.call('GET', ARGV[1] .. p)
-  if v then out[#out + 1] = v end
-end
-return out
-"""
-
 
 class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
 
     def __init__(self, host: dict[str, Any]):
         self.redis = Redis(connection_pool=redis_pool(host))
-        self.increment = self.redis.register_script(_INCREMENT)
-        self.presence_write = self.redis.register_script(_PRESENCE_WRITE)
-        self.presence_read = self.redis.register_script(_PRESENCE_READ)
-        self.presence_reap = self.redis.register_script(_PRESENCE_REAP)
+        self.increment = self.redis.register_script(scripts.INCREMENT)
+        self.presence_write = self.redis.register_script(scripts.PRESENCE_WRITE)
+        self.presence_read = self.redis.register_script(scripts.PRESENCE_READ)
+        self.presence_reap = self.redis.register_script(scripts.PRESENCE_REAP)
         self.history_append = self.redis.register_script(scripts.HISTORY_APPEND)
         self.history_position = self.redis.register_script(scripts.HISTORY_POSITION)
         self.history_read = self.redis.register_script(scripts.HISTORY_READ)
@@ -150,7 +61,7 @@ class _LoopClient:
         self.renew = self.redis.register_script(scripts.IDEMPOTENCY_RENEW)
         self.finish = self.redis.register_script(scripts.IDEMPOTENCY_FINISH)
         self.release = self.redis.register_script(scripts.IDEMPOTENCY_RELEASE)
-        self.stats_read = self.redis.register_script(_STATS_READ)
+        self.stats_read = self.redis.register_script(scripts.STATS_READ)
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
