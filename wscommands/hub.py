@@ -1,8 +1,9 @@
 """The per-process Hub: this process's end of the fan-out described in :mod:`.messaging`.
 
 One channel-layer channel per process, joined to the groups its local connections need;
-messages arrive once per process and are written to each local recipient. The hub also
-keeps the memberships alive (refresh, canary) and the process's presence entries.
+messages arrive once per process and are written to each local recipient. Its memberships
+in the layer's groups are kept alive by a :class:`~.layergroups.LayerGroups`, the process's
+presence entries by a :class:`~.presence_tracker.PresenceTracker`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from channels.layers import BaseChannelLayer
 from django.utils.module_loading import import_string
 
 from . import logs, metrics, ops
-from .compat import channel_suffix
 from .conf import wscommands_settings
 from .fanout import write_all
+from .layergroups import CANARY_TYPE, LayerGroups
 from .loops import PerLoop
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
-from .ordered import OrderedCalls
 from .peer import ID_SEPARATOR, Peer, split_id
 from .presence_tracker import PresenceTracker
 from .resilience import best_effort
@@ -32,8 +32,6 @@ logger = logging.getLogger("wscommands.layer")
 
 #: Sent by a hub to its own channel to end its receive loop.
 STOP_TYPE = "wscommands.stop"
-#: Sent by a hub to a group only it is in, to check the layer still delivers to it.
-CANARY_TYPE = "wscommands.canary"
 #: Seconds between retries while the channel layer fails.
 RETRY_DELAY = 0.5
 
@@ -54,14 +52,8 @@ class Hub:
         self._counter = 0
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
-        # Set when a membership may be missing in the layer: the refresh loop re-asserts.
-        self._rejoin_needed = asyncio.Event()
-        self._canary_seen = asyncio.Event()
-        self._canary_group: str | None = None
+        self.layer_groups = LayerGroups(layer)
         self.presence = PresenceTracker(self)
-        # Layer membership calls, in order per channel-layer group; a handshake never waits
-        # for them (a stalled Redis must not hold up new connections).
-        self._memberships_calls = OrderedCalls()
 
     # Membership ---------------------------------------------------------------------------
 
@@ -120,19 +112,6 @@ class Hub:
             await self._add(self.users, new_pk, local_id, user_group_name(new_pk), wait=False)
         self.presence.changed(peer)
 
-    def _membership(self, add: bool, channel_group: str, channel: str) -> asyncio.Task[bool]:
-        """Add this hub's channel to a layer group (or discard it) in the background."""
-
-        async def call() -> bool:
-            if add:
-                if await best_effort(self.layer.group_add(channel_group, channel), "join"):
-                    return True
-                self._rejoin_needed.set()
-                return False
-            return await best_effort(self.layer.group_discard(channel_group, channel), "leave")
-
-        return self._memberships_calls.run(channel_group, call)
-
     async def _add(
         self, index: dict, key: Any, local_id: str, channel_group: str, wait: bool = True
     ) -> None:
@@ -140,7 +119,7 @@ class Hub:
         first = not members
         members.add(local_id)
         if first:
-            added = self._membership(True, channel_group, self.channel)
+            added = self.layer_groups.change(True, channel_group, self.channel)
             if wait:
                 await added
 
@@ -152,7 +131,7 @@ class Hub:
         if not members:
             del index[key]
             if self.channel is not None:
-                await self._membership(False, channel_group, self.channel)
+                await self.layer_groups.change(False, channel_group, self.channel)
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -163,7 +142,10 @@ class Hub:
         self.channel = await self.layer.new_channel()
         self._tasks = [
             logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
-            logs.process_task(self._refresh_loop(self.channel), "wscommands-hub-refresh"),
+            logs.process_task(
+                self.layer_groups.keep_alive(self.channel, self._memberships),
+                "wscommands-hub-refresh",
+            ),
             logs.process_task(self.presence.run(self.channel), "wscommands-presence"),
             logs.process_task(ops.run(self, self.channel), "wscommands-ops"),
         ]
@@ -171,7 +153,7 @@ class Hub:
         # loop runs (a Pub/Sub layer confirms a subscription through it), so that the first
         # connections receive broadcasts from the moment their handshake completes, as the
         # protocol promises; later handshakes find the hub started and never wait on Redis.
-        await self._membership(True, all_group_name(), self.channel)
+        await self.layer_groups.change(True, all_group_name(), self.channel)
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
@@ -189,60 +171,16 @@ class Hub:
         await asyncio.gather(receiver, *others, return_exceptions=True)
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
-        await self._membership(False, all_group_name(), channel)
-        if self._canary_group is not None:
-            group, self._canary_group = self._canary_group, None
-            await best_effort(self.layer.group_discard(group, channel), "stop")
+        await self.layer_groups.change(False, all_group_name(), channel)
+        await self.layer_groups.stopped(channel)
 
     def _memberships(self) -> list[str]:
+        canary = self.layer_groups.canary_group
         return (
-            [all_group_name(), *([self._canary_group] if self._canary_group else [])]
+            [all_group_name(), *([canary] if canary else [])]
             + [group_channel_name(g) for g in self.groups]
             + [user_group_name(pk) for pk in self.users]
         )
-
-    async def _reassert(self, channel: str) -> bool:
-        # Re-adding is idempotent: it renews the layer's group expiry and restores
-        # memberships a restarted Redis has lost.
-        for group in self._memberships():
-            if not await best_effort(self.layer.group_add(group, channel), "re-join"):
-                return False
-        return True
-
-    async def _refresh_loop(self, channel: str) -> None:
-        # Re-assert memberships every GROUP_REFRESH_INTERVAL, and as soon as they may be lost:
-        # after a failed layer call (_rejoin_needed), or when the canary, a message to a group only
-        # this hub is in, does not come back. The canary is what notices a Redis that
-        # restarted empty while nothing failed here (redis-py reconnects by itself).
-        loop = asyncio.get_running_loop()
-        refreshed = loop.time()
-        canary_group = f"{wscommands_settings.PREFIX}.canary.{channel_suffix(channel)}"
-        self._canary_group = canary_group
-        while True:
-            healthy = await self._canary(canary_group)
-            due = loop.time() - refreshed >= wscommands_settings.GROUP_REFRESH_INTERVAL
-            if not healthy or due or self._rejoin_needed.is_set():
-                if await self._reassert(channel):
-                    self._rejoin_needed.clear()
-                    refreshed = loop.time()
-                else:
-                    self._rejoin_needed.set()
-            await asyncio.sleep(wscommands_settings.HEALTH_CHECK_INTERVAL)
-
-    async def _canary(self, group: str) -> bool:
-        self._canary_seen.clear()
-        started = time.perf_counter()
-        if not await best_effort(self.layer.group_send(group, {"type": CANARY_TYPE}), "canary"):
-            metrics.canary(None)
-            return False
-        try:
-            async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
-                await self._canary_seen.wait()
-        except TimeoutError:
-            metrics.canary(None)
-            return False
-        metrics.canary(time.perf_counter() - started)
-        return True
 
     async def _receive_loop(self, channel: str) -> None:
         while True:
@@ -250,13 +188,13 @@ class Hub:
                 message = await self.layer.receive(channel)
             except Exception as exc:  # Redis down: memberships may be lost with its data
                 logger.warning("channel layer receive failed (%s)", type(exc).__name__)
-                self._rejoin_needed.set()
+                self.layer_groups.layer_failed()
                 await asyncio.sleep(RETRY_DELAY)
                 continue
             if message.get("type") == STOP_TYPE:
                 return
             if message.get("type") == CANARY_TYPE:
-                self._canary_seen.set()
+                self.layer_groups.canary_returned()
                 continue
             try:
                 await self.deliver(message)
