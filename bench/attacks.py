@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,8 @@ from websockets.exceptions import ConnectionClosed
 
 from wscommands.jsoncodec import decode
 
-from .servers import BIN, ROOT, free_port
+from .servers import ROOT, Server, start_all
 
-APP = "project.asgi:application"
 #: Seconds each attack runs at most.
 ATTACK_SECONDS = 8.0
 
@@ -48,68 +46,29 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-class Daphne:
+def start_daphne(workdir: Path) -> Server:
     """The example project on daphne, with a SQLite database and a user ``bench``/``pw``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DATABASE_URL=f"sqlite:///{workdir / 'attacks.sqlite3'}",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        PYTHONUNBUFFERED="1",
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        "User.objects.filter(username='bench').exists() or "
+        "User.objects.create_user('bench', password='pw')",
+    )
+    return start_all([Server("wscommands", "daphne", env, log_dir=workdir)])[0]
 
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="project.settings",
-            DATABASE_URL=f"sqlite:///{workdir / 'attacks.sqlite3'}",
-            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-            PYTHONUNBUFFERED="1",
-        )
-        self.log = workdir / "daphne.log"
-        self.process: subprocess.Popen | None = None
 
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, timeout=120
-        )
-
-    def start(self) -> Daphne:
-        self.manage("migrate", "--noinput", "-v", "0")
-        self.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User; "
-            "User.objects.filter(username='bench').exists() or "
-            "User.objects.create_user('bench', password='pw')",
-        )
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), APP],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not start: see {self.log}")
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=120)
 
 
 class Peak:
@@ -315,7 +274,7 @@ ATTACKS: dict[str, Callable[[str], Awaitable[str]]] = {
 }
 
 
-async def run_one(server: Daphne, name: str, attack: Callable[[str], Awaitable[str]]) -> str:
+async def run_one(server: Server, name: str, attack: Callable[[str], Awaitable[str]]) -> str:
     async with connect(server.url) as watcher:
         idle = await echo_latencies(watcher, _set_after(2.0))
         before = rss_mib(server.pid)
@@ -340,7 +299,7 @@ async def run_one(server: Daphne, name: str, attack: Callable[[str], Awaitable[s
     )
 
 
-async def sync_user_latency(server: Daphne) -> str:
+async def sync_user_latency(server: Server) -> str:
     """A sync ``div`` of a logged-in and of an anonymous client while 16 sockets sleep."""
     sleepers = [await connect(server.url) for _ in range(16)]
     for ws in sleepers:
@@ -358,7 +317,7 @@ async def sync_user_latency(server: Daphne) -> str:
     return ", ".join(results)
 
 
-def _login(server: Daphne) -> str:
+def _login(server: Server) -> str:
     script = (
         "from django.contrib.sessions.backends.db import SessionStore;"
         "from django.contrib.auth.models import User;"
@@ -420,7 +379,7 @@ async def main_async(selected: list[str]) -> None:
         print(parse_costs())
         return
     with tempfile.TemporaryDirectory(prefix="wscommands-attacks-") as workdir:
-        server = Daphne(Path(workdir)).start()
+        server = start_daphne(Path(workdir))
         try:
             print("| attack | RSS before / peak / 2 s after | echo p50 idle | during | server |")
             print("|---|---|---|---|---|")
