@@ -22,6 +22,26 @@ def _yes(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**not met**")
 
 
+def _replies_row(label: str, m: dict) -> str:
+    """A row of a ``| label | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |``
+    table, from one set of median figures."""
+    return (
+        f"| {label} | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
+        f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
+        f"| {_f(m['replies_per_cpu_s'], 0)} |"
+    )
+
+
+def _throughput_target(
+    name: str, m: dict, base: dict, floor: float, digits: int = 3
+) -> tuple[str, str, bool]:
+    """The target that ``m`` answers at least ``floor`` times ``base``'s replies per second."""
+    speed = ratio(m["replies_per_s"], base["replies_per_s"])
+    work = ratio(m["replies_per_cpu_s"], base["replies_per_cpu_s"])
+    figures = f"{speed:.{digits}f}x replies/s, {work:.{digits}f}x replies per CPU-s"
+    return name, figures, speed >= floor
+
+
 def _echo(echo: dict, targets: list) -> list[str]:
     lines = [
         "## Echo round trip",
@@ -51,14 +71,8 @@ def _echo(echo: dict, targets: list) -> list[str]:
                 f"| {_f(ratio(m['replies_per_cpu_s'], base['replies_per_cpu_s']), 2)}x |"
             )
         ws = apps[WS]["median"]
-        speed = ratio(ws["replies_per_s"], base["replies_per_s"])
-        work = ratio(ws["replies_per_cpu_s"], base["replies_per_cpu_s"])
         targets.append(
-            (
-                f"round trip {kind}: >= 0.9x baseline",
-                f"{speed:.2f}x replies/s, {work:.2f}x replies per CPU-s",
-                speed >= 0.9,
-            )
+            _throughput_target(f"round trip {kind}: >= 0.9x baseline", ws, base, 0.9, digits=2)
         )
         tail = ratio(ws["p99_ms"], ws["p50_ms"])
         targets.append((f"round trip {kind}: p99 <= 3x p50", f"{tail:.2f}x", tail <= 3))
@@ -77,21 +91,13 @@ def _typed(typed: dict, targets: list) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     commands = typed["commands"]
-    for command, figures in commands.items():
-        m = figures["median"]
-        lines.append(
-            f"| `{command}` | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
-            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
-            f"| {_f(m['replies_per_cpu_s'], 0)} |"
-        )
+    lines += [
+        _replies_row(f"`{command}`", figures["median"]) for command, figures in commands.items()
+    ]
     plain, struct = commands["echo"]["median"], commands["echo.typed"]["median"]
-    speed = ratio(struct["replies_per_s"], plain["replies_per_s"])
-    work = ratio(struct["replies_per_cpu_s"], plain["replies_per_cpu_s"])
     targets.append(
-        (
-            "typed Struct echo: at most 5% fewer replies/s than echo",
-            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
-            speed >= 0.95,
+        _throughput_target(
+            "typed Struct echo: at most 5% fewer replies/s than echo", struct, plain, 0.95
         )
     )
     return [*lines, ""]
@@ -316,19 +322,10 @@ def _metrics(apps: dict, targets: list) -> list[str]:
         "| metrics | replies/s | p50 ms | p99 ms | server CPU | replies per CPU-s |",
         "|---|---|---|---|---|---|",
     ]
-    for name, m in (("on", on), ("off", off)):
-        lines.append(
-            f"| {name} | {_f(m['replies_per_s'], 0)} | {_f(m['p50_ms'], 2)} "
-            f"| {_f(m['p99_ms'], 2)} | {_f(m['server_cpu'], 2)} "
-            f"| {_f(m['replies_per_cpu_s'], 0)} |"
-        )
-    speed = ratio(on["replies_per_s"], off["replies_per_s"])
-    work = ratio(on["replies_per_cpu_s"], off["replies_per_cpu_s"])
+    lines += [_replies_row("on", on), _replies_row("off", off)]
     targets.append(
-        (
-            "echo with metrics: at most 5% fewer replies/s than without",
-            f"{speed:.3f}x replies/s, {work:.3f}x replies per CPU-s",
-            speed >= 0.95,
+        _throughput_target(
+            "echo with metrics: at most 5% fewer replies/s than without", on, off, 0.95
         )
     )
     return [*lines, ""]
