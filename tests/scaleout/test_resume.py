@@ -94,6 +94,21 @@ def payloads(pushes: list[dict[str, Any]], key: str) -> list[str]:
     return [p[key] for p in pushes if key in p]
 
 
+async def gone_after_a_broadcast(
+    server: Server, clients: Callable[..., Any], text: str
+) -> tuple[WSClient, dict[str, dict[str, Any]]]:
+    """A resumable client receives the broadcast ``{"b": text}``, then leaves: the sender
+    (still connected) and the positions the client left at."""
+    client = await clients(resumable(server))
+    await announced(client, "all")
+    sender = await clients(server.ws)
+    await sender.call("op.broadcast", message={"b": text})
+    await arrived(client, "b", text)
+    before = positions(client)
+    await client.close()
+    return sender, before
+
+
 async def test_away_across_a_restart_recovers_every_push_in_order(servers, clients):
     """ann (user stream, a group, everyone) is away while her process restarts and pushes go
     out from the other one: on resume she gets each missed push once, in order, then live."""
@@ -144,14 +159,8 @@ async def test_away_past_the_history_bound_is_told(servers, clients):
     """More pushes than HISTORY_SIZE while away: too_far_behind, the current position, no
     partial replay."""
     a = servers(WSCOMMANDS_LIMITS=json.dumps({"HISTORY_SIZE": 3}))
-    client = await clients(resumable(a))
-    await announced(client, "all")
-    sender = await clients(a.ws)
     t = tag()
-    await sender.call("op.broadcast", message={"b": f"{t}-first"})
-    await arrived(client, "b", f"{t}-first")
-    before = positions(client)
-    await client.close()
+    sender, before = await gone_after_a_broadcast(a, clients, f"{t}-first")
     for i in range(5):
         await sender.call("op.broadcast", message={"b": f"{t}-{i}"})
     back = await clients(resumable(a))
@@ -192,14 +201,8 @@ async def test_clients_of_a_killed_process_resume_on_the_other(servers, clients)
 async def test_redis_restarted_empty_means_a_new_epoch(servers, clients, throwaway_redis):
     """Redis loses everything: the resume says history_lost, with the new epoch."""
     a = servers(REDIS_URL=throwaway_redis.url)
-    client = await clients(resumable(a))
-    await announced(client, "all")
-    sender = await clients(a.ws)
     t = tag()
-    await sender.call("op.broadcast", message={"b": f"{t}-0"})
-    await arrived(client, "b", f"{t}-0")
-    before = positions(client)
-    await client.close()
+    sender, before = await gone_after_a_broadcast(a, clients, f"{t}-0")
 
     throwaway_redis.stop()
     throwaway_redis.start()
