@@ -12,7 +12,8 @@ import signal
 import pytest
 from playwright.sync_api import expect
 
-from tests.live import ROOT
+from tests.browser.conftest import DemoPage
+from tests.live import ROOT, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -25,6 +26,14 @@ NO_AUTOMATIC_RETRY = """() => {
 
 
 COUNT_ATTEMPTS = "() => { window.tries = 0; demo.client.onconnecting(() => tries++); }"
+
+
+def ann_retrying_only_when_told(demo_pages, server: Server) -> DemoPage:
+    """ann's demo page with NO_AUTOMATIC_RETRY, counting its connection attempts in ``tries``."""
+    ann = demo_pages(server).sign_up("ann").open()
+    ann.page.evaluate(NO_AUTOMATIC_RETRY)
+    ann.page.evaluate(COUNT_ATTEMPTS)
+    return ann
 
 
 def readme_snippet() -> str:
@@ -70,10 +79,8 @@ def test_a_message_typed_while_the_server_is_down_is_sent_after_the_room_is_rejo
 def test_countdown_retry_now_and_greyed_presence(daphne, demo_pages):
     """Away: a live countdown, presence greyed; "retry now" connects without waiting it out."""
     server = daphne()
-    ann = demo_pages(server).sign_up("ann").open()
+    ann = ann_retrying_only_when_told(demo_pages, server)
     page = ann.page
-    page.evaluate(NO_AUTOMATIC_RETRY)
-    page.evaluate(COUNT_ATTEMPTS)
     server.stop(signal.SIGKILL)  # a crash: 1006, then the backoff's 600 s
     status = page.locator("#status")
     expect(status).to_have_attribute("data-state", "waiting")
@@ -97,10 +104,8 @@ def test_countdown_retry_now_and_greyed_presence(daphne, demo_pages):
 def test_offline_spends_no_attempts_and_online_reconnects_at_once(daphne, demo_pages):
     """While the browser is offline nothing is tried; its "online" event reconnects at once."""
     server = daphne()
-    ann = demo_pages(server).sign_up("ann").open()
+    ann = ann_retrying_only_when_told(demo_pages, server)
     page = ann.page
-    page.evaluate(NO_AUTOMATIC_RETRY)
-    page.evaluate(COUNT_ATTEMPTS)
     ann.context.set_offline(True)
     server.stop()
     status = page.locator("#status")
