@@ -94,6 +94,19 @@ def payloads(pushes: list[dict[str, Any]], key: str) -> list[str]:
     return [p[key] for p in pushes if key in p]
 
 
+async def member(
+    server: Server, clients: Callable[..., Any], key: str, group: str
+) -> tuple[WSClient, Any]:
+    """A resumable client of ``server`` signed in with session ``key`` that joined ``group``
+    and was told the positions of ``all``, its user's stream and the group's: it and its
+    user's pk."""
+    client = await clients(resumable(server), key)
+    pk = (await whoami(client))["id"]
+    await client.call("op.join", group=group)
+    await announced(client, "all", f"user:{pk}", f"group:{group}")
+    return client, pk
+
+
 async def gone_after_a_broadcast(
     server: Server, clients: Callable[..., Any], text: str
 ) -> tuple[WSClient, dict[str, dict[str, Any]]]:
@@ -180,10 +193,7 @@ async def test_clients_of_a_killed_process_resume_on_the_other(servers, clients)
     a, b = servers(), servers()
     key = http_login(b, "bob")
     group = f"room-{tag()}"
-    bob = await clients(resumable(a), key)
-    bob_pk = (await whoami(bob))["id"]
-    await bob.call("op.join", group=group)
-    await announced(bob, "all", f"user:{bob_pk}", f"group:{group}")
+    bob, bob_pk = await member(a, clients, key, group)
     before = positions(bob)
     sender = await clients(b.ws)
     a.stop(signal.SIGKILL)
@@ -228,10 +238,7 @@ async def test_a_logged_out_session_resumes_nothing(servers, clients):
     a = servers()
     key = http_login(a, "ann")
     group = f"members-{tag()}"
-    ann = await clients(resumable(a), key)
-    ann_pk = (await whoami(ann))["id"]
-    await ann.call("op.join", group=group)
-    await announced(ann, "all", f"user:{ann_pk}", f"group:{group}")
+    ann, _ = await member(a, clients, key, group)
     before = positions(ann)
     await ann.close()
     sender = await clients(a.ws)
