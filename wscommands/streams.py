@@ -9,7 +9,8 @@ and the hubs pass both along. Connections that opted in (``?resume=1``) get the 
 Each resumable connection has a :class:`StreamCursor`: the last position it was sent per
 stream (so no push is written to it twice) and the streams whose live pushes are held while
 their position is being read or their history replayed (so none overtakes the replay).
-The resume exchange itself is in :mod:`.resume`.
+The streams' positions are announced as memberships change (:mod:`.memberships`); the
+resume exchange itself is in :mod:`.resume`.
 """
 
 from __future__ import annotations
