@@ -146,7 +146,11 @@ DEFAULTS: dict[str, Any] = {
 
 
 class Settings:
-    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`."""
+    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`.
+
+    A value read once is kept as an attribute of the instance, so later reads (several per
+    frame) are plain attribute look-ups; :meth:`reload` forgets them.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] | None = None
@@ -171,12 +175,15 @@ class Settings:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._load()[name]
+            value = self._load()[name]
         except KeyError:
             raise AttributeError(f"No wscommands setting {name!r}") from None
+        setattr(self, name, value)
+        return value
 
     def reload(self) -> None:
         """Forget cached values (called when ``WSCOMMANDS`` changes in tests)."""
+        self.__dict__.clear()
         self._cache = None
 
 

@@ -21,7 +21,7 @@ from .flow import FlowControl
 from .jsoncodec import decode, encode
 from .lifecycle import ConnectionLifecycle
 from .limits import FrameGuard
-from .protocol import CloseCode, Decision, encode_reply, parse_frame
+from .protocol import ADMIT, CloseCode, Decision, encode_reply, parse_frame
 from .registry import Registry, registry
 from .requestqueue import RequestQueue
 from .threads import sweep_old_connections, use_share
@@ -168,7 +168,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()
-        await self._act(self.requests.submit(request, len(text_data)))
+        decision = self.requests.submit(request, len(text_data))
+        if decision is not ADMIT:
+            await self._act(decision)
 
     # Disconnect ---------------------------------------------------------------------------
 
