@@ -364,14 +364,20 @@ async def run_one(server: Daphne, name: str) -> str:
 
 
 async def sync_user_latency(server: Daphne) -> str:
-    """A sync ``div`` of a logged-in and of an anonymous client while 16 sockets sleep."""
+    """A sync ``div`` of an anonymous client of the sleepers' IP, of another IP, and of a
+    logged-in user while 16 anonymous sockets of 127.0.0.1 sleep."""
     sleepers = [await connect(server.url) for _ in range(16)]
     for ws in sleepers:
         await ws.send(json.dumps({"sleep": {"seconds": 4}}))
     await asyncio.sleep(0.5)
     results = []
-    for who, headers in (("anonymous", None), ("logged-in", {"Cookie": _login(server)})):
-        async with connect(server.url, additional_headers=headers) as ws:
+    clients = (
+        ("anonymous, same IP", None, None),
+        ("anonymous, another IP", None, ("127.0.0.2", 0)),
+        ("logged-in", {"Cookie": _login(server)}, None),
+    )
+    for who, headers, local_addr in clients:
+        async with connect(server.url, additional_headers=headers, local_addr=local_addr) as ws:
             started = time.perf_counter()
             await ws.send(json.dumps({"div": {"a": 1, "b": 2}, "request_id": 1}))
             await ws.recv()
