@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # pool anonymous connections may hold together (the rest is kept for logged-in users).
     "WORKER_THREADS_PER_CONNECTION": 4,
     "ANONYMOUS_WORKER_SHARE": 0.5,
+    # Threads the anonymous connections of one client IP may hold together (None: no cap),
+    # so one host's anonymous sockets cannot take the whole anonymous share.
+    "ANONYMOUS_WORKER_THREADS_PER_IP": 4,
     # Requests of one connection that may wait to run before new ones are refused, by count
     # and by the size of their frames in bytes.
     "MAX_PENDING_REQUESTS": 64,
