@@ -81,8 +81,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await self._act(await self.lifecycle.opened())
 
     async def push_text(self, text: str) -> None:
-        """Send JSON text to the client (dropped once the connection has closed)."""
-        if self.closed:
+        """Send JSON text to the client (dropped once the connection is closing: a client cut
+        off for not reading must not hold up each later fan-out too)."""
+        if self.closed or self.closing:
             return
         if not self.accepted:
             self._backlog.append(text)
