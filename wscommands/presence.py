@@ -8,7 +8,10 @@ processes whose heartbeat is older than ``PRESENCE_TTL``.
 
 A process killed without cleaning up is *reaped* by a live one as soon as its heartbeat
 expires: the reaper takes its entries atomically (so exactly one process does it) and
-announces that they left, so watchers see no ghosts.
+announces that they left, so watchers see no ghosts. A reaper learns of other processes
+when it wakes (at its own heartbeat, and when the next known heartbeat expires): one that
+came and went between two wakes is reaped at the next, its entries kept until then. No
+failure stops the loop: an unexpected error is logged, and the next wake tries again.
 
 Presence events (``WSCOMMANDS["PRESENCE_EVENTS"]``) are coalesced: at most one
 ``presence_diff`` per group and process every ``PRESENCE_EVENT_INTERVAL`` seconds, with
@@ -356,6 +359,11 @@ class PresenceTracker:
                     logger.warning("presence heartbeat failed (%s); will retry", exc)
                 self._unsynced = True
                 return
+            except Exception:  # e.g. a READONLY replica after a failover: retry, never stop
+                if not self._unsynced:
+                    logger.exception("presence heartbeat failed; will retry")
+                self._unsynced = True
+                return
             self._unsynced = False
         if recovering:
             self._announce_all()
@@ -369,6 +377,9 @@ class PresenceTracker:
         try:
             dead, next_expiry = await get_backend().presence_reap()
         except BackendUnavailable:
+            return None
+        except Exception:  # the loop must go on: the next heartbeat reaps again
+            logger.exception("presence reaping failed; will retry")
             return None
         for process, texts in dead.items():
             logger.info("presence: process %s died; %d connection(s) left", process, len(texts))
