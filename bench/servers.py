@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,3 +187,36 @@ def start_all(servers: list[Server]) -> list[Server]:
 def stop_all(servers: list[Server]) -> None:
     for server in servers:
         server.stop()
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str | None]:
+    """A ``redis-server`` of the benchmark's own on a free port, its URL (None: not installed).
+
+    Redis commands per broadcast are read from server-wide counters: on a Redis others use
+    (test runs, other benchmarks), their traffic would be counted too.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the benchmark's redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait()

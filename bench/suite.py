@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -24,7 +25,17 @@ from typing import Any
 from . import cluster, delivery, single
 from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
-from .servers import ROOT, Server, migrate, pin, raise_fd_limit, server_env, start_all, stop_all
+from .servers import (
+    ROOT,
+    Server,
+    migrate,
+    pin,
+    private_redis,
+    raise_fd_limit,
+    server_env,
+    start_all,
+    stop_all,
+)
 
 SCENARIOS = (
     "echo",
@@ -37,6 +48,8 @@ SCENARIOS = (
     "fanout",
     "resume",
 )
+#: The Redis of the two-process scenarios when redis-server is not installed to start one.
+SHARED_REDIS = "redis://127.0.0.1:6379/14"
 #: The two servers of the metrics scenario: wscommands with Prometheus metrics on and off.
 METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
 APPS = ("wscommands", "baseline")
@@ -187,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-        help="Redis for the two-process scenarios (its database is flushed)",
+        default=os.environ.get("BENCH_REDIS_URL"),
+        help="Redis for the two-process scenarios (its database is flushed; default: a "
+        f"redis-server of the run's own, else {SHARED_REDIS})",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where to write the docs")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -204,8 +218,12 @@ def main(argv: list[str] | None = None) -> int:
 
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as tmp:
-        figures = asyncio.run(run(cfg, only, args.redis_url, Path(tmp)))
+    with (
+        tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as tmp,
+        private_redis() if args.redis_url is None else contextlib.nullcontext() as own,
+    ):
+        redis_url = args.redis_url or own or SHARED_REDIS
+        figures = asyncio.run(run(cfg, only, redis_url, Path(tmp)))
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(argv))}" if argv else "")
     results = {"mode": mode, "command": command, "machine": machine(), "results": figures}
     results["machine"]["load"] = f"{load_before} before, {results['machine']['load']} after"

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # pool anonymous connections may hold together (the rest is kept for logged-in users).
     "WORKER_THREADS_PER_CONNECTION": 4,
     "ANONYMOUS_WORKER_SHARE": 0.5,
+    # Threads the anonymous connections of one client IP may hold together (None: no cap),
+    # so one host's anonymous sockets cannot take the whole anonymous share.
+    "ANONYMOUS_WORKER_THREADS_PER_IP": 4,
     # Requests of one connection that may wait to run before new ones are refused, by count
     # and by the size of their frames in bytes.
     "MAX_PENDING_REQUESTS": 64,
@@ -146,7 +149,11 @@ DEFAULTS: dict[str, Any] = {
 
 
 class Settings:
-    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`."""
+    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`.
+
+    A value read once is kept as an attribute of the instance, so later reads (several per
+    frame) are plain attribute look-ups; :meth:`reload` forgets them.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] | None = None
@@ -171,12 +178,15 @@ class Settings:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._load()[name]
+            value = self._load()[name]
         except KeyError:
             raise AttributeError(f"No wscommands setting {name!r}") from None
+        setattr(self, name, value)
+        return value
 
     def reload(self) -> None:
         """Forget cached values (called when ``WSCOMMANDS`` changes in tests)."""
+        self.__dict__.clear()
         self._cache = None
 
 

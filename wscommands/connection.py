@@ -79,7 +79,10 @@ class Connection(Peer):
         #: What this connection holds (requests, timers, groups, backlog): see budget.py.
         self.resources = Account(consumer.cut_off)
         #: This connection's claim on the worker threads (threads.py).
-        self.worker_share = Share(lambda: not self.is_authenticated())
+        client = self.scope.get("client")
+        self.worker_share = Share(
+            lambda: not self.is_authenticated(), address=client[0] if client else None
+        )
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user!s}>"

@@ -20,7 +20,7 @@ from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
 from .flow import FlowControl
 from .lifecycle import ConnectionLifecycle
 from .limits import FrameGuard
-from .protocol import CloseCode, Decision, decode, encode, encode_reply, parse_frame
+from .protocol import ADMIT, CloseCode, Decision, decode, encode, encode_reply, parse_frame
 from .registry import Registry, registry
 from .requestqueue import RequestQueue
 from .threads import sweep_old_connections, use_share
@@ -80,8 +80,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         await self._act(await self.lifecycle.opened())
 
     async def push_text(self, text: str) -> None:
-        """Send JSON text to the client (dropped once the connection has closed)."""
-        if self.closed:
+        """Send JSON text to the client (dropped once the connection is closing: a client cut
+        off for not reading must not hold up each later fan-out too)."""
+        if self.closed or self.closing:
             return
         if not self.accepted:
             self._backlog.append(text)
@@ -167,7 +168,9 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()
-        await self._act(self.requests.submit(request, len(text_data)))
+        decision = self.requests.submit(request, len(text_data))
+        if decision is not ADMIT:
+            await self._act(decision)
 
     # Disconnect ---------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class RequestQueue:
         )
 
     async def _run(self, request: Request) -> Outcome:
+        if request.idempotency_key is None:
+            return await run_request(self.connection, request, self.registry)
         # A request with an idempotency key runs once; its retries replay the recorded reply.
         return await run_once(
             self.connection, request, lambda: run_request(self.connection, request, self.registry)
@@ -98,9 +100,13 @@ class RequestQueue:
             return refuse(error_reply(refusal, request_id))
         task = asyncio.create_task(self._run_after(self._last_serial, run))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        # Its frame is held until the request is over (run, refused or cancelled).
-        task.add_done_callback(lambda _: resources.release_request(size))
+
+        def done(task: asyncio.Task) -> None:
+            self._pending.discard(task)
+            # Its frame is held until the request is over (run, refused or cancelled).
+            resources.release_request(size)
+
+        task.add_done_callback(done)
         if not concurrent:
             self._last_serial = task
         return ADMIT

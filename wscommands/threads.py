@@ -7,7 +7,8 @@ pool of its own (``WSCOMMANDS["WORKER_THREADS"]``) and, like Channels'
 
 The pool is shared fairly (:class:`FairPool`): one connection's calls hold at most
 ``WORKER_THREADS_PER_CONNECTION`` threads, anonymous connections together at most
-``ANONYMOUS_WORKER_SHARE`` of the pool (the rest is kept for logged-in users), and when calls
+``ANONYMOUS_WORKER_SHARE`` of the pool (the rest is kept for logged-in users), the anonymous
+connections of one client IP at most ``ANONYMOUS_WORKER_THREADS_PER_IP``, and when calls
 wait, a freed thread goes to the connection running the fewest. A connection's calls carry
 its :class:`Share` in a context variable (:func:`use_share`), set by the consumer.
 """
@@ -20,6 +21,7 @@ import functools
 import inspect
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,9 +44,11 @@ _next_sweep = 0.0
 class Share:
     """One connection's claim on the worker pool: how many of its calls run now."""
 
-    def __init__(self, anonymous: Callable[[], bool]):
+    def __init__(self, anonymous: Callable[[], bool], address: str | None = None):
         #: Asked at each call: whether the connection counts as anonymous now.
         self.anonymous = anonymous
+        #: The client's IP address (None: not known): its anonymous calls are counted by it.
+        self.address = address
         self.running = 0
 
 
@@ -76,13 +80,18 @@ class FairPool:
     thread is done with it, so the counts match the threads really busy.
     """
 
-    def __init__(self, size: int, per_share: int, anonymous_share: float):
+    def __init__(
+        self, size: int, per_share: int, anonymous_share: float, per_address: int | None = None
+    ):
         self.size = size
         self.per_share = max(1, min(per_share, size))
         self.anonymous_limit = max(1, int(size * anonymous_share))
+        self.per_address = per_address
         self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="wscommands")
         self.busy = 0
         self.anonymous_busy = 0
+        #: Threads held by anonymous calls, per client address.
+        self.anonymous_by_address: Counter[str] = Counter()
         self.waiting: list[_Waiter] = []
         self._lock = threading.Lock()
 
@@ -91,19 +100,38 @@ class FairPool:
             return False
         if share is not None and share.running >= self.per_share:
             return False
-        return not anonymous or self.anonymous_busy < self.anonymous_limit
+        if not anonymous:
+            return True
+        if self.anonymous_busy >= self.anonymous_limit:
+            return False
+        address = _address(share)
+        return (
+            address is None
+            or self.per_address is None
+            or self.anonymous_by_address[address] < self.per_address
+        )
 
     def _take(self, share: Share | None, anonymous: bool) -> None:
         self.busy += 1
-        self.anonymous_busy += anonymous
         if share is not None:
             share.running += 1
+        if anonymous:
+            self.anonymous_busy += 1
+            address = _address(share)
+            if address is not None:
+                self.anonymous_by_address[address] += 1
 
     def _give_back(self, share: Share | None, anonymous: bool) -> None:
         self.busy -= 1
-        self.anonymous_busy -= anonymous
         if share is not None:
             share.running -= 1
+        if anonymous:
+            self.anonymous_busy -= 1
+            address = _address(share)
+            if address is not None:
+                self.anonymous_by_address[address] -= 1
+                if not self.anonymous_by_address[address]:
+                    del self.anonymous_by_address[address]
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -151,6 +179,10 @@ class FairPool:
             self._give_back(share, anonymous)
 
 
+def _address(share: Share | None) -> str | None:
+    return None if share is None else share.address
+
+
 def _running(waiter: _Waiter) -> int:
     return 0 if waiter.share is None else waiter.share.running
 
@@ -184,7 +216,10 @@ def get_pool() -> FairPool:
     if _pool is None:
         s = wscommands_settings
         _pool = FairPool(
-            s.WORKER_THREADS, s.WORKER_THREADS_PER_CONNECTION, s.ANONYMOUS_WORKER_SHARE
+            s.WORKER_THREADS,
+            s.WORKER_THREADS_PER_CONNECTION,
+            s.ANONYMOUS_WORKER_SHARE,
+            s.ANONYMOUS_WORKER_THREADS_PER_IP,
         )
     return _pool
 

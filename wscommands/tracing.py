@@ -4,11 +4,13 @@ Spans follow the ``rpc.*`` semantic conventions (``rpc.system`` = ``wscommands``
 ``rpc.method`` = the command). They are made only once the application has set a real
 tracer provider (``opentelemetry-sdk`` or a distro): with the API's default no-op
 provider, or without the package, :func:`command_span` costs one check and does nothing.
+A provider set while commands run is found within :data:`RECHECK` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,13 +24,37 @@ _NOOP_PROVIDERS: tuple[type, ...] = (
 )
 
 
+#: Seconds between two looks for a tracer provider while none is set (a look reads the
+#: environment: too dear for every command).
+RECHECK = 1.0
+_tracer_found: Any = None
+_next_look = 0.0
+
+
+def look_again() -> None:
+    """Look for a tracer provider at the next command, not up to :data:`RECHECK` s later.
+
+    Call it after ``trace.set_tracer_provider()`` when commands already ran in this process
+    and the very next ones must be traced.
+    """
+    global _next_look
+    _next_look = 0.0
+
+
 def _tracer() -> Any:
-    if trace is None:
+    global _tracer_found, _next_look
+    if _tracer_found is not None or trace is None:
+        return _tracer_found
+    now = time.monotonic()
+    if now < _next_look:
         return None
+    _next_look = now + RECHECK
     provider = trace.get_tracer_provider()
     if isinstance(provider, _NOOP_PROVIDERS):
         return None
-    return provider.get_tracer("wscommands")
+    # OpenTelemetry sets the global provider once: its tracer can be kept.
+    _tracer_found = provider.get_tracer("wscommands")
+    return _tracer_found
 
 
 @contextlib.contextmanager

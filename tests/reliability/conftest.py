@@ -51,14 +51,15 @@ def reliability_db(sqlite_env) -> dict[str, str]:
 
 @pytest.fixture
 def live(reliability_db) -> Iterator[Callable[..., Server]]:
-    """``live(env=..., args=(daphne options), application=..., **WSCOMMANDS limits)``: a daphne
-    process; stopped afterwards."""
+    """``live(env=..., args=(server options), application=..., kind="daphne" or "uvicorn",
+    **WSCOMMANDS limits)``: a server process; stopped afterwards."""
     servers: list[Server] = []
 
     def start(
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         application: str = "project.asgi:application",
+        kind: str = "daphne",
         **limits: Any,
     ) -> Server:
         extra = dict(env or {})
@@ -68,6 +69,7 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
             base_env(
                 DJANGO_SETTINGS_MODULE=SETTINGS, WSCOMMANDS_LIMITS=json.dumps(limits), **extra
             ),
+            kind=kind,
             args=args,
             application=application,
         ).start()

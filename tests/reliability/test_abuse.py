@@ -124,22 +124,41 @@ async def test_process_budget_cuts_the_heaviest_connection(live):
         await client.close()
 
 
+async def _start_sleepers(url: str, count: int = 16) -> list[WSClient]:
+    """``count`` anonymous sockets of 127.0.0.1, each running the sync ``sleep(5)``."""
+    sleepers = [await WSClient.open(url) for _ in range(count)]
+    for sleeper in sleepers:
+        await sleeper.ws.send(json.dumps({"sleep": {"seconds": 5}, "request_id": "zz"}))
+        # Answered at once, after the sleep was scheduled: every sleep is in the pool's
+        # hands (running or waiting for a thread) before the next request is sent.
+        bad = await sleeper.request({"errors": {}})
+        assert bad["errors"]["request"]["code"] == "invalid_request"
+    return sleepers
+
+
 async def test_sync_sleepers_do_not_starve_a_logged_in_user(live):
     """16 anonymous sockets each hold a worker thread with the sync ``sleep``; a logged-in
     user's sync ``div`` is answered before any of them finishes (anonymous share)."""
     server = live()
     key = http_login(server, "rel")
     user = await WSClient.open(server.ws, session_key=key)
-    sleepers = [await WSClient.open(server.ws) for _ in range(16)]
-    for sleeper in sleepers:
-        await sleeper.ws.send(json.dumps({"sleep": {"seconds": 5}, "request_id": "zz"}))
-        # Answered at once, after the sleep was scheduled: every sleep is in the pool's
-        # hands (running or waiting for a thread) before div is sent.
-        bad = await sleeper.request({"errors": {}})
-        assert bad["errors"]["request"]["code"] == "invalid_request"
+    sleepers = await _start_sleepers(server.ws)
     assert await user.call("div", a=1, b=4) == 0.25
     assert not any(s.pushes for s in sleepers), "a sleep finished before div was answered"
     for client in [user, *sleepers]:
+        await client.close()
+
+
+async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live):
+    """The anonymous sockets of one IP hold at most ANONYMOUS_WORKER_THREADS_PER_IP (4)
+    threads: an anonymous client of another IP gets its sync ``div`` before any sleep ends
+    (without the cap, 16 sleepers fill the whole anonymous half of the pool)."""
+    server = live()
+    sleepers = await _start_sleepers(server.ws)
+    other_host = await WSClient.open(server.ws, local_addr=("127.0.0.2", 0))
+    assert await other_host.call("div", a=1, b=4) == 0.25
+    assert not any(s.pushes for s in sleepers), "a sleep finished before div was answered"
+    for client in [other_host, *sleepers]:
         await client.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -50,3 +51,46 @@ async def test_recipients_closing_during_broadcasts_stop_nobody(live):
         await client.close()
     log = server.log()
     assert "Traceback" not in log, log[-3000:]
+
+
+def _open_without_reading(port: int) -> socket.socket:
+    """A WebSocket handshake on a raw socket with a tiny receive buffer, which then never
+    reads: the server's writes to it soon wait (under uvicorn)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+async def test_a_client_that_does_not_read_is_cut_off_after_send_timeout(live):
+    """Under uvicorn a write waits while its client does not read. The fan-out gives each
+    write SEND_TIMEOUT: the non-reader, first in line, is cut off and every broadcast still
+    reaches the steady client (without the timeout the hub's loop would wait on it forever)."""
+    server = live(
+        kind="uvicorn",
+        SEND_TIMEOUT=0.5,
+        RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
+    )
+    stuck = _open_without_reading(server.port)
+    steady = await WSClient.open(server.ws)
+    await steady.call("whoami")
+    pad = "x" * 30_000
+    for n in range(200):  # 6 MB: more than the socket buffers and uvicorn's write limit hold
+        await steady.call("probe.broadcast", message={"big": {"n": n, "pad": pad}})
+    await steady.push("big", lambda v: v["n"] == 199, timeout=60)  # (taken from .pushes)
+    got = [p["big"]["n"] for p in steady.pushes if "big" in p]
+    assert got == list(range(199))
+    log = server.log()
+    assert "does not read (a write took too long)" in log, log[-3000:]
+    assert log.count("does not read") == 1, "reported once per connection"
+    stuck.close()
+    await steady.close()

@@ -23,9 +23,11 @@ class WSClient:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str, session_key: str | None = None) -> WSClient:
+    async def open(cls, url: str, session_key: str | None = None, **options: Any) -> WSClient:
+        """Connect to ``url`` (as the session's user); ``options`` go to ``connect`` (e.g.
+        ``local_addr=("127.0.0.2", 0)``: another client IP on loopback)."""
         headers = {"Cookie": f"sessionid={session_key}"} if session_key else None
-        return cls(await connect(url, additional_headers=headers, open_timeout=30))
+        return cls(await connect(url, additional_headers=headers, open_timeout=30, **options))
 
     async def _read(self) -> None:
         try:

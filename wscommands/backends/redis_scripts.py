@@ -124,7 +124,11 @@ IDEMPOTENCY_FINISH = (
     + _SWEEP
     + """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+-- Finished in the same millisecond as the newest record: still after it (oldest go first).
+local score = now + tonumber(ARGV[3])
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+if newest and tonumber(newest) >= score then score = tonumber(newest) + 0.001 end
+redis.call('ZADD', KEYS[2], score, ARGV[1])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if extra > 0 then
   for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
