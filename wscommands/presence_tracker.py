@@ -8,8 +8,11 @@ tracker renews the process's heartbeat every ``PRESENCE_TTL / 3`` seconds; reade
 
 A process killed without cleaning up is *reaped* by a live one as soon as its heartbeat
 expires: the reaper takes its entries atomically (so exactly one process does it) and
-announces that they left, so watchers see no ghosts. Arrivals and departures are announced
-through :class:`~.presence_events.PresenceEvents`.
+announces that they left, so watchers see no ghosts. A reaper learns of other processes
+when it wakes (at its own heartbeat, and when the next known heartbeat expires): one that
+came and went between two wakes is reaped at the next, its entries kept until then. No
+failure stops the loop: an unexpected error is logged, and the next wake tries again.
+Arrivals and departures are announced through :class:`~.presence_events.PresenceEvents`.
 
 While the backend is unreachable the tracker keeps its local view, stops writing, and the
 heartbeat rewrites the whole view (and announces it again) once the backend answers.
@@ -185,6 +188,11 @@ class PresenceTracker:
                     logger.warning("presence heartbeat failed (%s); will retry", exc)
                 self._unsynced = True
                 return
+            except Exception:  # e.g. a READONLY replica after a failover: retry, never stop
+                if not self._unsynced:
+                    logger.exception("presence heartbeat failed; will retry")
+                self._unsynced = True
+                return
             self._unsynced = False
         if recovering:
             self.events.announce_all(self.entries.values())
@@ -198,6 +206,9 @@ class PresenceTracker:
         try:
             dead, next_expiry = await get_backend().presence_reap()
         except BackendUnavailable:
+            return None
+        except Exception:  # the loop must go on: the next heartbeat reaps again
+            logger.exception("presence reaping failed; will retry")
             return None
         for process, texts in dead.items():
             logger.info("presence: process %s died; %d connection(s) left", process, len(texts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import signal
 import time
@@ -154,3 +155,47 @@ async def test_killed_process_users_leave_and_a_rejoin_is_one_join(cluster, clus
         assert old not in listed and new in listed
     finally:
         doomed.stop()
+
+
+async def test_a_process_killed_between_two_wakes_of_the_reaper_is_reaped(cluster_env, clients):
+    """A process that comes up and dies between two wakes of a live reaper: leaves still come.
+
+    The survivor runs the default PRESENCE_TTL (30 s: its heartbeat, and so its reaper, wake
+    every 10 s); the doomed process runs a TTL of 1 s. The survivor learns of the doomed one
+    only at its next wake, well after the doomed one's heartbeat expired: its entries must
+    still be there to be reaped, and their leaves pushed (once they expired with twice the
+    dead process's own TTL, and watchers kept the ghost). Processes of a long-running
+    deployment are in this state whenever a process comes and goes between their wakes;
+    the browser test saw it run after other tests. A prefix of its own: no other process
+    of the test session reaps for these two.
+    """
+    survivor_ttl, doomed_ttl = 30.0, 1.0
+    env = {**cluster_env, "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": f"w{secrets.token_hex(3)}"})}
+    survivor = Server({**env, "WSCOMMANDS_PRESENCE_TTL": str(survivor_ttl)}).start()
+    doomed = Server({**env, "WSCOMMANDS_PRESENCE_TTL": str(doomed_ttl)}).start()
+    try:
+        session = http_login(survivor, "ann")
+        # The survivor's hub starts with this connection: it reaps once now, then wakes
+        # PRESENCE_TTL / 3 later (no other process is known to expire sooner).
+        watcher = await clients(survivor.ws)
+        started = time.monotonic()
+        await watcher.call("op.join", group=PRESENCE_GROUP)
+        everyone = View(await watcher.call("op.presence_state"))
+        ann = await clients(doomed.ws, session)
+        me = await ann.call("whoami")
+        key, old = str(me["id"]), me["connection_id"]
+        await watch(watcher, everyone, None, lambda v: old in v.users.get(key, ()), 15)
+        doomed.stop(signal.SIGKILL)
+        # The scenario needs the doomed process dead, and its entries' old expiry (twice
+        # its TTL) past, before the survivor's next wake.
+        took = time.monotonic() - started
+        assert took < survivor_ttl / 3 - 2 * doomed_ttl - 1, f"setup took {took:.1f}s: too slow"
+        killed = time.monotonic()
+        gone_within = doomed_ttl + survivor_ttl / 3 + 5
+        await watch(watcher, everyone, None, lambda v: key not in v.users, gone_within)
+        print(f"leave pushed {time.monotonic() - killed:.2f}s after the kill")
+        assert everyone.left == [key]
+        assert "died; 1 connection(s) left" in survivor.log()
+    finally:
+        doomed.stop()
+        survivor.stop()

@@ -6,9 +6,10 @@ import asyncio
 import secrets
 
 import pytest
+import redis
 
 from wscommands.backends import BackendUnavailable
-from wscommands.backends.redis import RedisBackend
+from wscommands.backends.redis import KEEP_UNREAPED, RedisBackend
 
 pytestmark = pytest.mark.redis
 
@@ -103,6 +104,23 @@ async def test_a_dead_process_is_reaped_once(backend):
     assert await backend.presence_reap() == ({}, pytest.approx(30, abs=1))
     await backend.presence_clear("alive")
     assert await backend.presence_reap() == ({}, None)
+
+
+async def test_presence_of_a_dead_process_waits_for_a_late_reaper(backend, redis_url):
+    """Its entries outlive its heartbeat (by KEEP_UNREAPED), not only by its own short TTL:
+    a reaper may wake long after (its own PRESENCE_TTL / 3), and must find them to announce
+    their leave."""
+    await backend.presence_write("dying", 0.1, {"c1": "1"})
+    await asyncio.sleep(0.5)  # the late reaper: past twice the dead process's TTL
+    assert await backend.presence_entries() == []  # readers skip it all the same
+    assert await backend.presence_reap() == ({"dying": ["1"]}, None)
+    client = redis.Redis.from_url(redis_url)
+    assert not client.exists(f"{backend.process_prefix}dying")  # reaped: nothing left
+    await backend.presence_write("alive", 30, {"c2": "2"})
+    left = client.pttl(f"{backend.process_prefix}alive") / 1000
+    assert 30 + KEEP_UNREAPED - 5 < left <= 30 + KEEP_UNREAPED  # bounded if nobody reaps
+    client.close()
+    await backend.presence_clear("alive")
 
 
 async def test_redis_down_raises_unavailable_and_recovers(throwaway_redis):

@@ -44,6 +44,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_connections": 1000,
 }
 
+#: Seconds a process's entries outlive its heartbeat, for a live process to reap them (and
+#: announce their leave). A reaper wakes within its own PRESENCE_TTL / 3, which can be far
+#: longer than the dead process's TTL: entries gone by then are ghosts on open pages.
+KEEP_UNREAPED = 24 * 3600.0
+
 
 class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
@@ -155,7 +160,13 @@ class RedisBackend(Backend):
         replace: bool = False,
     ) -> int:
         removed = list(remove)
-        args: list[Any] = [process, max(1, int(ttl * 1000)), int(replace), len(removed)]
+        args: list[Any] = [
+            process,
+            scripts.ms(ttl),
+            scripts.ms(KEEP_UNREAPED),
+            int(replace),
+            len(removed),
+        ]
         args += removed
         for connection_id, text in (entries or {}).items():
             args += [connection_id, text]

@@ -6,10 +6,12 @@ Keys, all under ``WSCOMMANDS["PREFIX"]`` (``wscommands`` by default):
   ``HSET`` writes all keys of an update, so an update is all keys or none.
 - ``<prefix>:presence``: a sorted set of processes scored by the unix time their heartbeat
   expires (Redis's own clock, so machines' clocks do not matter).
-- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry. It
-  expires twice the heartbeat's TTL after the last write: readers skip a process whose
-  heartbeat expired, and a live process *reaps* it (takes its entries atomically, to
-  announce their leave) in between; unreaped, it leaves nothing behind either.
+- ``<prefix>:presence:<process>``: a hash per process, connection id -> JSON entry. Readers
+  skip a process whose heartbeat expired, and a live process *reaps* it (takes its entries
+  atomically, to announce their leave) at its next wake, which may come long after: other
+  processes can run a longer TTL, so wake less often, and learn of a process only at a wake.
+  So the hash outlives the heartbeat by :data:`.redis.KEEP_UNREAPED` (a deployment with no
+  live process left to reap it leaves nothing behind for longer than that).
 - ``<prefix>:stats:<process>``: the process's figures for the operations page (JSON text),
   expiring a few seconds after its last write; read only while the heartbeat is alive.
 
@@ -62,17 +64,17 @@ redis.call('HSET', KEYS[1], ARGV[1], s)
 return {'float', s}
 """
 
-#: KEYS: process set, process hash. ARGV: process, ttl ms, replace flag, number of removals,
-#: the removed ids, then id/entry pairs.
+#: KEYS: process set, process hash. ARGV: process, ttl ms, ms the entries outlive the ttl,
+#: replace flag, number of removals, the removed ids, then id/entry pairs.
 PRESENCE_WRITE = """
 local t = redis.call('TIME')
 local expiry = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2]) / 1000
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('HDEL', KEYS[2], ARGV[i]) end
-for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end
+local n = tonumber(ARGV[5])
+for i = 6, 5 + n do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[1], string.format('%.6f', expiry), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
 return redis.call('HLEN', KEYS[2])
 """
 
