@@ -13,6 +13,7 @@ import pytest
 
 from wscommands.budget import Account, Budget, weigh
 from wscommands.checks import check_limits
+from wscommands.testing import CommandClient
 from wscommands.threads import FairPool, Share, current_share, run_sync
 
 
@@ -154,3 +155,17 @@ def test_misconfigured_shares_and_byte_burst_are_caught_at_start_up(settings):
     }
     ids = {message.id for message in check_limits()}
     assert {"wscommands.E009", "wscommands.E010"} <= ids
+
+
+async def test_a_client_with_many_frames_waiting_lets_others_run():
+    """A consumer with many frames queued yields the event loop between two of them
+    (Channels' dispatch loop waits on a new task per message; the consumer adds no yield of
+    its own), so another client is answered while most of a flood still waits."""
+    async with CommandClient() as flooder, CommandClient() as bystander:
+        frame = '{"echo": {"text": "flood"}}'
+        for _ in range(800):  # queued at once: put() does not yield
+            await flooder.communicator.send_to(text_data=frame)
+        reply = await bystander.request({"echo": {"text": "me"}})
+        assert reply["echo"] == {"text": "me"}
+        waiting = flooder.communicator.input_queue.qsize()
+        assert waiting > 400, f"only {waiting} of the flood's 800 frames were left"

@@ -131,11 +131,10 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         # threads.sweep_old_connections); connect and disconnect go through it as before.
         if message["type"] == "websocket.receive":
             await sweep_old_connections()
+            # No yield of our own between frames: Channels' dispatch loop waits on a new task
+            # for each message, so a client with many frames queued never holds the event
+            # loop for more than one (tests/test_fairness.py).
             await self.websocket_receive(message)
-            # Channels takes the next frame from the queue without yielding: a client with
-            # many frames waiting would hold the event loop for all of them. Let the others
-            # run between two frames.
-            await asyncio.sleep(0)
         else:
             await super().dispatch(message)
 

@@ -42,10 +42,11 @@ class RequestQueue:
 
     def is_concurrent(self, request: Request) -> bool:
         """True if every command of the request is registered ``concurrent``."""
-        return bool(request.commands) and all(
-            (cmd := self.registry.get(name)) is not None and cmd.concurrent
-            for name, _ in request.commands
-        )
+        for name, _ in request.commands:
+            cmd = self.registry.get(name)
+            if cmd is None or not cmd.concurrent:
+                return False
+        return bool(request.commands)
 
     def submit(self, request: Request, size: int) -> Decision:
         """Queue a request (its frame ``size`` bytes); refused (``rate_limited``, with its
