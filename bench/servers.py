@@ -80,6 +80,8 @@ class Server:
     log_dir: Path = ROOT / "bench" / "results"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    #: The source tree served (another commit's, for bench.compare).
+    root: Path = ROOT
 
     @property
     def url(self) -> str:
@@ -121,7 +123,7 @@ class Server:
 
         self.process = subprocess.Popen(
             self.command(),
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ from .stats import interleaved, medians, percentile
 ECHO_KEYS = ("replies_per_s", "p50_ms", "p99_ms", "client_cpu", "server_cpu", "replies_per_cpu_s")
 
 
-async def _echo_round(
+async def echo_round(
     clients: list[BenchClient], seconds: float, server: Server, command: str = "echo"
 ) -> dict:
     latencies: list[float] = []
@@ -51,9 +51,9 @@ async def echo(cfg: Config, servers: dict[str, Server]) -> dict[str, Any]:
     rounds: dict[str, list[dict]] = {app: [] for app in servers}
     try:
         for app in servers:  # warm-up, not recorded
-            await _echo_round(clients[app], min(0.5, cfg.echo_seconds), servers[app])
+            await echo_round(clients[app], min(0.5, cfg.echo_seconds), servers[app])
         for _r, app in interleaved(cfg.rounds, list(servers)):
-            rounds[app].append(await _echo_round(clients[app], cfg.echo_seconds, servers[app]))
+            rounds[app].append(await echo_round(clients[app], cfg.echo_seconds, servers[app]))
     finally:
         for app in servers:
             await close_all(clients[app])
@@ -81,9 +81,9 @@ async def typed(cfg: Config, server: Server) -> dict[str, Any]:
     rounds: dict[str, list[dict]] = {command: [] for command in commands}
     try:
         for command in commands:  # warm-up, not recorded
-            await _echo_round(clients, min(0.5, cfg.echo_seconds), server, command)
+            await echo_round(clients, min(0.5, cfg.echo_seconds), server, command)
         for _r, command in interleaved(cfg.rounds, commands):
-            rounds[command].append(await _echo_round(clients, cfg.echo_seconds, server, command))
+            rounds[command].append(await echo_round(clients, cfg.echo_seconds, server, command))
     finally:
         await close_all(clients)
     return {
