@@ -25,7 +25,7 @@ from .loops import PerLoop
 from .messaging import MESSAGE_TYPE, all_group_name, get_layer, group_channel_name, user_group_name
 from .peer import ID_SEPARATOR, Peer, split_id
 from .presence_tracker import PresenceTracker
-from .resilience import best_effort
+from .resilience import best_effort, cancel_and_wait
 from .streams import Push
 
 logger = logging.getLogger("wscommands.layer")
@@ -159,16 +159,13 @@ class Hub:
         channel, self.channel = self.channel, None
         receiver, *others = self._tasks
         self._tasks = []
-        for task in others:
-            task.cancel()
+        await cancel_and_wait(others, wscommands_settings.CHANNEL_LAYER_TIMEOUT)
         # Ask the receive loop to finish by itself rather than cancel it: a cancelled
         # channels_redis receive() can leave the layer's receive lock held for good, and every
         # later receive (so every later handshake) then waits forever.
         if await best_effort(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
             await asyncio.wait([receiver], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
-        if not receiver.done():
-            receiver.cancel()
-        await asyncio.gather(receiver, *others, return_exceptions=True)
+        await cancel_and_wait([receiver], wscommands_settings.CHANNEL_LAYER_TIMEOUT)
         await self.presence.clear(channel)
         # If this fails, the layer's own group expiry cleans up.
         await self.layer_groups.change(False, all_group_name(), channel)

@@ -8,14 +8,16 @@ closes every client with 1011 and fails new handshakes with HTTP 500. wscommands
 - on the hub's own calls (joining the process's groups at a handshake, ``join``) logs the
   failure and lets the hub re-assert its memberships as soon as the layer answers again, so
   handshakes and commands that do not need Redis keep working;
-- turns a failed send (broadcast, group or subset message) into the ``unavailable`` error.
+- turns a failed send (broadcast, group or subset message) into the ``unavailable`` error;
+- stops its background tasks within a bound (:func:`cancel_and_wait`), even when a library
+  swallowed a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from .conf import wscommands_settings
@@ -48,3 +50,31 @@ async def or_unavailable(awaitable: Awaitable[Any], what: str) -> None:
             raise
         logger.warning("channel layer: %s failed (%s)", what, type(exc).__name__)
         raise Unavailable(f"{what} failed: the message layer cannot be reached") from exc
+
+
+#: Seconds between two cancellations of a task that has not ended yet.
+RECANCEL_INTERVAL = 0.05
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task], timeout: float) -> None:
+    """Cancel ``tasks`` and wait for them to end, at most ``timeout`` seconds.
+
+    A library may turn a cancellation into an error of its own (redis-py can, mid-command),
+    which a loop then handles and goes on: such a task is cancelled again until it ends. One
+    still running after ``timeout`` is logged and left behind, never waited for.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            names = ", ".join(sorted(task.get_name() for task in pending))
+            logger.warning("background tasks did not stop within %.1f s: %s", timeout, names)
+            return
+        done, pending = await asyncio.wait(pending, timeout=min(RECANCEL_INTERVAL, remaining))
+        for task in done:  # their errors were logged by the tasks themselves
+            if not task.cancelled():
+                task.exception()
