@@ -18,6 +18,7 @@ def test_every_internal_is_found_with_the_pinned_versions():
     assert set(compat.USES) == {
         "daphne.handle_reply",
         "daphne.application_queue",
+        "asyncio.queue_items",
         "autobahn.fail_by_drop",
         "twisted.write_buffer",
         "channels.session_send",

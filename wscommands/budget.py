@@ -140,15 +140,19 @@ class Budget:
             heaviest = max(self.accounts, key=Account.held.fget, default=None)
             if heaviest is None or heaviest is account or account.held + size >= heaviest.held:
                 return False
-            logger.warning(
-                "process holds %d bytes for clients (MAX_CLIENT_MEMORY %d): cutting off the "
-                "heaviest connection (%d bytes)",
-                self.total,
-                limit,
-                heaviest.held,
-            )
-            self._cut(heaviest)
+            self._cut_heaviest(heaviest, limit)
         return True
+
+    def _cut_heaviest(self, account: Account, limit: int) -> None:
+        """Cut off ``account``, the heaviest, to bring the process under ``limit`` (lock held)."""
+        logger.warning(
+            "process holds %d bytes for clients (MAX_CLIENT_MEMORY %d): cutting off the "
+            "heaviest connection (%d bytes)",
+            self.total,
+            limit,
+            account.held,
+        )
+        self._cut(account)
 
     def _cut(self, account: Account) -> None:
         """Stop counting ``account`` and have its connection closed (lock held)."""
@@ -179,6 +183,8 @@ class Account:
         #: What it holds of each kind in :data:`KINDS`.
         self.holdings = {kind: Holding() for kind in KINDS}
         self.outgoing = 0
+        #: Bytes of frames the server read from the client but the consumer has not taken.
+        self.inbox = 0
         #: Refusals in a row, per kind of resource ("requests", "timers", "groups").
         self.refusals: dict[str, int] = {}
         self.cut_off = False
@@ -190,7 +196,7 @@ class Account:
     @property
     def held(self) -> int:
         """Bytes this connection holds (waiting frames, timer arguments, unread output)."""
-        return sum(h.bytes for h in self.holdings.values()) + self.outgoing
+        return sum(h.bytes for h in self.holdings.values()) + self.outgoing + self.inbox
 
     # Decisions ----------------------------------------------------------------------------
 
@@ -224,15 +230,16 @@ class Account:
             if self.cut_off:
                 return False
             delta, self.outgoing = size - self.outgoing, size
-            if delta <= 0:
-                self.budget.total += delta
-            elif self._charge(delta):
-                pass
-            else:  # output cannot be refused: the heaviest reader is itself, cut it off
-                self.budget.total += delta
-                self.budget._cut(self)
+            return self._held_more(delta)
+
+    def set_inbox(self, size: int) -> bool:
+        """Record the bytes of frames read from the client but not yet taken (under daphne,
+        at most ``MAX_INBOX`` frames); False if the connection was cut off."""
+        with self.budget.lock:
+            if self.cut_off:
                 return False
-        return True
+            delta, self.inbox = size - self.inbox, size
+            return self._held_more(delta)
 
     def close(self) -> None:
         """The connection is gone: give back everything it held."""
@@ -242,7 +249,7 @@ class Account:
                 self.budget.accounts.discard(self)
             self.cut_off = True
             self.holdings = {kind: Holding() for kind in KINDS}
-            self.outgoing = 0
+            self.outgoing = self.inbox = 0
 
     # Internals ----------------------------------------------------------------------------
 
@@ -271,6 +278,18 @@ class Account:
             self._uncharge(size)
 
     # (lock held)
+
+    def _held_more(self, delta: int) -> bool:
+        # What the server already holds cannot be refused: over the budget, the heaviest
+        # connection is cut off, this one if it is the heaviest.
+        if delta <= 0:
+            self.budget.total += delta
+            return True
+        if self._charge(delta):
+            return True
+        self.budget.total += delta
+        self.budget._cut_heaviest(self, wscommands_settings.MAX_CLIENT_MEMORY)
+        return False
 
     def _charge(self, size: int) -> bool:
         if self.cut_off:

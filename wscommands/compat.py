@@ -28,6 +28,7 @@ logger = logging.getLogger("wscommands.connection")
 USES = {
     "daphne.handle_reply": "find the socket behind a connection (MAX_INBOX, MAX_OUTGOING_BACKLOG)",
     "daphne.application_queue": "pause reading a client that sends too fast (MAX_INBOX)",
+    "asyncio.queue_items": "weigh the frames daphne holds for a client (MAX_CLIENT_MEMORY)",
     "autobahn.fail_by_drop": "a close frame (1009) for a frame over daphne's own size cap",
     "twisted.write_buffer": "cut off a client that does not read (MAX_OUTGOING_BACKLOG)",
     "channels.session_send": "find the socket behind a session-wrapped connection",
@@ -50,6 +51,16 @@ class DaphneSocket:
     def waiting_frames(self) -> int:
         """Frames read from the client that the application has not taken yet."""
         return self.inbox.qsize() if self.inbox is not None else 0
+
+    def waiting_bytes(self) -> int:
+        """Characters of the frames read from the client that the application has not taken
+        yet (0 when the queue's items cannot be read)."""
+        items = getattr(self.inbox, "_queue", None)
+        if not items:
+            return 0
+        return sum(
+            len(m.get("text") or m.get("bytes") or "") for m in list(items) if isinstance(m, dict)
+        )
 
     def pause_reading(self) -> None:
         """Stop reading the client's socket (TCP then pushes back on the client)."""
@@ -173,6 +184,7 @@ def missing_internals() -> list[str]:
         "daphne.application_queue": _source_mentions(
             "daphne.ws_protocol", "WebSocketProtocol.applicationCreateWorked", "application_queue"
         ),
+        "asyncio.queue_items": _source_mentions("asyncio.queues", "Queue._init", "self._queue"),
         "autobahn.fail_by_drop": _source_mentions(
             "autobahn.websocket.protocol", "WebSocketProtocol._fail_connection", "failByDrop"
         ),

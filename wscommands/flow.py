@@ -41,6 +41,8 @@ class FlowControl:
         if socket is None or socket.inbox is None:
             return
         waiting, high = socket.waiting_frames(), wscommands_settings.MAX_INBOX
+        if (waiting or self.account.inbox) and not self.account.set_inbox(socket.waiting_bytes()):
+            return  # over the process's budget: the account has it cut off
         if not self.paused and waiting >= high:
             self.paused = True
         elif self.paused and waiting <= high // 2:

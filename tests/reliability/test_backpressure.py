@@ -104,3 +104,37 @@ async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
 async def _when(read, predicate):
     value = await read()
     return value if predicate(value) else None
+
+
+async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
+    """Frames daphne has read but the consumer not yet taken weigh in MAX_CLIENT_MEMORY: a
+    connection with 3.8 MB of them waiting (MAX_INBOX lifted) is cut off once the process
+    is over its 2 MiB budget; another connection goes on working."""
+    server = live(
+        application=APPLICATION,
+        MAX_INBOX=1000,
+        MAX_CLIENT_MEMORY=2 * 1024 * 1024,
+        RATE_LIMIT=None,
+        RATE_LIMIT_BYTES=None,
+        MAX_PENDING_REQUESTS=1000,
+        MAX_PENDING_BYTES=64 * 1024 * 1024,
+    )
+    control = await WSClient.open(server.ws)
+    await control.call("gate.set", allow=0)
+    gated_url = server.ws.replace("/ws/", "/gate/")
+    async with connect(gated_url, max_size=None) as heavy:
+        frame = json.dumps({"gate.tick": {"padding": "x" * 200_000}})
+        for _ in range(20):  # the first is taken and held; 19 (3.8 MB) wait in daphne
+            await heavy.send(frame)
+
+        async def state():
+            return await control.call("gate.state")
+
+        await until(lambda: _when(state, lambda s: s["waiting"] == 19), "frames queued by daphne")
+        await control.call("gate.set", allow=1)  # the next frame taken weighs the inbox
+        async with asyncio.timeout(30):
+            await heavy.wait_closed()
+        assert heavy.close_code in (4429, 1006), heavy.close_code
+    assert await control.call("echo", text="still here") == {"text": "still here"}
+    assert "cutting off the heaviest connection" in server.log()
+    await control.close()
