@@ -36,15 +36,21 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-async def compare(rev: str, kind: str, rounds: int, seconds: float, clients: int) -> str:
+async def compare(
+    rev: str, kind: str, rounds: int, seconds: float, clients: int, settings: str | None = None
+) -> str:
     with tempfile.TemporaryDirectory(prefix="wscommands-compare-") as tmp:
         old_root = export(rev, Path(tmp) / "old")
         db = Path(tmp) / "bench.sqlite3"
         migrate(db)
         env = server_env(db, None)
         trees = {"this tree": ROOT, rev: old_root}
+        # Settings for this tree only (an older tree may not know them).
+        this_env = {**env, "WSCOMMANDS_LIMITS": settings} if settings else env
         servers = {
-            name: Server("wscommands", kind, env, cores={SERVER_CORE}, root=root)
+            name: Server(
+                "wscommands", kind, this_env if root == ROOT else env, {SERVER_CORE}, root=root
+            )
             for name, root in trees.items()
         }
         start_all(list(servers.values()))
@@ -64,7 +70,9 @@ async def compare(rev: str, kind: str, rounds: int, seconds: float, clients: int
         finally:
             stop_all(list(servers.values()))
     rows = [
-        f"Echo on {kind}, {clients} connections, {rounds} rounds of {seconds} s (medians):",
+        f"Echo on {kind}, {clients} connections, {rounds} rounds of {seconds} s (medians)"
+        + (f"; this tree with WSCOMMANDS {settings}" if settings else "")
+        + ":",
         "",
         "| tree | replies/s | replies per server CPU-s | vs " + rev + " |",
         "|---|---|---|---|",
@@ -84,9 +92,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--settings",
+        help="WSCOMMANDS overrides for this tree only, as JSON (e.g. '{\"METRICS\": false}')",
+    )
     args = parser.parse_args()
     raise_fd_limit()
-    print(asyncio.run(compare(args.rev, args.kind, args.rounds, args.seconds, args.clients)))
+    figures = compare(args.rev, args.kind, args.rounds, args.seconds, args.clients, args.settings)
+    print(asyncio.run(figures))
 
 
 if __name__ == "__main__":
