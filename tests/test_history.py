@@ -6,10 +6,12 @@ import asyncio
 import secrets
 
 import pytest
+from redis.crc import key_slot
 
 from wscommands.backends.base import CLAIMED, DONE, PENDING, HistoryBounds
 from wscommands.backends.memory import MemoryBackend
 from wscommands.backends.redis import RedisBackend
+from wscommands.backends.redis_scripts import history_keys, record_keys
 
 BOUNDS = HistoryBounds(size=3, ttl=60, meta_ttl=600)
 
@@ -103,3 +105,11 @@ async def test_idempotency_release_lets_a_retry_run(backend):
     await backend.idempotency_finish(owner, "k", "{}", 60, 10)
     await backend.idempotency_release(owner, "k")
     assert await backend.idempotency_claim(owner, "k", 10) == (DONE, "{}")
+
+
+@pytest.mark.parametrize("stream", ["all", "user:42", "group:lobby", "group:{odd}name"])
+def test_a_scripts_keys_share_one_cluster_slot(stream):
+    """Each script touches keys of one stream (or one owner's records) only, hash-tagged so
+    that Redis Cluster keeps them in one slot (a script over several slots is refused)."""
+    for keys in (history_keys("wscommands", stream), record_keys("wscommands", f"u:{stream}")):
+        assert len({key_slot(key.encode()) for key in keys}) == 1, keys
