@@ -21,7 +21,7 @@ from .flow import FlowControl
 from .jsoncodec import decode, encode
 from .lifecycle import ConnectionLifecycle
 from .limits import FrameGuard
-from .protocol import ADMIT, CloseCode, Decision, encode_reply, parse_frame
+from .protocol import ADMIT, CloseCode, Decision, parse_frame
 from .registry import Registry, registry
 from .requestqueue import RequestQueue
 from .threads import sweep_old_connections, use_share
@@ -64,7 +64,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         logs.bind(self.connection)
         self.guard = FrameGuard()
         self.flow = FlowControl(self.base_send, self.connection.resources)
-        self.requests = RequestQueue(self.connection, self.registry, self._respond)
+        self.requests = RequestQueue(self.connection, self.registry, self.push_text, self.close)
         self.lifecycle = ConnectionLifecycle(self.connection, self.registry)
         decision = self.lifecycle.admit()
         if not decision.admit:
@@ -117,12 +117,6 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self.push_text(encode(decision.reply))
         if decision.close is not None:
             await self.close(decision.close)
-
-    async def _respond(self, reply: dict[str, Any] | None, close_code: int | None) -> None:
-        if reply is not None:
-            await self.push_text(encode_reply(reply))
-        if close_code is not None:
-            await self.close(close_code)
 
     # Frames -------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ connection's account, budget.py); more are refused with ``rate_limited``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from . import logs, metrics, resume
 from .connection import Connection
 from .execution import DEFAULT, run_default, run_request
 from .idempotency import run_once
-from .protocol import ADMIT, Decision, Request, error_reply, refuse
+from .protocol import ADMIT, Decision, Request, encode_reply, error_reply, refuse
 from .registry import Registry
 
 #: Seconds a running request may go on after its client has gone.
@@ -24,17 +25,23 @@ DISCONNECT_GRACE = 5.0
 
 #: What a request gives back: the reply (None: no reply) and a close code (None: stay open).
 Outcome = tuple[dict[str, Any] | None, int | None]
-#: Where outcomes go (the consumer sends the reply, then closes if asked).
-Respond = Callable[[dict[str, Any] | None, int | None], Awaitable[None]]
 
 
 class RequestQueue:
-    """Schedules one connection's requests; hands each outcome to ``respond``."""
+    """Schedules one connection's requests; each reply goes to ``send`` (as JSON text), then
+    ``close`` if the request asks for it (a failed ``authenticate``)."""
 
-    def __init__(self, connection: Connection, registry: Registry, respond: Respond):
+    def __init__(
+        self,
+        connection: Connection,
+        registry: Registry,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+    ):
         self.connection = connection
         self.registry = registry
-        self.respond = respond
+        self.send = send
+        self.close = close
         self.halted = False
         self._last_serial: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
@@ -55,17 +62,11 @@ class RequestQueue:
             return self._schedule(
                 lambda: self._resume(request), False, size, request_id=request.request_id
             )
-        return self._schedule(
-            lambda: self._run(request), self.is_concurrent(request), size, request.request_id
-        )
-
-    async def _run(self, request: Request) -> Outcome:
-        if request.idempotency_key is None:
-            return await run_request(self.connection, request, self.registry)
-        # A request with an idempotency key runs once; its retries replay the recorded reply.
-        return await run_once(
-            self.connection, request, lambda: run_request(self.connection, request, self.registry)
-        )
+        run = functools.partial(run_request, self.connection, request, self.registry)
+        if request.idempotency_key is not None:
+            # It runs once; its retries are answered from the recorded reply.
+            run = functools.partial(run_once, self.connection, request, run)
+        return self._schedule(run, self.is_concurrent(request), size, request.request_id)
 
     async def _resume(self, request: Request) -> Outcome:
         await resume.handle(self.connection, request.request_id, request.commands[0][1])
@@ -123,7 +124,10 @@ class RequestQueue:
         self._running.add(task)
         try:
             reply, close_code = await run()
-            await self.respond(reply, close_code)
+            if reply is not None:
+                await self.send(encode_reply(reply))
+            if close_code is not None:
+                await self.close(close_code)
         except Exception as exc:  # run_request catches command errors; this is a bug of ours
             logs.unexpected("request", "request failed", exc=exc)
         finally:
