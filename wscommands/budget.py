@@ -265,7 +265,8 @@ class Account:
                 return self._refuse(kind, _OVER_BUDGET, "MAX_CLIENT_MEMORY")
             held.count += 1
             held.bytes += size
-            self.refusals[kind] = 0
+            if self.refusals.get(kind):
+                self.refusals[kind] = 0
         return None
 
     def _release(self, kind: str, size: int) -> None:
@@ -275,7 +276,7 @@ class Account:
             held = self.holdings[kind]
             held.count -= 1
             held.bytes -= size
-            self._uncharge(size)
+            self.budget.total -= size
 
     # (lock held)
 
@@ -294,9 +295,13 @@ class Account:
     def _charge(self, size: int) -> bool:
         if self.cut_off:
             return True  # no longer counted: it is being closed
-        if not self.budget._fits(self, size):
+        budget = self.budget
+        # _fits only when over the limit: it is the slow path (it may cut others off).
+        if budget.total + size > wscommands_settings.MAX_CLIENT_MEMORY and not budget._fits(
+            self, size
+        ):
             return False
-        self.budget.total += size
+        budget.total += size
         return True
 
     def _refresh_outgoing(self) -> None:
@@ -304,9 +309,6 @@ class Account:
             size = self.outgoing_probe()
             self.budget.total += size - self.outgoing
             self.outgoing = size
-
-    def _uncharge(self, size: int) -> None:
-        self.budget.total -= size
 
     def _refuse(self, kind: str, what: str, setting: str) -> RateLimited:
         count = self.refusals[kind] = self.refusals.get(kind, 0) + 1

@@ -208,7 +208,7 @@ def _size(text: str | None, data: bytes | None) -> int:
 def frame_received(text: str | None, data: bytes | None) -> None:
     """A frame arrived from a client."""
     totals.frames_in += 1
-    r = _rec()
+    r = _recorded if _on else _rec()  # (per frame: no call when on)
     if r is not None:
         r.bytes_in += _size(text, data)
 
@@ -216,9 +216,9 @@ def frame_received(text: str | None, data: bytes | None) -> None:
 def frame_sent(text: str) -> None:
     """A frame was handed to the server for a client."""
     totals.frames_out += 1
-    r = _rec()
+    r = _recorded if _on else _rec()
     if r is not None:
-        r.bytes_out += _size(text, None)
+        r.bytes_out += len(text) if text.isascii() else _size(text, None)
 
 
 def frame_refused(reason: str) -> None:
@@ -237,7 +237,7 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
     totals.commands += 1
     if code is not None:
         totals.errors += 1
-    r = _rec()
+    r = _recorded if _on else _rec()
     if r is not None:
         _labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
         if code is not None:
