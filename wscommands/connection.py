@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import memberships, messaging, presence, state
@@ -169,9 +169,9 @@ class Connection(Peer):
         """Send a JSON message to this connection only."""
         await self.consumer.push_text(encode_push(message, self.consumer.registry))
 
-    async def push_text(self, text: str) -> None:
-        """Write JSON text as it is (dropped once the connection has closed)."""
-        await self.consumer.push_text(text)
+    def push_text(self, text: str) -> Awaitable[None]:
+        """Write JSON text as it is (dropped once the connection has closed); await it."""
+        return self.consumer.push_text(text)
 
     async def close(self, code: int = 1000) -> None:
         """Close this connection with a close code from the protocol's table."""

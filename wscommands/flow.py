@@ -82,7 +82,8 @@ class FlowControl:
         if self.cut_off:
             return False
         unsent = socket.unsent_bytes()
-        if not self.account.set_outgoing(unsent):
+        # (The account is updated only when the figure changed: no lock per write.)
+        if unsent != self.account.outgoing and not self.account.set_outgoing(unsent):
             return False  # over the process's budget: the account has it cut off
         if unsent <= wscommands_settings.MAX_OUTGOING_BACKLOG:
             return True

@@ -6,6 +6,7 @@ interface only, never on the connection or the consumer, so they sit below both.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 #: Separates the process's channel from the local number in a connection id
@@ -23,8 +24,12 @@ class Peer:
     #: The wscommands groups the connection is in.
     groups: set[str]
 
-    async def push_text(self, text: str) -> None:
-        """Write JSON text to the client (dropped once the connection has closed)."""
+    def push_text(self, text: str) -> Awaitable[None]:
+        """Write JSON text to the client (dropped once the connection has closed); await it.
+
+        A method returning the awaitable rather than a coroutine of its own: the fan-out
+        calls it once per recipient, and each layer of coroutine costs a frame per write.
+        """
         raise NotImplementedError
 
     async def close(self, code: int = 1000) -> None:

@@ -16,6 +16,7 @@ resume exchange itself is in :mod:`.resume`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from .backends import BackendUnavailable, get_backend
@@ -110,14 +111,22 @@ class Push:
             self._bare = position_text("{}", self.stream, self.epoch, self.offset)
         return self._bare
 
-    async def deliver(self, connection: Connection) -> None:
-        """Write this push to one local recipient, as that connection expects it."""
+    def deliver(self, connection: Connection) -> Awaitable[None]:
+        """Write this push to one local recipient, as that connection expects it; await it.
+
+        (It returns the write rather than awaiting it in a coroutine of its own: the fan-out
+        calls it once per recipient.)
+        """
         cursor = connection.streams
-        if cursor is None:
-            if connection.id != self.exclude:
-                await connection.push_text(self.text)
-        else:
-            await cursor.offer(self)
+        if cursor is not None:
+            return cursor.offer(self)
+        if connection.id == self.exclude:
+            return _nothing()
+        return connection.push_text(self.text)
+
+
+async def _nothing() -> None:
+    """An awaitable that writes nothing (the push excludes that connection)."""
 
 
 class StreamCursor:
