@@ -5,7 +5,7 @@ both trees (each with its own ``bench/settings.py``) on the same kind of server,
 the same core, with the same load generator on the other core; closed-loop echo rounds
 alternate between the two. Prints replies per second and replies per server CPU-second (the
 work per request: the figure that stays comparable when the machine is busy), the medians of
-the rounds. Used for "no worse than before" (docs/benchmarks.md).
+the rounds. Figures in docs/architecture.md, "What the layers cost".
 """
 
 from __future__ import annotations
