@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -34,29 +35,41 @@ async def until(condition, what: str, timeout: float = 60):
     return value
 
 
-async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
+async def gated_server(live, **limits) -> tuple[Any, WSClient, str]:
+    """The gate application with the flood limits lifted: the server, a control connection
+    with the gate closed, and the gated URL."""
     server = live(
         application=APPLICATION,
-        MAX_INBOX=MAX_INBOX,
         RATE_LIMIT=None,
         RATE_LIMIT_BYTES=None,
         MAX_PENDING_REQUESTS=1000,
         MAX_PENDING_BYTES=64 * 1024 * 1024,
+        **limits,
     )
     control = await WSClient.open(server.ws)
     await control.call("gate.set", allow=0)
-    gated_url = server.ws.replace("/ws/", "/gate/")
+    return server, control, server.ws.replace("/ws/", "/gate/")
+
+
+async def hold(ws, control: WSClient, frame: str, count: int) -> None:
+    """Send ``count`` frames on a gated connection: the first is taken and held by the
+    consumer, the others wait in daphne's queue."""
+    for _ in range(count):
+        await ws.send(frame)
+    await until(
+        lambda: _when(lambda: control.call("gate.state"), lambda s: s["waiting"] == count - 1),
+        "frames queued by daphne",
+    )
+
+
+async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
+    _server, control, gated_url = await gated_server(live, MAX_INBOX=MAX_INBOX)
     async with connect(gated_url, max_size=None) as fast:
-        tick = json.dumps({"gate.tick": {}})
-        for _ in range(1 + QUEUED):  # the first is taken and held; the rest wait in daphne
-            await fast.send(tick)
+        await hold(fast, control, json.dumps({"gate.tick": {}}), 1 + QUEUED)
 
         async def state():
             return await control.call("gate.state")
 
-        await until(
-            lambda: _when(state, lambda s: s["waiting"] == QUEUED), "frames queued by daphne"
-        )
         # Let three frames through: the first sees QUEUED >= MAX_INBOX waiting and pauses.
         await control.call("gate.set", allow=3)
         paused = await until(
@@ -110,27 +123,12 @@ async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
     """Frames daphne has read but the consumer not yet taken weigh in MAX_CLIENT_MEMORY: a
     connection with 3.8 MB of them waiting (MAX_INBOX lifted) is cut off once the process
     is over its 2 MiB budget; another connection goes on working."""
-    server = live(
-        application=APPLICATION,
-        MAX_INBOX=1000,
-        MAX_CLIENT_MEMORY=2 * 1024 * 1024,
-        RATE_LIMIT=None,
-        RATE_LIMIT_BYTES=None,
-        MAX_PENDING_REQUESTS=1000,
-        MAX_PENDING_BYTES=64 * 1024 * 1024,
+    server, control, gated_url = await gated_server(
+        live, MAX_INBOX=1000, MAX_CLIENT_MEMORY=2 * 1024 * 1024
     )
-    control = await WSClient.open(server.ws)
-    await control.call("gate.set", allow=0)
-    gated_url = server.ws.replace("/ws/", "/gate/")
     async with connect(gated_url, max_size=None) as heavy:
-        frame = json.dumps({"gate.tick": {"padding": "x" * 200_000}})
-        for _ in range(20):  # the first is taken and held; 19 (3.8 MB) wait in daphne
-            await heavy.send(frame)
-
-        async def state():
-            return await control.call("gate.state")
-
-        await until(lambda: _when(state, lambda s: s["waiting"] == 19), "frames queued by daphne")
+        # 19 frames of 200 KB (3.8 MB) wait in daphne.
+        await hold(heavy, control, json.dumps({"gate.tick": {"padding": "x" * 200_000}}), 20)
         await control.call("gate.set", allow=1)  # the next frame taken weighs the inbox
         async with asyncio.timeout(30):
             await heavy.wait_closed()
