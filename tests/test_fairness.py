@@ -60,12 +60,12 @@ async def test_anonymous_connections_leave_threads_for_users(pool):
     """Anonymous calls hold at most their share; a logged-in call runs at once beside them."""
     pool(4, 4, 0.5)
     gate = Gate()
-    anonymous = [Share(lambda: True) for _ in range(4)]
+    anonymous = [Share(lambda: None) for _ in range(4)]
     tasks = [
         asyncio.ensure_future(in_share(s, gate.hold, f"a{i}")) for i, s in enumerate(anonymous)
     ]
     await until(lambda: len(gate.started) == 2)
-    user = asyncio.ensure_future(in_share(Share(lambda: False), gate.hold, "user"))
+    user = asyncio.ensure_future(in_share(Share(lambda: 1), gate.hold, "user"))
     await until(lambda: "user" in gate.started)
     assert len(gate.started) == 3  # two anonymous wait for their share
     gate.open.set()
@@ -78,10 +78,10 @@ async def test_one_connection_holds_at_most_its_share(pool):
     thread goes to the connection running the fewest calls, not to the oldest waiter."""
     pool(3, 2, 1.0)
     gate = Gate()
-    greedy = Share(lambda: False)
+    greedy = Share(lambda: 1)
     calls = [asyncio.ensure_future(in_share(greedy, gate.hold, f"g{i}")) for i in range(5)]
     await until(lambda: len(gate.started) == 2)
-    other = asyncio.ensure_future(in_share(Share(lambda: False), gate.hold, "other"))
+    other = asyncio.ensure_future(in_share(Share(lambda: 2), gate.hold, "other"))
     await until(lambda: "other" in gate.started)
     assert gate.started[:2] == ["g0", "g1"] and len(gate.started) == 3
     gate.open.set()
@@ -92,17 +92,35 @@ async def test_a_cancelled_waiter_gives_its_turn_back(pool):
     """A call cancelled while waiting for a thread never runs and leaves no slot taken."""
     pool(1, 1, 1.0)
     gate = Gate()
-    first = asyncio.ensure_future(in_share(Share(lambda: False), gate.hold, "first"))
+    first = asyncio.ensure_future(in_share(Share(lambda: 1), gate.hold, "first"))
     await until(lambda: gate.started == ["first"])
-    waiting = asyncio.ensure_future(in_share(Share(lambda: False), gate.hold, "cancelled"))
+    waiting = asyncio.ensure_future(in_share(Share(lambda: 2), gate.hold, "cancelled"))
     await asyncio.sleep(0.05)
     waiting.cancel()
     gate.open.set()
     assert await first == "first"
-    assert await in_share(Share(lambda: False), gate.hold, "after") == "after"
+    assert await in_share(Share(lambda: 3), gate.hold, "after") == "after"
     assert "cancelled" not in gate.started
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_one_user_holds_at_most_its_share_over_all_its_connections(pool, settings):
+    """A user's connections together hold WORKER_THREADS_PER_USER threads (each connection
+    only one here); another user's call runs at once beside them."""
+    pool(8, 4, 0.5)
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "WORKER_THREADS_PER_USER": 3}
+    gate = Gate()
+    sockets = [Share(lambda: 7) for _ in range(6)]  # one account, six connections
+    calls = [
+        asyncio.ensure_future(in_share(s, gate.hold, f"u7-{i}")) for i, s in enumerate(sockets)
+    ]
+    await until(lambda: len(gate.started) == 3)
+    other = asyncio.ensure_future(in_share(Share(lambda: 8), gate.hold, "u8"))
+    await until(lambda: "u8" in gate.started)
+    assert len(gate.started) == 4  # three of user 7's calls wait for its share
+    gate.open.set()
+    await asyncio.gather(*calls, other)
 
 
 def test_pool_counts_anonymous_share_at_least_one_thread():

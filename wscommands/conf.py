@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     # Threads the anonymous connections of one client IP may hold together (None: no cap),
     # so one host's anonymous sockets cannot take the whole anonymous share.
     "ANONYMOUS_WORKER_THREADS_PER_IP": 4,
+    # Threads the connections of one logged-in user may hold together (None: no cap), so one
+    # account with many sockets cannot take the pool from the other users.
+    "WORKER_THREADS_PER_USER": 4,
     # Requests of one connection that may wait to run before new ones are refused, by count
     # and by the size of their frames in bytes.
     "MAX_PENDING_REQUESTS": 64,

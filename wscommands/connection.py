@@ -81,7 +81,8 @@ class Connection(Peer):
         #: This connection's claim on the worker threads (threads.py).
         client = self.scope.get("client")
         self.worker_share = Share(
-            lambda: not self.is_authenticated(), address=client[0] if client else None
+            lambda: self.user.pk if self.is_authenticated() else None,
+            address=client[0] if client else None,
         )
 
     def __repr__(self) -> str:
