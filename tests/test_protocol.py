@@ -301,6 +301,22 @@ async def test_results_that_json_cannot_hold_become_command_failed(caplog):
     assert any("t.unsendable" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_result_json_cannot_spell_is_a_client_event_not_an_error(caplog):
+    """NaN and the infinities usually come from the client's input (div of 1e308 by 1e-308):
+    command_failed, logged at INFO, never as an ERROR a client could repeat at will."""
+
+    @command(name="t.inf")
+    async def inf(connection):
+        return {"v": float("inf")}
+
+    caplog.set_level(logging.INFO, logger="wscommands")
+    async with CommandClient() as client:
+        reply = await client.request({"t.inf": {}})
+    assert reply["errors"]["t.inf"]["code"] == "command_failed"
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if "t.inf" in r.getMessage()]
+    assert [level for level, _ in logged] == ["INFO"], logged
+
+
 async def test_json_values_round_trip():
     """Nested objects, unicode, big integers and floats survive the trip."""
     value = {"a": [1, 2.5, None, True, "ünï ✓"], "big": 2**70 + 1, "neg": -(2**63) - 1, "e": {}}

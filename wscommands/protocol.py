@@ -211,20 +211,32 @@ def encode_reply(reply: dict[str, Any]) -> str:
         pass
     errors = reply.setdefault("errors", {})
     for key in [k for k in reply if k not in ("errors", "request_id")]:
-        if not _encodable(reply[key]):
-            logs.unexpected(f"result:{key}", "result of command %r is not JSON-serialisable", key)
+        if _cannot_encode(reply[key], "result", key):
             del reply[key]
             errors[key] = CommandFailed("the command's result could not be sent").as_entry()
     for key in list(errors):  # e.g. a ClientError whose details JSON cannot hold
-        if not _encodable(errors[key]):
-            logs.unexpected(f"error:{key}", "error of command %r is not JSON-serialisable", key)
+        if _cannot_encode(errors[key], "error", key):
             errors[key] = CommandFailed("the command's error could not be sent").as_entry()
     return encode(reply)
 
 
-def _encodable(value: Any) -> bool:
+def _cannot_encode(value: Any, what: str, command: str) -> bool:
+    """Whether ``value`` cannot be sent as JSON; logs why.
+
+    A type JSON has no form for is the command's bug (ERROR); a value it cannot spell (NaN,
+    an infinity, a lone surrogate) usually comes from the client's input (``div`` of 1e308 by
+    1e-308), so it is a client event (INFO), or one client could fill the log with errors.
+    """
     try:
         encode(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    except TypeError:
+        logs.unexpected(
+            f"{what}:{command}", f"{what} of command %r is not JSON-serialisable", command
+        )
+        return True
+    except ValueError as exc:
+        logs.client_event(
+            f"{what}:{command}", f"{what} of command %r cannot be sent as JSON: %s", command, exc
+        )
+        return True
+    return False
