@@ -17,6 +17,7 @@ def test_every_internal_is_found_with_the_pinned_versions():
     assert compat.missing_internals() == []
     assert set(compat.USES) == {
         "daphne.handle_reply",
+        "uvicorn.protocol_transport",
         "daphne.application_queue",
         "asyncio.queue_items",
         "autobahn.fail_by_drop",
@@ -43,10 +44,11 @@ def test_a_missing_internal_is_warned_about_once_naming_what_switches_off(monkey
     assert compat.USES["channels_redis.create_pool"] in warnings[1]
 
 
-def test_daphne_socket_is_none_under_servers_other_than_daphne():
-    """Under uvicorn or the test communicator, flow control switches off without a warning."""
+def test_server_socket_is_none_under_other_servers():
+    """Under the test communicator (or any server but daphne and uvicorn), flow control
+    switches off without a warning."""
 
     async def send(message):
         pass
 
-    assert compat.daphne_socket(send) is None
+    assert compat.server_socket(send, 1024) is None

@@ -27,6 +27,8 @@ logger = logging.getLogger("wscommands.connection")
 #: What each internal is used for (the warning names the feature that switches off).
 USES = {
     "daphne.handle_reply": "find the socket behind a connection (MAX_INBOX, MAX_OUTGOING_BACKLOG)",
+    "uvicorn.protocol_transport": "find uvicorn's transport behind a connection "
+    "(MAX_OUTGOING_BACKLOG under uvicorn)",
     "daphne.application_queue": "pause reading a client that sends too fast (MAX_INBOX)",
     "asyncio.queue_items": "weigh the frames daphne holds for a client (MAX_CLIENT_MEMORY)",
     "autobahn.fail_by_drop": "a close frame (1009) for a frame over daphne's own size cap",
@@ -41,8 +43,58 @@ _TWISTED_BUFFER = ("dataBuffer", "offset", "_tempDataLen")
 _warned: set[str] = set()
 
 
-class DaphneSocket:
+class ServerSocket:
+    """What flow control reaches of a connection's socket in the server (daphne, uvicorn)."""
+
+    #: The frames read but not yet taken by the application (None: not reachable).
+    inbox: asyncio.Queue | None = None
+    #: Whether reading the client's socket may be paused (the server does not do it itself).
+    can_pause_reading = False
+
+    def waiting_frames(self) -> int:
+        """Frames read from the client that the application has not taken yet."""
+        return 0
+
+    def waiting_bytes(self) -> int:
+        """Characters of those frames."""
+        return 0
+
+    def pause_reading(self) -> None:
+        """Stop reading the client's socket (TCP then pushes back on the client)."""
+
+    def resume_reading(self) -> None:
+        """Read the client's socket again."""
+
+    def unsent_bytes(self) -> int:
+        """Bytes written to the client that the kernel has not accepted yet."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a close frame."""
+        raise NotImplementedError
+
+
+class AsyncioSocket(ServerSocket):
+    """uvicorn's transport for one connection (asyncio's or uvloop's; its public API only)."""
+
+    def __init__(self, transport: Any, write_limit: int):
+        self.transport = transport
+        # uvicorn makes a send wait while the transport is over its high-water mark (64 KiB
+        # by default): a client that does not read would hold up every fan-out. Raised to
+        # MAX_OUTGOING_BACKLOG, where flow control cuts the client off instead of writing.
+        transport.set_write_buffer_limits(high=write_limit)
+
+    def unsent_bytes(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+
+class DaphneSocket(ServerSocket):
     """The Twisted transport and frame queue daphne keeps for one connection."""
+
+    can_pause_reading = True
 
     def __init__(self, transport: Any, inbox: asyncio.Queue | None):
         self.transport = transport
@@ -80,11 +132,13 @@ class DaphneSocket:
         self.transport.abortConnection()
 
 
-def daphne_socket(send: Any) -> DaphneSocket | None:
-    """The daphne socket behind an ASGI ``send`` callable; None under other servers.
+def server_socket(send: Any, write_limit: int) -> ServerSocket | None:
+    """The server's socket behind an ASGI ``send`` callable: daphne's, uvicorn's transport
+    (its write buffer raised to ``write_limit`` bytes), or None under other servers.
 
     daphne hands the application ``functools.partial(server.handle_reply, protocol)``;
-    Channels' session middleware wraps it (``InstanceSessionWrapper.real_send``). The
+    uvicorn a method of its WebSocket protocol, which keeps its asyncio ``transport``.
+    Channels' session middleware wraps either (``InstanceSessionWrapper.real_send``). daphne's
     protocol's ``transport`` is Twisted's; its ``application_queue`` the frames read but not
     yet handled.
     """
@@ -94,6 +148,14 @@ def daphne_socket(send: Any) -> DaphneSocket | None:
             break
         send = owner.real_send
     if getattr(getattr(send, "func", None), "__name__", "") != "handle_reply":
+        owner = getattr(send, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        # An asyncio transport, or uvloop's (which does not subclass asyncio's).
+        needed = ("get_write_buffer_size", "set_write_buffer_limits", "abort")
+        if type(owner).__module__.startswith("uvicorn.") and all(
+            hasattr(transport, name) for name in needed
+        ):
+            return AsyncioSocket(transport, write_limit)
         return None
     protocol = next(iter(send.args), None)
     if hasattr(protocol, "failByDrop"):
@@ -185,6 +247,11 @@ def missing_internals() -> list[str]:
             "daphne.ws_protocol", "WebSocketProtocol.applicationCreateWorked", "application_queue"
         ),
         "asyncio.queue_items": _source_mentions("asyncio.queues", "Queue._init", "self._queue"),
+        "uvicorn.protocol_transport": _source_mentions(
+            "uvicorn.protocols.websockets.websockets_sansio_impl",
+            "WebSocketsSansIOProtocol.connection_made",
+            "self.transport = transport",
+        ),
         "autobahn.fail_by_drop": _source_mentions(
             "autobahn.websocket.protocol", "WebSocketProtocol._fail_connection", "failByDrop"
         ),

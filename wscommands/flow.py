@@ -1,9 +1,12 @@
-"""Flow control with a client under daphne: inbox backpressure and the outgoing backlog.
+"""Flow control with a client: inbox backpressure and the outgoing backlog.
 
 ASGI has neither: daphne queues every frame it reads in an unbounded ``asyncio.Queue`` and
-Twisted buffers every frame written without bound. Under daphne (its socket found through
-:mod:`.compat`) this module keeps both bounded, and is the one place that acts on that socket
-(pause, resume, abort); under other servers it does nothing (see docs/reliability.md).
+Twisted buffers every frame written without bound; uvicorn makes a send wait while its client
+does not read, which would hold up every fan-out behind it. With the server's socket found
+through :mod:`.compat`, this module bounds the backlog under both (a client over
+``MAX_OUTGOING_BACKLOG`` is cut off instead of written to) and daphne's inbox, and is the one
+place that acts on that socket (pause, resume, abort); under other servers it does nothing
+(see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from . import logs, metrics
 from .budget import Account
-from .compat import DaphneSocket, daphne_socket
+from .compat import ServerSocket, server_socket
 from .conf import wscommands_settings
 
 
@@ -21,14 +24,16 @@ class FlowControl:
     """One connection's inbox backpressure (``MAX_INBOX``) and backlog cap."""
 
     def __init__(self, send: Any, account: Account):
-        self.socket: DaphneSocket | None = daphne_socket(send)
+        self.socket: ServerSocket | None = server_socket(
+            send, wscommands_settings.MAX_OUTGOING_BACKLOG
+        )
         self.account = account
         self.paused = False  # the inbox is full
         self.resting = False  # over the rate: waiting for retry_after
         self.not_reading = False  # the socket is not being read (either of those)
         self.cut_off = False
         if self.socket is not None:
-            # The process's budget counts what daphne holds for this client.
+            # The process's budget counts what the server holds for this client.
             account.outgoing_probe = self.socket.unsent_bytes
 
     def frame_taken(self) -> None:
@@ -51,7 +56,7 @@ class FlowControl:
 
     def rest(self, seconds: float) -> None:
         """Stop reading a client over its rate until it may send again."""
-        if self.socket is None or self.resting:
+        if self.socket is None or not self.socket.can_pause_reading or self.resting:
             return
         self.resting = True
         self._set_reading()
