@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import logs, metrics
 from .conf import wscommands_settings
 from .connection import Connection
-from .exceptions import InvalidJSON, InvalidRequest, ProtocolError
+from .exceptions import InvalidJSON, InvalidRequest, ProtocolError, Unavailable
 from .flow import FlowControl
 from .jsoncodec import decode, encode
 from .lifecycle import ConnectionLifecycle
@@ -71,7 +71,12 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()  # so the client sees why, instead of a bare HTTP 403
             await self._act(decision)
             return
-        await self.lifecycle.register()
+        try:
+            await self.lifecycle.register()
+        except Unavailable:  # the process cannot serve without its message layer: retry later
+            await self.accept()
+            await self.close(CloseCode.SHUTTING_DOWN)
+            return
         await self.accept()
         self.accepted = True
         metrics.connection_opened()

@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from . import logs, metrics, ops
 from .conf import wscommands_settings
+from .exceptions import Unavailable
 from .fanout import write_all
 from .layergroups import CANARY_TYPE, LayerGroups
 from .loops import PerLoop
@@ -52,6 +53,8 @@ class Hub:
         self._counter = 0
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        # When starting last failed (the layer unreachable): later handshakes fail fast.
+        self._start_failed_at = -RETRY_DELAY
         self.layer_groups = LayerGroups(layer)
         self.presence = PresenceTracker(self)
 
@@ -136,10 +139,25 @@ class Hub:
     # Life cycle ---------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        # The default prefix on purpose: channels_redis reads every process-local channel
-        # through one list named after that prefix; a channel with another prefix is never
-        # read while a consumer's channel is being received.
-        self.channel = await self.layer.new_channel()
+        """Take a channel and start the hub's tasks; :class:`Unavailable` if the layer cannot
+        give a channel (a Pub/Sub layer subscribes in Redis for it)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._start_failed_at < RETRY_DELAY:
+            raise Unavailable("the message layer cannot be reached")
+        try:
+            # The default prefix on purpose: channels_redis reads every process-local channel
+            # through one list named after that prefix; a channel with another prefix is never
+            # read while a consumer's channel is being received.
+            async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
+                self.channel = await self.layer.new_channel()
+        except Exception as exc:
+            self._start_failed_at = loop.time()
+            logger.warning(
+                "channel layer unreachable (%s): new connections are closed with 4503 until "
+                "it answers",
+                type(exc).__name__,
+            )
+            raise Unavailable("the message layer cannot be reached") from exc
         self._tasks = [
             logs.process_task(self._receive_loop(self.channel), "wscommands-hub"),
             logs.process_task(

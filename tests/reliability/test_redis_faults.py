@@ -12,6 +12,7 @@ import itertools
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.reliability.services import RedisServer
 from tests.scaleout.client import WSClient
@@ -154,3 +155,42 @@ async def test_redis_paused_for_5s(own_redis, live):
     assert_open(a, b)
     for client in (a, b):
         await client.close()
+
+
+async def _handshake_outcome(url: str) -> str:
+    """``"served"`` (echo answered), ``"closed <code>"``, or the error of the handshake."""
+    try:
+        client = await WSClient.open(url)
+    except Exception as exc:  # e.g. HTTP 500, or a handshake daphne dropped
+        return type(exc).__name__
+    try:
+        reply = await client.request({"echo": {"text": "x"}}, timeout=5)
+    except (ConnectionError, ConnectionClosed, TimeoutError):
+        return f"closed {await client.wait_closed()}"
+    await client.close()
+    return "served" if reply.get("echo") == {"text": "x"} else f"replied {reply}"
+
+
+async def test_a_hub_that_restarts_while_redis_is_down_refuses_with_4503(own_redis, live):
+    """The hub stops with the process's last connection. With Redis down, starting it again
+    cannot subscribe its channel: each handshake is accepted and closed with 4503 (reconnect),
+    not HTTP 500 with a traceback (the penetration test: 5 of 5); once Redis is back, served."""
+    server = live({"REDIS_URL": own_redis.url})
+    first = await WSClient.open(server.ws)
+    assert await first.call("echo", text="x") == {"text": "x"}
+    own_redis.stop()
+    await first.close()  # the hub stops; its calls to Redis fail at once (refused)
+    outcomes = []
+    deadline = time.monotonic() + 30
+    while "closed 4503" not in outcomes and time.monotonic() < deadline:
+        outcomes.append(await _handshake_outcome(server.ws))
+    assert outcomes[-1] == "closed 4503", outcomes
+    assert set(outcomes) <= {"served", "closed 4503"}, outcomes  # never an HTTP error
+    own_redis.start()
+    deadline = time.monotonic() + 30
+    while (outcome := await _handshake_outcome(server.ws)) != "served":
+        assert outcome == "closed 4503" and time.monotonic() < deadline, outcome
+        await asyncio.sleep(0.2)
+    log = server.log()
+    assert "Traceback" not in log and "Exception inside application" not in log, log[-3000:]
+    assert "new connections are closed with 4503" in log
