@@ -35,6 +35,8 @@ logger = logging.getLogger("wscommands.layer")
 STOP_TYPE = "wscommands.stop"
 #: Seconds between retries while the channel layer fails.
 RETRY_DELAY = 0.5
+#: Seconds a stop cut short still gives its tasks to end.
+STOP_GRACE = 0.5
 
 
 class Hub:
@@ -177,17 +179,31 @@ class Hub:
         channel, self.channel = self.channel, None
         receiver, *others = self._tasks
         self._tasks = []
-        await cancel_and_wait(others, wscommands_settings.CHANNEL_LAYER_TIMEOUT)
-        # Ask the receive loop to finish by itself rather than cancel it: a cancelled
-        # channels_redis receive() can leave the layer's receive lock held for good, and every
-        # later receive (so every later handshake) then waits forever.
-        if await best_effort(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
-            await asyncio.wait([receiver], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
-        await cancel_and_wait([receiver], wscommands_settings.CHANNEL_LAYER_TIMEOUT)
-        await self.presence.clear(channel)
-        # If this fails, the layer's own group expiry cleans up.
-        await self.layer_groups.change(False, all_group_name(), channel)
-        await self.layer_groups.stopped(channel)
+        # The next handshake waits for this stop (it holds the hub's lock), then for a new
+        # channel (up to CHANNEL_LAYER_TIMEOUT), all within daphne's 5 s handshake timeout:
+        # everything here that talks to the layer or the backend shares one deadline of half
+        # that timeout, not that for each call. What is left undone there (presence entries,
+        # group memberships) expires on its own.
+        timeout = wscommands_settings.CHANNEL_LAYER_TIMEOUT / 2
+        try:
+            async with asyncio.timeout(timeout):
+                await cancel_and_wait(others, timeout)
+                # Ask the receive loop to finish by itself rather than cancel it: a cancelled
+                # channels_redis receive() can leave the layer's receive lock held for good,
+                # and every later receive (so every later handshake) then waits forever.
+                if await best_effort(self.layer.send(channel, {"type": STOP_TYPE}), "stop"):
+                    await asyncio.wait([receiver], timeout=timeout)
+                await self.presence.clear(channel)
+                # If these fail, the layer's own group expiry cleans up.
+                await self.layer_groups.change(False, all_group_name(), channel)
+                await self.layer_groups.stopped(channel)
+        except TimeoutError:
+            logger.warning(
+                "hub stop cut short after %.1f s (the channel layer or Redis is slow); what "
+                "it left there expires on its own",
+                timeout,
+            )
+        await cancel_and_wait([receiver, *others], STOP_GRACE)
 
     def _memberships(self) -> list[str]:
         canary = self.layer_groups.canary_group

@@ -108,9 +108,9 @@ class PresenceEvents:
         self._send_soon()
 
     async def close(self, process: str | None) -> None:
-        """The hub stopped: send the diffs not sent yet now, and forget the guest counts."""
-        await self._send_now(process)
+        """The hub stopped: forget the guest counts, and send the diffs not sent yet now."""
         self._guests.clear()
+        await self._send_now(process)
 
     def _send_soon(self) -> None:
         if self._sender is None or self._sender.done():

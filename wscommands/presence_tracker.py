@@ -233,12 +233,16 @@ class PresenceTracker:
             reap_at = None if next_expiry is None else loop.time() + next_expiry + REAP_MARGIN
 
     async def clear(self, process: str) -> None:
-        """Remove this process from the store (its hub stopped: no connections left)."""
-        await self.events.close(process)
+        """Remove this process from the store (its hub stopped: no connections left).
+
+        The local state goes first: a stop cut short (a stalled Redis) leaves nothing behind
+        for the hub's next start, and the store's copy then expires on its own.
+        """
         self.entries.clear()
         self._pending.clear()
+        self._unsynced = False
+        await self.events.close(process)
         async with self._lock:
-            self._unsynced = False
             try:
                 await get_backend().presence_clear(process)
             except BackendUnavailable:  # the heartbeat key expires on its own
