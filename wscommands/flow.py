@@ -84,7 +84,9 @@ class FlowControl:
         socket = self.socket
         if socket is None:
             return True
-        if self.cut_off:
+        # Cut off by its account (it is being closed): write nothing more, so that the close
+        # finds no backlog and sends its close frame (4429) instead of aborting.
+        if self.cut_off or self.account.cut_off:
             return False
         unsent = socket.unsent_bytes()
         # (The account is updated only when the figure changed: no lock per write.)
