@@ -59,9 +59,10 @@ RECANCEL_INTERVAL = 0.05
 async def cancel_and_wait(tasks: Iterable[asyncio.Task], timeout: float) -> None:
     """Cancel ``tasks`` and wait for them to end, at most ``timeout`` seconds.
 
-    A library may turn a cancellation into an error of its own (redis-py can, mid-command),
-    which a loop then handles and goes on: such a task is cancelled again until it ends. One
-    still running after ``timeout`` is logged and left behind, never waited for.
+    A task can survive one cancellation (code below its loop turned it into an error the loop
+    handles and goes on; seen with the presence loop, the culprit not pinned down): such a
+    task is cancelled again until it ends. One still running after ``timeout`` is logged and
+    left behind, never waited for.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
