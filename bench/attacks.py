@@ -30,7 +30,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from wscommands.jsoncodec import decode
+from wscommands.wire.jsoncodec import decode
 
 from .servers import ROOT, Server, start_all
 

@@ -16,7 +16,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from wscommands.origins import HostOriginValidator  # noqa: E402
+from wscommands.guards.origins import HostOriginValidator  # noqa: E402
 from wscommands.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -19,7 +19,7 @@ from pathlib import Path
 import dj_database_url
 
 from project.secret_key import secret_key
-from wscommands.logs import logging_config
+from wscommands.observability.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

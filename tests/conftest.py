@@ -45,7 +45,8 @@ def _fresh_wscommands_state():
     """Every test starts with an empty channel layer, backend and hub (per event loop)."""
     from channels.layers import channel_layers
 
-    from wscommands import backends, threads
+    from wscommands import backends
+    from wscommands._internal import threads
 
     channel_layers.backends.clear()
     backends.reset()

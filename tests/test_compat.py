@@ -9,7 +9,7 @@ import logging
 
 import channels_redis.utils
 
-from wscommands import compat
+from wscommands._internal import compat
 
 
 def test_every_internal_is_found_with_the_pinned_versions():

@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from wscommands.budget import Account, Budget, weigh
+from wscommands._internal.threads import FairPool, Share, current_share, run_sync
 from wscommands.checks import check_limits
+from wscommands.guards.budget import Account, Budget, weigh
 from wscommands.testing import CommandClient
-from wscommands.threads import FairPool, Share, current_share, run_sync
 
 
 class Gate:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from wscommands.fanout import write_all
-from wscommands.peer import Peer
-from wscommands.protocol import CloseCode
+from wscommands.delivery.fanout import write_all
+from wscommands.delivery.peer import Peer
+from wscommands.wire.protocol import CloseCode
 
 
 class Recipient(Peer):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wscommands.jsoncodec import MAX_INTEGER_DIGITS, JSONLimitError, decode
+from wscommands.wire.jsoncodec import MAX_INTEGER_DIGITS, JSONLimitError, decode
 
 # Strings full of what the depth check must not count: brackets, quotes, backslashes.
 tricky_text = st.text(alphabet='[]{}"\\ab\n', max_size=8)

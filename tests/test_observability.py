@@ -13,8 +13,9 @@ from django.test import override_settings
 
 import project.asgi  # noqa: F401  (its django.setup() reconfigures logging: done before tests)
 from tests.testapp.helpers import scratch_registry, without_presence_events
-from wscommands import ClientError, command, logs, metrics, tracing
+from wscommands import ClientError, command
 from wscommands.checks import check_observability
+from wscommands.observability import logs, metrics, tracing
 from wscommands.testing import CommandClient
 
 
@@ -103,7 +104,9 @@ def test_logging_config_has_one_handler_and_replaces_roots():
     assert list(config["handlers"]) == ["console"]
     assert config["root"]["handlers"] == ["console"]
     assert config["loggers"]["wscommands"]["handlers"] == []
-    assert config["formatters"]["wscommands"] == {"()": "wscommands.logs.JSONFormatter"}
+    assert config["formatters"]["wscommands"] == {
+        "()": "wscommands.observability.logs.JSONFormatter"
+    }
 
 
 def test_metrics_view_404_when_off_403_without_token(client, settings):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from wscommands.ordered import OrderedCalls
-from wscommands.presence_diffs import PresenceDiffs
+from wscommands._internal.ordered import OrderedCalls
+from wscommands.presence.diffs import PresenceDiffs
 
 
 def test_a_burst_merges_into_one_diff_per_group():

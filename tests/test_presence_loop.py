@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 from wscommands.backends import get_backend
 from wscommands.backends.memory import MemoryBackend
-from wscommands.jsoncodec import encode
-from wscommands.presence_tracker import PresenceTracker
+from wscommands.presence.tracker import PresenceTracker
+from wscommands.wire.jsoncodec import encode
 
 DEAD = "dead-process"
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import ClientError, command
-from wscommands.jsoncodec import decode
 from wscommands.testing import CommandClient
+from wscommands.wire.jsoncodec import decode
 
 
 @pytest.fixture(autouse=True)

@@ -14,10 +14,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.testapp.helpers import scratch_registry, without_presence_events
-from wscommands import command, declare_push, models, registry
-from wscommands.schema import api_document
+from wscommands import command, declare_push, registry
+from wscommands.commands import pydantic_models as models
+from wscommands.schema.document import api_document
+from wscommands.schema.typescript import typescript
 from wscommands.testing import CommandClient, CommandFailedError
-from wscommands.typescript import typescript
 
 received: list = []
 

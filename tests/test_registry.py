@@ -16,7 +16,7 @@ from django.urls import path
 from tests.live import Server, base_env, manage
 from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import Command, CommandConsumer, Registry, command, registry
-from wscommands.registry import load_settings_commands
+from wscommands.commands.registry import load_settings_commands
 from wscommands.testing import CommandClient
 
 
@@ -381,7 +381,10 @@ def test_system_check_refuses_intervals_and_sizes_that_are_not_positive(name, va
     ("path", "problem"),
     [
         ("wscommands.hub.NoSuchHub", "cannot be imported"),
-        ("wscommands.registry.Registry", "is not a subclass of wscommands.hub.Hub"),
+        (
+            "wscommands.commands.registry.Registry",
+            "is not a subclass of wscommands.runtime.hub.Hub",
+        ),
     ],
 )
 def test_system_check_refuses_a_hub_class_that_is_not_a_hub(path, problem):
@@ -389,7 +392,7 @@ def test_system_check_refuses_a_hub_class_that_is_not_a_hub(path, problem):
         errors = wscommands_errors()
     assert [e.id for e in errors] == ["wscommands.E007"]
     assert problem in errors[0].msg
-    assert "wscommands.hub.Hub" in errors[0].hint
+    assert "wscommands.runtime.hub.Hub" in errors[0].hint
 
 
 NUMERIC_SETTINGS = sorted(

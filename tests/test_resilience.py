@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from wscommands.resilience import cancel_and_wait
+from wscommands._internal.resilience import cancel_and_wait
 
 
 async def _swallows_one_cancellation(stopped: list[str]) -> None:

@@ -7,7 +7,7 @@ from channels.routing import URLRouter
 from django.urls import path
 
 from wscommands import CommandConsumer, PermissionDenied, Registry
-from wscommands.registry import Command
+from wscommands.commands.registry import Command
 from wscommands.testing import CommandClient
 
 RESUME = "wscommands.resume"

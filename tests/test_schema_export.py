@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 
 from tests.testapp.helpers import scratch_registry
 from wscommands import Command, Registry, command, declare_push, registry
-from wscommands.schema import api_document
+from wscommands.schema.document import api_document
 
 CLIENT_DTS = Path(__file__).resolve().parent.parent / "wscommands/static/wscommands/wscommands.d.ts"
 

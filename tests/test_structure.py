@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.live import ROOT, base_env
-from wscommands.protocol import CLOSE_CODES, CloseCode
+from wscommands.wire.protocol import CLOSE_CODES, CloseCode
 
 PACKAGE = ROOT / "wscommands"
 #: The one module allowed to use other packages' private names (it fences them).
-FENCE = "wscommands.compat"
+FENCE = "wscommands._internal.compat"
 
 
 def module_name(path: Path) -> str:
@@ -171,5 +171,5 @@ def test_the_close_codes_are_one_table_matching_the_protocol_document():
 @pytest.mark.parametrize("name", ["limits", "caps", "flow", "shutdown"])
 def test_guards_do_not_reach_the_consumer(name):
     """Guards decide and return; only the consumer (and the life cycle) act on a connection."""
-    assert "wscommands.consumer" not in imports_of(f"wscommands.{name}")
-    assert "wscommands.connection" not in imports_of(f"wscommands.{name}")
+    assert "wscommands.server.consumer" not in imports_of(f"wscommands.guards.{name}")
+    assert "wscommands.connection.connection" not in imports_of(f"wscommands.guards.{name}")

@@ -4,9 +4,25 @@ The browser sends ``{"command": argument, ...}``; the server runs the registered
 for each and replies with ``{"command": result, ...}``. See README.md and docs/.
 """
 
-from .connection import CallHandle, Connection
-from .consumer import CommandConsumer
-from .exceptions import (
+from ._internal.threads import run_sync, send_signal
+from .backends.global_state import get_global_state, increment_global_state, update_global_state
+from .commands.registry import (
+    Command,
+    Push,
+    Registry,
+    authorize_join,
+    command,
+    declare_push,
+    on_connect,
+    on_disconnect,
+    registry,
+)
+from .connection.connection import CallHandle, Connection
+from .delivery.messaging import broadcast, send_to_group, send_to_subset
+from .presence.events import PRESENCE_GROUP
+from .presence.queries import get_presence, get_presence_state
+from .server.consumer import CommandConsumer
+from .wire.exceptions import (
     BackendUnavailable,
     ClientError,
     CommandError,
@@ -18,22 +34,6 @@ from .exceptions import (
     Unavailable,
     UnknownCommand,
 )
-from .messaging import broadcast, send_to_group, send_to_subset
-from .presence import get_presence, get_presence_state
-from .presence_events import PRESENCE_GROUP
-from .registry import (
-    Command,
-    Push,
-    Registry,
-    authorize_join,
-    command,
-    declare_push,
-    on_connect,
-    on_disconnect,
-    registry,
-)
-from .state import get_global_state, increment_global_state, update_global_state
-from .threads import run_sync, send_signal
 
 __version__ = "0.1.0"
 

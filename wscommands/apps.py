@@ -13,9 +13,10 @@ class WSCommandsConfig(AppConfig):
     verbose_name = "wscommands"
 
     def ready(self) -> None:
-        from . import checks, compat
+        from . import checks
+        from ._internal import compat
+        from .commands.registry import autodiscover, describe, load_settings_commands, registry
         from .conf import wscommands_settings as s
-        from .registry import autodiscover, describe, load_settings_commands, registry
 
         # daphne and uvicorn never run Django's system checks: run ours here, so a
         # misconfigured server refuses to start instead of failing its first client.

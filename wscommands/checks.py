@@ -9,11 +9,11 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import prometheus
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
-from .hub import Hub
-from .origins import ORIGIN_POLICIES, normalize_origin
+from .guards.origins import ORIGIN_POLICIES, normalize_origin
+from .observability import prometheus
+from .runtime.hub import Hub
 
 
 @checks.register()
@@ -78,11 +78,11 @@ def _check_hub_class(path: Any) -> list[checks.CheckMessage]:
     else:
         if isinstance(cls, type) and issubclass(cls, Hub):
             return []
-        problem = "is not a subclass of wscommands.hub.Hub"
+        problem = "is not a subclass of wscommands.runtime.hub.Hub"
     return [
         checks.Error(
             f'WSCOMMANDS["HUB_CLASS"] = {path!r} {problem}.',
-            hint='Use "wscommands.hub.Hub" or the dotted path of a subclass of it.',
+            hint='Use "wscommands.runtime.hub.Hub" or the dotted path of a subclass of it.',
             id="wscommands.E007",
         )
     ]

@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .consumer import CommandConsumer
+from .server.consumer import CommandConsumer
 
 websocket_urlpatterns = [path("ws/", CommandConsumer.as_asgi())]

@@ -16,8 +16,8 @@ from typing import Any
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from .exceptions import CommandError
-from .jsoncodec import decode, encode
+from .wire.exceptions import CommandError
+from .wire.jsoncodec import decode, encode
 
 
 class ErrorReply(Exception):

@@ -8,9 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from . import metrics, ops, prometheus
 from .backends import BackendUnavailable
 from .conf import wscommands_settings
+from .observability import metrics, prometheus
+from .ops import report as ops
 
 
 @never_cache

@@ -21,9 +21,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from wscommands import CommandConsumer  # noqa: E402
-from wscommands.execution import run_request  # noqa: E402
-from wscommands.origins import HostOriginValidator  # noqa: E402
-from wscommands.protocol import Request  # noqa: E402
+from wscommands.guards.origins import HostOriginValidator  # noqa: E402
+from wscommands.server.execution import run_request  # noqa: E402
+from wscommands.wire.protocol import Request  # noqa: E402
 
 
 class AutobahnEcho(CommandConsumer):

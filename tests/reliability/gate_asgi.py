@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from wscommands import CommandConsumer, command  # noqa: E402
-from wscommands.origins import HostOriginValidator  # noqa: E402
+from wscommands.guards.origins import HostOriginValidator  # noqa: E402
 from wscommands.routing import websocket_urlpatterns  # noqa: E402
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wscommands.hub import Hub
+from wscommands.runtime.hub import Hub
 
 delivered: list[dict[str, Any]] = []
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import BackendUnavailable
-from ..jsoncodec import encode
+from ..wire.exceptions import BackendUnavailable
+from ..wire.jsoncodec import encode
 
 __all__ = ["Backend", "BackendUnavailable", "check_amount", "encode_mapping"]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..jsoncodec import decode, encode
+from ..wire.jsoncodec import decode, encode
 from .base import (
     CLAIMED,
     DONE,

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..compat import close_with_loop, redis_pool
-from ..jsoncodec import decode
+from .._internal.compat import close_with_loop, redis_pool
+from ..wire.jsoncodec import decode
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,

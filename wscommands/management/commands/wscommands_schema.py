@@ -10,10 +10,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
-from wscommands import Registry, __version__, registry
-from wscommands.asyncapi import asyncapi
-from wscommands.schema import api_document
-from wscommands.typescript import typescript
+from ... import Registry, __version__, registry
+from ...schema.asyncapi import asyncapi
+from ...schema.document import api_document
+from ...schema.typescript import typescript
 
 
 class Command(BaseCommand):

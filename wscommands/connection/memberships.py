@@ -1,0 +1,135 @@
+"""A connection's memberships (its groups and its user) in the hub, and the stream
+announcements of a resumable connection (``?resume=1``, docs/protocol.md).
+
+- :func:`attach` gives a connection that asked for it a :class:`~.streams.StreamCursor`;
+  :func:`start` then announces ``all`` and its user's stream (``wscommands.streams``).
+- :func:`enter_group`, :func:`leave_group`, :func:`change_user`: membership changes, each
+  announcing (or forgetting) the stream concerned. The position is read after the membership
+  is live while the stream's pushes are held, so the client starts exactly there: anything
+  after it is delivered live (or found by gap detection), nothing before it is sent.
+- :func:`may_join`: what the join authorization hooks say.
+
+The resume request itself is :mod:`.resume`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from .._internal.threads import call
+from ..backends import BackendUnavailable, get_backend
+from ..runtime.hub import get_hub
+from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
+from ..wire.jsoncodec import encode
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+logger = logging.getLogger("wscommands.layer")
+
+
+def wants_resume(scope: dict[str, Any]) -> bool:
+    """Whether the handshake asked for resumable delivery (query parameter ``resume=1``)."""
+    query = scope.get("query_string", b"")
+    if isinstance(query, bytes):
+        query = query.decode("latin-1")
+    return parse_qs(query).get("resume", [""])[-1] == "1"
+
+
+def attach(connection: Connection) -> None:
+    """Make ``connection`` resumable if it asked to and history is on.
+
+    Its ``all`` stream is held from now until :func:`start` has announced it.
+    """
+    if wants_resume(connection.scope) and history_bounds() is not None:
+        connection.streams = StreamCursor(connection)
+        connection.streams.hold([ALL])
+
+
+async def start(connection: Connection) -> None:
+    """After the accept: announce ``all`` and the user's stream, then let their pushes flow."""
+    cursor = connection.streams
+    if cursor is None:
+        return
+    streams = [ALL] + ([user_stream(connection.user_pk)] if connection.user_pk is not None else [])
+    async with cursor.lock:
+        cursor.hold(streams)
+        try:
+            await _announce(cursor, streams)
+        finally:
+            cursor.started = True
+            await cursor.release(streams)
+
+
+async def _announce(cursor: StreamCursor, streams: list[str], forget: list[str] = ()) -> None:
+    """Read the streams' positions, start the cursor there and tell the client."""
+    frame: dict[str, Any] = dict.fromkeys(forget)
+    for stream in forget:
+        cursor.forget(stream)
+    try:
+        positions = await get_backend().history_positions(streams, history_bounds())
+    except BackendUnavailable:
+        # The client takes its position from the first push instead.
+        logger.warning("stream positions unavailable: %s not announced", ", ".join(streams))
+        positions = {}
+    for stream, (epoch, offset) in positions.items():
+        cursor.start_at(stream, epoch, offset)
+        frame[stream] = {"epoch": epoch, "offset": offset}
+    if frame:
+        await cursor.connection.push_text(encode({STREAMS: frame}))
+
+
+async def may_join(connection: Connection, group: str) -> bool:
+    """Whether every join authorization hook lets ``connection`` into ``group``."""
+    for hook in connection.consumer.registry.join_hooks:
+        if not await call(hook, connection, group):
+            return False
+    return True
+
+
+async def enter_group(connection: Connection, group: str) -> None:
+    """Add ``connection`` to ``group`` (authorized already); announce its stream if resumable."""
+    cursor = connection.streams
+    connection.groups.add(group)
+    if cursor is None:
+        await get_hub().join(connection, group)
+        return
+    stream = group_stream(group)
+    async with cursor.lock:
+        cursor.hold([stream])
+        try:
+            await get_hub().join(connection, group)
+            await _announce(cursor, [stream])
+        finally:
+            await cursor.release([stream])
+
+
+async def leave_group(connection: Connection, group: str) -> None:
+    """Remove ``connection`` from ``group``; a resumable one is told to forget its stream."""
+    connection.groups.discard(group)
+    await get_hub().leave(connection, group)
+    cursor = connection.streams
+    if cursor is not None:
+        async with cursor.lock:
+            await _announce(cursor, [], forget=[group_stream(group)])
+
+
+async def change_user(connection: Connection, old_pk: Any, new_pk: Any) -> None:
+    """Move ``connection`` to another user's stream (announced once the connection started)."""
+    cursor = connection.streams
+    if cursor is None or old_pk == new_pk:
+        await get_hub().set_user(connection, old_pk, new_pk)
+        return
+    new = [user_stream(new_pk)] if new_pk is not None else []
+    async with cursor.lock:
+        cursor.hold(new)
+        try:
+            await get_hub().set_user(connection, old_pk, new_pk)
+            if cursor.started:  # else start() announces it
+                old = [user_stream(old_pk)] if old_pk is not None else []
+                await _announce(cursor, new, forget=old)
+        finally:
+            if cursor.started:
+                await cursor.release(new)

@@ -1,0 +1,166 @@
+"""Broadcast, groups and send_to_subset, fanned out once per process.
+
+A message for many connections crosses the channel layer once per *process*, not once per
+connection: every process that has connections runs a hub (:mod:`.hub`) with one channel of its
+own, joined to one channel-layer group per wscommands group (and per user) that has local
+members. The hub receives each message once, encodes nothing again (the sender encoded the
+JSON text once) and writes it to its local connections. So a broadcast costs the same in
+Redis for ten clients or ten thousand.
+
+Channel-layer group names, all under ``WSCOMMANDS["PREFIX"]``:
+``<prefix>.all`` (every process), ``<prefix>.g.<group>``, ``<prefix>.u.<user pk>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+from .._internal.resilience import or_unavailable
+from ..commands.dev_checks import encode_push
+from ..conf import wscommands_settings
+from ..streams.cursor import ALL, group_stream, publish, user_stream
+from .peer import Peer, split_id
+
+logger = logging.getLogger("wscommands.layer")
+
+MESSAGE_TYPE = "wscommands.deliver"
+# fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+_CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
+
+
+def get_layer() -> BaseChannelLayer:
+    """The channel layer wscommands uses (``WSCOMMANDS["CHANNEL_LAYER"]``)."""
+    alias = wscommands_settings.CHANNEL_LAYER
+    layer = get_channel_layer(alias)
+    if layer is None:
+        raise ImproperlyConfigured(
+            f"wscommands needs a channel layer: CHANNEL_LAYERS[{alias!r}] is not configured. "
+            'Add CHANNEL_LAYERS = {"default": {"BACKEND": '
+            '"channels.layers.InMemoryChannelLayer"}} for one process, or '
+            "channels_redis for several."
+        )
+    return layer
+
+
+def all_group_name() -> str:
+    """The channel-layer group every process's hub is in (broadcasts)."""
+    return f"{wscommands_settings.PREFIX}.all"
+
+
+def group_channel_name(group: str) -> str:
+    """The channel-layer group behind a wscommands group; raises ValueError if invalid."""
+    if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group):
+        raise ValueError(
+            f"invalid group name {group!r}: use letters, digits, '.', '_' and '-' only"
+        )
+    name = f"{wscommands_settings.PREFIX}.g.{group}"
+    if len(name) > _CHANNEL_GROUP_MAX:
+        limit = _CHANNEL_GROUP_MAX - len(name) + len(group)
+        raise ValueError(f"group name {group!r} is too long: at most {limit} characters")
+    return name
+
+
+def user_group_name(user_pk: Any) -> str:
+    """The channel-layer group of the hubs that have connections of this user."""
+    return f"{wscommands_settings.PREFIX}.u.{user_pk}"
+
+
+def _message(
+    text: str,
+    target: str,
+    key: Any = None,
+    exclude: str | None = None,
+    position: dict[str, Any] | None = None,
+) -> dict:
+    # "sent": the sender's clock, for the receivers' delivery-lag metric.
+    message = {
+        "type": MESSAGE_TYPE,
+        "text": text,
+        "target": target,
+        "key": key,
+        "exclude": exclude,
+        "sent": time.time(),
+    }
+    if position:  # its stream, epoch and offset (streams.publish)
+        message.update(position)
+    return message
+
+
+async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:
+    """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
+    text = encode_push(message)
+    position = await publish(ALL, text)
+    await or_unavailable(
+        get_layer().group_send(all_group_name(), _message(text, "all", None, exclude, position)),
+        "broadcast",
+    )
+
+
+async def send_to_group(
+    group: str, message: dict[str, Any], *, exclude: str | None = None, history: bool = True
+) -> None:
+    """Send ``message`` to every member of ``group``, wherever it is connected.
+
+    ``history=False``: outside the group's stream (no position, not replayed on resume), for
+    notices that are only worth something live, such as presence events.
+    """
+    channel_group = group_channel_name(group)
+    text = encode_push(message)
+    position = await publish(group_stream(group), text) if history else None
+    await or_unavailable(
+        get_layer().group_send(channel_group, _message(text, "group", group, exclude, position)),
+        "send_to_group",
+    )
+
+
+async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> None:
+    """Send ``message`` to connection ids, connections (:class:`~.peer.Peer`) and users.
+
+    A user means every connection that is that user when the message arrives, on any
+    process. A connection named twice (by id and through its user) receives it twice.
+    """
+    if isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
+        raise TypeError("recipients must be a list of connection ids, connections or users")
+    by_process: dict[str, list[str]] = {}
+    user_pks: list[Any] = []
+    for recipient in recipients:
+        if isinstance(recipient, Peer):
+            recipient = recipient.id
+        if isinstance(recipient, str):
+            process, local = split_id(recipient)
+            if process:
+                by_process.setdefault(process, []).append(local)
+            continue  # not an id this server issued: nobody to deliver to
+        pk = getattr(recipient, "pk", None)
+        if pk is None:
+            if getattr(recipient, "is_anonymous", False):
+                continue
+            raise TypeError(
+                f"cannot send to {recipient!r}: not a connection id, connection or user"
+            )
+        user_pks.append(pk)
+    if not by_process and not user_pks:
+        return
+    text = encode_push(message)
+    layer = get_layer()
+    for process, ids in by_process.items():
+        try:
+            await or_unavailable(layer.send(process, _message(text, "ids", ids)), "send_to_subset")
+        except Exception as exc:  # a process that is gone: its connections are gone too
+            if type(exc).__name__ != "ChannelFull":
+                raise
+            logger.warning("process channel %s is full: message dropped", process)
+    for pk in dict.fromkeys(user_pks):
+        position = await publish(user_stream(pk), text)
+        await or_unavailable(
+            layer.group_send(user_group_name(pk), _message(text, "user", pk, None, position)),
+            "send_to_subset",
+        )

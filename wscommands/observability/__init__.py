@@ -1,0 +1,4 @@
+"""Logs, metrics (with their Prometheus collector) and tracing hooks.
+
+May import: conf.
+"""

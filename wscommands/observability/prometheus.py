@@ -1,0 +1,161 @@
+"""The Prometheus side of the metrics: what ``/metrics`` shows, built when it is scraped.
+
+:mod:`.metrics` records into plain integers and :class:`~.metrics.Histogram` objects; the
+:class:`Collector` registered here turns them into metric families only when prometheus-client
+asks (docs/operations.md lists every metric). Without prometheus-client installed, nothing
+here is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+try:
+    import prometheus_client
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+except ImportError:  # optional: without it only the operations page's totals are kept
+    prometheus_client = None
+
+if TYPE_CHECKING:
+    from .metrics import Recorded, Totals
+
+
+def installed() -> bool:
+    """Whether prometheus-client is installed."""
+    return prometheus_client is not None
+
+
+def register(recorded: Recorded, totals: Totals) -> None:
+    """Have prometheus-client read ``recorded`` and ``totals`` at each scrape."""
+    prometheus_client.REGISTRY.register(Collector(recorded, totals))
+
+
+def exposition() -> tuple[bytes, str]:
+    """This process's metrics in the text format (ours and prometheus-client's), and its type."""
+    return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+
+
+class Collector:
+    """Turns :class:`~.metrics.Recorded` and :data:`~.metrics.totals` into metric families
+    when scraped."""
+
+    def __init__(self, recorded: Recorded, totals: Totals):
+        self.r = recorded
+        self.t = totals
+
+    def collect(self) -> Iterator[Metric]:
+        """Every wscommands metric family (called by prometheus-client at each scrape)."""
+        r, t = self.r, self.t
+        yield GaugeMetricFamily(
+            "wscommands_connections", "Open WebSocket connections.", value=r.connections
+        )
+        yield _counter("wscommands_connections_opened", "WebSocket connections accepted.", r.opened)
+        yield _counter(
+            "wscommands_connections_closed",
+            "WebSocket connections closed, by close code.",
+            r.closed,
+            ["code"],
+        )
+        yield _counter(
+            "wscommands_connections_refused",
+            "Handshakes refused by a connection cap, by reason.",
+            r.conn_refused,
+            ["reason"],
+        )
+        yield _counter("wscommands_frames_received", "Frames received.", t.frames_in)
+        yield _counter("wscommands_frames_sent", "Frames sent.", t.frames_out)
+        yield _counter("wscommands_received_bytes", "Bytes of frames received.", r.bytes_in)
+        yield _counter("wscommands_sent_bytes", "Bytes of frames sent.", r.bytes_out)
+        yield _counter(
+            "wscommands_frames_refused",
+            "Frames refused before running, by reason.",
+            r.refused,
+            ["reason"],
+        )
+        yield _histogram(
+            "wscommands_command_duration_seconds",
+            "Time to run a command, by command and outcome (ok or error).",
+            r.duration,
+            ["command", "outcome"],
+        )
+        yield _counter(
+            "wscommands_command_errors",
+            "Command errors, by command and error code.",
+            r.errors,
+            ["command", "code"],
+        )
+        yield _histogram(
+            "wscommands_fanout_seconds",
+            "Time to write one channel-layer message to its local recipients, by target kind.",
+            r.fanout,
+            ["target"],
+        )
+        yield _histogram(
+            "wscommands_fanout_recipients",
+            "Local recipients of one channel-layer message, by target kind.",
+            r.recipients,
+            ["target"],
+        )
+        yield _histogram(
+            "wscommands_delivery_lag_seconds",
+            "From send (broadcast, group, user, subset) to written here, by target kind.",
+            r.lag,
+            ["target"],
+        )
+        yield _histogram(
+            "wscommands_layer_round_trip_seconds",
+            "The hub's canary: a message to itself through the channel layer.",
+            {(): r.round_trip},
+            [],
+        )
+        yield _counter(
+            "wscommands_layer_canary_failures",
+            "Canaries that did not come back in time.",
+            r.canary_failures,
+        )
+        yield _counter(
+            "wscommands_resume_streams",
+            "Streams named by resume requests, by outcome (recovered or why not).",
+            r.resumed,
+            ["outcome"],
+        )
+        yield _counter(
+            "wscommands_resume_replayed_pushes", "Missed pushes replayed by resumes.", r.replayed
+        )
+        with r.worker_lock:  # a consistent copy; worker threads update these
+            queue, wait, wait_sum = r.queue, r.wait.cumulative(), r.wait.total
+        yield GaugeMetricFamily(
+            "wscommands_worker_queue_length", "Sync calls waiting for a worker thread.", value=queue
+        )
+        yield HistogramMetricFamily(
+            "wscommands_worker_wait_seconds",
+            "Time a sync call waited for a worker thread.",
+            buckets=wait,
+            sum_value=wait_sum,
+        )
+
+
+def _key(labels: Any) -> list[str]:
+    return list(labels) if isinstance(labels, tuple) else [labels]
+
+
+def _counter(name: str, doc: str, values: Any, labels: list[str] | None = None) -> Metric:
+    if labels is None:
+        return CounterMetricFamily(name, doc, value=values)
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in list(values.items()):
+        family.add_metric(_key(key), value)
+    return family
+
+
+def _histogram(name: str, doc: str, values: dict, labels: list[str]) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    for key, histogram in list(values.items()):
+        family.add_metric(_key(key), histogram.cumulative(), histogram.total)
+    return family

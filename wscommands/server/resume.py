@@ -1,0 +1,187 @@
+"""The resume request of resumable connections (``?resume=1``).
+
+:func:`handle` answers ``{"wscommands.resume": {"streams": {...}}}``. Per stream: may the
+connection still receive it (``all`` always; ``user:<pk>`` only as that user; a group only if
+every join authorization hook allows it, then it is re-joined)? Then its missed pushes are
+replayed in offset order, the reply is sent, and only then the live pushes held meanwhile.
+How a resumable connection learns its streams' positions is :mod:`.memberships`'.
+
+See docs/protocol.md, "Resumable delivery", for the wire and the guarantees.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..backends import BackendUnavailable, get_backend
+from ..connection.memberships import may_join
+from ..delivery.messaging import group_channel_name
+from ..observability import metrics
+from ..runtime.hub import get_hub
+from ..streams.cursor import ALL, RESUME, StreamCursor, history_bounds, position_text, user_stream
+from ..wire.exceptions import ClientError, InvalidArguments, error_entry
+from ..wire.jsoncodec import encode
+
+if TYPE_CHECKING:
+    from ..connection.connection import Connection
+
+#: Most streams one resume request may name; more get invalid_arguments.
+MAX_RESUME_STREAMS = 100
+#: Why a stream was not recovered (the wire's ``reason``).
+HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID = (
+    "history_lost",
+    "too_far_behind",
+    "forbidden",
+    "invalid",
+)
+
+
+def is_resume(commands: list[tuple[str, Any]]) -> bool:
+    """Whether a request is a resume (``wscommands.resume`` alone in its frame)."""
+    return len(commands) == 1 and commands[0][0] == RESUME
+
+
+def _parse(argument: Any) -> dict[str, tuple[str, int] | None]:
+    """stream -> (epoch, offset), or None for a malformed position."""
+    streams = argument.get("streams") if isinstance(argument, dict) else None
+    if not isinstance(streams, dict):
+        raise InvalidArguments('wscommands.resume takes {"streams": {stream: position}}')
+    if len(streams) > MAX_RESUME_STREAMS:
+        raise InvalidArguments(f"at most {MAX_RESUME_STREAMS} streams per resume")
+    parsed: dict[str, tuple[str, int] | None] = {}
+    for stream, position in streams.items():
+        ok = (
+            isinstance(position, dict)
+            and isinstance(position.get("epoch"), str)
+            and isinstance(position.get("offset"), int)
+            and not isinstance(position.get("offset"), bool)
+            and position["offset"] >= 0
+        )
+        parsed[stream] = (position["epoch"], position["offset"]) if ok else None
+    return parsed
+
+
+def _known(stream: str) -> bool:
+    kind, _, name = stream.partition(":")
+    if stream == ALL:
+        return True
+    if kind == "user":
+        return bool(name)
+    if kind == "group":
+        try:
+            group_channel_name(name)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+async def _may_receive(connection: Connection, stream: str) -> bool:
+    kind, _, name = stream.partition(":")
+    if stream == ALL:
+        return True
+    if kind == "user":
+        return connection.user_pk is not None and str(connection.user_pk) == name
+    if name in connection.groups:
+        return True
+    # No hook: the application authorizes joins in its commands, which a resume cannot
+    # replay, so the group is not restored.
+    return bool(connection.consumer.registry.join_hooks) and await may_join(connection, name)
+
+
+async def handle(connection: Connection, request_id: Any, argument: Any) -> None:
+    """Answer a ``wscommands.resume`` request: replays, then the reply, then live pushes."""
+    reply: dict[str, Any] = {}
+    cursor = connection.streams
+    try:
+        if cursor is None:
+            raise ClientError("connect with ?resume=1")
+        wanted = _parse(argument)
+    except Exception as exc:
+        reply = {"errors": {RESUME: error_entry(exc, RESUME)}}
+        if request_id is not None:
+            reply["request_id"] = request_id
+        await connection.push_text(encode(reply))
+        return
+    async with cursor.lock:
+        result, allowed = await _authorize(connection, wanted)
+        cursor.hold(allowed)
+        try:
+            for stream in allowed:
+                kind, _, name = stream.partition(":")
+                if kind == "group" and name not in connection.groups:
+                    connection.groups.add(name)
+                    await get_hub().join(connection, name)
+            for stream in allowed:
+                result[stream] = await _replay(cursor, stream, wanted[stream])
+            reply = {RESUME: result}
+            metrics.resumed(entry.get("reason", "recovered") for entry in result.values())
+        except BackendUnavailable as exc:
+            reply = {"errors": {RESUME: error_entry(exc, RESUME)}}
+        try:
+            if request_id is not None:
+                reply["request_id"] = request_id
+            await connection.push_text(encode(reply))
+        finally:
+            await cursor.release(allowed)
+
+
+async def _authorize(
+    connection: Connection, wanted: dict[str, tuple[str, int] | None]
+) -> tuple[dict[str, Any], list[str]]:
+    result: dict[str, Any] = {}
+    allowed: list[str] = []
+    mine = user_stream(connection.user_pk) if connection.user_pk is not None else None
+    # Positions of another user (or of a user, now logged out): this session resumes nothing.
+    other_session = any(s.startswith("user:") and s != mine for s in wanted)
+    joining = 0
+    for stream in wanted:
+        if not _known(stream):
+            result[stream] = {"recovered": False, "reason": INVALID}
+            continue
+        kind, _, name = stream.partition(":")
+        new_group = kind == "group" and name not in connection.groups
+        # A group comes back within MAX_GROUPS_PER_CONNECTION, as a join would.
+        if (
+            other_session
+            or not await _may_receive(connection, stream)
+            or (new_group and connection.resources.admit_group(len(connection.groups) + joining))
+        ):
+            result[stream] = {"recovered": False, "reason": FORBIDDEN}
+            continue
+        joining += new_group
+        allowed.append(stream)
+    return result, allowed
+
+
+async def _replay(
+    cursor: StreamCursor, stream: str, position: tuple[str, int] | None
+) -> dict[str, Any]:
+    """Send what the connection missed of one stream; its entry of the reply."""
+    bounds = history_bounds()
+    backend = get_backend()
+    if position is None:
+        epoch, offset = (await backend.history_positions([stream], bounds))[stream]
+        cursor.start_at(stream, epoch, offset)
+        return {"recovered": False, "reason": INVALID, "epoch": epoch, "offset": offset}
+    epoch, after = position
+    read = await backend.history_read(stream, epoch, after, bounds)
+    current = {"epoch": read.epoch, "offset": read.offset}
+    if read.epoch != epoch:
+        reason = HISTORY_LOST
+    elif after > read.offset:
+        reason = INVALID  # a position this stream never reached
+    elif not read.complete:
+        reason = TOO_FAR_BEHIND
+    else:
+        push = cursor.connection.push_text
+        replayed = 0
+        for offset, text in read.entries:
+            if not cursor.was_sent(stream, epoch, offset):
+                await push(position_text(text, stream, epoch, offset))
+                replayed += 1
+        metrics.replayed(replayed)
+        cursor.start_at(stream, read.epoch, read.offset)
+        return {"recovered": True, **current}
+    cursor.start_at(stream, read.epoch, read.offset)
+    return {"recovered": False, "reason": reason, **current}
