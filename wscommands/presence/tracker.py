@@ -23,16 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..backends import BackendUnavailable, get_backend
 from ..conf import wscommands_settings
+from ..delivery.peer import Peer
 from ..wire.jsoncodec import encode
-from .events import PresenceEvents
-
-if TYPE_CHECKING:
-    from ..connection.connection import Connection
-    from ..runtime.hub import Hub
+from .events import LocalProcess, PresenceEvents
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -58,7 +55,7 @@ class PresenceTracker:
     batch; a burst of handshakes costs a few Redis calls, not one round trip each.
     """
 
-    def __init__(self, hub: Hub):
+    def __init__(self, hub: LocalProcess):
         self.hub = hub
         self.entries: dict[str, dict[str, Any]] = {}
         self.events = PresenceEvents(hub)
@@ -70,13 +67,13 @@ class PresenceTracker:
 
     # What the hub and consumer report ------------------------------------------------------
 
-    def connected(self, connection: Connection) -> None:
+    def connected(self, connection: Peer) -> None:
         """Record a new connection (after its user is known) and announce it."""
         entry = self._entry(connection, since=time.time())
         self._record(entry)
         self.events.arrived(None, entry)
 
-    def disconnected(self, connection: Connection) -> None:
+    def disconnected(self, connection: Peer) -> None:
         """Forget a connection; it leaves its groups and the server."""
         entry = self.entries.get(connection.id)
         if entry is None:
@@ -85,19 +82,19 @@ class PresenceTracker:
         for group in (*entry["groups"], None):
             self.events.departed(group, entry)
 
-    def joined(self, connection: Connection, group: str) -> None:
+    def joined(self, connection: Peer, group: str) -> None:
         """Record that a tracked connection joined ``group`` and tell the group."""
         entry = self.changed(connection)
         if entry is not None:
             self.events.arrived(group, entry)
 
-    def left(self, connection: Connection, group: str) -> None:
+    def left(self, connection: Peer, group: str) -> None:
         """Record that a tracked connection left ``group`` and tell the group."""
         old = self.entries.get(connection.id)
         if self.changed(connection) is not None:
             self.events.departed(group, old)
 
-    def changed(self, connection: Connection) -> dict[str, Any] | None:
+    def changed(self, connection: Peer) -> dict[str, Any] | None:
         """Rewrite a tracked connection's entry (groups or user changed); None if untracked.
 
         A change of user is announced as the old identity leaving and the new arriving.
@@ -117,7 +114,7 @@ class PresenceTracker:
     # Store --------------------------------------------------------------------------------
 
     @staticmethod
-    def _entry(connection: Connection, since: float) -> dict[str, Any]:
+    def _entry(connection: Peer, since: float) -> dict[str, Any]:
         user = connection.user if connection.is_authenticated() else None
         return {
             "connection_id": connection.id,
