@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from .._internal.threads import call
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, history_store
 from ..runtime.hub import get_hub
 from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
 from ..wire.jsoncodec import encode
@@ -84,7 +84,7 @@ async def _announce(cursor: StreamCursor, streams: list[str], forget: list[str] 
     for stream in forget:
         cursor.forget(stream)
     try:
-        positions = await get_backend().history_positions(streams, history_bounds())
+        positions = await history_store().history_positions(streams, history_bounds())
     except BackendUnavailable:
         # The client takes its position from the first push instead.
         logger.warning("stream positions unavailable: %s not announced", ", ".join(streams))

@@ -19,7 +19,7 @@ import socket
 import time
 from typing import Any, Protocol
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, presence_store
 from ..conf import wscommands_settings
 from ..delivery.peer import Peer
 from ..observability import metrics
@@ -76,7 +76,7 @@ async def run(hub: ProcessState, process: str) -> None:
         if interval is None:
             return
         try:
-            await get_backend().stats_write(process, interval * 3, encode(figures(hub, process)))
+            await presence_store().stats_write(process, interval * 3, encode(figures(hub, process)))
         except BackendUnavailable as exc:
             logger.debug("operations figures not written (%s)", exc)
         except Exception:  # a bug of ours: logged once; the process drops off the page
@@ -100,7 +100,7 @@ async def snapshot() -> dict[str, Any]:
     Raises BackendUnavailable when the backend cannot be reached.
     """
     processes = sorted(
-        (decode(text) for text in await get_backend().stats_read()),
+        (decode(text) for text in await presence_store().stats_read()),
         key=lambda figures: figures["process"],
     )
     names = ("commands", "errors", "frames_in", "frames_out", "refused", "deliveries")

@@ -14,7 +14,7 @@ import weakref
 from collections import Counter
 from typing import Any
 
-from ..backends import get_backend
+from ..backends import presence_store
 from ..conf import wscommands_settings
 from ..delivery import messaging
 from ..wire.jsoncodec import decode, encode
@@ -60,7 +60,7 @@ async def _snapshot() -> _Snapshot:
 
 
 async def _fetch_snapshot(loop: asyncio.AbstractEventLoop) -> _Snapshot:
-    texts = await get_backend().presence_entries()
+    texts = await presence_store().presence_entries()
     snapshot = _snapshots[loop] = _Snapshot([decode(text) for text in texts], loop.time())
     return snapshot
 

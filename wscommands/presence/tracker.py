@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, presence_store
 from ..conf import wscommands_settings
 from ..delivery.peer import Peer
 from ..wire.jsoncodec import encode
@@ -142,7 +142,7 @@ class PresenceTracker:
             while self._pending and not self._unsynced and self.hub.channel is not None:
                 batch, self._pending = self._pending, {}
                 try:
-                    await get_backend().presence_write(
+                    await presence_store().presence_write(
                         self.hub.channel, wscommands_settings.PRESENCE_TTL, *_as_write(batch)
                     )
                 except BackendUnavailable as exc:  # the heartbeat will write the whole view
@@ -172,13 +172,15 @@ class PresenceTracker:
             expected = len(self.entries)  # what the store holds after this write, if intact
             try:
                 if recovering:
-                    count = await get_backend().presence_write(
+                    count = await presence_store().presence_write(
                         process, ttl, self._encoded(), replace=True
                     )
                 else:
-                    count = await get_backend().presence_write(process, ttl, *_as_write(batch))
+                    count = await presence_store().presence_write(process, ttl, *_as_write(batch))
                 if count != expected:
-                    await get_backend().presence_write(process, ttl, self._encoded(), replace=True)
+                    await presence_store().presence_write(
+                        process, ttl, self._encoded(), replace=True
+                    )
                     recovering = True
             except BackendUnavailable as exc:
                 if not self._unsynced:
@@ -201,7 +203,7 @@ class PresenceTracker:
         caller can look again just then.
         """
         try:
-            dead, next_expiry = await get_backend().presence_reap()
+            dead, next_expiry = await presence_store().presence_reap()
         except BackendUnavailable:
             return None
         except Exception:  # the loop must go on: the next heartbeat reaps again
@@ -241,7 +243,7 @@ class PresenceTracker:
         await self.events.close(process)
         async with self._lock:
             try:
-                await get_backend().presence_clear(process)
+                await presence_store().presence_clear(process)
             except BackendUnavailable:  # the heartbeat key expires on its own
                 logger.warning("could not clear presence of %s", process)
 

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, history_store
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
 from ..wire.exceptions import Unavailable
@@ -73,7 +73,7 @@ async def publish(stream: str, text: str) -> dict[str, Any]:
     if bounds is None:
         return {}
     try:
-        epoch, offset = await get_backend().history_append(stream, text, bounds)
+        epoch, offset = await history_store().history_append(stream, text, bounds)
     except BackendUnavailable as exc:
         raise Unavailable("the message history cannot be reached") from exc
     return {"stream": stream, "epoch": epoch, "offset": offset}
