@@ -38,10 +38,11 @@ class WSCommandsConfig(AppConfig):
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)
-        if s.DESCRIBE != "off" and registry.is_registered("describe"):
+        clash = registry.get("describe")
+        if s.DESCRIBE != "off" and clash is not None:
             raise ImproperlyConfigured(
                 f"A command named 'describe' is registered "
-                f'({describe(registry.get("describe").func)}), and WSCOMMANDS["DESCRIBE"] = '
+                f'({describe(clash.func)}), and WSCOMMANDS["DESCRIBE"] = '
                 f"{s.DESCRIBE!r} turns on the built-in describe, which would hide it. Rename "
                 'the command, or set WSCOMMANDS["DESCRIBE"] = "off".'
             )

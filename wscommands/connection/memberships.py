@@ -15,31 +15,25 @@ The resume request itself is :mod:`.resume`'s.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from .._internal.threads import call
 from ..backends import BackendUnavailable, history_store
+from ..delivery.peer import Peer
 from ..runtime.hub import get_hub
 from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
 from ..wire.jsoncodec import encode
 from .transport import Transport
 
 
-class Member(Protocol):
-    """A connection as its memberships see it (:class:`~.connection.Connection` is one)."""
+class Member(Peer, Protocol):
+    """A connection as its memberships see it (:class:`~.connection.Connection` is one): a
+    peer with its handshake's scope and its transport (whose registry has the join hooks)."""
 
-    id: str
-    user_pk: Any
-    groups: set[str]
-    streams: StreamCursor | None
     scope: dict[str, Any]
     consumer: Transport
-
-    def push_text(self, text: str) -> Awaitable[None]:
-        """Write JSON text to the client; await it."""
-        ...
 
 
 logger = logging.getLogger("wscommands.layer")
@@ -78,13 +72,15 @@ async def start(connection: Member) -> None:
             await cursor.release(streams)
 
 
-async def _announce(cursor: StreamCursor, streams: list[str], forget: list[str] = ()) -> None:
+async def _announce(cursor: StreamCursor, streams: list[str], forget: Iterable[str] = ()) -> None:
     """Read the streams' positions, start the cursor there and tell the client."""
     frame: dict[str, Any] = dict.fromkeys(forget)
     for stream in forget:
         cursor.forget(stream)
     try:
-        positions = await history_store().history_positions(streams, history_bounds())
+        bounds = history_bounds()
+        assert bounds is not None  # a connection has a cursor only while history is on
+        positions = await history_store().history_positions(streams, bounds)
     except BackendUnavailable:
         # The client takes its position from the first push instead.
         logger.warning("stream positions unavailable: %s not announced", ", ".join(streams))

@@ -8,7 +8,7 @@ never on the connection or the consumer, so they sit below both.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..streams.cursor import StreamCursor
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 ID_SEPARATOR = "~"
 
 
-class Peer:
+class Peer(Protocol):
     """One local connection as the hub sees it: an id, its user and groups, a way to write."""
 
     #: Unique across processes: ``<process channel>~<local number>`` (set once registered).

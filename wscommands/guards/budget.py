@@ -137,7 +137,7 @@ class Budget:
             for other in self.accounts:
                 other._refresh_outgoing()
         while self.total + size > limit:
-            heaviest = max(self.accounts, key=Account.held.fget, default=None)
+            heaviest = max(self.accounts, key=_held, default=None)
             if heaviest is None or heaviest is account or account.held + size >= heaviest.held:
                 return False
             self._cut_heaviest(heaviest, limit)
@@ -318,3 +318,8 @@ class Account:
             )
             self.budget._cut(self)
         return _refusal(what, setting)
+
+
+def _held(account: Account) -> int:
+    """What an account holds (the key to find the heaviest)."""
+    return account.held

@@ -58,7 +58,8 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """The buckets as Prometheus writes them: ``(le, observations <= le)``, +Inf last."""
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
             running += count
             out.append((bound, running))

@@ -20,7 +20,7 @@ try:
         Metric,
     )
 except ImportError:  # optional: without it only the operations page's totals are kept
-    prometheus_client = None
+    prometheus_client = None  # type: ignore[assignment]
 
 from . import metrics
 from .metrics import Recorded, Totals

@@ -49,7 +49,7 @@ def figures(hub: ProcessState, process: str) -> dict[str, Any]:
     for pk, ids in heapq.nlargest(TOP, hub.users.items(), key=lambda item: len(item[1])):
         holder = next((connections[i] for i in ids if i in connections), None)
         user = holder.user if holder is not None else None
-        name = user.get_username() if hasattr(user, "get_username") else str(pk)
+        name = user.get_username() if user is not None else str(pk)
         users.append({"user_id": pk, "username": name, "connections": len(ids)})
     signed_in = sum(len(ids) for ids in hub.users.values())
     groups = heapq.nlargest(TOP, hub.groups.items(), key=lambda item: len(item[1]))

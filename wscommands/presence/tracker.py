@@ -91,7 +91,7 @@ class PresenceTracker:
     def left(self, connection: Peer, group: str) -> None:
         """Record that a tracked connection left ``group`` and tell the group."""
         old = self.entries.get(connection.id)
-        if self.changed(connection) is not None:
+        if self.changed(connection) is not None and old is not None:
             self.events.departed(group, old)
 
     def changed(self, connection: Peer) -> dict[str, Any] | None:

@@ -96,9 +96,8 @@ async def _renew(owner: str, key: str) -> None:
 async def _record(owner: str, key: str, reply: dict[str, Any] | None) -> None:
     s = wscommands_settings
     kept = {k: v for k, v in (reply or {}).items() if k != "request_id"}
-    text: str | None = encode_reply(kept)
-    if len(text.encode()) > s.IDEMPOTENCY_MAX_BYTES:
-        text = None
+    encoded = encode_reply(kept)
+    text = None if len(encoded.encode()) > s.IDEMPOTENCY_MAX_BYTES else encoded
     try:
         await idempotency_store().idempotency_finish(
             owner, key, text, s.IDEMPOTENCY_TTL, s.IDEMPOTENCY_MAX_KEYS

@@ -159,6 +159,7 @@ async def _replay(
 ) -> dict[str, Any]:
     """Send what the connection missed of one stream; its entry of the reply."""
     bounds = history_bounds()
+    assert bounds is not None  # a connection has a cursor only while history is on
     backend = history_store()
     if position is None:
         epoch, offset = (await backend.history_positions([stream], bounds))[stream]
