@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings as s
 from .base import (
     Backend,
@@ -30,7 +30,6 @@ __all__ = [
     "history_store",
     "idempotency_store",
     "presence_store",
-    "reset",
     "state_store",
 ]
 
@@ -41,13 +40,14 @@ ALIASES = {
 #: The concerns ``WSCOMMANDS["STORES"]`` may give a store of their own.
 CONCERNS = ("state", "presence", "history", "idempotency")
 #: dotted class path -> the one instance of it (concerns naming one class share it).
-_built: dict[str, Any] = {}
+STORES: Part[dict[str, Any]] = Part("stores", dict, per_loop=False, from_settings=True)
 
 
 def _store(concern: str) -> Any:
     name = s.STORES.get(concern) or s.BACKEND
     path = ALIASES.get(name, name)
-    store = _built.get(path)
+    built = RUNTIME.get(STORES)
+    store = built.get(path)
     if store is None:
         try:
             cls = import_string(path)
@@ -57,7 +57,7 @@ def _store(concern: str) -> Any:
                 f'WSCOMMANDS["{setting}"] = {name!r} cannot be imported ({exc}). '
                 f'Use "memory", "redis" or the dotted path of a class with from_settings().'
             ) from exc
-        store = _built[path] = cls.from_settings(s)
+        store = built[path] = cls.from_settings(s)
     return store
 
 
@@ -85,16 +85,3 @@ def history_store() -> HistoryStore:
 def idempotency_store() -> IdempotencyStore:
     """Where idempotent requests' claims and replies live."""
     return cast(IdempotencyStore, _store("idempotency"))
-
-
-def reset() -> None:
-    """Forget the stores so the next use rebuilds them from settings."""
-    _built.clear()
-
-
-def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "WSCOMMANDS":
-        reset()
-
-
-setting_changed.connect(_on_setting_changed)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..wire.exceptions import RateLimited
@@ -164,12 +165,12 @@ class Budget:
         account.loop.call_soon_threadsafe(account.on_cut)
 
 
-_budget = Budget()
+BUDGET: Part[Budget] = Part("memory budget", lambda: Budget(), per_loop=False)
 
 
 def get_budget() -> Budget:
     """The process's budget (one for all event loops: memory is per process)."""
-    return _budget
+    return RUNTIME.get(BUDGET)
 
 
 class Account:

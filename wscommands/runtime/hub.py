@@ -17,8 +17,8 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 from django.utils.module_loading import import_string
 
-from .._internal.loops import PerLoop
 from .._internal.resilience import best_effort, cancel_and_wait
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..delivery.fanout import write_all
 from ..delivery.layergroups import CANARY_TYPE, LayerGroups
@@ -281,9 +281,9 @@ def hub_class() -> type[Hub]:
     return import_string(wscommands_settings.HUB_CLASS)
 
 
-_hubs: PerLoop[Hub] = PerLoop(lambda loop: hub_class()(get_layer()))
+HUB: Part[Hub] = Part("hub", lambda: hub_class()(get_layer()))
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (one per process in a server), made on first use."""
-    return _hubs.get()
+    return RUNTIME.get(HUB)
