@@ -190,8 +190,14 @@ def test_with_the_redis_and_daphne_extras_daphne_serves_a_command(
 
     port = free_port()
     server = subprocess.Popen(
-        [str(full.parent / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
-        + ["minisite.asgi:application"],
+        [
+            str(full.parent / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "minisite.asgi:application",
+        ],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ import pkgutil
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "minisite.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -35,7 +35,7 @@ def _failed(name: str) -> None:
 for info in pkgutil.walk_packages(wscommands.__path__, "wscommands.", onerror=_failed):
     try:
         importlib.import_module(info.name)
-    except Exception as exc:  # noqa: BLE001 - every failure is the report
+    except Exception as exc:
         failed[info.name] = f"{type(exc).__name__}: {exc}"
     else:
         imported.append(info.name)
