@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -14,13 +15,31 @@ from django.utils.module_loading import import_string
 from ..conf import wscommands_settings as s
 from .base import Backend, BackendUnavailable
 
-__all__ = ["Backend", "BackendUnavailable", "get_backend", "reset"]
+__all__ = [
+    "REDIS_MISSING",
+    "Backend",
+    "BackendUnavailable",
+    "get_backend",
+    "redis_installed",
+    "reset",
+]
 
 _ALIASES = {
     "memory": "wscommands.backends.memory.MemoryBackend",
     "redis": "wscommands.backends.redis.RedisBackend",
 }
 _backend: Backend | None = None
+
+#: Why ``BACKEND = "redis"`` cannot run (system check E021, ``RedisBackend()``).
+REDIS_MISSING = (
+    'WSCOMMANDS["BACKEND"] = "redis" needs redis-py and channels-redis: '
+    'pip install "wscommands[redis]"'
+)
+
+
+def redis_installed() -> bool:
+    """Whether redis-py and channels-redis (the ``redis`` extra) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("redis", "channels_redis"))
 
 
 def get_backend() -> Backend:
