@@ -166,19 +166,18 @@ def test_the_redis_backend_without_its_extra_is_refused_at_check_time(
 ) -> None:
     result = _check(bare, _site(tmp_path), _env(redis_url="redis://127.0.0.1:6379/9"))
     assert result.returncode == 1
-    # channels_redis missing fails Django's own channel-layer lookup first only when used;
-    # the check names the extra, without a traceback.
-    assert "Traceback" not in result.stderr, result.stderr
+    # Both the backend and the channels-redis layer are refused, naming the extra.
+    assert result.stderr.count("(wscommands.E021)") == 2, result.stderr
     assert 'pip install "wscommands[redis]"' in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
-def test_with_the_redis_and_daphne_extras_daphne_serves_a_command(
+def test_with_the_redis_and_daphne_extras_every_module_imports_and_checks_clean(
     full: Path, tmp_path: Path
 ) -> None:
-    redis_url = require("redis")
     project = _site(tmp_path)
-    env = _env("redis,daphne", redis_url)
-
+    # Redis settings: check and imports do not connect.
+    env = _env("redis,daphne", "redis://127.0.0.1:6379/9")
     report = _probe(full, project, env)
     assert report["failed"] == {}
     installed = report["installed"]
@@ -186,29 +185,33 @@ def test_with_the_redis_and_daphne_extras_daphne_serves_a_command(
     result = _check(full, project, env)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
 
+
+def test_daphne_from_the_extra_serves_a_command_on_the_redis_backend(
+    full: Path, tmp_path: Path
+) -> None:
+    project = _site(tmp_path)
+    env = _env("redis,daphne", require("redis"))
     port = free_port()
+    daphne = [str(full.parent / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(
-        [
-            str(full.parent / "daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "minisite.asgi:application",
-        ],
+        [*daphne, "minisite.asgi:application"],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    replies = []
     try:
         wait_for_port(port, server)
         with connect(f"ws://127.0.0.1:{port}/ws/", open_timeout=30) as ws:
-            ws.send(json.dumps({"greet": {"name": "ann"}, "request_id": 1}))
-            reply = json.loads(ws.recv(timeout=30))
+            for request_id in (1, 2):
+                ws.send(json.dumps({"greet": {"name": "ann"}, "request_id": request_id}))
+                replies.append(json.loads(ws.recv(timeout=30)))
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
-    assert reply["request_id"] == 1, (reply, stderr)
-    assert reply["greet"].startswith("hello ann #"), (reply, stderr)
+    assert [reply["request_id"] for reply in replies] == [1, 2], (replies, stderr)
+    # The count lives in Redis (global state): the second greeting finds the first's.
+    first, second = (int(reply["greet"].removeprefix("hello ann #")) for reply in replies)
+    assert second == first + 1, (replies, stderr)
