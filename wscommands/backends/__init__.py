@@ -6,6 +6,7 @@ May import: conf, observability, wire, _internal.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,12 +25,14 @@ from .base import (
 
 __all__ = [
     "CONCERNS",
+    "REDIS_MISSING",
     "Backend",
     "BackendUnavailable",
     "get_backend",
     "history_store",
     "idempotency_store",
     "presence_store",
+    "redis_installed",
     "state_store",
 ]
 
@@ -41,6 +44,17 @@ ALIASES = {
 CONCERNS = ("state", "presence", "history", "idempotency")
 #: dotted class path -> the one instance of it (concerns naming one class share it).
 STORES: Part[dict[str, Any]] = Part("stores", dict, per_loop=False, from_settings=True)
+
+#: Why ``BACKEND = "redis"`` cannot run (system check E021, ``RedisBackend()``).
+REDIS_MISSING = (
+    'WSCOMMANDS["BACKEND"] = "redis" needs redis-py and channels-redis: '
+    'pip install "wscommands[redis]"'
+)
+
+
+def redis_installed() -> bool:
+    """Whether redis-py and channels-redis (the ``redis`` extra) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("redis", "channels_redis"))
 
 
 def _store(concern: str) -> Any:

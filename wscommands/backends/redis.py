@@ -12,13 +12,19 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from django.core.exceptions import ImproperlyConfigured
+
+try:
+    from redis import exceptions as redis_errors
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError:  # optional (the "redis" extra): RedisBackend() says what to install
+    pass
 
 from .._internal.compat import close_with_loop, redis_pool
 from ..wire.jsoncodec import decode
+from . import REDIS_MISSING, redis_installed
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
@@ -84,6 +90,8 @@ class RedisBackend(Backend):
     """
 
     def __init__(self, host: Mapping[str, Any], prefix: str = "wscommands"):
+        if not redis_installed():
+            raise ImproperlyConfigured(REDIS_MISSING)
         self.host = {**DEFAULT_OPTIONS, **host}
         self.host.setdefault(
             "retry", Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
