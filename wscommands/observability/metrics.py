@@ -19,15 +19,19 @@ the protocol's table are ``other``. Never a user, group or connection id.
 from __future__ import annotations
 
 import importlib.util
-import threading
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.signals import setting_changed
 
 from ..conf import wscommands_settings
+from .figures import (
+    RECIPIENT_BUCKETS,
+    Recorded,
+    labelled,
+    totals,
+)
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
@@ -37,102 +41,6 @@ RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "for
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
 )
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-RECIPIENT_BUCKETS = (0, 1, 10, 100, 1000, 10000, 100000)
-
-
-class Histogram:
-    """Observations counted per bucket (upper bounds ``bounds``, then +Inf) and summed."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]):
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        """Count one observation."""
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        """The buckets as Prometheus writes them: ``(le, observations <= le)``, +Inf last."""
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
-
-
-class Totals:
-    """Cumulative counts of this process, always kept: the operations page reads them."""
-
-    __slots__ = (
-        "commands",
-        "deliveries",
-        "delivery_lag",
-        "errors",
-        "frames_in",
-        "frames_out",
-        "layer_round_trip",
-        "refused",
-    )
-
-    def __init__(self) -> None:
-        self.commands = 0
-        self.errors = 0
-        self.frames_in = 0
-        self.frames_out = 0
-        self.refused = 0
-        self.deliveries = 0  # layer messages received that carried the sender's time
-        self.delivery_lag = 0.0  # their summed seconds from send to written
-        self.layer_round_trip: float | None = None  # the last canary's, seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        """The totals as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-totals = Totals()
-
-
-class Recorded:
-    """What only the Prometheus metrics need (kept while metrics are on)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.opened = 0
-        self.closed: dict[str, int] = {}
-        self.conn_refused: dict[str, int] = {}
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.refused: dict[str, int] = {}
-        self.duration: dict[tuple[str, str], Histogram] = {}
-        self.errors: dict[tuple[str, str], int] = {}
-        self.fanout: dict[str, Histogram] = {}
-        self.recipients: dict[str, Histogram] = {}
-        self.lag: dict[str, Histogram] = {}
-        self.round_trip = Histogram(LATENCY_BUCKETS)
-        self.canary_failures = 0
-        self.resumed: dict[str, int] = {}
-        self.replayed = 0
-        # Worker threads update these: under a lock (everything else runs on the loop).
-        self.worker_lock = threading.Lock()
-        self.queue = 0
-        self.wait = Histogram(LATENCY_BUCKETS)
-
-
-def _labelled(
-    histograms: dict[Any, Histogram], key: Any, bounds: tuple[float, ...] = LATENCY_BUCKETS
-) -> Histogram:
-    histogram = histograms.get(key)
-    if histogram is None:
-        histogram = histograms[key] = Histogram(bounds)
-    return histogram
-
-
 #: Whether prometheus-client, the only reader of what is recorded, is installed.
 PROMETHEUS_INSTALLED = importlib.util.find_spec("prometheus_client") is not None
 
@@ -247,7 +155,7 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
         totals.errors += 1
     r = _recorded if _on else _rec()
     if r is not None:
-        _labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
+        labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
         if code is not None:
             r.errors[name, code] = r.errors.get((name, code), 0) + 1
 
@@ -272,10 +180,10 @@ def delivered(target: str, recipients: int, seconds: float, sent_at: float | Non
         totals.delivery_lag += lag
     r = _rec()
     if r is not None:
-        _labelled(r.fanout, target).observe(seconds)
-        _labelled(r.recipients, target, RECIPIENT_BUCKETS).observe(recipients)
+        labelled(r.fanout, target).observe(seconds)
+        labelled(r.recipients, target, RECIPIENT_BUCKETS).observe(recipients)
         if lag is not None:
-            _labelled(r.lag, target).observe(lag)
+            labelled(r.lag, target).observe(lag)
 
 
 def canary(seconds: float | None) -> None:

@@ -1,6 +1,6 @@
 """The Prometheus side of the metrics: what ``/metrics`` shows, built when it is scraped.
 
-:mod:`.metrics` records into plain integers and :class:`~.metrics.Histogram` objects; the
+:mod:`.metrics` records into plain integers and :class:`~.figures.Histogram` objects; the
 :class:`Collector` registered here turns them into metric families only when prometheus-client
 asks (docs/operations.md lists every metric). Without prometheus-client installed, nothing
 here is used.
@@ -23,7 +23,7 @@ except ImportError:  # optional: without it only the operations page's totals ar
     prometheus_client = None  # type: ignore[assignment]
 
 from . import metrics
-from .metrics import Recorded, Totals
+from .figures import Recorded, Totals
 
 
 def installed() -> bool:
@@ -53,7 +53,7 @@ def exposition() -> tuple[bytes, str]:
 
 
 class Collector:
-    """Turns :class:`~.metrics.Recorded` and :data:`~.metrics.totals` into metric families
+    """Turns :class:`~.figures.Recorded` and :data:`~.metrics.totals` into metric families
     when scraped."""
 
     def __init__(self, recorded: Recorded, totals: Totals):

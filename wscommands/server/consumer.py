@@ -13,7 +13,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .._internal.threads import sweep_old_connections, use_share
+from .._internal.fairpool import use_share
+from .._internal.threads import sweep_old_connections
 from ..commands.registry import Registry, registry
 from ..conf import wscommands_settings
 from ..connection.connection import Connection
