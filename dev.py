@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Set-up and the two everyday commands, with nothing but python3 on the machine.
+"""Set-up and the everyday commands, with nothing but python3 on the machine.
 
     python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000 (DEBUG)
-    python3 dev.py test    # virtualenv + dependencies, then lint and every test suite
+    python3 dev.py test    # virtualenv + dependencies, then every stage: lint, node, pytest suites;
+                           # all run even if one fails, then each one's time and result
     python3 dev.py manage createsuperuser   # any manage.py command, in development mode
 
 The virtualenv lives in .venv and is re-synced whenever a requirements file changes; the
