@@ -116,8 +116,10 @@ def run_stages(stages: list[Stage]) -> int:
         stage.result = "ok" if code == 0 else f"failed (exit {code})"
         print(f"=== {stage.name}: {stage.result} in {stage.seconds:.1f} s", flush=True)
     print("\ndev.py test:", flush=True)
+    width = max(len(stage.name) for stage in stages)
     for stage in stages:
-        print(f"  {stage.name:<24} {stage.result:<18} {stage.seconds:7.1f} s  {stage.why}")
+        line = f"  {stage.name:<{width}}  {stage.result:<18} {stage.seconds:7.1f} s  {stage.why}"
+        print(line.rstrip())
     failed = [stage.name for stage in stages if stage.result not in ("ok", "skipped")]
     print(f"FAILED: {', '.join(failed)}" if failed else "all stages passed", flush=True)
     return 1 if failed else 0
