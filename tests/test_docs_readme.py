@@ -26,6 +26,7 @@ def section(title: str):
     return found
 
 
+@pytest.mark.timeout(300)  # a copy, migrations, a server: slow on a loaded machine
 def test_quick_start_serves_the_example_and_gives_a_staff_account(tmp_path):
     """``dev.py run`` in a fresh copy of the repository, the WebSocket session against it,
     then ``dev.py manage createsuperuser`` after it (development mode found by itself)."""
@@ -44,6 +45,7 @@ def test_quick_start_serves_the_example_and_gives_a_staff_account(tmp_path):
     assert (copy / ".secret_key").exists()
 
 
+@pytest.mark.timeout(300)  # a project, two servers and a pytest run
 def test_first_command_from_startproject_to_a_served_command_and_a_passing_test(tmp_path):
     """A new project as the README builds it, with wscommands "installed" (on PYTHONPATH):
     its ``runserver`` and ``daphne`` answer the README's session, its test passes."""
