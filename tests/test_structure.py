@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import ROOT, base_env
-from wscommands.wire.protocol import CLOSE_CODES, CloseCode
+from wscommands.wire.codes import CLOSE_CODES, CloseCode
 
 PACKAGE = ROOT / "wscommands"
 #: The one module allowed to use other packages' private names (it fences them).
@@ -158,7 +158,7 @@ def test_each_module_imports_alone_in_a_fresh_interpreter():
 
 
 def test_the_close_codes_are_one_table_matching_the_protocol_document():
-    """docs/protocol.md's table lists exactly protocol.CLOSE_CODES; the constants are in it."""
+    """docs/protocol.md's table lists exactly codes.CLOSE_CODES; the constants are in it."""
     text = (ROOT / "docs" / "protocol.md").read_text()
     section = text.split("## Close codes", 1)[1].split("\n## ", 1)[0]
     documented = {int(code) for code in re.findall(r"^\| (\d{4}) \|", section, re.MULTILINE)}

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs
 from .._internal.threads import call
 from ..backends import BackendUnavailable, get_backend
 from ..runtime.hub import get_hub
-from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
+from ..streams.cursor import ALL, StreamCursor, group_stream, history_bounds, user_stream
+from ..wire.codes import STREAMS
 from ..wire.jsoncodec import encode
 
 if TYPE_CHECKING:

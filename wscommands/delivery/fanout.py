@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ..conf import wscommands_settings
-from ..wire.protocol import CloseCode
+from ..wire.codes import CloseCode
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -135,6 +135,6 @@ def _report(recipient: Any, what: str, level: int, exc: BaseException | None = N
 
 async def _cut_off(recipient: Any) -> None:
     try:
-        await recipient.close(CloseCode.TOO_MANY)
+        await recipient.close(CloseCode.TOO_MANY_REQUESTS)
     except Exception as exc:  # already gone: nothing left to cut off
         logger.debug("closing %r failed (%s)", recipient, type(exc).__name__)

@@ -27,16 +27,15 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from ..conf import wscommands_settings
+from ..wire import codes
 from . import prometheus
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
 #: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
-RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "forbidden", "invalid"})
-#: Close codes counted under their own label; anything else is ``other``.
-CLOSE_CODES = frozenset(
-    {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
-)
+RESUME_OUTCOMES = frozenset({"recovered", *codes.RESUME_REASONS})
+#: Close codes counted under their own label (the protocol's and the transport's): else ``other``.
+CLOSE_CODES = frozenset(codes.CLOSE_CODES) | frozenset(codes.TRANSPORT_CLOSE_CODES)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RECIPIENT_BUCKETS = (0, 1, 10, 100, 1000, 10000, 100000)
 
@@ -246,7 +245,7 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
 
 def command_unknown() -> None:
     """A request named a command that is not registered."""
-    command_done(UNKNOWN, 0.0, "unknown_command")
+    command_done(UNKNOWN, 0.0, codes.ErrorCode.UNKNOWN_COMMAND)
 
 
 # Channel layer ----------------------------------------------------------------------------

@@ -22,16 +22,13 @@ from typing import TYPE_CHECKING, Any
 from ..backends import BackendUnavailable, get_backend
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
+from ..wire.codes import POSITION
 from ..wire.exceptions import Unavailable
 from ..wire.jsoncodec import encode
 
 if TYPE_CHECKING:
     from ..connection.connection import Connection
 
-#: Reserved keys of the resume wire (docs/protocol.md, "Resumable delivery").
-POSITION = "wscommands.position"
-STREAMS = "wscommands.streams"
-RESUME = "wscommands.resume"
 #: The stream of broadcasts.
 ALL = "all"
 
