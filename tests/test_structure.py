@@ -16,7 +16,7 @@ from tests.live import ROOT, base_env
 from wscommands.wire.codes import CLOSE_CODES, CloseCode
 
 PACKAGE = ROOT / "wscommands"
-#: The one module allowed to use other packages' private names (it fences them).
+#: The one package allowed to use other packages' private names (it fences them).
 FENCE = "wscommands._internal.compat"
 
 
@@ -101,7 +101,7 @@ def test_no_module_uses_another_modules_private_names():
     """``other._name`` only where ``_name`` is this module's own; compat.py is the one fence."""
     reaches = []
     for name, path in MODULES.items():
-        if name == FENCE:
+        if name == FENCE or name.startswith(f"{FENCE}."):
             continue
         tree = ast.parse(path.read_text())
         own = {
