@@ -98,7 +98,7 @@ def test_no_package_import_inside_a_function():
 
 
 def test_no_module_uses_another_modules_private_names():
-    """``other._name`` only where ``_name`` is this module's own; compat.py is the one fence."""
+    """``other._name`` only where ``_name`` is this module's own; compat is the one fence."""
     reaches = []
     for name, path in MODULES.items():
         if name == FENCE or name.startswith(f"{FENCE}."):
