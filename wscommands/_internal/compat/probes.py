@@ -47,7 +47,7 @@ def _stand_in(cls: type, truthy: bool = False, **attributes: Any) -> Any:
     """An instance of ``cls`` built without ``__init__``, with ``attributes``; any other
     attribute it lacks is an :class:`_Anything`."""
     probe = type(f"Probe{cls.__name__}", (cls,), {"__getattr__": lambda s, n: _Anything(truthy)})
-    obj = object.__new__(probe)
+    obj: Any = object.__new__(probe)
     vars(obj).update(attributes)
     return obj
 
@@ -112,7 +112,7 @@ def _autobahn_fail_by_drop() -> bool:
         dropConnection=lambda abort=False: calls.append("drop"),
     )
     keep_close_frames(protocol)
-    fail = getattr(protocol, "_fail_connection", None)  # private: None fails the probe
+    fail: Any = getattr(protocol, "_fail_connection", None)  # private: None fails the probe
     fail(1009, "too big")
     return calls == ["close 1009"]
 

@@ -130,7 +130,7 @@ def unwrap_send(send: Any) -> Any:
     """The server's own ``send`` under Channels' session middleware, which wraps it (maybe more
     than once) in ``InstanceSessionWrapper.send``, keeping the original as ``real_send``."""
     for _ in range(8):
-        owner = getattr(send, "__self__", None)
+        owner: Any = getattr(send, "__self__", None)
         if not hasattr(owner, "real_send"):
             break
         send = owner.real_send
