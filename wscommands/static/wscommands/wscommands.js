@@ -2,7 +2,9 @@
 // pushes as events, reconnection with backoff, a heartbeat, the seed's authenticate flow,
 // resumable streams (opt-in) and idempotent calls retried across a reconnect.
 // Dependency-free ES module; wscommands.classic.js is the same code as a classic script,
-// generated from this file by tests/js/build_classic.mjs (never edit it by hand).
+// generated from this file by tests/js/build_classic.mjs (never edit it by hand). The block of
+// wire constants is written from the server's wscommands/wire/codes.py by
+// `python -m wscommands.wire.jsconstants` (run it first when a constant changes).
 // Documentation: docs/client.md. Wire protocol: docs/protocol.md.
 
 /** Default options; see docs/client.md for what each one does. */
