@@ -9,6 +9,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from .backends import CONCERNS
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .guards.origins import ORIGIN_POLICIES, normalize_origin
@@ -37,12 +38,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E002",
             )
         )
-    if s.BACKEND == "redis" and not s.REDIS_URL:
+    if "redis" in (s.BACKEND, *s.STORES.values()) and not s.REDIS_URL:
         errors.append(
             checks.Error(
-                'WSCOMMANDS["BACKEND"] is "redis" but WSCOMMANDS["REDIS_URL"] is not set.',
+                'WSCOMMANDS["BACKEND"] or a STORES entry is "redis" but WSCOMMANDS["REDIS_URL"] '
+                "is not set.",
                 hint='Set WSCOMMANDS["REDIS_URL"] = "redis://127.0.0.1:6379/0".',
                 id="wscommands.E003",
+            )
+        )
+    unknown = sorted(set(s.STORES) - set(CONCERNS))
+    if unknown or not all(isinstance(v, str) for v in s.STORES.values()):
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["STORES"] = {s.STORES!r}: its keys must be among {list(CONCERNS)} '
+                "and its values backend names.",
+                hint='For example {"history": "redis"}; leave a concern out to use BACKEND.',
+                id="wscommands.E021",
             )
         )
     if s.DESCRIBE not in LEVELS:

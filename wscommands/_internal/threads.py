@@ -34,6 +34,7 @@ from django.dispatch import Signal
 
 from ..conf import wscommands_settings
 from ..observability import metrics
+from .runtime import RUNTIME, Part
 
 T = TypeVar("T")
 
@@ -223,30 +224,30 @@ class _Slot(Executor):
         return future
 
 
-_pool: FairPool | None = None
+def _new_pool() -> FairPool:
+    s = wscommands_settings
+    return FairPool(
+        s.WORKER_THREADS,
+        s.WORKER_THREADS_PER_CONNECTION,
+        s.ANONYMOUS_WORKER_SHARE,
+        s.ANONYMOUS_WORKER_THREADS_PER_IP,
+        s.WORKER_THREADS_PER_USER,
+    )
+
+
+#: The worker pool, from the ``WORKER_THREADS*`` settings; dropped on reset (its threads end
+#: when idle).
+POOL: Part[FairPool] = Part(
+    "worker pool",
+    _new_pool,
+    per_loop=False,
+    release=lambda pool: pool.executor.shutdown(wait=False),
+)
 
 
 def get_pool() -> FairPool:
-    """The worker pool, created on first use from the ``WORKER_THREADS*`` settings."""
-    global _pool
-    if _pool is None:
-        s = wscommands_settings
-        _pool = FairPool(
-            s.WORKER_THREADS,
-            s.WORKER_THREADS_PER_CONNECTION,
-            s.ANONYMOUS_WORKER_SHARE,
-            s.ANONYMOUS_WORKER_THREADS_PER_IP,
-            s.WORKER_THREADS_PER_USER,
-        )
-    return _pool
-
-
-def reset_pool() -> None:
-    """Drop the pool (its threads end when idle); the next call makes a new one."""
-    global _pool
-    if _pool is not None:
-        _pool.executor.shutdown(wait=False)
-        _pool = None
+    """The worker pool, created on first use."""
+    return RUNTIME.get(POOL)
 
 
 async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

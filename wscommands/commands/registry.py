@@ -151,6 +151,7 @@ class Registry:
     @overload
     def command(
         self,
+        /,
         *,
         name: str | None = None,
         login_required: bool = False,

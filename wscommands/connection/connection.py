@@ -18,9 +18,9 @@ from ..guards.budget import Account, weigh
 from ..presence import queries as presence
 from ..wire.exceptions import PermissionDenied
 from . import memberships
+from .transport import Transport
 
 if TYPE_CHECKING:
-    from ..server.consumer import CommandConsumer
     from ..streams.cursor import StreamCursor
 
 logger = logging.getLogger("wscommands.connection")
@@ -63,10 +63,11 @@ class Connection(Peer):
 
     Keeps the seed's names: per-command state (``get/update_connection_state``), global
     state, ``broadcast``, ``send_to_subset``, ``is_authenticated``, ``update_session``.
-    ``consumer`` is the Channels consumer it writes through (``push_text``, ``close``).
+    ``consumer`` is the transport it writes through (:class:`~.transport.Transport`: the
+    Channels consumer under daphne or uvicorn).
     """
 
-    def __init__(self, consumer: CommandConsumer):
+    def __init__(self, consumer: Transport):
         self.consumer = consumer
         self.scope: dict[str, Any] = consumer.scope
         self.id: str = ""

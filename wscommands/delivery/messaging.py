@@ -27,7 +27,7 @@ from .._internal.resilience import or_unavailable
 from ..commands.dev_checks import encode_push
 from ..conf import wscommands_settings
 from ..streams.cursor import ALL, group_stream, publish, user_stream
-from .peer import Peer, split_id
+from .peer import split_id
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -133,7 +133,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
     by_process: dict[str, list[str]] = {}
     user_pks: list[Any] = []
     for recipient in recipients:
-        if isinstance(recipient, Peer):
+        if hasattr(recipient, "push_text"):  # a connection (a Peer), not a user
             recipient = recipient.id
         if isinstance(recipient, str):
             process, local = split_id(recipient)

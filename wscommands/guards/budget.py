@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..wire.exceptions import RateLimited
@@ -137,7 +138,7 @@ class Budget:
             for other in self.accounts:
                 other._refresh_outgoing()
         while self.total + size > limit:
-            heaviest = max(self.accounts, key=Account.held.fget, default=None)
+            heaviest = max(self.accounts, key=_held, default=None)
             if heaviest is None or heaviest is account or account.held + size >= heaviest.held:
                 return False
             self._cut_heaviest(heaviest, limit)
@@ -164,12 +165,12 @@ class Budget:
         account.loop.call_soon_threadsafe(account.on_cut)
 
 
-_budget = Budget()
+BUDGET: Part[Budget] = Part("memory budget", lambda: Budget(), per_loop=False)
 
 
 def get_budget() -> Budget:
     """The process's budget (one for all event loops: memory is per process)."""
-    return _budget
+    return RUNTIME.get(BUDGET)
 
 
 class Account:
@@ -318,3 +319,8 @@ class Account:
             )
             self.budget._cut(self)
         return _refusal(what, setting)
+
+
+def _held(account: Account) -> int:
+    """What an account holds (the key to find the heaviest)."""
+    return account.held

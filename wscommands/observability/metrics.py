@@ -18,6 +18,7 @@ the protocol's table are ``other``. Never a user, group or connection id.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from bisect import bisect_left
@@ -28,7 +29,6 @@ from django.core.signals import setting_changed
 
 from ..conf import wscommands_settings
 from ..wire import codes
-from . import prometheus
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
@@ -57,7 +57,8 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """The buckets as Prometheus writes them: ``(le, observations <= le)``, +Inf last."""
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
             running += count
             out.append((bound, running))
@@ -131,18 +132,20 @@ def _labelled(
     return histogram
 
 
+#: Whether prometheus-client, the only reader of what is recorded, is installed.
+PROMETHEUS_INSTALLED = importlib.util.find_spec("prometheus_client") is not None
+
 _recorded: Recorded | None = None
 _on: bool | None = None
 
 
 def _start() -> bool:
-    """Whether to record; registers the collector with prometheus-client the first time."""
+    """Whether to record: prometheus-client installed (the only reader) and METRICS on."""
     global _recorded
-    if not prometheus.installed() or not wscommands_settings.METRICS:
+    if not PROMETHEUS_INSTALLED or not wscommands_settings.METRICS:
         return False
     if _recorded is None:
         _recorded = Recorded()
-        prometheus.register(_recorded, totals)
     return True
 
 
@@ -161,6 +164,11 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed)
+
+
+def recorded() -> Recorded | None:
+    """What the metrics are recorded into while they are on (read by :mod:`.prometheus`)."""
+    return _rec()
 
 
 def available() -> bool:

@@ -9,7 +9,7 @@ here is used.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     import prometheus_client
@@ -20,10 +20,10 @@ try:
         Metric,
     )
 except ImportError:  # optional: without it only the operations page's totals are kept
-    prometheus_client = None
+    prometheus_client = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from .metrics import Recorded, Totals
+from . import metrics
+from .metrics import Recorded, Totals
 
 
 def installed() -> bool:
@@ -31,13 +31,24 @@ def installed() -> bool:
     return prometheus_client is not None
 
 
-def register(recorded: Recorded, totals: Totals) -> None:
-    """Have prometheus-client read ``recorded`` and ``totals`` at each scrape."""
-    prometheus_client.REGISTRY.register(Collector(recorded, totals))
+_registered: list[Collector] = []
+
+
+def register() -> None:
+    """Have prometheus-client's default registry read our metrics at each scrape (once).
+
+    Called at start-up (apps.py) and before each exposition, so an exporter of the
+    application's own (``prometheus_client.start_http_server``) sees them too.
+    """
+    recorded = metrics.recorded()
+    if recorded is not None and not _registered:
+        _registered.append(Collector(recorded, metrics.totals))
+        prometheus_client.REGISTRY.register(_registered[0])
 
 
 def exposition() -> tuple[bytes, str]:
     """This process's metrics in the text format (ours and prometheus-client's), and its type."""
+    register()
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
 
 

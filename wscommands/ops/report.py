@@ -17,15 +17,24 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, presence_store
 from ..conf import wscommands_settings
+from ..delivery.peer import Peer
 from ..observability import metrics
 from ..wire.jsoncodec import decode, encode
 
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+
+class ProcessState(Protocol):
+    """What the figures read of a process's hub: its connections, users and groups."""
+
+    connections: dict[str, Peer]
+    #: user primary key -> ids of the user's local connections.
+    users: dict[Any, set[str]]
+    #: group -> ids of its local members.
+    groups: dict[str, set[str]]
+
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -33,15 +42,14 @@ logger = logging.getLogger("wscommands.layer")
 TOP = 20
 
 
-def figures(hub: Hub, process: str) -> dict[str, Any]:
+def figures(hub: ProcessState, process: str) -> dict[str, Any]:
     """This process's figures: O(users + groups) to compute, a few KiB to store."""
     connections = hub.connections
     users = []
     for pk, ids in heapq.nlargest(TOP, hub.users.items(), key=lambda item: len(item[1])):
-        # A Peer promises no user object; a Connection has one (its username is shown).
         holder = next((connections[i] for i in ids if i in connections), None)
-        user = getattr(holder, "user", None)
-        name = user.get_username() if hasattr(user, "get_username") else str(pk)
+        user = holder.user if holder is not None else None
+        name = user.get_username() if user is not None else str(pk)
         users.append({"user_id": pk, "username": name, "connections": len(ids)})
     signed_in = sum(len(ids) for ids in hub.users.values())
     groups = heapq.nlargest(TOP, hub.groups.items(), key=lambda item: len(item[1]))
@@ -60,7 +68,7 @@ def figures(hub: Hub, process: str) -> dict[str, Any]:
     }
 
 
-async def run(hub: Hub, process: str) -> None:
+async def run(hub: ProcessState, process: str) -> None:
     """Publish this process's figures every OPS_INTERVAL seconds (the hub runs it)."""
     reported = False
     while True:
@@ -68,7 +76,7 @@ async def run(hub: Hub, process: str) -> None:
         if interval is None:
             return
         try:
-            await get_backend().stats_write(process, interval * 3, encode(figures(hub, process)))
+            await presence_store().stats_write(process, interval * 3, encode(figures(hub, process)))
         except BackendUnavailable as exc:
             logger.debug("operations figures not written (%s)", exc)
         except Exception:  # a bug of ours: logged once; the process drops off the page
@@ -92,7 +100,7 @@ async def snapshot() -> dict[str, Any]:
     Raises BackendUnavailable when the backend cannot be reached.
     """
     processes = sorted(
-        (decode(text) for text in await get_backend().stats_read()),
+        (decode(text) for text in await presence_store().stats_read()),
         key=lambda figures: figures["process"],
     )
     names = ("commands", "errors", "frames_in", "frames_out", "refused", "deliveries")

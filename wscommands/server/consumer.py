@@ -164,7 +164,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             return
         except ProtocolError as exc:
             limit = (exc.details or {}).get("limit")
-            metrics.frame_refused(_LIMIT_REASONS.get(limit, exc.code))
+            metrics.frame_refused(_LIMIT_REASONS.get(limit or "", exc.code))
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()
