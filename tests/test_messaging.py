@@ -278,7 +278,7 @@ async def test_the_hub_class_setting_chooses_the_class_of_each_processs_hub(sett
     """WSCOMMANDS["HUB_CLASS"]: the hub in use is that class; its deliver() sees every
     fan-out message and decides what reaches the connections."""
     from tests.testapp import hubs
-    from wscommands.runtime.hub import get_hub
+    from wscommands.hub.process import get_hub
 
     hubs.delivered.clear()
     settings.WSCOMMANDS = {**settings.WSCOMMANDS, "HUB_CLASS": "tests.testapp.hubs.RecordingHub"}

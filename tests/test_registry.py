@@ -377,7 +377,7 @@ def test_system_check_refuses_intervals_and_sizes_that_are_not_positive(name, va
         ("wscommands.hub.NoSuchHub", "cannot be imported"),
         (
             "wscommands.commands.registry.Registry",
-            "is not a subclass of wscommands.runtime.hub.Hub",
+            "is not a subclass of wscommands.hub.Hub",
         ),
     ],
 )
@@ -386,7 +386,7 @@ def test_system_check_refuses_a_hub_class_that_is_not_a_hub(path, problem):
         errors = wscommands_errors()
     assert [e.id for e in errors] == ["wscommands.E007"]
     assert problem in errors[0].msg
-    assert "wscommands.runtime.hub.Hub" in errors[0].hint
+    assert "wscommands.hub.Hub" in errors[0].hint
 
 
 NUMERIC_SETTINGS = sorted(

@@ -81,7 +81,7 @@ LAYERS = [
     "delivery",
     "presence",
     "ops",
-    "runtime",
+    "hub",
     "guards",
     "connection",
     "server",
@@ -97,7 +97,6 @@ TOP_LEVEL = {
     *(m for m in MODULES if m.startswith("wscommands.management")),
     # documented older paths, kept as re-exports (CHANGELOG.md)
     "wscommands.origins",
-    "wscommands.hub",
     "wscommands.logs",
     "wscommands.prometheus",
     "wscommands.tracing",

@@ -13,7 +13,7 @@ from . import backends
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .guards.origins import ORIGIN_POLICIES, normalize_origin
-from .runtime.hub import Hub
+from .hub.process import Hub
 from .server.describe import LEVELS
 
 
@@ -90,11 +90,11 @@ def _check_hub_class(path: Any) -> list[checks.CheckMessage]:
     else:
         if isinstance(cls, type) and issubclass(cls, Hub):
             return []
-        problem = "is not a subclass of wscommands.runtime.hub.Hub"
+        problem = "is not a subclass of wscommands.hub.Hub"
     return [
         checks.Error(
             f'WSCOMMANDS["HUB_CLASS"] = {path!r} {problem}.',
-            hint='Use "wscommands.runtime.hub.Hub" or the dotted path of a subclass of it.',
+            hint='Use "wscommands.hub.Hub" or the dotted path of a subclass of it.',
             id="wscommands.E007",
         )
     ]

@@ -49,9 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "PREFIX": "wscommands",
     # Alias in CHANNEL_LAYERS used for broadcast, groups and send_to_subset.
     "CHANNEL_LAYER": "default",
-    # Dotted path of the class of each process's hub (a subclass of wscommands.runtime.hub.Hub):
+    # Dotted path of the class of each process's hub (a subclass of wscommands.hub.Hub):
     # the one object that receives fan-out messages and writes them to local connections.
-    "HUB_CLASS": "wscommands.runtime.hub.Hub",
+    "HUB_CLASS": "wscommands.hub.Hub",
     # Threads that run sync commands and hooks (each may hold one database connection).
     "WORKER_THREADS": 16,
     # Of those, how many one connection's sync calls may hold at once, and what share of the

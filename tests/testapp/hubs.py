@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wscommands.runtime.hub import Hub
+from wscommands.hub.process import Hub
 
 delivered: list[dict[str, Any]] = []
 

@@ -15,8 +15,8 @@ from typing import Any
 from .._internal.runtime import RUNTIME, Part
 from .._internal.threads import run_sync
 from ..conf import wscommands_settings
+from ..hub.process import get_hub
 from ..observability import logs
-from ..runtime.hub import get_hub
 from ..wire.codes import CloseCode
 from .authentication import load_session
 

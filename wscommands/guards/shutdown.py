@@ -20,8 +20,8 @@ from typing import Any
 from .._internal.compat import is_asyncio_placeholder
 from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
+from ..hub.process import get_hub
 from ..observability import logs
-from ..runtime.hub import get_hub
 from ..wire.codes import CloseCode
 from ..wire.protocol import ADMIT, Decision, refuse
 

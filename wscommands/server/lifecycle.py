@@ -19,7 +19,7 @@ from ..connection.connection import Connection
 from ..guards.caps import Ticket, get_caps
 from ..guards.sessions import get_session_watcher
 from ..guards.shutdown import get_shutdown
-from ..runtime.hub import get_hub
+from ..hub.process import get_hub
 from ..wire.codes import CloseCode
 from ..wire.protocol import ADMIT, Decision, refuse
 

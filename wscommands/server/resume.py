@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..backends import BackendUnavailable, history_store
 from ..connection.memberships import may_join
 from ..delivery.messaging import group_channel_name
+from ..hub.process import get_hub
 from ..observability import metrics
-from ..runtime.hub import get_hub
 from ..streams.cursor import ALL, StreamCursor, history_bounds, position_text, user_stream
 from ..wire.codes import (
     FORBIDDEN,
