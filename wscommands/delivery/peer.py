@@ -11,6 +11,9 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
     from ..streams.cursor import StreamCursor
 
 #: Separates the process's channel from the local number in a connection id
@@ -31,7 +34,7 @@ class Peer(Protocol):
     streams: StreamCursor | None = None
 
     @property
-    def user(self) -> Any:
+    def user(self) -> AbstractBaseUser | AnonymousUser | None:
         """The Django user (AnonymousUser when not logged in); presence shows its username."""
         return None
 
