@@ -133,3 +133,33 @@ def demo_pages(browser) -> Iterator:
     for page in pages:
         page.close()
     assert not errors, f"JavaScript errors on the demo page: {errors}"
+
+
+#: Phone (small, common), tablet, desktop: (width, height) in CSS pixels.
+VIEWPORTS = ((320, 568), (390, 844), (768, 1024), (1280, 800))
+
+
+def check_layout(page, name: str, always_visible: tuple[str, ...]) -> None:
+    """At each of :data:`VIEWPORTS`: no sideways scroll, and ``always_visible`` in view both at
+    the top and scrolled to the bottom; a screenshot of each in test-artifacts/layout/."""
+    from playwright.sync_api import expect
+
+    folder = ARTIFACTS / "layout"
+    folder.mkdir(parents=True, exist_ok=True)
+    for width, height in VIEWPORTS:
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_function(f"window.innerWidth === {width} && window.scrollY === 0")
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width, f"{name} at {width} px is {scroll_width} px wide"
+        for selector in always_visible:
+            expect(page.locator(selector)).to_be_in_viewport(ratio=1)
+        page.screenshot(path=folder / f"{name}-{width}.png", full_page=True)
+        scrollable = page.evaluate("document.documentElement.scrollHeight > window.innerHeight")
+        if scrollable:
+            page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            page.wait_for_function("window.scrollY > 0")
+            for selector in always_visible:
+                expect(page.locator(selector)).to_be_in_viewport(ratio=1)
+            page.screenshot(path=folder / f"{name}-{width}-scrolled.png")
+    page.evaluate("window.scrollTo(0, 0)")
