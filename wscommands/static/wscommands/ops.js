@@ -15,7 +15,6 @@
 
   // Charts --------------------------------------------------------------------------------
 
-  const fixed = (digits) => (u, values) => values.map((v) => (v == null ? "" : v.toFixed(digits)));
   const shown = (digits) => (u, v) => (v == null ? "–" : v.toFixed(digits));
   const charts = [];
   // Tick steps of a count: whole numbers only.
@@ -33,7 +32,7 @@
           // From zero: a count, a rate or a latency read against its baseline.
           y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
         },
-        axes: [{}, { label: unit, size: 56, values: fixed(digits), incrs: digits ? undefined : WHOLE }],
+        axes: [{}, { label: unit, size: 56, incrs: digits ? undefined : WHOLE }],
         series: [{}, ...series.map((s) => ({ spanGaps: true, width: 1.5, value: shown(digits), ...s }))],
         legend: { live: true },
       },
@@ -170,7 +169,8 @@
       title: p.process, // the channel name, as in the server's logs
       cells: [
         [p.host], [String(p.pid), "num"], [p.lost ? "lost" : "live", "state"],
-        [p.started == null ? "–" : uptime(snap.at - p.started), "num"],
+        // A lost process's uptime stops at its last report.
+        [p.started == null ? "–" : uptime((p.lost ? p.at : snap.at) - p.started), "num"],
         [String(p.connections), "num"], [String(p.anonymous), "num"],
         [String(p.group_count), "num"], [String(p.totals.commands), "num"],
         [String(p.totals.errors), "num"],
