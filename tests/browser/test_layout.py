@@ -26,7 +26,8 @@ def test_demo_signed_out_fits_every_width(cluster, demo_pages):
     check_layout(guest.page, "demo-guest", (*HEADER, sign_in, ".account a.button"))
 
 
-def test_sign_in_page_fits_every_width(cluster, demo_pages):
+@pytest.mark.parametrize("name", ["login", "signup"])
+def test_account_pages_fit_every_width(cluster, demo_pages, name):
     page = demo_pages(cluster[0]).page
-    page.goto("/accounts/login/")
-    check_layout(page, "sign-in", (".topbar .brand", ".account a.button"))
+    page.goto(f"/accounts/{name}/")
+    check_layout(page, name, (".topbar .brand", ".account a.button"))

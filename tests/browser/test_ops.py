@@ -83,6 +83,15 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
                 location = refused.value.headers["Location"]
                 assert location == "/accounts/login/?next=/wscommands/ops/"
 
+    # In a browser, the non-staff user is told why the sign-in page asks again.
+    context = browser.new_context(base_url=a.http)
+    context.add_cookies([{"name": "sessionid", "value": alice_key, "url": a.http}])
+    page = context.new_page()
+    page.goto("/wscommands/ops/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/wscommands/ops/$"))
+    expect(page.locator("main")).to_contain_text(f"You are signed in as {alice}, who cannot")
+    context.close()
+
     with ExitStack() as stack:
         # Process A: three anonymous clients, two in the room. Process B: alice twice, one
         # in the room. Plus the cluster's idle keeper on each: 7 connections.
@@ -131,6 +140,9 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
         call(extra, {"chat.join": {"room": room}})
         expect(page.locator("#ops-lag-p50")).to_have_text(re.compile(r"^\d+\.\d\d$"))
         expect(page.locator("#ops-lag-p99")).to_have_text(re.compile(r"^\d+\.\d\d$"))
+        both = "['p50', 'p99'].map((p) => document.getElementById('ops-lag-' + p).textContent)"
+        p50, p99 = map(float, page.evaluate(both))  # one poll's pair
+        assert 0 < p50 <= p99 < 10_000, (p50, p99)
         expect(groups.filter(has_text=room)).to_contain_text("4")
 
         # Three uPlot charts with their units; the window buttons set the x range.
