@@ -172,9 +172,9 @@ def test_killed_process_is_lost_until_reaped(cluster, browser, sqlite_env):
     """A process killed with SIGKILL is listed as lost (its connections no longer counted),
     then gone once a live process reaps it."""
     a = cluster[0]
-    # A short heartbeat of its own: reaped within 12 s of its last beat, once its figures
+    # A short heartbeat of its own: reaped within 18 s of its last beat, once its figures
     # are 3 s old it is lost (the cluster's own processes keep the default).
-    doomed = Server({**a.env, "WSCOMMANDS_PRESENCE_TTL": "12"}).start()
+    doomed = Server({**a.env, "WSCOMMANDS_PRESENCE_TTL": "18"}).start()
     try:
         with ExitStack() as stack:
             for _ in range(2):
