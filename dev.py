@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Set-up and the two everyday commands, with nothing but python3 on the machine.
+"""Set-up and the everyday commands, with nothing but python3 on the machine.
 
     python3 dev.py run     # virtualenv + dependencies + migrations, then daphne on :8000 (DEBUG)
-    python3 dev.py test    # virtualenv + dependencies, then lint and the whole test suite
+    python3 dev.py test    # virtualenv + dependencies, then every stage: lint, node, pytest suites;
+                           # all run even if one fails, then each one's time and result
+    python3 dev.py manage createsuperuser   # any manage.py command, in development mode
 
 The virtualenv lives in .venv and is re-synced whenever a requirements file changes; the
 development Node tools (package.json: tsc, the AsyncAPI JSON Schemas) live in node_modules and
@@ -16,7 +18,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -86,42 +90,86 @@ def run(args: list[str]) -> None:
     )
 
 
-def test(args: list[str]) -> None:
-    """Lint, then every test suite."""
-    sh(BIN / "ruff", "check", ".")
-    sh(BIN / "ruff", "format", "--check", ".")
+@dataclass
+class Stage:
+    """One step of ``dev.py test``: a command, or None when it cannot run here (``why``)."""
+
+    name: str
+    command: list[str | Path] | None
+    why: str = ""
+    result: str = "not run"
+    seconds: float = 0.0
+
+
+def run_stages(stages: list[Stage]) -> int:
+    """Run every stage, even after one failed, so no failure hides the later ones; print each
+    stage's time as it ends and all of them at the end. The exit code: 1 if any failed."""
+    for stage in stages:
+        if stage.command is None:
+            stage.result = "failed" if IN_CI else "skipped"
+            print(f"+ {stage.name}: {stage.why}", flush=True)
+            continue
+        print(f"\n=== {stage.name}\n+", " ".join(str(c) for c in stage.command), flush=True)
+        started = time.monotonic()
+        code = subprocess.call([str(c) for c in stage.command], cwd=ROOT)
+        stage.seconds = time.monotonic() - started
+        stage.result = "ok" if code == 0 else f"failed (exit {code})"
+        print(f"=== {stage.name}: {stage.result} in {stage.seconds:.1f} s", flush=True)
+    print("\ndev.py test:", flush=True)
+    width = max(len(stage.name) for stage in stages)
+    for stage in stages:
+        line = f"  {stage.name:<{width}}  {stage.result:<18} {stage.seconds:7.1f} s  {stage.why}"
+        print(line.rstrip())
+    failed = [stage.name for stage in stages if stage.result not in ("ok", "skipped")]
+    print(f"FAILED: {', '.join(failed)}" if failed else "all stages passed", flush=True)
+    return 1 if failed else 0
+
+
+def test_stages(args: list[str]) -> list[Stage]:
+    """Lint, the browser client's tests, then every pytest suite (or just ``args``)."""
+    stages = [
+        Stage("lint: ruff check", [BIN / "ruff", "check", "."]),
+        Stage("lint: ruff format", [BIN / "ruff", "format", "--check", "."]),
+    ]
     # The browser client's unit tests, its declarations against tsc and the classic build's
     # staleness check (tests/js): skipped without Node only outside CI.
     if shutil.which("node"):
-        sh("node", "--test", "tests/js/")
-    elif IN_CI:
-        sys.exit("node is not installed: CI runs the JS tests (apt-get install nodejs npm)")
+        stages.append(Stage("node tests", ["node", "--test", "tests/js/"]))
     else:
-        print("+ node not found: skipping tests/js (apt-get install nodejs npm)", flush=True)
+        stages.append(Stage("node tests", None, "node not found: apt-get install nodejs npm"))
     if args:  # a chosen subset: run just that
-        sh(PYTHON, "-m", "pytest", *args)
-        return
-    sh(PYTHON, "-m", "pytest", "--ignore=tests/browser")
-    # Playwright's sync API keeps an event loop of its own running for the whole session,
-    # which pytest-asyncio's tests cannot share: the browser tests get a run of their own.
-    sh(PYTHON, "-m", "pytest", "tests/browser")
-    # The core suite once more on the Redis backends (channels-redis, RedisBackend): see
-    # tests/scaleout/redis_suite.py. It exits 0 with a message when Redis is down outside CI.
-    sh(
-        PYTHON,
-        "-m",
-        "pytest",
-        "-p",
-        "tests.scaleout.redis_suite",
-        "tests/",
-        "-m",
-        "not e2e and not browser",
-        "--ignore=tests/browser",
-    )
+        return [*stages, Stage("pytest " + " ".join(args), [PYTHON, "-m", "pytest", *args])]
+    return [
+        *stages,
+        Stage("pytest core", [PYTHON, "-m", "pytest", "--ignore=tests/browser"]),
+        # Playwright's sync API keeps an event loop of its own running for the whole session,
+        # which pytest-asyncio's tests cannot share: the browser tests get a run of their own.
+        Stage("pytest browser", [PYTHON, "-m", "pytest", "tests/browser"]),
+        # The core suite once more on the Redis backends (channels-redis, RedisBackend): see
+        # tests/scaleout/redis_suite.py. It exits 0 with a message when Redis is down outside CI.
+        Stage(
+            "pytest redis suite",
+            [
+                *(PYTHON, "-m", "pytest", "-p", "tests.scaleout.redis_suite", "tests/"),
+                *("-m", "not e2e and not browser", "--ignore=tests/browser"),
+            ],
+        ),
+    ]
+
+
+def test(args: list[str]) -> None:
+    """Every stage of test_stages, all run; exits non-zero if any failed."""
+    sys.exit(run_stages(test_stages(args)))
+
+
+def manage(args: list[str]) -> None:
+    """``manage.py`` with the project's virtualenv, in development mode (as ``run``)."""
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.execv(PYTHON, [str(PYTHON), str(ROOT / "manage.py"), *args])
 
 
 def main() -> None:
-    commands = {"run": run, "test": test, "install": lambda args: None}
+    commands = {"run": run, "test": test, "manage": manage, "install": lambda args: None}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]")
     install()

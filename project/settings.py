@@ -4,7 +4,8 @@ Runs with nothing but Python installed: SQLite and an in-memory channel layer. S
 ``REDIS_URL`` to share broadcasts, groups, global state and presence between processes,
 and ``DATABASE_URL`` (e.g. postgres://...) to share users and sessions.
 
-Production unless ``DJANGO_DEBUG=1``: ``DJANGO_SECRET_KEY`` is required (project/secret_key.py),
+Production unless ``DJANGO_DEBUG=1`` (or, with neither variable set, a ``.secret_key`` left by
+``python3 dev.py run``): ``DJANGO_SECRET_KEY`` is required (project/secret_key.py),
 ``DJANGO_HTTPS=1`` behind the TLS proxy of docker-compose.yml makes cookies Secure and turns
 on HSTS (``manage.py check --deploy`` is clean then). The library's flood limits apply as they
 are; test clients and benchmarks raise them in their own settings (tests/settings.py,
@@ -23,10 +24,16 @@ from wscommands.observability.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-SECRET_KEY = secret_key(
-    DEBUG, Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+SECRET_KEY_FILE = Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+# Development mode: DJANGO_DEBUG=1, or, with neither DJANGO_DEBUG nor DJANGO_SECRET_KEY set, the
+# local key `python3 dev.py run` created, so manage.py (createsuperuser, shell) works after it
+# as it is. Production always sets DJANGO_SECRET_KEY (it refuses to start without): never on.
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1" or (
+    "DJANGO_DEBUG" not in os.environ
+    and not os.environ.get("DJANGO_SECRET_KEY")
+    and SECRET_KEY_FILE.exists()
 )
+SECRET_KEY = secret_key(DEBUG, SECRET_KEY_FILE)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
 INSTALLED_APPS = [

@@ -42,22 +42,21 @@ def postgres_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_wscommands_state():
-    """Every test starts with an empty channel layer, backend and hub (per event loop)."""
+    """Every test starts with an empty channel layer and a new runtime (hub, stores, pool...)."""
     from channels.layers import channel_layers
 
-    from wscommands import backends
-    from wscommands._internal import threads
+    from wscommands._internal.runtime import RUNTIME
 
     channel_layers.backends.clear()
-    backends.reset()
+    RUNTIME.reset()
     yield
     channel_layers.backends.clear()
-    backends.reset()
-    # Threads that used the in-memory test database keep their connection (SQLite's close()
-    # skips in-memory databases), and Channels checks it before every message, which counts
-    # as database access in the next test: new wscommands workers, and asgiref's shared
-    # thread (ORM a-methods, Channels' close_old_connections) drops its connections.
-    threads.reset_pool()
+    # Also drops the worker pool: threads that used the in-memory test database keep their
+    # connection (SQLite's close() skips in-memory databases), and Channels checks it before
+    # every message, which counts as database access in the next test: new wscommands
+    # workers, and asgiref's shared thread (ORM a-methods, Channels' close_old_connections)
+    # drops its connections.
+    RUNTIME.reset()
     SyncToAsync.single_thread_executor.submit(_drop_database_connections).result()
 
 

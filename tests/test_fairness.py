@@ -1,4 +1,4 @@
-"""The worker pool's fair share (threads.FairPool) and the memory budget (budget.py), in-process.
+"""The worker pool's fair share (fairpool.FairPool) and the memory budget (budget.py), in-process.
 
 The end-to-end versions (real daphne, real sockets) are in tests/reliability/test_abuse.py;
 these pin down the rules themselves with threads blocked on events.
@@ -11,9 +11,11 @@ import threading
 
 import pytest
 
-from wscommands._internal.threads import FairPool, Share, current_share, run_sync
+from wscommands._internal.fairpool import FairPool, Share, current_share
+from wscommands._internal.threads import run_sync
 from wscommands.checks import check_limits
-from wscommands.guards.budget import Account, Budget, weigh
+from wscommands.guards.budget import Account, Budget
+from wscommands.guards.weights import weigh
 from wscommands.testing import CommandClient
 
 

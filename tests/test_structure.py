@@ -32,8 +32,9 @@ def _in_type_checking(node: ast.AST, parents: list[ast.AST]) -> bool:
     return any(isinstance(p, ast.If) and "TYPE_CHECKING" in ast.unparse(p.test) for p in parents)
 
 
-def imports_of(name: str) -> dict[str, list[ast.AST]]:
-    """The package modules ``name`` imports (outside TYPE_CHECKING) -> the enclosing nodes."""
+def imports_of(name: str, annotations: bool = True) -> dict[str, list[ast.AST]]:
+    """The package modules ``name`` imports -> the enclosing nodes; ``annotations=False``
+    leaves out the imports made only for type hints (under ``TYPE_CHECKING``)."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: dict[str, list[ast.AST]] = {}
@@ -41,7 +42,9 @@ def imports_of(name: str) -> dict[str, list[ast.AST]]:
     while stack:
         node, parents = stack.pop()
         stack.extend((child, [*parents, node]) for child in ast.iter_child_nodes(node))
-        if not isinstance(node, ast.Import | ast.ImportFrom) or _in_type_checking(node, parents):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if not annotations and _in_type_checking(node, parents):
             continue
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")
@@ -64,8 +67,87 @@ def imports_of(name: str) -> dict[str, list[ast.AST]]:
     return found
 
 
+#: The packages from the bottom up (docs/architecture.md): each imports only those before it
+#: (and itself). The top-level modules (Django glue, public names, re-exports) may import all.
+LAYERS = [
+    "conf",
+    "observability",
+    "wire",
+    "_internal",
+    "backends",
+    "commands",
+    "schema",
+    "streams",
+    "delivery",
+    "presence",
+    "ops",
+    "runtime",
+    "guards",
+    "connection",
+    "server",
+]
+TOP_LEVEL = {
+    "wscommands",
+    "wscommands.apps",
+    "wscommands.checks",
+    "wscommands.urls",
+    "wscommands.routing",
+    "wscommands.views",
+    "wscommands.testing",
+    *(m for m in MODULES if m.startswith("wscommands.management")),
+    # documented older paths, kept as re-exports (CHANGELOG.md)
+    "wscommands.origins",
+    "wscommands.hub",
+    "wscommands.logs",
+    "wscommands.prometheus",
+    "wscommands.tracing",
+}
+
+
+def layer_of(module: str) -> int:
+    return LAYERS.index(module.split(".")[1])
+
+
+def test_every_module_belongs_to_a_layer_or_the_top_level():
+    assert [m for m in MODULES if m not in TOP_LEVEL and m.split(".")[1] not in LAYERS] == []
+
+
+def test_layers_point_down_annotations_included():
+    """A package imports only the packages below it, even for a type hint (a Protocol in the
+    lower package instead)."""
+    upward = [
+        f"{name} -> {target}"
+        for name in MODULES
+        if name not in TOP_LEVEL
+        for target in imports_of(name)
+        if target not in TOP_LEVEL and layer_of(target) > layer_of(name)
+    ]
+    assert upward == []
+    assert [
+        f"{n} -> {t}"
+        for n in MODULES
+        if n not in TOP_LEVEL
+        for t in imports_of(n)
+        if t in TOP_LEVEL
+    ] == []
+
+
+def test_each_package_says_what_it_holds_and_may_import():
+    """Each package's ``__init__`` docstring names what it may import (its layer)."""
+    for package in LAYERS[1:]:
+        doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text()))
+        assert doc and "May import:" in doc, package
+
+
+def test_no_module_over_300_lines():
+    """A file past a few hundred lines holds two jobs."""
+    long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items()}
+    assert {n: lines for n, lines in long.items() if lines > 300} == {}
+
+
 def test_the_import_graph_has_no_cycles():
-    """A module that imports one that (indirectly) imports it back fails here, naming the loop."""
+    """A module that imports one that (indirectly) imports it back fails here, naming the loop,
+    counting the imports made for type hints."""
     graph = {name: set(imports_of(name)) for name in MODULES}
 
     def path_back(start: str) -> list[str] | None:

@@ -17,7 +17,8 @@ from .commands.registry import (
     on_disconnect,
     registry,
 )
-from .connection.connection import CallHandle, Connection
+from .connection.connection import Connection
+from .connection.timers import CallHandle
 from .delivery.messaging import broadcast, send_to_group, send_to_subset
 from .presence.events import PRESENCE_GROUP
 from .presence.queries import get_presence, get_presence_state

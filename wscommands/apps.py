@@ -17,6 +17,7 @@ class WSCommandsConfig(AppConfig):
         from ._internal import compat
         from .commands.registry import autodiscover, describe, load_settings_commands, registry
         from .conf import wscommands_settings as s
+        from .observability import prometheus
 
         # daphne and uvicorn never run Django's system checks: run ours here, so a
         # misconfigured server refuses to start instead of failing its first client.
@@ -33,13 +34,15 @@ class WSCommandsConfig(AppConfig):
             )
         # Private internals of daphne, Twisted, Channels... that moved: say what switches off.
         compat.warn_missing_once()
+        prometheus.register()
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)
-        if s.DESCRIBE != "off" and registry.is_registered("describe"):
+        clash = registry.get("describe")
+        if s.DESCRIBE != "off" and clash is not None:
             raise ImproperlyConfigured(
                 f"A command named 'describe' is registered "
-                f'({describe(registry.get("describe").func)}), and WSCOMMANDS["DESCRIBE"] = '
+                f'({describe(clash.func)}), and WSCOMMANDS["DESCRIBE"] = '
                 f"{s.DESCRIBE!r} turns on the built-in describe, which would hide it. Rename "
                 'the command, or set WSCOMMANDS["DESCRIBE"] = "off".'
             )

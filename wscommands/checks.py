@@ -9,10 +9,10 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from . import backends
 from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .guards.origins import ORIGIN_POLICIES, normalize_origin
-from .observability import prometheus
 from .runtime.hub import Hub
 
 
@@ -36,12 +36,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E002",
             )
         )
-    if s.BACKEND == "redis" and not s.REDIS_URL:
+    if "redis" in (s.BACKEND, *s.STORES.values()) and not s.REDIS_URL:
         errors.append(
             checks.Error(
-                'WSCOMMANDS["BACKEND"] is "redis" but WSCOMMANDS["REDIS_URL"] is not set.',
+                'WSCOMMANDS["BACKEND"] or a STORES entry is "redis" but WSCOMMANDS["REDIS_URL"] '
+                "is not set.",
                 hint='Set WSCOMMANDS["REDIS_URL"] = "redis://127.0.0.1:6379/0".',
                 id="wscommands.E003",
+            )
+        )
+    unknown = sorted(set(s.STORES) - set(backends.CONCERNS))
+    if unknown or not all(isinstance(v, str) for v in s.STORES.values()):
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["STORES"] = {s.STORES!r}: its keys must be among '
+                f"{list(backends.CONCERNS)} and its values backend names.",
+                hint='For example {"history": "redis"}; leave a concern out to use BACKEND.',
+                id="wscommands.E022",
             )
         )
     if s.DESCRIBE not in ("off", "staff", "public"):
@@ -232,22 +243,17 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 
 @checks.register()
 def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Metrics need prometheus-client; a metrics token must be hard to guess."""
+    """A metrics token must be hard to guess.
+
+    Metrics without prometheus-client is no warning: it is an optional extra, and /metrics
+    says what to install.
+    """
     errors: list[checks.CheckMessage] = []
     try:
         s.reload()
-        enabled, token = s.METRICS, s.METRICS_TOKEN
+        token = s.METRICS_TOKEN
     except ImproperlyConfigured:
         return []  # reported by check_settings
-    if enabled and not prometheus.installed():
-        errors.append(
-            checks.Warning(
-                'WSCOMMANDS["METRICS"] is on but prometheus-client is not installed: '
-                "no metrics are recorded and /metrics answers 404.",
-                hint='pip install prometheus-client, or set WSCOMMANDS["METRICS"] = False.',
-                id="wscommands.W002",
-            )
-        )
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         errors.append(
             checks.Error(
@@ -255,6 +261,32 @@ def check_observability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 hint='e.g. WSCOMMANDS["METRICS_TOKEN"] = os.environ["METRICS_TOKEN"], made with '
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
                 id="wscommands.E007",
+            )
+        )
+    return errors
+
+
+@checks.register()
+def check_extras(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """What the settings choose must be installed: the ``redis`` extra for Redis."""
+    if backends.redis_installed():
+        return []
+    try:
+        s.reload()
+        backends_named, alias = (s.BACKEND, *s.STORES.values()), s.CHANNEL_LAYER
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    entry = getattr(settings, "CHANNEL_LAYERS", {}).get(alias)
+    layer = str(entry.get("BACKEND", "")) if isinstance(entry, dict) else ""
+    errors: list[checks.CheckMessage] = []
+    if "redis" in backends_named:
+        errors.append(checks.Error(backends.REDIS_MISSING, id="wscommands.E021"))
+    if layer.startswith("channels_redis."):
+        errors.append(
+            checks.Error(
+                f"CHANNEL_LAYERS[{alias!r}] uses {layer}, which is not installed: "
+                'pip install "wscommands[redis]"',
+                id="wscommands.E021",
             )
         )
     return errors

@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "COMMANDS_MODULE": "commands",
     # Global state and presence backend: "memory" (one process) or "redis".
     "BACKEND": "memory",
+    # A store of its own for any of "state", "presence", "history", "idempotency" (alias or
+    # dotted path, as BACKEND); the others use BACKEND.
+    "STORES": {},
     # Redis for the "redis" backend: a URL (redis://, rediss://, unix://) or, as channels-redis
     # takes in "hosts", a dict: {"address": url} or {"sentinels": [(host, port)],
     # "master_name": name} (Sentinel), with redis-py connection options.

@@ -1,5 +1,7 @@
 """Helpers for an application's own tests: talk to commands in one line.
 
+Needs daphne, as ``channels.testing`` does: ``pip install "wscommands[daphne]"``.
+
 from wscommands.testing import CommandClient
 
 async def test_echo():
@@ -13,8 +15,18 @@ import asyncio
 import itertools
 from typing import Any
 
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
+
+try:
+    from channels.testing import WebsocketCommunicator
+except ImportError as exc:  # channels.testing imports daphne, an optional dependency
+    if (exc.name or "").partition(".")[0] not in ("daphne", "twisted", "autobahn"):
+        raise
+    raise ImportError(
+        "wscommands.testing needs daphne (channels.testing imports it): "
+        'pip install "wscommands[daphne]"',
+        name=exc.name,
+    ) from exc
 
 from .wire.exceptions import CommandError
 from .wire.jsoncodec import decode, encode

@@ -6,7 +6,7 @@ import hmac
 
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
@@ -47,14 +47,22 @@ def _is_staff(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_active and user.is_staff)
 
 
+def _not_found(text: str) -> HttpResponse:
+    # Plain text, not Http404: the reason shows with DEBUG off too.
+    return HttpResponse(text, status=404, content_type="text/plain")
+
+
 @never_cache
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: this process's metrics, for ``METRICS_TOKEN`` or a staff session.
 
-    403 for anyone else; 404 when metrics are off (``METRICS`` false or no prometheus-client).
+    403 for anyone else; 404 when metrics are off (``METRICS`` false, or prometheus-client
+    missing: the body says what to install).
     """
+    if not prometheus.installed():
+        return _not_found('metrics need prometheus-client: pip install "wscommands[metrics]"\n')
     if not metrics.available():
-        raise Http404("metrics are off")
+        return _not_found("metrics are off: WSCOMMANDS['METRICS'] is False\n")
     if not (_bearer_ok(request) or _is_staff(request)):
         return HttpResponse(
             "metrics need WSCOMMANDS['METRICS_TOKEN'] as a bearer token or a staff session\n",

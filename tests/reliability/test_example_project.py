@@ -34,6 +34,8 @@ def example_env(**extra: str) -> dict[str, str]:
     env = base_env(DJANGO_SETTINGS_MODULE="project.settings")
     for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "WSCOMMANDS_LIMITS"):
         env.pop(name, None)
+    # Not the checkout's .secret_key, which `dev.py run` leaves and which means development.
+    env["DJANGO_SECRET_KEY_FILE"] = "/nonexistent/.secret_key"
     env.update(extra)
     return env
 

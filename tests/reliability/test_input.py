@@ -177,6 +177,7 @@ async def check_frame(frame: str) -> None:
             assert close is None, (frame, "not closed")
 
 
+@pytest.mark.django_db(transaction=True)  # a failed authenticate reads the session table
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 def test_any_frame_gets_conformant_reply_or_documented_close():
     """Hypothesis: arbitrary JSON and text at the consumer; the connection answers after, or

@@ -16,16 +16,10 @@ its :class:`Share` in a context variable (:func:`use_share`), set by the consume
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import functools
 import inspect
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
@@ -34,6 +28,8 @@ from django.dispatch import Signal
 
 from ..conf import wscommands_settings
 from ..observability import metrics
+from .fairpool import FairPool, Slot, current_share
+from .runtime import RUNTIME, Part
 
 T = TypeVar("T")
 
@@ -42,211 +38,30 @@ SWEEP_INTERVAL = 1.0
 _next_sweep = 0.0
 
 
-class Share:
-    """One connection's claim on the worker pool: how many of its calls run now."""
-
-    def __init__(self, user: Callable[[], Any], address: str | None = None):
-        #: Asked at each call: the primary key of the connection's user (None: anonymous).
-        self.user = user
-        #: The client's IP address (None: not known): its anonymous calls are counted by it.
-        self.address = address
-        self.running = 0
-
-    def claim(self) -> Claim:
-        """Whom a call made now is counted against: the user, else the client's IP."""
-        pk = self.user()
-        if pk is not None:
-            return Claim(False, ("user", pk))
-        return Claim(True, ("ip", self.address) if self.address else None)
+def _new_pool() -> FairPool:
+    s = wscommands_settings
+    return FairPool(
+        s.WORKER_THREADS,
+        s.WORKER_THREADS_PER_CONNECTION,
+        s.ANONYMOUS_WORKER_SHARE,
+        s.ANONYMOUS_WORKER_THREADS_PER_IP,
+        s.WORKER_THREADS_PER_USER,
+    )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What one call's slot counts against: the anonymous share or not, and its client
-    (``("user", pk)`` or ``("ip", address)``; None: not known)."""
-
-    anonymous: bool
-    client: tuple[str, Any] | None
-
-
-#: The claim of a call made outside any connection (start-up code, management commands).
-NO_CLAIM = Claim(False, None)
-
-
-#: The share of the connection the running code serves (None: not a connection's).
-current_share: contextvars.ContextVar[Share | None] = contextvars.ContextVar(
-    "wscommands_worker_share", default=None
+#: The worker pool, from the ``WORKER_THREADS*`` settings; dropped on reset (its threads end
+#: when idle).
+POOL: Part[FairPool] = Part(
+    "worker pool",
+    _new_pool,
+    per_loop=False,
+    release=lambda pool: pool.executor.shutdown(wait=False),
 )
 
 
-def use_share(share: Share) -> None:
-    """Charge the sync calls of the current task (and tasks it starts) to ``share``."""
-    current_share.set(share)
-
-
-@dataclass(eq=False)
-class _Waiter:
-    share: Share | None
-    claim: Claim
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future = field(repr=False)
-    granted: bool = False
-
-
-class FairPool:
-    """``WORKER_THREADS`` threads, shared out per connection, per client (a user, or the IP of
-    anonymous connections) and between anonymous connections and users.
-
-    Slots are counted under a lock (calls end in worker threads, connections may live on
-    several loops); a call takes a slot before it is submitted and gives it back when its
-    thread is done with it, so the counts match the threads really busy.
-    """
-
-    def __init__(
-        self,
-        size: int,
-        per_share: int,
-        anonymous_share: float,
-        per_address: int | None = None,
-        per_user: int | None = None,
-    ):
-        self.size = size
-        self.per_share = max(1, min(per_share, size))
-        self.anonymous_limit = max(1, int(size * anonymous_share))
-        #: The most threads one client holds: per IP for anonymous calls, per user otherwise.
-        self.caps = {"ip": per_address, "user": per_user}
-        self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="wscommands")
-        self.busy = 0
-        self.anonymous_busy = 0
-        #: Threads held per client.
-        self.by_client: Counter[tuple[str, Any]] = Counter()
-        self.waiting: list[_Waiter] = []
-        self._lock = threading.Lock()
-
-    def _eligible(self, share: Share | None, claim: Claim) -> bool:
-        if self.busy >= self.size:
-            return False
-        if share is not None and share.running >= self.per_share:
-            return False
-        if claim.anonymous and self.anonymous_busy >= self.anonymous_limit:
-            return False
-        if claim.client is None:
-            return True
-        cap = self.caps[claim.client[0]]
-        return cap is None or self.by_client[claim.client] < cap
-
-    def _take(self, share: Share | None, claim: Claim) -> None:
-        self.busy += 1
-        if share is not None:
-            share.running += 1
-        self.anonymous_busy += claim.anonymous
-        if claim.client is not None:
-            self.by_client[claim.client] += 1
-
-    def _give_back(self, share: Share | None, claim: Claim) -> None:
-        self.busy -= 1
-        if share is not None:
-            share.running -= 1
-        self.anonymous_busy -= claim.anonymous
-        if claim.client is not None:
-            self.by_client[claim.client] -= 1
-            if not self.by_client[claim.client]:
-                del self.by_client[claim.client]
-        self._dispatch()
-
-    def _load(self, waiter: _Waiter) -> tuple[int, int]:
-        client = 0 if waiter.claim.client is None else self.by_client[waiter.claim.client]
-        return client, 0 if waiter.share is None else waiter.share.running
-
-    def _dispatch(self) -> None:
-        # Grant freed slots to the eligible waiter whose client, then connection, runs the
-        # fewest calls (the oldest among equals): a client with many calls waiting gets no
-        # more turns than one with a single call.
-        while self.waiting and self.busy < self.size:
-            best: _Waiter | None = None
-            for waiter in self.waiting:
-                if self._eligible(waiter.share, waiter.claim) and (
-                    best is None or self._load(waiter) < self._load(best)
-                ):
-                    best = waiter
-            if best is None:
-                return
-            self.waiting.remove(best)
-            best.granted = True
-            self._take(best.share, best.claim)
-            best.loop.call_soon_threadsafe(_wake, best.future)
-
-    async def acquire(self, share: Share | None) -> Claim:
-        """Wait for a slot for ``share``; returns the claim the slot was counted with."""
-        claim = NO_CLAIM if share is None else share.claim()
-        with self._lock:
-            if self._eligible(share, claim):
-                self._take(share, claim)
-                return claim
-            loop = asyncio.get_running_loop()
-            waiter = _Waiter(share, claim, loop, loop.create_future())
-            self.waiting.append(waiter)
-        try:
-            await waiter.future
-        except asyncio.CancelledError:
-            with self._lock:
-                if waiter.granted:
-                    self._give_back(share, claim)
-                else:
-                    self.waiting.remove(waiter)
-            raise
-        return claim
-
-    def release(self, share: Share | None, claim: Claim) -> None:
-        """Give a slot back (from any thread)."""
-        with self._lock:
-            self._give_back(share, claim)
-
-
-def _wake(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _Slot(Executor):
-    """Submits one call to the pool's threads; its slot is given back when the call is done
-    (or cancelled before it started), whatever happens to the task awaiting it."""
-
-    def __init__(self, pool: FairPool, share: Share | None, claim: Claim):
-        self.pool = pool
-        self.share = share
-        self.claim = claim
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future = self.pool.executor.submit(fn, *args, **kwargs)
-        future.add_done_callback(lambda _: self.pool.release(self.share, self.claim))
-        return future
-
-
-_pool: FairPool | None = None
-
-
 def get_pool() -> FairPool:
-    """The worker pool, created on first use from the ``WORKER_THREADS*`` settings."""
-    global _pool
-    if _pool is None:
-        s = wscommands_settings
-        _pool = FairPool(
-            s.WORKER_THREADS,
-            s.WORKER_THREADS_PER_CONNECTION,
-            s.ANONYMOUS_WORKER_SHARE,
-            s.ANONYMOUS_WORKER_THREADS_PER_IP,
-            s.WORKER_THREADS_PER_USER,
-        )
-    return _pool
-
-
-def reset_pool() -> None:
-    """Drop the pool (its threads end when idle); the next call makes a new one."""
-    global _pool
-    if _pool is not None:
-        _pool.executor.shutdown(wait=False)
-        _pool = None
+    """The worker pool, created on first use."""
+    return RUNTIME.get(POOL)
 
 
 async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -265,7 +80,7 @@ async def run_sync(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         metrics.worker_started(queued_at)
         return call()
 
-    slot = _Slot(pool, share, claim)
+    slot = Slot(pool, share, claim)
     return await DatabaseSyncToAsync(timed, thread_sensitive=False, executor=slot)()
 
 

@@ -1,15 +1,34 @@
-"""The interface every global-state and presence backend implements."""
+"""The stores behind wscommands, as four small protocols, and :class:`Backend`, which is all four.
+
+- :class:`StateStore`: the global state every process shares.
+- :class:`PresenceStore`: each process's connections and heartbeat, and its operations figures
+  (kept only while its heartbeat lives).
+- :class:`HistoryStore`: the streams' positions and kept pushes (resumable delivery).
+- :class:`IdempotencyStore`: claims and recorded replies of idempotent requests.
+
+``WSCOMMANDS["BACKEND"]`` names one class for all four; ``WSCOMMANDS["STORES"]`` may name
+another for any of them (docs/settings.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..wire.exceptions import BackendUnavailable
 from ..wire.jsoncodec import encode
 
-__all__ = ["Backend", "BackendUnavailable", "check_amount", "encode_mapping"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "HistoryStore",
+    "IdempotencyStore",
+    "PresenceStore",
+    "StateStore",
+    "check_amount",
+    "encode_mapping",
+]
 
 
 @dataclass(slots=True)
@@ -42,8 +61,104 @@ class HistoryBounds:
 CLAIMED, PENDING, DONE = "claimed", "pending", "done"
 
 
+class StateStore(Protocol):
+    """Global state shared by every process: JSON values under string keys."""
+
+    async def get_global_state(self, key: str | None = None) -> Any:
+        """The value under ``key`` (None if absent), or the whole state as a dict."""
+        ...
+
+    async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
+        """Merge ``mapping`` into the state, atomically: all keys or none."""
+        ...
+
+    async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to the number under ``key`` (0 if absent) atomically; new value."""
+        ...
+
+
+class PresenceStore(Protocol):
+    """Each process's presence entries and heartbeat, and its operations-page figures."""
+
+    async def presence_write(
+        self,
+        process: str,
+        ttl: float,
+        entries: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        replace: bool = False,
+    ) -> int:
+        """Update one process's entries and renew its heartbeat (see :class:`Backend`)."""
+        ...
+
+    async def presence_clear(self, process: str) -> None:
+        """Forget a process and its entries (its hub stopped)."""
+        ...
+
+    async def presence_entries(self) -> list[str]:
+        """The JSON text of every entry of every live process."""
+        ...
+
+    async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
+        """Take the entries of processes whose heartbeat expired (see :class:`Backend`)."""
+        ...
+
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        """Store a process's figures for the operations page, for ``ttl`` seconds."""
+        ...
+
+    async def stats_read(self) -> list[str]:
+        """The figures of every process whose heartbeat and figures are both fresh."""
+        ...
+
+
+class HistoryStore(Protocol):
+    """Streams' positions and kept pushes (docs/protocol.md, "Resumable delivery")."""
+
+    async def history_append(
+        self, stream: str, text: str, bounds: HistoryBounds
+    ) -> tuple[str, int]:
+        """Append a push; returns its ``(epoch, offset)`` (see :class:`Backend`)."""
+        ...
+
+    async def history_positions(
+        self, streams: Iterable[str], bounds: HistoryBounds
+    ) -> dict[str, tuple[str, int]]:
+        """The current ``(epoch, offset)`` of each stream."""
+        ...
+
+    async def history_read(
+        self, stream: str, epoch: str, after: int, bounds: HistoryBounds
+    ) -> HistoryRead:
+        """The kept pushes of ``stream`` after ``after`` in ``epoch``."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    """Claims and recorded replies of idempotent requests, per owner and key."""
+
+    async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
+        """``(DONE, reply)``, ``(PENDING, None)`` or claim it: ``(CLAIMED, None)``."""
+        ...
+
+    async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
+        """Extend a claim that is still running."""
+        ...
+
+    async def idempotency_finish(
+        self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
+    ) -> None:
+        """Record a reply for ``ttl`` seconds; the owner keeps at most ``max_keys``."""
+        ...
+
+    async def idempotency_release(self, owner: str, key: str) -> None:
+        """Drop a claim whose run did not finish."""
+        ...
+
+
 class Backend:
-    """Global state shared by every process of a deployment, and presence.
+    """One store for all four concerns (:class:`StateStore`, :class:`PresenceStore`,
+    :class:`HistoryStore`, :class:`IdempotencyStore`): subclass it for a backend of your own.
 
     Values are JSON: they are stored as JSON text and come back as fresh copies, so
     mutating a returned value never changes the stored state.

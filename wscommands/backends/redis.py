@@ -12,13 +12,19 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from django.core.exceptions import ImproperlyConfigured
+
+try:
+    from redis import exceptions as redis_errors
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError:  # optional (the "redis" extra): RedisBackend() says what to install
+    pass
 
 from .._internal.compat import close_with_loop, redis_pool
 from ..wire.jsoncodec import decode
+from . import REDIS_MISSING, redis_installed
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
@@ -84,6 +90,8 @@ class RedisBackend(Backend):
     """
 
     def __init__(self, host: Mapping[str, Any], prefix: str = "wscommands"):
+        if not redis_installed():
+            raise ImproperlyConfigured(REDIS_MISSING)
         self.host = {**DEFAULT_OPTIONS, **host}
         self.host.setdefault(
             "retry", Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
@@ -122,14 +130,16 @@ class RedisBackend(Backend):
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
             raw = await self._call(lambda c: c.redis.hgetall(self.state_key))
-            return {k.decode(): decode(v) for k, v in raw.items()}
+            return {(k.decode() if isinstance(k, bytes) else k): decode(v) for k, v in raw.items()}
         value = await self._call(lambda c: c.redis.hget(self.state_key, key))
         return None if value is None else decode(value)
 
     async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
         encoded = encode_mapping(mapping)
         if encoded:  # one HSET: all keys or none
-            await self._call(lambda c: c.redis.hset(self.state_key, mapping=encoded))
+            await self._call(
+                lambda c: c.redis.hset(self.state_key, mapping=dict[Any, Any](encoded))
+            )
 
     async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
         check_amount(amount)
@@ -203,7 +213,7 @@ class RedisBackend(Backend):
         self, stream: str, text: str, bounds: HistoryBounds
     ) -> tuple[str, int]:
         keys = scripts.history_keys(self.prefix, stream)
-        args = [
+        args: list[Any] = [
             new_epoch(),
             scripts.ms(bounds.meta_ttl),
             text,
@@ -223,7 +233,7 @@ class RedisBackend(Backend):
             async with c.redis.pipeline(transaction=False) as pipe:
                 for stream in names:
                     keys = scripts.history_keys(self.prefix, stream)
-                    args = [new_epoch(), scripts.ms(bounds.meta_ttl)]
+                    args: list[Any] = [new_epoch(), scripts.ms(bounds.meta_ttl)]
                     await c.history_position(keys=keys, args=args, client=pipe)
                 return await pipe.execute()
 
@@ -234,7 +244,13 @@ class RedisBackend(Backend):
         self, stream: str, epoch: str, after: int, bounds: HistoryBounds
     ) -> HistoryRead:
         keys = scripts.history_keys(self.prefix, stream)
-        args = [new_epoch(), scripts.ms(bounds.meta_ttl), epoch, after, scripts.ms(bounds.ttl)]
+        args: list[Any] = [
+            new_epoch(),
+            scripts.ms(bounds.meta_ttl),
+            epoch,
+            after,
+            scripts.ms(bounds.ttl),
+        ]
         raw = await self._call(lambda c: c.history_read(keys=keys, args=args))
         read = HistoryRead(scripts.text(raw[0]), int(raw[1]))
         if read.epoch != epoch:
@@ -268,7 +284,7 @@ class RedisBackend(Backend):
     ) -> None:
         keys = scripts.record_keys(self.prefix, owner)
         record = "L" if reply is None else "D" + reply
-        args = [key, record, scripts.ms(ttl), max_keys]
+        args: list[Any] = [key, record, scripts.ms(ttl), max_keys]
         await self._call(lambda c: c.finish(keys=keys, args=args))
 
     async def idempotency_release(self, owner: str, key: str) -> None:

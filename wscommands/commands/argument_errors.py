@@ -213,7 +213,7 @@ def _field_type(annotation: Any, field: str, value: Any) -> Any:
         }
         tagged = {c.tag: m for m, c in configs.items() if c.tag_field == field}
         if tagged:
-            return typing.Literal[tuple(tagged)]  # type: ignore[valid-type]
+            return typing.Literal[tuple(tagged)]
         for member, config in configs.items():
             if config.tag_field and value.get(config.tag_field) == config.tag:
                 return _field_type(member, field, value)

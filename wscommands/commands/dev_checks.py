@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.core.signals import setting_changed
 
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..wire.jsoncodec import encode
 from . import pydantic_models as models
@@ -23,25 +23,18 @@ from .registry import Command, Registry, registry
 logger = logging.getLogger("wscommands.command")
 
 
-_enabled: bool | None = None  # worked out once: this is asked for every result
+def _checking() -> bool:
+    value = wscommands_settings.VALIDATE_OUTGOING
+    return bool(settings.DEBUG if value is None else value)
+
+
+#: Worked out once per settings: this is asked for every result.
+CHECKING: Part[bool] = Part("outgoing checks", _checking, per_loop=False, from_settings=True)
 
 
 def enabled() -> bool:
     """Whether outgoing messages are checked (``VALIDATE_OUTGOING``, else ``DEBUG``)."""
-    global _enabled
-    if _enabled is None:
-        value = wscommands_settings.VALIDATE_OUTGOING
-        _enabled = bool(settings.DEBUG if value is None else value)
-    return _enabled
-
-
-def _forget(*, setting: str, **kwargs: Any) -> None:
-    global _enabled
-    if setting in ("DEBUG", "WSCOMMANDS"):
-        _enabled = None
-
-
-setting_changed.connect(_forget)
+    return RUNTIME.get(CHECKING)
 
 
 def check_result(cmd: Command, result: Any) -> None:

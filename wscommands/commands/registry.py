@@ -156,6 +156,7 @@ class Registry:
     @overload
     def command(
         self,
+        /,
         *,
         name: str | None = None,
         login_required: bool = False,

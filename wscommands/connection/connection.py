@@ -8,19 +8,20 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._internal.threads import Share, call, run_sync
+from .._internal.fairpool import Share
+from .._internal.threads import run_sync
 from ..backends import global_state as state
 from ..commands.dev_checks import encode_push
-from ..conf import wscommands_settings
 from ..delivery import messaging
 from ..delivery.peer import Peer
-from ..guards.budget import Account, weigh
+from ..guards.budget import Account
 from ..presence import queries as presence
 from ..wire.exceptions import PermissionDenied
 from . import memberships
+from .timers import CallHandle, Timers
+from .transport import Transport
 
 if TYPE_CHECKING:
-    from ..server.consumer import CommandConsumer
     from ..streams.cursor import StreamCursor
 
 logger = logging.getLogger("wscommands.connection")
@@ -31,42 +32,16 @@ current_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-class CallHandle:
-    """What :meth:`Connection.call_later` returns: ``cancel()`` it to drop the call."""
-
-    def __init__(self, connection: Connection, size: int):
-        self._connection = connection
-        self._size = size  # bytes charged to the connection until the call is over
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
-        self.cancelled = False
-        self._over = False
-
-    def cancel(self) -> None:
-        """Cancel the call if it has not run yet (or stop it if it is running)."""
-        self.cancelled = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
-        self._finish()
-
-    def _finish(self) -> None:
-        self._connection._calls.discard(self)
-        if not self._over:
-            self._over = True
-            self._connection.resources.release_timer(self._size)
-
-
 class Connection(Peer):
     """One WebSocket connection, as commands see it.
 
     Keeps the seed's names: per-command state (``get/update_connection_state``), global
     state, ``broadcast``, ``send_to_subset``, ``is_authenticated``, ``update_session``.
-    ``consumer`` is the Channels consumer it writes through (``push_text``, ``close``).
+    ``consumer`` is the transport it writes through (:class:`~.transport.Transport`: the
+    Channels consumer under daphne or uvicorn).
     """
 
-    def __init__(self, consumer: CommandConsumer):
+    def __init__(self, consumer: Transport):
         self.consumer = consumer
         self.scope: dict[str, Any] = consumer.scope
         self.id: str = ""
@@ -74,13 +49,14 @@ class Connection(Peer):
         self.user_pk: Any = None
         self._command_states: dict[str, dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
-        self._calls: set[CallHandle] = set()
         #: What a resumable connection (``?resume=1``) was sent per stream; None otherwise.
         self.streams: StreamCursor | None = None
         # The consumer's loop, for call_later from sync commands running in worker threads.
         self._loop = asyncio.get_running_loop()
         #: What this connection holds (requests, timers, groups, backlog): see budget.py.
         self.resources = Account(consumer.cut_off)
+        #: Its ``call_later`` calls, charged to ``resources``.
+        self.timers = Timers(self._loop, self.resources)
         #: This connection's claim on the worker threads (threads.py).
         client = self.scope.get("client")
         self.worker_share = Share(
@@ -255,48 +231,8 @@ class Connection(Peer):
         have ``MAX_TIMERS`` calls waiting, holding ``MAX_TIMER_BYTES`` in their arguments
         (and closures): past either, raises RateLimited (``rate_limited``).
         """
-        size = weigh(func, args, kwargs, stop=wscommands_settings.MAX_TIMER_BYTES)
-        refusal = self.resources.reserve_timer(size)
-        if refusal is not None:
-            raise refusal
-        handle = CallHandle(self, size)
-        context = contextvars.copy_context()
-        loop = self._loop
-
-        def fire() -> None:
-            handle._timer = None
-            handle._task = loop.create_task(
-                self._run_later(handle, func, args, kwargs), context=context
-            )
-
-        def start() -> None:
-            if not handle.cancelled:
-                handle._timer = loop.call_later(seconds, fire)
-                self._calls.add(handle)
-
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            start()
-        else:
-            loop.call_soon_threadsafe(start)
-        return handle
-
-    async def _run_later(
-        self, handle: CallHandle, func: Callable[..., Any], args: tuple, kwargs: dict
-    ) -> None:
-        try:
-            await call(func, *args, **kwargs)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            logger.exception("call_later callback %r raised", func)
-        finally:
-            handle._finish()
+        return self.timers.call_later(seconds, func, *args, **kwargs)
 
     def cancel_calls(self) -> None:
         """Cancel every pending ``call_later`` (the connection closed)."""
-        for handle in list(self._calls):
-            handle.cancel()
+        self.timers.cancel_all()

@@ -15,17 +15,26 @@ The resume request itself is :mod:`.resume`'s.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from .._internal.threads import call
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, history_store
+from ..delivery.peer import Peer
 from ..runtime.hub import get_hub
 from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
 from ..wire.jsoncodec import encode
+from .transport import Transport
 
-if TYPE_CHECKING:
-    from .connection import Connection
+
+class Member(Peer, Protocol):
+    """A connection as its memberships see it (:class:`~.connection.Connection` is one): a
+    peer with its handshake's scope and its transport (whose registry has the join hooks)."""
+
+    scope: dict[str, Any]
+    consumer: Transport
+
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -38,7 +47,7 @@ def wants_resume(scope: dict[str, Any]) -> bool:
     return parse_qs(query).get("resume", [""])[-1] == "1"
 
 
-def attach(connection: Connection) -> None:
+def attach(connection: Member) -> None:
     """Make ``connection`` resumable if it asked to and history is on.
 
     Its ``all`` stream is held from now until :func:`start` has announced it.
@@ -48,7 +57,7 @@ def attach(connection: Connection) -> None:
         connection.streams.hold([ALL])
 
 
-async def start(connection: Connection) -> None:
+async def start(connection: Member) -> None:
     """After the accept: announce ``all`` and the user's stream, then let their pushes flow."""
     cursor = connection.streams
     if cursor is None:
@@ -63,13 +72,15 @@ async def start(connection: Connection) -> None:
             await cursor.release(streams)
 
 
-async def _announce(cursor: StreamCursor, streams: list[str], forget: list[str] = ()) -> None:
+async def _announce(cursor: StreamCursor, streams: list[str], forget: Iterable[str] = ()) -> None:
     """Read the streams' positions, start the cursor there and tell the client."""
     frame: dict[str, Any] = dict.fromkeys(forget)
     for stream in forget:
         cursor.forget(stream)
     try:
-        positions = await get_backend().history_positions(streams, history_bounds())
+        bounds = history_bounds()
+        assert bounds is not None  # a connection has a cursor only while history is on
+        positions = await history_store().history_positions(streams, bounds)
     except BackendUnavailable:
         # The client takes its position from the first push instead.
         logger.warning("stream positions unavailable: %s not announced", ", ".join(streams))
@@ -81,7 +92,7 @@ async def _announce(cursor: StreamCursor, streams: list[str], forget: list[str] 
         await cursor.connection.push_text(encode({STREAMS: frame}))
 
 
-async def may_join(connection: Connection, group: str) -> bool:
+async def may_join(connection: Member, group: str) -> bool:
     """Whether every join authorization hook lets ``connection`` into ``group``."""
     for hook in connection.consumer.registry.join_hooks:
         if not await call(hook, connection, group):
@@ -89,7 +100,7 @@ async def may_join(connection: Connection, group: str) -> bool:
     return True
 
 
-async def enter_group(connection: Connection, group: str) -> None:
+async def enter_group(connection: Member, group: str) -> None:
     """Add ``connection`` to ``group`` (authorized already); announce its stream if resumable."""
     cursor = connection.streams
     connection.groups.add(group)
@@ -106,7 +117,7 @@ async def enter_group(connection: Connection, group: str) -> None:
             await cursor.release([stream])
 
 
-async def leave_group(connection: Connection, group: str) -> None:
+async def leave_group(connection: Member, group: str) -> None:
     """Remove ``connection`` from ``group``; a resumable one is told to forget its stream."""
     connection.groups.discard(group)
     await get_hub().leave(connection, group)
@@ -116,7 +127,7 @@ async def leave_group(connection: Connection, group: str) -> None:
             await _announce(cursor, [], forget=[group_stream(group)])
 
 
-async def change_user(connection: Connection, old_pk: Any, new_pk: Any) -> None:
+async def change_user(connection: Member, old_pk: Any, new_pk: Any) -> None:
     """Move ``connection`` to another user's stream (announced once the connection started)."""
     cursor = connection.streams
     if cursor is None or old_pk == new_pk:

@@ -56,7 +56,9 @@ class _Watch:
 
     def __init__(self, timeout: float):
         self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None  # constructed inside the fan-out's task
+        self.task = task
         self.timeout = timeout
         self.started = self.loop.time()
         self.expired = False

@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from .._internal.resilience import or_unavailable
 from ..commands.dev_checks import encode_push
 from ..conf import wscommands_settings
 from ..streams.cursor import ALL, group_stream, publish, user_stream
-from .peer import Peer, split_id
+from .peer import split_id
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -34,6 +34,25 @@ MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
+_reach_checked = False  # _check_reach looks once per process
+
+
+def _check_reach(layer: BaseChannelLayer, operation: str) -> None:
+    """Warn, once per process, when a push can reach nobody at all: an in-memory layer that
+    no hub of this process listens on (``manage.py shell``, a task worker) reaches no server,
+    and silence there is the classic "my broadcast does nothing"."""
+    global _reach_checked
+    if _reach_checked:
+        return
+    _reach_checked = True
+    if isinstance(layer, InMemoryChannelLayer) and not layer.groups.get(all_group_name()):
+        logger.warning(
+            "wscommands.%s reaches nobody from this process: its channel layer is Channels' "
+            "in-memory one, which only reaches WebSocket connections of this same process, "
+            "and it serves none. Use a shared layer (channels_redis, docs/scaling.md) for "
+            "pushes from management commands, shells and workers. (Said once per process.)",
+            operation,
+        )
 
 
 def get_layer() -> BaseChannelLayer:
@@ -98,8 +117,10 @@ async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> N
     """Send ``message`` to every connection of every process (except ``exclude``, an id)."""
     text = encode_push(message)
     position = await publish(ALL, text)
+    layer = get_layer()
+    _check_reach(layer, "broadcast")
     await or_unavailable(
-        get_layer().group_send(all_group_name(), _message(text, "all", None, exclude, position)),
+        layer.group_send(all_group_name(), _message(text, "all", None, exclude, position)),
         "broadcast",
     )
 
@@ -115,8 +136,10 @@ async def send_to_group(
     channel_group = group_channel_name(group)
     text = encode_push(message)
     position = await publish(group_stream(group), text) if history else None
+    layer = get_layer()
+    _check_reach(layer, "send_to_group")
     await or_unavailable(
-        get_layer().group_send(channel_group, _message(text, "group", group, exclude, position)),
+        layer.group_send(channel_group, _message(text, "group", group, exclude, position)),
         "send_to_group",
     )
 
@@ -132,7 +155,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
     by_process: dict[str, list[str]] = {}
     user_pks: list[Any] = []
     for recipient in recipients:
-        if isinstance(recipient, Peer):
+        if hasattr(recipient, "push_text"):  # a connection (a Peer), not a user
             recipient = recipient.id
         if isinstance(recipient, str):
             process, local = split_id(recipient)
@@ -151,6 +174,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
         return
     text = encode_push(message)
     layer = get_layer()
+    _check_reach(layer, "send_to_subset")
     for process, ids in by_process.items():
         try:
             await or_unavailable(layer.send(process, _message(text, "ids", ids)), "send_to_subset")

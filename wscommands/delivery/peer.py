@@ -1,20 +1,24 @@
-"""What the hub and messaging know of a connection: a small public interface.
+"""What the hub, messaging, presence and streams know of a connection: a small interface.
 
-:class:`~wscommands.connection.Connection` implements it. The fan-out modules depend on this
-interface only, never on the connection or the consumer, so they sit below both.
+:class:`~wscommands.connection.connection.Connection` implements it. The packages below
+``connection`` (delivery, streams, presence, ops, runtime) depend on this interface only,
+never on the connection or the consumer, so they sit below both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..streams.cursor import StreamCursor
 
 #: Separates the process's channel from the local number in a connection id
 #: (``<process channel>~<n>``), so a message for an id goes straight to its process.
 ID_SEPARATOR = "~"
 
 
-class Peer:
+class Peer(Protocol):
     """One local connection as the hub sees it: an id, its user and groups, a way to write."""
 
     #: Unique across processes: ``<process channel>~<local number>`` (set once registered).
@@ -23,6 +27,17 @@ class Peer:
     user_pk: Any = None
     #: The wscommands groups the connection is in.
     groups: set[str]
+    #: What a resumable connection (``?resume=1``) was sent per stream; None otherwise.
+    streams: StreamCursor | None = None
+
+    @property
+    def user(self) -> Any:
+        """The Django user (AnonymousUser when not logged in); presence shows its username."""
+        return None
+
+    def is_authenticated(self) -> bool:
+        """Whether the connection's user is logged in."""
+        return bool(getattr(self.user, "is_authenticated", False))
 
     def push_text(self, text: str) -> Awaitable[None]:
         """Write JSON text to the client (dropped once the connection has closed); await it.

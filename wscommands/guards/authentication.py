@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from importlib import import_module
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth import get_user
 
 from .._internal.threads import run_sync
 
-if TYPE_CHECKING:
-    from ..connection.connection import Connection
+
+class SessionHolder(Protocol):
+    """A connection as ``authenticate`` sees it: it can switch to another session and user."""
+
+    async def switch_session(self, session: Any, user: Any) -> None:
+        """Act as ``user`` of ``session`` from now on."""
+        ...
+
 
 AUTHENTICATE = "authenticate"
 
@@ -27,7 +33,7 @@ def load_session(session_key: str) -> tuple[Any, Any]:
     return store, get_user(SimpleNamespace(session=store))
 
 
-async def authenticate(connection: Connection, argument: Any) -> tuple[dict[str, Any], bool]:
+async def authenticate(connection: SessionHolder, argument: Any) -> tuple[dict[str, Any], bool]:
     """Run ``authenticate``; returns ``(result, succeeded)``.
 
     On failure the caller sends the result and closes the connection with 3000.

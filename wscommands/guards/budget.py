@@ -17,72 +17,18 @@ the budget's lock.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..wire.exceptions import RateLimited
 
 logger = logging.getLogger("wscommands.connection")
-
-#: What :func:`weigh` counts for an object it does not look into (the connection, a model).
-OPAQUE_SIZE = 64
-_CONTAINERS = (list, tuple, set, frozenset)
-
-
-def weigh(*objects: Any, stop: int | None = None) -> int:
-    """Approximate bytes held by ``objects``: text, bytes and containers, recursively.
-
-    Functions count what their closures and defaults hold, partials their arguments; any
-    other object counts :data:`OPAQUE_SIZE` (it is usually shared, like the connection).
-    The walk ends early once the total passes ``stop``.
-    """
-    total = 0
-    seen: set[int] = set()
-    stack = list(objects)
-    while stack and (stop is None or total <= stop):
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, (str, bytes, bytearray)):
-            total += len(obj) + 50
-        elif isinstance(obj, dict):
-            total += 64 + 16 * len(obj)
-            stack.extend(obj.keys())
-            stack.extend(obj.values())
-        elif isinstance(obj, _CONTAINERS):
-            total += 56 + 8 * len(obj)
-            stack.extend(obj)
-        elif isinstance(obj, types.FunctionType):
-            total += OPAQUE_SIZE
-            stack.extend(cell.cell_contents for cell in obj.__closure__ or () if _full(cell))
-            stack.extend(obj.__defaults__ or ())
-            stack.extend((obj.__kwdefaults__ or {}).values())
-        elif isinstance(obj, functools.partial):
-            total += OPAQUE_SIZE
-            stack.extend((obj.func, *obj.args, *obj.keywords.values()))
-        elif isinstance(obj, types.MethodType):
-            total += OPAQUE_SIZE
-            stack.append(obj.__func__)
-        else:
-            total += OPAQUE_SIZE
-    return total
-
-
-def _full(cell: types.CellType) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 (an empty cell raises)
-    except ValueError:
-        return False
-    return True
-
 
 _OVER_BUDGET = "the server holds too much for its clients"
 
@@ -137,7 +83,7 @@ class Budget:
             for other in self.accounts:
                 other._refresh_outgoing()
         while self.total + size > limit:
-            heaviest = max(self.accounts, key=Account.held.fget, default=None)
+            heaviest = max(self.accounts, key=_held, default=None)
             if heaviest is None or heaviest is account or account.held + size >= heaviest.held:
                 return False
             self._cut_heaviest(heaviest, limit)
@@ -164,12 +110,12 @@ class Budget:
         account.loop.call_soon_threadsafe(account.on_cut)
 
 
-_budget = Budget()
+BUDGET: Part[Budget] = Part("memory budget", lambda: Budget(), per_loop=False)
 
 
 def get_budget() -> Budget:
     """The process's budget (one for all event loops: memory is per process)."""
-    return _budget
+    return RUNTIME.get(BUDGET)
 
 
 class Account:
@@ -318,3 +264,8 @@ class Account:
             )
             self.budget._cut(self)
         return _refusal(what, setting)
+
+
+def _held(account: Account) -> int:
+    """What an account holds (the key to find the heaviest)."""
+    return account.held

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .._internal.loops import PerLoop
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs, metrics
 from ..wire.protocol import ADMIT, CloseCode, Decision, refuse
@@ -64,9 +64,9 @@ def _decrement(counter: Counter[Any], key: Any) -> None:
         del counter[key]
 
 
-_caps: PerLoop[ConnectionCaps] = PerLoop(lambda loop: ConnectionCaps())
+CAPS: Part[ConnectionCaps] = Part("connection caps", ConnectionCaps)
 
 
 def get_caps() -> ConnectionCaps:
     """The running event loop's connection counts."""
-    return _caps.get()
+    return RUNTIME.get(CAPS)

@@ -68,7 +68,7 @@ class FlowControl:
 
     def _set_reading(self) -> None:
         stop = self.paused or self.resting
-        if stop != self.not_reading and not self.cut_off:
+        if stop != self.not_reading and not self.cut_off and self.socket is not None:
             self.not_reading = stop
             if stop:
                 self.socket.pause_reading()

@@ -85,7 +85,7 @@ class FrameGuard:
     def check(self, text: str | None, data: bytes | None) -> Decision:
         """Whether a frame may go on to be parsed, and if not, what to send and close."""
         s = wscommands_settings
-        size = len(data) if text is None else None
+        size = len(data or b"") if text is None else None
         if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
             text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
         ):
@@ -96,7 +96,10 @@ class FrameGuard:
         if self.bucket is not None:
             retry_after = self.bucket.take()
         if self.byte_bucket is not None and not retry_after:
-            retry_after, limit = self.byte_bucket.take(size or len(text)), "RATE_LIMIT_BYTES"
+            retry_after, limit = (
+                self.byte_bucket.take(len(text) if text is not None else size or 0),
+                "RATE_LIMIT_BYTES",
+            )
         if retry_after:
             return self._throttle(text, retry_after, limit)
         self.throttled = 0

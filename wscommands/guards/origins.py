@@ -138,4 +138,8 @@ def _is_secure(scope: dict[str, Any], headers: dict[bytes, list[bytes]]) -> bool
         return False
     name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode("latin1")
     values = headers.get(name)
-    return bool(values) and values[-1].split(b",")[0].strip().decode("latin1") == proxy[1]
+    return (
+        values is not None
+        and bool(values)
+        and values[-1].split(b",")[0].strip().decode("latin1") == proxy[1]
+    )

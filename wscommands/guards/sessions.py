@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from .._internal.loops import PerLoop
+from .._internal.runtime import RUNTIME, Part
 from .._internal.threads import run_sync
 from ..conf import wscommands_settings
 from ..observability import logs
@@ -44,12 +44,14 @@ class SessionWatcher:
                 logger.warning("could not re-validate sessions", exc_info=True)
 
 
-_watchers: PerLoop[SessionWatcher] = PerLoop(SessionWatcher)
+SESSION_WATCHER: Part[SessionWatcher] = Part(
+    "session watcher", lambda: SessionWatcher(asyncio.get_running_loop())
+)
 
 
 def get_session_watcher() -> SessionWatcher:
     """The running loop's :class:`SessionWatcher`."""
-    return _watchers.get()
+    return RUNTIME.get(SESSION_WATCHER)
 
 
 def ended_sessions(pairs: list[tuple[str, Any]]) -> set[tuple[str, Any]]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._internal.compat import is_asyncio_placeholder
-from .._internal.loops import PerLoop
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..runtime.hub import get_hub
@@ -83,9 +83,9 @@ class Shutdown:
             then(signal.SIGTERM, None)
 
 
-_shutdowns: PerLoop[Shutdown] = PerLoop(Shutdown)
+SHUTDOWN: Part[Shutdown] = Part("shutdown", lambda: Shutdown(asyncio.get_running_loop()))
 
 
 def get_shutdown() -> Shutdown:
     """The running loop's :class:`Shutdown` (created, and SIGTERM wrapped, on first use)."""
-    return _shutdowns.get()
+    return RUNTIME.get(SHUTDOWN)

@@ -18,16 +18,20 @@ the protocol's table are ``other``. Never a user, group or connection id.
 
 from __future__ import annotations
 
-import threading
+import importlib.util
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.signals import setting_changed
 
 from ..conf import wscommands_settings
-from . import prometheus
+from .figures import (
+    RECIPIENT_BUCKETS,
+    Recorded,
+    labelled,
+    totals,
+)
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
@@ -37,118 +41,20 @@ RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "for
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
 )
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-RECIPIENT_BUCKETS = (0, 1, 10, 100, 1000, 10000, 100000)
-
-
-class Histogram:
-    """Observations counted per bucket (upper bounds ``bounds``, then +Inf) and summed."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]):
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        """Count one observation."""
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        """The buckets as Prometheus writes them: ``(le, observations <= le)``, +Inf last."""
-        out, running = [], 0
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
-
-
-class Totals:
-    """Cumulative counts of this process, always kept: the operations page reads them."""
-
-    __slots__ = (
-        "commands",
-        "deliveries",
-        "delivery_lag",
-        "errors",
-        "frames_in",
-        "frames_out",
-        "lag_buckets",
-        "layer_round_trip",
-        "refused",
-    )
-
-    def __init__(self) -> None:
-        self.commands = 0
-        self.errors = 0
-        self.frames_in = 0
-        self.frames_out = 0
-        self.refused = 0
-        self.deliveries = 0  # layer messages received that carried the sender's time
-        self.delivery_lag = 0.0  # their summed seconds from send to written
-        # Their count per LATENCY_BUCKETS bucket (+Inf last): percentiles across processes.
-        self.lag_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.layer_round_trip: float | None = None  # the last canary's, seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        """The totals as a JSON-ready dict."""
-        out = {name: getattr(self, name) for name in self.__slots__}
-        out["lag_buckets"] = list(self.lag_buckets)
-        return out
-
-
-totals = Totals()
-
-
-class Recorded:
-    """What only the Prometheus metrics need (kept while metrics are on)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.opened = 0
-        self.closed: dict[str, int] = {}
-        self.conn_refused: dict[str, int] = {}
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.refused: dict[str, int] = {}
-        self.duration: dict[tuple[str, str], Histogram] = {}
-        self.errors: dict[tuple[str, str], int] = {}
-        self.fanout: dict[str, Histogram] = {}
-        self.recipients: dict[str, Histogram] = {}
-        self.lag: dict[str, Histogram] = {}
-        self.round_trip = Histogram(LATENCY_BUCKETS)
-        self.canary_failures = 0
-        self.resumed: dict[str, int] = {}
-        self.replayed = 0
-        # Worker threads update these: under a lock (everything else runs on the loop).
-        self.worker_lock = threading.Lock()
-        self.queue = 0
-        self.wait = Histogram(LATENCY_BUCKETS)
-
-
-def _labelled(
-    histograms: dict[Any, Histogram], key: Any, bounds: tuple[float, ...] = LATENCY_BUCKETS
-) -> Histogram:
-    histogram = histograms.get(key)
-    if histogram is None:
-        histogram = histograms[key] = Histogram(bounds)
-    return histogram
-
+#: Whether prometheus-client, the only reader of what is recorded, is installed.
+PROMETHEUS_INSTALLED = importlib.util.find_spec("prometheus_client") is not None
 
 _recorded: Recorded | None = None
 _on: bool | None = None
 
 
 def _start() -> bool:
-    """Whether to record; registers the collector with prometheus-client the first time."""
+    """Whether to record: prometheus-client installed (the only reader) and METRICS on."""
     global _recorded
-    if not prometheus.installed() or not wscommands_settings.METRICS:
+    if not PROMETHEUS_INSTALLED or not wscommands_settings.METRICS:
         return False
     if _recorded is None:
         _recorded = Recorded()
-        prometheus.register(_recorded, totals)
     return True
 
 
@@ -167,6 +73,11 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed)
+
+
+def recorded() -> Recorded | None:
+    """What the metrics are recorded into while they are on (read by :mod:`.prometheus`)."""
+    return _rec()
 
 
 def available() -> bool:
@@ -244,7 +155,7 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
         totals.errors += 1
     r = _recorded if _on else _rec()
     if r is not None:
-        _labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
+        labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
         if code is not None:
             r.errors[name, code] = r.errors.get((name, code), 0) + 1
 
@@ -265,15 +176,13 @@ def delivered(target: str, recipients: int, seconds: float, sent_at: float | Non
     """
     lag = None if sent_at is None else max(0.0, time.time() - sent_at)
     if lag is not None:
-        totals.deliveries += 1
-        totals.delivery_lag += lag
-        totals.lag_buckets[bisect_left(LATENCY_BUCKETS, lag)] += 1
+        totals.delivery(lag)
     r = _rec()
     if r is not None:
-        _labelled(r.fanout, target).observe(seconds)
-        _labelled(r.recipients, target, RECIPIENT_BUCKETS).observe(recipients)
+        labelled(r.fanout, target).observe(seconds)
+        labelled(r.recipients, target, RECIPIENT_BUCKETS).observe(recipients)
         if lag is not None:
-            _labelled(r.lag, target).observe(lag)
+            labelled(r.lag, target).observe(lag)
 
 
 def canary(seconds: float | None) -> None:

@@ -1,6 +1,6 @@
 """The Prometheus side of the metrics: what ``/metrics`` shows, built when it is scraped.
 
-:mod:`.metrics` records into plain integers and :class:`~.metrics.Histogram` objects; the
+:mod:`.metrics` records into plain integers and :class:`~.figures.Histogram` objects; the
 :class:`Collector` registered here turns them into metric families only when prometheus-client
 asks (docs/operations.md lists every metric). Without prometheus-client installed, nothing
 here is used.
@@ -9,7 +9,7 @@ here is used.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     import prometheus_client
@@ -20,10 +20,10 @@ try:
         Metric,
     )
 except ImportError:  # optional: without it only the operations page's totals are kept
-    prometheus_client = None
+    prometheus_client = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from .metrics import Recorded, Totals
+from . import metrics
+from .figures import Recorded, Totals
 
 
 def installed() -> bool:
@@ -31,18 +31,29 @@ def installed() -> bool:
     return prometheus_client is not None
 
 
-def register(recorded: Recorded, totals: Totals) -> None:
-    """Have prometheus-client read ``recorded`` and ``totals`` at each scrape."""
-    prometheus_client.REGISTRY.register(Collector(recorded, totals))
+_registered: list[Collector] = []
+
+
+def register() -> None:
+    """Have prometheus-client's default registry read our metrics at each scrape (once).
+
+    Called at start-up (apps.py) and before each exposition, so an exporter of the
+    application's own (``prometheus_client.start_http_server``) sees them too.
+    """
+    recorded = metrics.recorded()
+    if recorded is not None and not _registered:
+        _registered.append(Collector(recorded, metrics.totals))
+        prometheus_client.REGISTRY.register(_registered[0])
 
 
 def exposition() -> tuple[bytes, str]:
     """This process's metrics in the text format (ours and prometheus-client's), and its type."""
+    register()
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
 
 
 class Collector:
-    """Turns :class:`~.metrics.Recorded` and :data:`~.metrics.totals` into metric families
+    """Turns :class:`~.figures.Recorded` and :data:`~.metrics.totals` into metric families
     when scraped."""
 
     def __init__(self, recorded: Recorded, totals: Totals):

@@ -17,7 +17,7 @@ from typing import Any
 try:
     from opentelemetry import trace
 except ImportError:  # optional dependency
-    trace = None
+    trace = None  # type: ignore[assignment]
 
 _NOOP_PROVIDERS: tuple[type, ...] = (
     (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if trace is not None else ()

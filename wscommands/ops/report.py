@@ -21,15 +21,25 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, presence_store
 from ..conf import wscommands_settings
+from ..delivery.peer import Peer
 from ..observability import metrics
+from ..observability.figures import LATENCY_BUCKETS
 from ..wire.jsoncodec import decode, encode
 
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+
+class ProcessState(Protocol):
+    """What the figures read of a process's hub: its connections, users and groups."""
+
+    connections: dict[str, Peer]
+    #: user primary key -> ids of the user's local connections.
+    users: dict[Any, set[str]]
+    #: group -> ids of its local members.
+    groups: dict[str, set[str]]
+
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -43,15 +53,14 @@ LOST_AFTER = 3
 STARTED = time.time()
 
 
-def figures(hub: Hub, process: str) -> dict[str, Any]:
+def figures(hub: ProcessState, process: str) -> dict[str, Any]:
     """This process's figures: O(users + groups) to compute, a few KiB to store."""
     connections = hub.connections
     users = []
     for pk, ids in heapq.nlargest(TOP, hub.users.items(), key=lambda item: len(item[1])):
-        # A Peer promises no user object; a Connection has one (its username is shown).
         holder = next((connections[i] for i in ids if i in connections), None)
-        user = getattr(holder, "user", None)
-        name = user.get_username() if hasattr(user, "get_username") else str(pk)
+        user = holder.user if holder is not None else None
+        name = user.get_username() if user is not None else str(pk)
         users.append({"user_id": pk, "username": name, "connections": len(ids)})
     signed_in = sum(len(ids) for ids in hub.users.values())
     mine = [(name, ids) for name, ids in hub.groups.items() if not _internal(name)]
@@ -72,7 +81,7 @@ def figures(hub: Hub, process: str) -> dict[str, Any]:
     }
 
 
-async def run(hub: Hub, process: str) -> None:
+async def run(hub: ProcessState, process: str) -> None:
     """Publish this process's figures every OPS_INTERVAL seconds (the hub runs it)."""
     reported = False
     while True:
@@ -83,7 +92,7 @@ async def run(hub: Hub, process: str) -> None:
             # Kept past the heartbeat (PRESENCE_TTL), so a killed process shows as lost until
             # it is reaped; stopped, the hub deletes them with its presence.
             ttl = wscommands_settings.PRESENCE_TTL + interval * LOST_AFTER
-            await get_backend().stats_write(process, ttl, encode(figures(hub, process)))
+            await presence_store().stats_write(process, ttl, encode(figures(hub, process)))
         except BackendUnavailable as exc:
             logger.debug("operations figures not written (%s)", exc)
         except Exception:  # a bug of ours: logged once; the process drops off the page
@@ -93,7 +102,7 @@ async def run(hub: Hub, process: str) -> None:
         await asyncio.sleep(interval)
 
 
-_NO_BUCKETS = (0,) * (len(metrics.LATENCY_BUCKETS) + 1)
+_NO_BUCKETS = (0,) * (len(LATENCY_BUCKETS) + 1)
 
 
 def _internal(group: str) -> bool:
@@ -118,7 +127,7 @@ async def snapshot() -> dict[str, Any]:
     now = time.time()
     stale = LOST_AFTER * (wscommands_settings.OPS_INTERVAL or 1.0)
     processes = sorted(
-        (decode(text) for text in await get_backend().stats_read()),
+        (decode(text) for text in await presence_store().stats_read()),
         key=lambda figures: (figures.get("host", ""), figures.get("pid", 0), figures["process"]),
     )
     for p in processes:
@@ -147,5 +156,5 @@ async def snapshot() -> dict[str, Any]:
         "groups": _merge_top([g for p in live for g in p["groups"]], "group", "members"),
         "totals": totals,
         # The upper bounds (seconds) of lag_buckets, +Inf last (not written).
-        "lag_bounds": list(metrics.LATENCY_BUCKETS),
+        "lag_bounds": list(LATENCY_BUCKETS),
     }

@@ -13,15 +13,19 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..conf import wscommands_settings
 from ..delivery import messaging
 from ..wire.jsoncodec import decode
 from .diffs import PresenceDiffs
 
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+
+class LocalProcess(Protocol):
+    """What presence needs of its process's hub: the process channel, None until started."""
+
+    channel: str | None
+
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -39,7 +43,7 @@ class PresenceEvents:
     Every method but :meth:`close` is synchronous: the diffs go out from a background task.
     """
 
-    def __init__(self, hub: Hub):
+    def __init__(self, hub: LocalProcess):
         self.hub = hub
         self.diffs = PresenceDiffs()
         # Anonymous local connections per group (None: all of them), for guest counts.

@@ -10,11 +10,11 @@ query of the process for :data:`READ_MAX_AGE` seconds.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import Counter
 from typing import Any
 
-from ..backends import get_backend
+from .._internal.runtime import RUNTIME, Part
+from ..backends import presence_store
 from ..conf import wscommands_settings
 from ..delivery import messaging
 from ..wire.jsoncodec import decode, encode
@@ -38,31 +38,34 @@ class _Snapshot:
         self.results: dict[tuple, Any] = {}
 
 
-_snapshots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Snapshot] = (
-    weakref.WeakKeyDictionary()
-)
-_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-    weakref.WeakKeyDictionary()
-)
+class _Reads:
+    """This loop's latest snapshot and the read in progress, if any."""
+
+    def __init__(self) -> None:
+        self.snapshot: _Snapshot | None = None
+        self.task: asyncio.Task[_Snapshot] | None = None
+
+
+READS: Part[_Reads] = Part("presence reads", _Reads)
 
 
 async def _snapshot() -> _Snapshot:
     """A read of every live entry at most READ_MAX_AGE old; concurrent callers share one."""
     loop = asyncio.get_running_loop()
-    snapshot = _snapshots.get(loop)
+    reads = RUNTIME.get(READS)
+    snapshot = reads.snapshot
     if snapshot is not None and loop.time() - snapshot.taken < READ_MAX_AGE:
         return snapshot
-    task = _reads.get(loop)
-    if task is None or task.done():
-        task = _reads[loop] = loop.create_task(_fetch_snapshot(loop))
+    if reads.task is None or reads.task.done():
+        reads.task = loop.create_task(_fetch_snapshot(reads, loop))
     # shield: one caller giving up must not cancel the read the others wait for.
-    return await asyncio.shield(task)
+    return await asyncio.shield(reads.task)
 
 
-async def _fetch_snapshot(loop: asyncio.AbstractEventLoop) -> _Snapshot:
-    texts = await get_backend().presence_entries()
-    snapshot = _snapshots[loop] = _Snapshot([decode(text) for text in texts], loop.time())
-    return snapshot
+async def _fetch_snapshot(reads: _Reads, loop: asyncio.AbstractEventLoop) -> _Snapshot:
+    texts = await presence_store().presence_entries()
+    reads.snapshot = _Snapshot([decode(text) for text in texts], loop.time())
+    return reads.snapshot
 
 
 async def _query(key: tuple, compute: Any) -> Any:

@@ -23,16 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, presence_store
 from ..conf import wscommands_settings
+from ..delivery.peer import Peer
 from ..wire.jsoncodec import encode
-from .events import PresenceEvents
-
-if TYPE_CHECKING:
-    from ..connection.connection import Connection
-    from ..runtime.hub import Hub
+from .events import LocalProcess, PresenceEvents
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -58,7 +55,7 @@ class PresenceTracker:
     batch; a burst of handshakes costs a few Redis calls, not one round trip each.
     """
 
-    def __init__(self, hub: Hub):
+    def __init__(self, hub: LocalProcess):
         self.hub = hub
         self.entries: dict[str, dict[str, Any]] = {}
         self.events = PresenceEvents(hub)
@@ -70,13 +67,13 @@ class PresenceTracker:
 
     # What the hub and consumer report ------------------------------------------------------
 
-    def connected(self, connection: Connection) -> None:
+    def connected(self, connection: Peer) -> None:
         """Record a new connection (after its user is known) and announce it."""
         entry = self._entry(connection, since=time.time())
         self._record(entry)
         self.events.arrived(None, entry)
 
-    def disconnected(self, connection: Connection) -> None:
+    def disconnected(self, connection: Peer) -> None:
         """Forget a connection; it leaves its groups and the server."""
         entry = self.entries.get(connection.id)
         if entry is None:
@@ -85,19 +82,19 @@ class PresenceTracker:
         for group in (*entry["groups"], None):
             self.events.departed(group, entry)
 
-    def joined(self, connection: Connection, group: str) -> None:
+    def joined(self, connection: Peer, group: str) -> None:
         """Record that a tracked connection joined ``group`` and tell the group."""
         entry = self.changed(connection)
         if entry is not None:
             self.events.arrived(group, entry)
 
-    def left(self, connection: Connection, group: str) -> None:
+    def left(self, connection: Peer, group: str) -> None:
         """Record that a tracked connection left ``group`` and tell the group."""
         old = self.entries.get(connection.id)
-        if self.changed(connection) is not None:
+        if self.changed(connection) is not None and old is not None:
             self.events.departed(group, old)
 
-    def changed(self, connection: Connection) -> dict[str, Any] | None:
+    def changed(self, connection: Peer) -> dict[str, Any] | None:
         """Rewrite a tracked connection's entry (groups or user changed); None if untracked.
 
         A change of user is announced as the old identity leaving and the new arriving.
@@ -117,7 +114,7 @@ class PresenceTracker:
     # Store --------------------------------------------------------------------------------
 
     @staticmethod
-    def _entry(connection: Connection, since: float) -> dict[str, Any]:
+    def _entry(connection: Peer, since: float) -> dict[str, Any]:
         user = connection.user if connection.is_authenticated() else None
         return {
             "connection_id": connection.id,
@@ -145,7 +142,7 @@ class PresenceTracker:
             while self._pending and not self._unsynced and self.hub.channel is not None:
                 batch, self._pending = self._pending, {}
                 try:
-                    await get_backend().presence_write(
+                    await presence_store().presence_write(
                         self.hub.channel, wscommands_settings.PRESENCE_TTL, *_as_write(batch)
                     )
                 except BackendUnavailable as exc:  # the heartbeat will write the whole view
@@ -175,13 +172,15 @@ class PresenceTracker:
             expected = len(self.entries)  # what the store holds after this write, if intact
             try:
                 if recovering:
-                    count = await get_backend().presence_write(
+                    count = await presence_store().presence_write(
                         process, ttl, self._encoded(), replace=True
                     )
                 else:
-                    count = await get_backend().presence_write(process, ttl, *_as_write(batch))
+                    count = await presence_store().presence_write(process, ttl, *_as_write(batch))
                 if count != expected:
-                    await get_backend().presence_write(process, ttl, self._encoded(), replace=True)
+                    await presence_store().presence_write(
+                        process, ttl, self._encoded(), replace=True
+                    )
                     recovering = True
             except BackendUnavailable as exc:
                 if not self._unsynced:
@@ -204,7 +203,7 @@ class PresenceTracker:
         caller can look again just then.
         """
         try:
-            dead, next_expiry = await get_backend().presence_reap()
+            dead, next_expiry = await presence_store().presence_reap()
         except BackendUnavailable:
             return None
         except Exception:  # the loop must go on: the next heartbeat reaps again
@@ -244,7 +243,7 @@ class PresenceTracker:
         await self.events.close(process)
         async with self._lock:
             try:
-                await get_backend().presence_clear(process)
+                await presence_store().presence_clear(process)
             except BackendUnavailable:  # the heartbeat key expires on its own
                 logger.warning("could not clear presence of %s", process)
 

@@ -17,8 +17,8 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 from django.utils.module_loading import import_string
 
-from .._internal.loops import PerLoop
 from .._internal.resilience import best_effort, cancel_and_wait
+from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..delivery.fanout import write_all
 from ..delivery.layergroups import CANARY_TYPE, LayerGroups
@@ -130,7 +130,7 @@ class Hub:
         members = index.setdefault(key, set())
         first = not members
         members.add(local_id)
-        if first:
+        if first and self.channel is not None:  # None: stopping; the next start re-joins
             added = self.layer_groups.change(True, channel_group, self.channel)
             if wait:
                 await added
@@ -184,6 +184,7 @@ class Hub:
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
+        assert channel is not None  # only a started hub is stopped
         receiver, *others = self._tasks
         self._tasks = []
         # The next handshake waits for this stop (it holds the hub's lock), then for a new
@@ -246,7 +247,7 @@ class Hub:
         if target == "all":
             return list(self.connections)
         if target == "group":
-            return list(self.groups.get(message.get("key"), ()))
+            return list(self.groups.get(str(message.get("key")), ()))
         if target == "user":
             return list(self.users.get(message.get("key"), ()))
         if target == "ids":
@@ -280,9 +281,9 @@ def hub_class() -> type[Hub]:
     return import_string(wscommands_settings.HUB_CLASS)
 
 
-_hubs: PerLoop[Hub] = PerLoop(lambda loop: hub_class()(get_layer()))
+HUB: Part[Hub] = Part("hub", lambda: hub_class()(get_layer()))
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (one per process in a server), made on first use."""
-    return _hubs.get()
+    return RUNTIME.get(HUB)

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from .._internal.runtime import RUNTIME, Part
 from ..commands import pydantic_models as models
 from ..commands.registry import Command, Registry
 from ..wire.jsoncodec import encode
@@ -28,7 +29,8 @@ from ..wire.jsoncodec import encode
 #: Where the shared schemas (Structs, TypedDicts, Enums...) live in the document.
 REF_PREFIX = "#/$defs/"
 _ANY: dict[str, Any] = {}
-_cache: dict[int, tuple[int, dict[str, Any]]] = {}
+#: id(registry) -> (its version, its document).
+DOCUMENTS: Part[dict[int, tuple[int, dict[str, Any]]]] = Part("API documents", dict, per_loop=False)
 
 
 def api_document(registry: Registry) -> dict[str, Any]:
@@ -36,11 +38,12 @@ def api_document(registry: Registry) -> dict[str, Any]:
 
     Built once per change of the registry; treat the result as read-only.
     """
-    cached = _cache.get(id(registry))
+    cache = RUNTIME.get(DOCUMENTS)
+    cached = cache.get(id(registry))
     if cached is not None and cached[0] == registry.version:
         return cached[1]
     document = _build(registry)
-    _cache[id(registry)] = (registry.version, document)
+    cache[id(registry)] = (registry.version, document)
     return document
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .._internal.threads import sweep_old_connections, use_share
+from .._internal.fairpool import use_share
+from .._internal.threads import sweep_old_connections
 from ..commands.registry import Registry, registry
 from ..conf import wscommands_settings
 from ..connection.connection import Connection
@@ -163,7 +164,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
             return
         except ProtocolError as exc:
             limit = (exc.details or {}).get("limit")
-            metrics.frame_refused(_LIMIT_REASONS.get(limit, exc.code))
+            metrics.frame_refused(_LIMIT_REASONS.get(limit or "", exc.code))
             await self._act(self.guard.refused(exc))
             return
         self.guard.accepted()

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, idempotency_store
 from ..backends.base import CLAIMED, DONE
 from ..conf import wscommands_settings
 from ..wire.exceptions import CommandFailed, Unavailable
@@ -59,7 +59,7 @@ async def run_once(
     if key is None:
         return await run()
     owner = owner_of(connection)
-    backend = get_backend()
+    backend = idempotency_store()
     try:
         while True:
             state, recorded = await backend.idempotency_claim(owner, key, LEASE)
@@ -88,7 +88,7 @@ async def _renew(owner: str, key: str) -> None:
     while True:
         await asyncio.sleep(LEASE / 3)
         try:
-            await get_backend().idempotency_renew(owner, key, LEASE)
+            await idempotency_store().idempotency_renew(owner, key, LEASE)
         except BackendUnavailable:
             logger.warning("could not renew an idempotency claim")
 
@@ -96,11 +96,10 @@ async def _renew(owner: str, key: str) -> None:
 async def _record(owner: str, key: str, reply: dict[str, Any] | None) -> None:
     s = wscommands_settings
     kept = {k: v for k, v in (reply or {}).items() if k != "request_id"}
-    text: str | None = encode_reply(kept)
-    if len(text.encode()) > s.IDEMPOTENCY_MAX_BYTES:
-        text = None
+    encoded = encode_reply(kept)
+    text = None if len(encoded.encode()) > s.IDEMPOTENCY_MAX_BYTES else encoded
     try:
-        await get_backend().idempotency_finish(
+        await idempotency_store().idempotency_finish(
             owner, key, text, s.IDEMPOTENCY_TTL, s.IDEMPOTENCY_MAX_KEYS
         )
     except BackendUnavailable:

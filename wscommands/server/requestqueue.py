@@ -81,6 +81,7 @@ class RequestQueue:
     def submit_default(self, text: str) -> Decision:
         """Queue a frame that is not JSON for the ``default`` command."""
         default = self.registry.get(DEFAULT)
+        assert default is not None  # called only when has_default
 
         async def run() -> Outcome:
             return await run_default(self.connection, default, text), None
@@ -122,6 +123,7 @@ class RequestQueue:
         if self.halted:
             return
         task = asyncio.current_task()
+        assert task is not None  # a coroutine of _schedule's task
         self._running.add(task)
         try:
             reply, close_code = await run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, history_store
 from ..connection.memberships import may_join
 from ..delivery.messaging import group_channel_name
 from ..observability import metrics
@@ -159,7 +159,8 @@ async def _replay(
 ) -> dict[str, Any]:
     """Send what the connection missed of one stream; its entry of the reply."""
     bounds = history_bounds()
-    backend = get_backend()
+    assert bounds is not None  # a connection has a cursor only while history is on
+    backend = history_store()
     if position is None:
         epoch, offset = (await backend.history_positions([stream], bounds))[stream]
         cursor.start_at(stream, epoch, offset)

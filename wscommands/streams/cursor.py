@@ -17,16 +17,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..backends import BackendUnavailable, get_backend
+from ..backends import BackendUnavailable, history_store
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
 from ..wire.exceptions import Unavailable
 from ..wire.jsoncodec import encode
 
-if TYPE_CHECKING:
-    from ..connection.connection import Connection
+
+class Recipient(Protocol):
+    """What a push needs of the local connection it is written to (a Peer is one)."""
+
+    id: str
+    streams: StreamCursor | None
+
+    def push_text(self, text: str) -> Awaitable[None]:
+        """Write JSON text to the client; await it."""
+        ...
+
 
 #: Reserved keys of the resume wire (docs/protocol.md, "Resumable delivery").
 POSITION = "wscommands.position"
@@ -64,7 +73,7 @@ async def publish(stream: str, text: str) -> dict[str, Any]:
     if bounds is None:
         return {}
     try:
-        epoch, offset = await get_backend().history_append(stream, text, bounds)
+        epoch, offset = await history_store().history_append(stream, text, bounds)
     except BackendUnavailable as exc:
         raise Unavailable("the message history cannot be reached") from exc
     return {"stream": stream, "epoch": epoch, "offset": offset}
@@ -111,7 +120,7 @@ class Push:
             self._bare = position_text("{}", self.stream, self.epoch, self.offset)
         return self._bare
 
-    def deliver(self, connection: Connection) -> Awaitable[None]:
+    def deliver(self, connection: Recipient) -> Awaitable[None]:
         """Write this push to one local recipient, as that connection expects it; await it.
 
         (It returns the write rather than awaiting it in a coroutine of its own: the fan-out
@@ -132,7 +141,7 @@ async def _nothing() -> None:
 class StreamCursor:
     """What one resumable connection was sent, per stream, and the streams held for now."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Recipient):
         self.connection = connection
         #: stream -> (epoch, offset) last sent (or the announced starting point).
         self.last: dict[str, tuple[str, int]] = {}
