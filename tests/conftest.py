@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,18 @@ def _drop_database_connections() -> None:
 
     for connection in connections.all(initialized_only=True):
         BaseDatabaseWrapper.close(connection)
+
+
+@pytest.fixture
+def scratch(settings) -> Iterator[None]:
+    """The test's own commands, pushes and hooks, gone after it, and no presence pushes (so
+    every frame is a reply). A module opts in with ``pytestmark``; one that registers its own
+    commands for every test does it in an autouse fixture that takes this one."""
+    from tests.testapp.helpers import scratch_registry, without_presence_events
+
+    without_presence_events(settings)
+    with scratch_registry():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from typing import Any, Optional
 
 import pytest
 
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import command
 from wscommands.testing import CommandClient, CommandFailedError
 
@@ -14,11 +13,9 @@ calls: list = []
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
+def _no_calls_yet(scratch):
     calls.clear()
-    with scratch_registry():
-        yield
+    yield
 
 
 def _typed(connection, i: int = 0, f: float = 0.0, s: str = "", b: bool = False):

@@ -9,18 +9,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
+from tests.testapp.helpers import logged_in
 from wscommands import command
 from wscommands.testing import CommandClient, CommandFailedError
 
-pytestmark = pytest.mark.usefixtures("transactional_db")
-
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("transactional_db", "scratch")
 
 
 def session_store(key: str | None = None):

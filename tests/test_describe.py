@@ -13,7 +13,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
 
-from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
+from tests.testapp.helpers import logged_in
 from wscommands import CommandConsumer, Registry, checks, command, declare_push
 from wscommands.conf import DEFAULTS
 from wscommands.testing import CommandClient, CommandFailedError
@@ -40,27 +40,24 @@ class Tick(msgspec.Struct):
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
+def _commands(scratch):
+    @command(name="t.order")
+    def order(
+        connection, lines: list[OrderLine], shipping: Literal["fast", "cheap"] = "cheap"
+    ) -> Total:
+        """Place an order."""
+        return {"lines": len(lines), "shipping": shipping}
 
-        @command(name="t.order")
-        def order(
-            connection, lines: list[OrderLine], shipping: Literal["fast", "cheap"] = "cheap"
-        ) -> Total:
-            """Place an order."""
-            return {"lines": len(lines), "shipping": shipping}
+    @command(name="t.mine", login_required=True)
+    def mine(connection) -> list[int]:
+        return []
 
-        @command(name="t.mine", login_required=True)
-        def mine(connection) -> list[int]:
-            return []
+    @command(name="t.admin", permission="auth.view_user")
+    def admin(connection) -> None:
+        pass
 
-        @command(name="t.admin", permission="auth.view_user")
-        def admin(connection) -> None:
-            pass
-
-        declare_push("t.tick", Tick)
-        yield
+    declare_push("t.tick", Tick)
+    yield
 
 
 def _describe_setting(settings, level: str) -> None:

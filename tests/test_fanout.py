@@ -11,7 +11,7 @@ import asyncio
 
 from wscommands.delivery.fanout import write_all
 from wscommands.delivery.peer import Peer
-from wscommands.wire.protocol import CloseCode
+from wscommands.wire.codes import CloseCode
 
 
 class Recipient(Peer):
@@ -41,7 +41,7 @@ async def test_a_write_slower_than_send_timeout_is_abandoned_and_its_client_cut_
     async with asyncio.timeout(5):
         while stuck.closed_with is None:
             await asyncio.sleep(0.01)
-    assert stuck.closed_with == CloseCode.TOO_MANY
+    assert stuck.closed_with == CloseCode.TOO_MANY_REQUESTS
 
 
 async def test_a_failing_write_stops_no_other():

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 import wscommands
-from tests.testapp.helpers import eventually, scratch_registry, without_presence_events
+from tests.testapp.helpers import eventually
 from wscommands import command, on_connect, on_disconnect
 from wscommands.testing import CommandClient
 
@@ -17,24 +17,22 @@ events: list = []
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
+def _hooks_and_commands(scratch):
     events.clear()
-    with scratch_registry():
 
-        @on_disconnect
-        def sync_bye(connection):
-            events.append(("sync_bye", connection.id))
+    @on_disconnect
+    def sync_bye(connection):
+        events.append(("sync_bye", connection.id))
 
-        @on_disconnect
-        async def async_bye(connection):
-            events.append(("async_bye", connection.id))
+    @on_disconnect
+    async def async_bye(connection):
+        events.append(("async_bye", connection.id))
 
-        @command(name="t.id")
-        async def id_(connection):
-            return connection.id
+    @command(name="t.id")
+    async def id_(connection):
+        return connection.id
 
-        yield
+    yield
 
 
 def disconnected(connection_id: str) -> bool:

@@ -204,13 +204,18 @@ async def test_layer_round_trip_is_measured(pair):
         await ws.send(json.dumps({"echo": {"text": "x"}, "request_id": 1}))
         await ws.recv()
         first = await asyncio.to_thread(scrape, server)
-        name = "wscommands_layer_round_trip_seconds_count"
+        name = "wscommands_layer_round_trip_seconds"
+        now: Samples = {}
 
         def measured() -> bool:
-            return delta(scrape(server), first, name) >= 2
+            now.update(scrape(server))
+            return delta(now, first, f"{name}_count") >= 2
 
         await eventually(measured, "two canaries", timeout=15)
-    assert value(first, "wscommands_layer_round_trip_seconds_sum") >= 0
+    # Each canary's round trip took some time, and each landed in the histogram's buckets.
+    canaries = delta(now, first, f"{name}_count")
+    assert delta(now, first, f"{name}_sum") > 0
+    assert delta(now, first, f"{name}_bucket", le="+Inf") == canaries
 
 
 async def test_resume_outcomes_are_counted(pair):

@@ -9,16 +9,11 @@ import threading
 import pytest
 from django.dispatch import Signal
 
-from tests.testapp.helpers import eventually, scratch_registry, without_presence_events
+from tests.testapp.helpers import eventually
 from wscommands import command, on_connect, run_sync, send_signal
 from wscommands.testing import CommandClient
 
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture

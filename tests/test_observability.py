@@ -12,7 +12,6 @@ import pytest
 from django.test import override_settings
 
 import project.asgi  # noqa: F401  (its django.setup() reconfigures logging: done before tests)
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import ClientError, command
 from wscommands.checks import check_observability
 from wscommands.observability import logs, metrics, tracing
@@ -20,23 +19,20 @@ from wscommands.testing import CommandClient
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
+def _commands(scratch):
+    @command(name="t.bug")
+    async def bug(connection):
+        raise KeyError("oops")
 
-        @command(name="t.bug")
-        async def bug(connection):
-            raise KeyError("oops")
+    @command(name="t.refuse")
+    async def refuse(connection):
+        raise ClientError("no")
 
-        @command(name="t.refuse")
-        async def refuse(connection):
-            raise ClientError("no")
+    @command(name="t.echo")
+    async def echo(connection, text: str):
+        return text
 
-        @command(name="t.echo")
-        async def echo(connection, text: str):
-            return text
-
-        yield
+    yield
 
 
 @pytest.fixture

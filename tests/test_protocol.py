@@ -6,17 +6,11 @@ import logging
 
 import pytest
 
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import ClientError, command
 from wscommands.testing import CommandClient
 from wscommands.wire.jsoncodec import decode
 
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 async def test_multiple_commands_run_in_written_order_and_reply_together():

@@ -13,7 +13,6 @@ import pydantic
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import command, declare_push, registry
 from wscommands.commands import pydantic_models as models
 from wscommands.schema.document import api_document
@@ -43,19 +42,17 @@ class Greeting(pydantic.BaseModel):
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
+def _commands(scratch):
     received.clear()
-    with scratch_registry():
 
-        @command(name="t.customer")
-        async def customer(
-            connection, customer: Customer, tags: list[Address] | None = None
-        ) -> Greeting:
-            received.append(customer)
-            return Greeting(text=f"hello {customer.name}")
+    @command(name="t.customer")
+    async def customer(
+        connection, customer: Customer, tags: list[Address] | None = None
+    ) -> Greeting:
+        received.append(customer)
+        return Greeting(text=f"hello {customer.name}")
 
-        yield
+    yield
 
 
 async def _invalid(client: CommandClient, **argument) -> dict:

@@ -14,17 +14,11 @@ from django.test import override_settings
 from django.urls import path
 
 from tests.live import Server, base_env, manage
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import Command, CommandConsumer, Registry, command, registry
 from wscommands.commands.registry import load_settings_commands
 from wscommands.testing import CommandClient
 
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 def test_the_decorator_with_and_without_arguments():

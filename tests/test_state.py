@@ -8,16 +8,11 @@ import asyncio
 import pytest
 
 import wscommands
-from tests.testapp.helpers import eventually, scratch_registry, without_presence_events
+from tests.testapp.helpers import eventually
 from wscommands import command, on_connect
 from wscommands.testing import CommandClient, CommandFailedError
 
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 async def test_connection_state_is_per_command_and_per_connection_and_kept():

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import command
 from wscommands.testing import CommandClient, CommandFailedError
 
-
-@pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
-    with scratch_registry():
-        yield
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 async def test_call_returns_the_result_in_one_line():

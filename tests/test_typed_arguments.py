@@ -18,7 +18,6 @@ import msgspec
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tests.testapp.helpers import scratch_registry, without_presence_events
 from wscommands import command
 from wscommands.testing import CommandClient, CommandFailedError
 
@@ -81,11 +80,9 @@ class AlsoUntagged(msgspec.Struct):
 
 
 @pytest.fixture(autouse=True)
-def _scratch(settings):
-    without_presence_events(settings)
+def _nothing_received_yet(scratch):
     received.clear()
-    with scratch_registry():
-        yield
+    yield
 
 
 def _register(annotation: Any) -> None:
@@ -390,12 +387,21 @@ def test_an_uncheckable_return_annotation_is_refused_too():
     assert "return annotation" in str(info.value)
 
 
-def test_the_connection_parameter_may_be_annotated_with_anything():
-    """The first parameter is the connection: its annotation is neither checked nor refused."""
+async def test_the_connection_parameter_may_be_annotated_with_anything():
+    """The first parameter is the connection: its annotation (here a name only type checkers
+    know) is neither checked nor refused; the other parameters are."""
 
     @command(name="t.conn")
     def f(connection: Context, n: int) -> int:
+        received.append(connection)
         return n
+
+    async with CommandClient() as client:
+        assert await client.call("t.conn", n=3) == 3
+        with pytest.raises(CommandFailedError) as info:
+            await client.call("t.conn", n="3")
+        assert info.value.details == {"wrong_type": {"n": "int"}}
+    assert len(received) == 1 and hasattr(received[0], "send")
 
 
 async def test_var_keyword_and_var_positional_annotations_check_each_value():

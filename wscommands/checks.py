@@ -14,6 +14,7 @@ from .conf import DEFAULTS
 from .conf import wscommands_settings as s
 from .guards.origins import ORIGIN_POLICIES, normalize_origin
 from .runtime.hub import Hub
+from .server.describe import LEVELS
 
 
 @checks.register()
@@ -55,7 +56,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="wscommands.E022",
             )
         )
-    if s.DESCRIBE not in ("off", "staff", "public"):
+    if s.DESCRIBE not in LEVELS:
         errors.append(
             checks.Error(
                 f'WSCOMMANDS["DESCRIBE"] must be "off", "staff" or "public", got {s.DESCRIBE!r}.',

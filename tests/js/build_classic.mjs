@@ -2,7 +2,8 @@
 // the same code inside a function, exposing window.WSCommands (the other exports become its
 // properties: WSCommands.WSCommandsError, ...). Run after editing the module:
 //     node tests/js/build_classic.mjs
-// classic.test.mjs fails while the committed file differs from what this writes.
+// logic.test.mjs fails while the committed file differs from what this writes. The wire
+// constants' block comes from `python -m wscommands.wire.jsconstants`: run that first.
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from wscommands.conf import wscommands_settings
 from wscommands.testing import CommandClient
+from wscommands.wire.codes import CloseCode
 from wscommands.wire.exceptions import ProtocolError
 from wscommands.wire.jsoncodec import decode, encode
-from wscommands.wire.protocol import CloseCode, parse_frame
+from wscommands.wire.protocol import parse_frame
 
 ERROR_CODES = {
     "unknown_command", "invalid_arguments", "not_authenticated", "permission_denied",

@@ -20,6 +20,8 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
+from channels.exceptions import ChannelFull
+
 from ..conf import wscommands_settings
 from ..wire.exceptions import Unavailable
 
@@ -45,9 +47,9 @@ async def or_unavailable(awaitable: Awaitable[Any], what: str) -> None:
     try:
         async with asyncio.timeout(wscommands_settings.CHANNEL_LAYER_TIMEOUT):
             await awaitable
+    except ChannelFull:
+        raise
     except Exception as exc:
-        if type(exc).__name__ == "ChannelFull":
-            raise
         logger.warning("channel layer: %s failed (%s)", what, type(exc).__name__)
         raise Unavailable(f"{what} failed: the message layer cannot be reached") from exc
 

@@ -181,10 +181,6 @@ class Backend:
         """Add ``amount`` to the number under ``key`` (0 if absent) atomically; new value."""
         raise NotImplementedError
 
-    async def delete_global_state(self, *keys: str) -> None:
-        """Remove keys from the state."""
-        raise NotImplementedError
-
     async def presence_write(
         self,
         process: str,

@@ -76,10 +76,6 @@ class MemoryBackend(Backend):
         self._state[key] = encode(value)
         return value
 
-    async def delete_global_state(self, *keys: str) -> None:
-        for key in keys:
-            self._state.pop(key, None)
-
     async def presence_write(
         self,
         process: str,

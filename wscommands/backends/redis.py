@@ -155,10 +155,6 @@ class RedisBackend(Backend):
         tag, text = (part.decode() for part in result)
         return int(text) if tag == "int" else float(text)
 
-    async def delete_global_state(self, *keys: str) -> None:
-        if keys:
-            await self._call(lambda c: c.redis.hdel(self.state_key, *keys))
-
     # Presence -----------------------------------------------------------------------------
 
     async def presence_write(

@@ -137,7 +137,6 @@ class Signature:
                     self.var_positional = var
             else:
                 named.append(p)
-        self.accepts_any_keyword = self.var_keyword is not None
         self.params: dict[str, Param] = {}
         self.positional: list[Param] = []
         for p in named:

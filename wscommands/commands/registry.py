@@ -104,11 +104,6 @@ class Registry:
         self.version += 1
         return cmd
 
-    def unregister(self, name: str) -> None:
-        """Remove a command; raises KeyError if no command has that name."""
-        del self.commands[name]
-        self.version += 1
-
     def declare_push(self, event: str, annotation: Any, description: str = "") -> Push:
         """Declare that the server sends ``{event: value}`` with ``value`` of ``annotation``.
 

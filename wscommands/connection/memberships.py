@@ -23,7 +23,8 @@ from .._internal.threads import call
 from ..backends import BackendUnavailable, history_store
 from ..delivery.peer import Peer
 from ..runtime.hub import get_hub
-from ..streams.cursor import ALL, STREAMS, StreamCursor, group_stream, history_bounds, user_stream
+from ..streams.cursor import ALL, StreamCursor, group_stream, history_bounds, user_stream
+from ..wire.codes import STREAMS
 from ..wire.jsoncodec import encode
 from .transport import Transport
 

@@ -21,8 +21,9 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .._internal.compat import is_closed_error
 from ..conf import wscommands_settings
-from ..wire.protocol import CloseCode
+from ..wire.codes import CloseCode
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -30,20 +31,10 @@ logger = logging.getLogger("wscommands.layer")
 #: its bytes within milliseconds, large enough that the yields cost nothing measurable.
 YIELD_EVERY = 32
 
-# Exceptions that mean "this socket has closed" under daphne (autobahn), uvicorn and websockets.
-_CLOSED_NAMES = frozenset(
-    {"Disconnected", "ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK"}
-    | {"ConnectionClosedError"}
-)
 # Recipients whose failure was already logged: once per connection, not once per message.
 _reported: weakref.WeakSet[Any] = weakref.WeakSet()
 # Close tasks of cut-off clients (kept so they are not garbage-collected while running).
 _closing: set[asyncio.Task] = set()
-
-
-def is_closed_error(exc: BaseException) -> bool:
-    """Whether ``exc`` only says the client's socket has closed."""
-    return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ in _CLOSED_NAMES
 
 
 class _Watch:
@@ -137,6 +128,6 @@ def _report(recipient: Any, what: str, level: int, exc: BaseException | None = N
 
 async def _cut_off(recipient: Any) -> None:
     try:
-        await recipient.close(CloseCode.TOO_MANY)
+        await recipient.close(CloseCode.TOO_MANY_REQUESTS)
     except Exception as exc:  # already gone: nothing left to cut off
         logger.debug("closing %r failed (%s)", recipient, type(exc).__name__)

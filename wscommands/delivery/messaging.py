@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
@@ -178,9 +179,7 @@ async def send_to_subset(recipients: Iterable[Any], message: dict[str, Any]) -> 
     for process, ids in by_process.items():
         try:
             await or_unavailable(layer.send(process, _message(text, "ids", ids)), "send_to_subset")
-        except Exception as exc:  # a process that is gone: its connections are gone too
-            if type(exc).__name__ != "ChannelFull":
-                raise
+        except ChannelFull:  # a process that is gone: its connections are gone too
             logger.warning("process channel %s is full: message dropped", process)
     for pk in dict.fromkeys(user_pks):
         position = await publish(user_stream(pk), text)

@@ -48,7 +48,7 @@ class Peer(Protocol):
         raise NotImplementedError
 
     async def close(self, code: int = 1000) -> None:
-        """Close the connection with a code from :class:`~wscommands.protocol.CloseCode`."""
+        """Close the connection with a code from :class:`~wscommands.wire.codes.CloseCode`."""
         raise NotImplementedError
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs, metrics
-from ..wire.protocol import ADMIT, CloseCode, Decision, refuse
+from ..wire.codes import CloseCode
+from ..wire.protocol import ADMIT, Decision, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class ConnectionCaps:
             reason = "per_ip" if over_ip else "per_user"
             metrics.connection_refused(reason)
             logs.client_event("cap", "connection over the %s cap: closing with 4429", reason)
-            return refuse(close=CloseCode.TOO_MANY), None
+            return refuse(close=CloseCode.TOO_MANY_REQUESTS), None
         self.per_ip[ip] += 1
         if user_pk is not None:
             self.per_user[user_pk] += 1

@@ -21,9 +21,10 @@ from typing import Any
 
 from ..conf import wscommands_settings
 from ..observability import logs, metrics
+from ..wire.codes import CloseCode
 from ..wire.exceptions import ProtocolError, RateLimited
 from ..wire.jsoncodec import decode
-from ..wire.protocol import ADMIT, CloseCode, Decision, error_reply, is_valid_request_id, refuse
+from ..wire.protocol import ADMIT, Decision, error_reply, is_valid_request_id, refuse
 
 
 def utf8_size_exceeds(text: str, limit: int) -> bool:
@@ -110,7 +111,7 @@ class FrameGuard:
         metrics.frame_refused("rate_limited")
         if self.throttled > wscommands_settings.RATE_LIMIT_CLOSE_AFTER:
             logs.client_event("rate_close", "still over the rate limit: closing with 4429")
-            return refuse(close=CloseCode.TOO_MANY)
+            return refuse(close=CloseCode.TOO_MANY_REQUESTS)
         logs.client_event("rate_limited", "frames over the rate limit: refused")
         error = RateLimited(details={"retry_after": round(retry_after, 3), "limit": limit})
         request_id = None if text is None else request_id_of(text)

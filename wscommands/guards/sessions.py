@@ -17,7 +17,7 @@ from .._internal.threads import run_sync
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..runtime.hub import get_hub
-from ..wire.protocol import CloseCode
+from ..wire.codes import CloseCode
 from .authentication import load_session
 
 logger = logging.getLogger("wscommands.connection")

@@ -22,7 +22,8 @@ from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..observability import logs
 from ..runtime.hub import get_hub
-from ..wire.protocol import ADMIT, CloseCode, Decision, refuse
+from ..wire.codes import CloseCode
+from ..wire.protocol import ADMIT, Decision, refuse
 
 logger = logging.getLogger("wscommands.connection")
 

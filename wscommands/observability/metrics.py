@@ -26,6 +26,7 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from ..conf import wscommands_settings
+from ..wire import codes
 from .figures import (
     RECIPIENT_BUCKETS,
     Recorded,
@@ -36,11 +37,9 @@ from .figures import (
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
 #: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
-RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "forbidden", "invalid"})
-#: Close codes counted under their own label; anything else is ``other``.
-CLOSE_CODES = frozenset(
-    {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
-)
+RESUME_OUTCOMES = frozenset({"recovered", *codes.RESUME_REASONS})
+#: Close codes counted under their own label (the protocol's and the transport's): else ``other``.
+CLOSE_CODES = frozenset(codes.CLOSE_CODES) | frozenset(codes.TRANSPORT_CLOSE_CODES)
 #: Whether prometheus-client, the only reader of what is recorded, is installed.
 PROMETHEUS_INSTALLED = importlib.util.find_spec("prometheus_client") is not None
 
@@ -162,7 +161,7 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
 
 def command_unknown() -> None:
     """A request named a command that is not registered."""
-    command_done(UNKNOWN, 0.0, "unknown_command")
+    command_done(UNKNOWN, 0.0, codes.ErrorCode.UNKNOWN_COMMAND)
 
 
 # Channel layer ----------------------------------------------------------------------------

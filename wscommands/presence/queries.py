@@ -17,6 +17,7 @@ from .._internal.runtime import RUNTIME, Part
 from ..backends import presence_store
 from ..conf import wscommands_settings
 from ..delivery import messaging
+from ..delivery.peer import split_id
 from ..wire.jsoncodec import decode, encode
 from .diffs import user_key
 
@@ -122,7 +123,7 @@ async def get_presence(
 
 def process_of(connection_id: str) -> str:
     """The process (hub channel) a connection id belongs to."""
-    return connection_id.rpartition("~")[0]
+    return split_id(connection_id)[0]
 
 
 async def get_presence_state(

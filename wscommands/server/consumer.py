@@ -21,9 +21,10 @@ from ..connection.connection import Connection
 from ..guards.flow import FlowControl
 from ..guards.limits import FrameGuard
 from ..observability import logs, metrics
+from ..wire.codes import CloseCode
 from ..wire.exceptions import InvalidJSON, InvalidRequest, ProtocolError, Unavailable
 from ..wire.jsoncodec import decode, encode
-from ..wire.protocol import ADMIT, CloseCode, Decision, parse_frame
+from ..wire.protocol import ADMIT, Decision, parse_frame
 from .lifecycle import ConnectionLifecycle
 from .requestqueue import RequestQueue
 
@@ -113,7 +114,7 @@ class CommandConsumer(AsyncJsonWebsocketConsumer):
         if self.closed or self.closing:
             return
         if not self.flow.abort_if_backlogged():
-            self._cut_task = asyncio.ensure_future(self.close(CloseCode.TOO_MANY))
+            self._cut_task = asyncio.ensure_future(self.close(CloseCode.TOO_MANY_REQUESTS))
 
     async def _act(self, decision: Decision) -> None:
         """Carry out a guard's or the life cycle's decision: rest, reply, then close."""

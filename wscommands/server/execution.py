@@ -11,8 +11,9 @@ from ..commands.registry import SEED, Command, Registry
 from ..connection.connection import current_command
 from ..guards.authentication import AUTHENTICATE, authenticate
 from ..observability import metrics, tracing
+from ..wire.codes import CloseCode
 from ..wire.exceptions import NotAuthenticated, PermissionDenied, UnknownCommand, error_entry
-from ..wire.protocol import CloseCode, Request, finish_reply
+from ..wire.protocol import Request, finish_reply
 from .describe import DESCRIBE, describe, is_on
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from ..guards.caps import Ticket, get_caps
 from ..guards.sessions import get_session_watcher
 from ..guards.shutdown import get_shutdown
 from ..runtime.hub import get_hub
-from ..wire.protocol import ADMIT, CloseCode, Decision, refuse
+from ..wire.codes import CloseCode
+from ..wire.protocol import ADMIT, Decision, refuse
 
 logger = logging.getLogger("wscommands.connection")
 

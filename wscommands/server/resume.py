@@ -18,22 +18,20 @@ from ..connection.memberships import may_join
 from ..delivery.messaging import group_channel_name
 from ..observability import metrics
 from ..runtime.hub import get_hub
-from ..streams.cursor import ALL, RESUME, StreamCursor, history_bounds, position_text, user_stream
+from ..streams.cursor import ALL, StreamCursor, history_bounds, position_text, user_stream
+from ..wire.codes import (
+    FORBIDDEN,
+    HISTORY_LOST,
+    INVALID,
+    RESUME,
+    RESUME_MAX_STREAMS,
+    TOO_FAR_BEHIND,
+)
 from ..wire.exceptions import ClientError, InvalidArguments, error_entry
 from ..wire.jsoncodec import encode
 
 if TYPE_CHECKING:
     from ..connection.connection import Connection
-
-#: Most streams one resume request may name; more get invalid_arguments.
-MAX_RESUME_STREAMS = 100
-#: Why a stream was not recovered (the wire's ``reason``).
-HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID = (
-    "history_lost",
-    "too_far_behind",
-    "forbidden",
-    "invalid",
-)
 
 
 def is_resume(commands: list[tuple[str, Any]]) -> bool:
@@ -46,8 +44,8 @@ def _parse(argument: Any) -> dict[str, tuple[str, int] | None]:
     streams = argument.get("streams") if isinstance(argument, dict) else None
     if not isinstance(streams, dict):
         raise InvalidArguments('wscommands.resume takes {"streams": {stream: position}}')
-    if len(streams) > MAX_RESUME_STREAMS:
-        raise InvalidArguments(f"at most {MAX_RESUME_STREAMS} streams per resume")
+    if len(streams) > RESUME_MAX_STREAMS:
+        raise InvalidArguments(f"at most {RESUME_MAX_STREAMS} streams per resume")
     parsed: dict[str, tuple[str, int] | None] = {}
     for stream, position in streams.items():
         ok = (

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..backends import BackendUnavailable, history_store
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
+from ..wire.codes import POSITION
 from ..wire.exceptions import Unavailable
 from ..wire.jsoncodec import encode
 
@@ -37,10 +38,6 @@ class Recipient(Protocol):
         ...
 
 
-#: Reserved keys of the resume wire (docs/protocol.md, "Resumable delivery").
-POSITION = "wscommands.position"
-STREAMS = "wscommands.streams"
-RESUME = "wscommands.resume"
 #: The stream of broadcasts.
 ALL = "all"
 

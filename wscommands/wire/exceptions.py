@@ -1,4 +1,4 @@
-"""Errors and their wire codes, in one place.
+"""Errors and the wire codes they map to (:class:`.codes.ErrorCode`), in one place.
 
 CommandError                  base: code, message, details -> one ``errors`` entry
 ├── ClientError               client_error: raised by commands, message shown as is
@@ -21,12 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..observability import logs
+from .codes import ErrorCode
 
 
 class CommandError(Exception):
     """An error that becomes one entry of a reply's ``errors`` object."""
 
-    code = "command_failed"
+    code = ErrorCode.COMMAND_FAILED
     default_message = "the command failed"
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | None = None):
@@ -45,32 +46,32 @@ class CommandError(Exception):
 class ClientError(CommandError):
     """Raise from a command to send the client a ``client_error`` with this message."""
 
-    code = "client_error"
+    code = ErrorCode.CLIENT_ERROR
 
 
 class UnknownCommand(CommandError):
     """No command is registered under the requested name."""
 
-    code = "unknown_command"
+    code = ErrorCode.UNKNOWN_COMMAND
 
 
 class InvalidArguments(CommandError):
     """The arguments do not fit the command's signature or annotations."""
 
-    code = "invalid_arguments"
+    code = ErrorCode.INVALID_ARGUMENTS
 
 
 class NotAuthenticated(CommandError):
     """An anonymous user called a command that needs a login or a permission."""
 
-    code = "not_authenticated"
+    code = ErrorCode.NOT_AUTHENTICATED
     default_message = "authentication required"
 
 
 class PermissionDenied(CommandError):
     """A logged-in user lacks the permission a command needs."""
 
-    code = "permission_denied"
+    code = ErrorCode.PERMISSION_DENIED
     default_message = "permission denied"
 
 
@@ -81,21 +82,21 @@ class RateLimited(CommandError):
     and ``max`` (its value) for a resource bound (timers, groups, waiting requests, memory).
     """
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
     default_message = "too many requests: slow down"
 
 
 class Unavailable(CommandError):
     """A backend the command needs (such as Redis) cannot be reached right now."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
     default_message = "a backend is unavailable: retry later"
 
 
 class CommandFailed(CommandError):
     """Any unexpected exception; the message reveals nothing internal."""
 
-    code = "command_failed"
+    code = ErrorCode.COMMAND_FAILED
     default_message = "internal error"
 
 
@@ -110,7 +111,7 @@ class BackendUnavailable(Exception):
 class ProtocolError(Exception):
     """A frame that cannot be handled as a request at all (``errors.request``)."""
 
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
 
     def __init__(
         self,
@@ -134,13 +135,13 @@ class ProtocolError(Exception):
 class InvalidJSON(ProtocolError):
     """The frame is not valid JSON."""
 
-    code = "invalid_json"
+    code = ErrorCode.INVALID_JSON
 
 
 class InvalidRequest(ProtocolError):
     """The frame is JSON but not a valid request object."""
 
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
 
 
 def error_entry(exc: BaseException, command: str = "") -> dict[str, Any]:

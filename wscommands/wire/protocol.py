@@ -1,7 +1,7 @@
-"""The wire protocol, pure: requests, replies, close codes and guard decisions.
+"""The wire protocol, pure: requests, replies and guard decisions.
 
 No I/O here: the consumer feeds text in and sends what comes out (see docs/protocol.md).
-JSON itself is :mod:`.jsoncodec`'s.
+JSON itself is :mod:`.jsoncodec`'s; close codes and the other constants :mod:`.codes`'.
 """
 
 from __future__ import annotations
@@ -11,48 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..observability import logs
+from .codes import RESUME
 from .exceptions import CommandError, CommandFailed, InvalidJSON, InvalidRequest, ProtocolError
 from .jsoncodec import JSONLimitError, decode, encode
 
 #: Keys that are never command names. ``authenticate`` is built in, so it is a name users
 #: may not register but clients may send.
 RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request", "idempotency_key"})
-RESERVED_NAMES = RESERVED_KEYS | {"authenticate", "wscommands.resume"}
+RESERVED_NAMES = RESERVED_KEYS | {"authenticate", RESUME}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-
-class CloseCode:
-    """The close codes of the protocol (docs/protocol.md), the one place they are defined.
-
-    Plain ints, not an IntEnum: autobahn (daphne) refuses a close code whose type is not
-    exactly ``int``.
-    """
-
-    NORMAL = 1000
-    #: ``authenticate`` failed, or a logged-in connection's session ended.
-    AUTHENTICATION_FAILED = 3000
-    FORBIDDEN = 3003
-    #: The client keeps sending frames the server refuses.
-    BAD_REQUEST = 4400
-    TOO_BIG = 4413
-    TOO_MANY = 4429
-    #: Unexpected server error, e.g. an ``on_connect`` hook raised.
-    SERVER_ERROR = 4500
-    SHUTTING_DOWN = 4503
-
-
-#: Every close code the server sends, with its meaning (as in docs/protocol.md).
-CLOSE_CODES: dict[int, str] = {
-    CloseCode.NORMAL: "normal closure",
-    CloseCode.AUTHENTICATION_FAILED: "authentication failed or session ended",
-    CloseCode.FORBIDDEN: "forbidden",
-    CloseCode.BAD_REQUEST: "bad request: the client keeps sending what the server refuses",
-    CloseCode.TOO_BIG: "message too big",
-    CloseCode.TOO_MANY: "too many requests",
-    CloseCode.SERVER_ERROR: "unexpected server error",
-    CloseCode.SHUTTING_DOWN: "server shutting down or restarting: reconnect",
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,7 @@
 
 /** Error codes of the protocol's `errors` entries, plus the client's own. */
 export type ErrorCode =
-  | "unknown_command"
-  | "invalid_arguments"
-  | "not_authenticated"
-  | "permission_denied"
-  | "client_error"
-  | "command_failed"
-  | "rate_limited"
-  | "unavailable"
-  | "invalid_json"
-  | "invalid_request"
+  | ProtocolErrorCode
   // the client's own
   | "timeout"
   | "disconnected"
@@ -138,7 +129,7 @@ export interface Position {
 }
 
 /** Why a stream's missed pushes could not be recovered. */
-export type ResyncReason = "history_lost" | "too_far_behind" | "invalid" | "resume_failed";
+export type ResyncReason = Exclude<ResumeReason, "forbidden"> | "resume_failed";
 
 /** `onresync`: the app should reload the state that `stream` feeds. */
 export interface ResyncInfo {
@@ -281,6 +272,10 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
 }
 
 export const DEFAULTS: Readonly<Options>;
+// BEGIN GENERATED wire constants: `python -m wscommands.wire.jsconstants` writes this
+// from wscommands/wire/codes.py: do not edit by hand.
+
+/** Close codes (docs/protocol.md): the server's, then those of the WebSocket layer. */
 export const CLOSE: Readonly<{
   NORMAL: 1000;
   AUTHENTICATION_FAILED: 3000;
@@ -289,16 +284,58 @@ export const CLOSE: Readonly<{
   TOO_BIG: 4413;
   TOO_MANY_REQUESTS: 4429;
   SERVER_ERROR: 4500;
+  SHUTTING_DOWN: 4503;
+  GOING_AWAY: 1001;
+  NO_STATUS: 1005;
+  ABNORMAL: 1006;
+  POLICY_VIOLATION: 1008;
+  MESSAGE_TOO_BIG: 1009;
+  INTERNAL_ERROR: 1011;
+  SERVICE_RESTART: 1012;
   RESTARTING: 4503;
 }>;
-export const RATE_LIMITED_DELAY: number;
+/** The codes of the protocol's `errors` entries. */
+export const ERROR_CODES: Readonly<{
+  CLIENT_ERROR: "client_error";
+  UNKNOWN_COMMAND: "unknown_command";
+  INVALID_ARGUMENTS: "invalid_arguments";
+  NOT_AUTHENTICATED: "not_authenticated";
+  PERMISSION_DENIED: "permission_denied";
+  RATE_LIMITED: "rate_limited";
+  UNAVAILABLE: "unavailable";
+  COMMAND_FAILED: "command_failed";
+  INVALID_JSON: "invalid_json";
+  INVALID_REQUEST: "invalid_request";
+}>;
+/** An error code of the protocol's `errors` entries. */
+export type ProtocolErrorCode =
+  | "client_error"
+  | "unknown_command"
+  | "invalid_arguments"
+  | "not_authenticated"
+  | "permission_denied"
+  | "rate_limited"
+  | "unavailable"
+  | "command_failed"
+  | "invalid_json"
+  | "invalid_request";
 /** Reserved keys of resumable delivery's frames; never emitted as events. */
 export const POSITION: "wscommands.position";
 export const STREAMS: "wscommands.streams";
 export const RESUME: "wscommands.resume";
-export const RESYNC_REASONS: readonly ResyncReason[];
 /** Most streams one resume request names; more go in several requests. */
-export const RESUME_MAX_STREAMS: number;
+export const RESUME_MAX_STREAMS: 100;
+/** Why the server did not recover a stream (a resume reply's `reason`). */
+export const RESUME_REASONS: Readonly<{
+  HISTORY_LOST: "history_lost";
+  TOO_FAR_BEHIND: "too_far_behind";
+  FORBIDDEN: "forbidden";
+  INVALID: "invalid";
+}>;
+export type ResumeReason = "history_lost" | "too_far_behind" | "forbidden" | "invalid";
+// END GENERATED wire constants
+export const RATE_LIMITED_DELAY: number;
+export const RESYNC_REASONS: readonly ResyncReason[];
 
 /** The client's bookkeeping of stream positions (exported for tests and tools). */
 export class StreamPositions {
@@ -436,12 +473,14 @@ export type ClassicWSCommands = typeof WSCommands & {
   readonly WSCommandsError: typeof WSCommandsError;
   readonly DEFAULTS: typeof DEFAULTS;
   readonly CLOSE: typeof CLOSE;
+  readonly ERROR_CODES: typeof ERROR_CODES;
   readonly RATE_LIMITED_DELAY: typeof RATE_LIMITED_DELAY;
   readonly POSITION: typeof POSITION;
   readonly STREAMS: typeof STREAMS;
   readonly RESUME: typeof RESUME;
   readonly RESYNC_REASONS: typeof RESYNC_REASONS;
   readonly RESUME_MAX_STREAMS: typeof RESUME_MAX_STREAMS;
+  readonly RESUME_REASONS: typeof RESUME_REASONS;
   readonly StreamPositions: typeof StreamPositions;
   readonly Presence: typeof Presence;
   readonly Emitter: typeof Emitter;

@@ -2,7 +2,9 @@
 // pushes as events, reconnection with backoff, a heartbeat, the seed's authenticate flow,
 // resumable streams (opt-in) and idempotent calls retried across a reconnect.
 // Dependency-free ES module; wscommands.classic.js is the same code as a classic script,
-// generated from this file by tests/js/build_classic.mjs (never edit it by hand).
+// generated from this file by tests/js/build_classic.mjs (never edit it by hand). The block of
+// wire constants is written from the server's wscommands/wire/codes.py by
+// `python -m wscommands.wire.jsconstants` (run it first when a constant changes).
 // Documentation: docs/client.md. Wire protocol: docs/protocol.md.
 
 /** Default options; see docs/client.md for what each one does. */
@@ -22,18 +24,59 @@ export const DEFAULTS = Object.freeze({
   WebSocket: undefined, // constructor to use instead of globalThis.WebSocket (e.g. node's "ws")
 });
 
-/** Close codes of the protocol (docs/protocol.md) that change how the client reconnects. */
+// BEGIN GENERATED wire constants: `python -m wscommands.wire.jsconstants` writes this
+// from wscommands/wire/codes.py: do not edit by hand.
+
+/** Close codes (docs/protocol.md): the server's, then those of the WebSocket layer. */
 export const CLOSE = Object.freeze({
-  NORMAL: 1000,
-  MESSAGE_TOO_BIG: 1009,
-  AUTHENTICATION_FAILED: 3000,
-  FORBIDDEN: 3003,
-  BAD_REQUEST: 4400,
-  TOO_BIG: 4413,
-  TOO_MANY_REQUESTS: 4429,
-  SERVER_ERROR: 4500,
-  RESTARTING: 4503,
+  NORMAL: 1000, // normal closure
+  AUTHENTICATION_FAILED: 3000, // authentication failed or session ended
+  FORBIDDEN: 3003, // forbidden
+  BAD_REQUEST: 4400, // bad request: the client keeps sending what the server refuses
+  TOO_BIG: 4413, // message too big
+  TOO_MANY_REQUESTS: 4429, // too many requests
+  SERVER_ERROR: 4500, // unexpected server error
+  SHUTTING_DOWN: 4503, // server shutting down or restarting: reconnect
+  GOING_AWAY: 1001, // going away
+  NO_STATUS: 1005, // no status code
+  ABNORMAL: 1006, // abnormal closure: no close frame
+  POLICY_VIOLATION: 1008, // policy violation
+  MESSAGE_TOO_BIG: 1009, // message too big for the WebSocket server
+  INTERNAL_ERROR: 1011, // internal error of the WebSocket server
+  SERVICE_RESTART: 1012, // service restart
+  RESTARTING: 4503, // = SHUTTING_DOWN (the client's older name)
 });
+
+/** The codes of the protocol's `errors` entries. */
+export const ERROR_CODES = Object.freeze({
+  CLIENT_ERROR: "client_error",
+  UNKNOWN_COMMAND: "unknown_command",
+  INVALID_ARGUMENTS: "invalid_arguments",
+  NOT_AUTHENTICATED: "not_authenticated",
+  PERMISSION_DENIED: "permission_denied",
+  RATE_LIMITED: "rate_limited",
+  UNAVAILABLE: "unavailable",
+  COMMAND_FAILED: "command_failed",
+  INVALID_JSON: "invalid_json",
+  INVALID_REQUEST: "invalid_request",
+});
+
+/** Reserved keys of resumable delivery's frames: bookkeeping, never events. */
+export const POSITION = "wscommands.position";
+export const STREAMS = "wscommands.streams";
+export const RESUME = "wscommands.resume";
+
+/** Most streams one `wscommands.resume` request may name (the server's bound). */
+export const RESUME_MAX_STREAMS = 100;
+
+/** Why the server did not recover a stream (a resume reply's `reason`). */
+export const RESUME_REASONS = Object.freeze({
+  HISTORY_LOST: "history_lost",
+  TOO_FAR_BEHIND: "too_far_behind",
+  FORBIDDEN: "forbidden",
+  INVALID: "invalid",
+});
+// END GENERATED wire constants
 
 /** Least delay (ms) before reconnecting after the server closed with 4429 (too many requests). */
 export const RATE_LIMITED_DELAY = 5000;
@@ -207,19 +250,12 @@ export function resultOf(reply, name) {
 
 // Resumable streams (docs/client.md, "Resuming") ------------------------------------------
 
-/** Reserved keys of the protocol's frames: bookkeeping, never emitted as events. */
-export const POSITION = "wscommands.position";
-export const STREAMS = "wscommands.streams";
-export const RESUME = "wscommands.resume";
-
-/** Most streams one `wscommands.resume` request may name (the server's bound). */
-export const RESUME_MAX_STREAMS = 100;
-
-/** Why a stream was not recovered (the server's reasons, plus the client's `resume_failed`). */
+/** Why a stream was not recovered and must be resynced (the server's reasons but `forbidden`,
+ * plus the client's `resume_failed`). */
 export const RESYNC_REASONS = Object.freeze([
-  "history_lost",
-  "too_far_behind",
-  "invalid",
+  RESUME_REASONS.HISTORY_LOST,
+  RESUME_REASONS.TOO_FAR_BEHIND,
+  RESUME_REASONS.INVALID,
   "resume_failed",
 ]);
 
@@ -323,7 +359,7 @@ export class StreamPositions {
       s.offset = Math.max(s.offset, entry.offset);
       return lost ? "resume_failed" : null;
     }
-    if (entry.recovered !== true && entry.reason === "forbidden") {
+    if (entry.recovered !== true && entry.reason === RESUME_REASONS.FORBIDDEN) {
       this._streams.delete(stream);
       return null;
     }
@@ -362,7 +398,7 @@ export function closePolicy(code, attempt, reconnect, random = Math.random) {
       return { reconnect: false, error: "authentication_failed" };
     case CLOSE.FORBIDDEN:
       return { reconnect: false, error: "forbidden" };
-    case CLOSE.RESTARTING: {
+    case CLOSE.SHUTTING_DOWN: {
       // A restart on purpose: come back soon, anywhere within the delay ("full jitter"), so
       // that the clients of a restarted process do not all return at the same moment.
       const full = backoffDelay(attempt, { ...reconnect, jitter: 0 }, random);
@@ -372,7 +408,7 @@ export function closePolicy(code, attempt, reconnect, random = Math.random) {
       return {
         reconnect: true,
         delay: Math.max(RATE_LIMITED_DELAY, backoff()),
-        error: "rate_limited",
+        error: ERROR_CODES.RATE_LIMITED,
       };
     case CLOSE.BAD_REQUEST:
       return { reconnect: true, delay: backoff(), error: "bad_request" };
@@ -817,7 +853,10 @@ export class WSCommands {
     try {
       message = JSON.parse(data);
     } catch {
-      const error = new WSCommandsError("invalid_json", "the server sent a frame that is not JSON");
+      const error = new WSCommandsError(
+        ERROR_CODES.INVALID_JSON,
+        "the server sent a frame that is not JSON",
+      );
       this._life.emit("error", error);
       return;
     }
@@ -886,7 +925,7 @@ export class WSCommands {
   /** A push revealed a gap (ask for the missing range) or a new epoch (resync) in `stream`. */
   _lost(ws, stream, verdict) {
     if (this._resumeFrom && stream in this._resumeFrom) return; // the resume's reply decides
-    if (verdict === "epoch") this._life.emit("resync", { stream, reason: "history_lost" });
+    if (verdict === "epoch") this._life.emit("resync", { stream, reason: RESUME_REASONS.HISTORY_LOST });
     else this._fill(ws, stream);
   }
 
