@@ -161,6 +161,14 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
             span = page.evaluate("(({ min, max }) => max - min)(ops.charts[0].plot.scales.x)")
             assert abs(span - 60 * minutes) < 5, span
 
+        # A reload keeps the charts' history (the tab's sessionStorage).
+        points = "ops.charts[0].plot.data[0].length"
+        seen = page.evaluate(points)
+        assert seen > 3, seen  # several polls: more than a fresh page would have
+        page.reload()
+        expect(page.locator("#status")).to_have_attribute("data-updates", "1")
+        assert page.evaluate(points) > seen
+
         updates = int(page.locator("#status").get_attribute("data-updates"))
         expect(page.locator("#status")).to_have_attribute("data-updates", str(updates + 3))
         check_layout(page, "ops", ("#status", ".bar h1"))

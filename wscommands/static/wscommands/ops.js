@@ -9,9 +9,30 @@
   let windowS = 5 * 60;
   let previous = null;
   let updates = 0;
-  // Columns: time (s), connections, commands/s, errors/s, p50 ms, p99 ms.
-  const history = [[], [], [], [], [], []];
+  // Columns: time (s), connections, commands/s, errors/s, p50 ms, p99 ms. Kept in the tab's
+  // sessionStorage too: a reload does not lose the charts (nothing is stored server-side).
+  const STORED = "wscommands-ops-history";
+  const history = restore();
   const lagSnapshots = []; // [at, summed lag buckets]: the cards' percentiles
+
+  function restore() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(STORED) || "null");
+      const fresh = saved?.length === 6 && saved[0].at(-1) > Date.now() / 1000 - KEEP_S;
+      if (fresh) return saved;
+    } catch {
+      // unreadable: start afresh
+    }
+    return [[], [], [], [], [], []];
+  }
+
+  function save() {
+    try {
+      sessionStorage.setItem(STORED, JSON.stringify(history));
+    } catch {
+      // storage full or off: the charts still work, a reload starts them again
+    }
+  }
 
   // Charts --------------------------------------------------------------------------------
 
@@ -162,6 +183,7 @@
       history[i].push(v);
     }
     while (history[0].length && history[0][0] < snap.at - KEEP_S) history.forEach((c) => c.shift());
+    save();
     redraw();
 
     fill("ops-processes", snap.processes.map((p) => ({
