@@ -168,6 +168,8 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
         page.reload()
         expect(page.locator("#status")).to_have_attribute("data-updates", "1")
         assert page.evaluate(points) > seen
+        # And the latency cards still cover the last minute, the join's deliveries included.
+        expect(page.locator("#ops-lag-p99")).to_have_text(re.compile(r"^\d+\.\d\d$"))
 
         updates = int(page.locator("#status").get_attribute("data-updates"))
         expect(page.locator("#status")).to_have_attribute("data-updates", str(updates + 3))

@@ -12,23 +12,22 @@
   // Columns: time (s), connections, commands/s, errors/s, p50 ms, p99 ms. Kept in the tab's
   // sessionStorage too: a reload does not lose the charts (nothing is stored server-side).
   const STORED = "wscommands-ops-history";
-  const history = restore();
-  const lagSnapshots = []; // [at, summed lag buckets]: the cards' percentiles
+  const { history, lagSnapshots } = restore(); // lagSnapshots: [at, summed lag buckets]
 
   function restore() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(STORED) || "null");
-      const fresh = saved?.length === 6 && saved[0].at(-1) > Date.now() / 1000 - KEEP_S;
-      if (fresh) return saved;
+      const times = saved?.history?.[0];
+      if (times?.at(-1) > Date.now() / 1000 - KEEP_S && saved.lagSnapshots?.length) return saved;
     } catch {
       // unreadable: start afresh
     }
-    return [[], [], [], [], [], []];
+    return { history: [[], [], [], [], [], []], lagSnapshots: [] };
   }
 
   function save() {
     try {
-      sessionStorage.setItem(STORED, JSON.stringify(history));
+      sessionStorage.setItem(STORED, JSON.stringify({ history, lagSnapshots }));
     } catch {
       // storage full or off: the charts still work, a reload starts them again
     }
