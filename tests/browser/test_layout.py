@@ -14,7 +14,7 @@ HEADER = (".topbar .brand", "#status")
 
 
 def test_demo_signed_in_fits_every_width(cluster, demo_pages):
-    ann = demo_pages(cluster[0]).sign_up("a-rather-long-user-name").open()
+    ann = demo_pages(cluster[0]).sign_up("averyveryverylongusernamewithoutbreaks").open()
     ann.say("a message, so that the room is not empty")
     expect(ann.page.locator("#messages")).to_contain_text("a message")
     check_layout(ann.page, "demo-signed-in", (*HEADER, "#me", ".account button"))
