@@ -135,10 +135,15 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_TTL": 300.0,
     "HISTORY_META_TTL": 86400.0,
     # Idempotent requests (docs/protocol.md): seconds a reply is kept for a retry, the
-    # largest reply kept (bytes of JSON), the most records per user or session.
+    # largest reply kept (bytes of JSON), the most finished records per owner (user, session
+    # or client).
     "IDEMPOTENCY_TTL": 120.0,
     "IDEMPOTENCY_MAX_BYTES": 64 * 1024,
     "IDEMPOTENCY_MAX_KEYS": 100,
+    # Retries of one running idempotent request that may wait for it on one process (more get
+    # rate_limited), and the seconds one waits before it gets unavailable ("still running").
+    "IDEMPOTENCY_MAX_WAITERS": 8,
+    "IDEMPOTENCY_WAIT": 30.0,
     # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
     # while the client does not read); a slower client is cut off (4429) so it delays no other.
     "SEND_TIMEOUT": 1.0,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from asyncio import Event
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from .base import (
     check_amount,
     encode_mapping,
 )
+from .waiters import KeyWaiters
 
 
 def new_epoch() -> str:
@@ -55,6 +58,7 @@ class MemoryBackend(Backend):
         # owner -> key -> (expiry, state, reply); oldest first
         self._records: dict[str, OrderedDict[str, _Record]] = {}
         self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
+        self._waiters = KeyWaiters()
 
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
@@ -179,13 +183,21 @@ class MemoryBackend(Backend):
         records = self._records_of(owner, time.monotonic())
         records.pop(key, None)
         records[key] = (time.monotonic() + ttl, DONE, reply)
-        while len(records) > max_keys:
-            records.popitem(last=False)
+        # The oldest finished records go first; a running claim is never dropped (its retry
+        # would run the request again).
+        done = [k for k, (_, state, _) in records.items() if state == DONE]
+        for old in done[: max(0, len(done) - max_keys)]:
+            del records[old]
+        self._waiters.wake(owner, key)
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         records = self._records.get(owner)
         if records is not None and key in records and records[key][1] == PENDING:
             del records[key]
+        self._waiters.wake(owner, key)
+
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Event]:
+        return self._waiters.watch(owner, key)
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         self._stats[process] = (time.monotonic() + ttl, text)

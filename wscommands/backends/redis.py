@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
@@ -19,6 +20,7 @@ from redis.backoff import NoBackoff
 
 from .._internal.compat import close_with_loop, redis_pool
 from ..wire.jsoncodec import decode
+from . import redis_notify
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
@@ -53,8 +55,9 @@ KEEP_UNREAPED = 24 * 3600.0
 class _LoopClient:
     """One Redis client and its scripts, bound to one event loop."""
 
-    def __init__(self, host: dict[str, Any]):
+    def __init__(self, host: dict[str, Any], prefix: str):
         self.redis = Redis(connection_pool=redis_pool(host))
+        self.notifications = redis_notify.Notifications(self.redis, f"{prefix}:idempotency")
         self.increment = self.redis.register_script(scripts.INCREMENT)
         self.presence_write = self.redis.register_script(scripts.PRESENCE_WRITE)
         self.presence_read = self.redis.register_script(scripts.PRESENCE_READ)
@@ -69,6 +72,7 @@ class _LoopClient:
         self.stats_read = self.redis.register_script(scripts.STATS_READ)
 
     async def close(self) -> None:
+        await self.notifications.close()
         await self.redis.aclose(close_connection_pool=True)
 
 
@@ -107,7 +111,7 @@ class RedisBackend(Backend):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = _LoopClient(self.host)
+            client = self._clients[loop] = _LoopClient(self.host, self.prefix)
             close_with_loop(loop, client.close)
         return client
 
@@ -268,12 +272,17 @@ class RedisBackend(Backend):
     ) -> None:
         keys = scripts.record_keys(self.prefix, owner)
         record = "L" if reply is None else "D" + reply
-        args = [key, record, scripts.ms(ttl), max_keys]
+        note = [f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
+        args = [key, record, scripts.ms(ttl), max_keys, *note]
         await self._call(lambda c: c.finish(keys=keys, args=args))
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         keys = scripts.record_keys(self.prefix, owner)
-        await self._call(lambda c: c.release(keys=keys, args=[key]))
+        args = [key, f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
+        await self._call(lambda c: c.release(keys=keys, args=args))
+
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Any]:
+        return self._client().notifications.watch(owner, key)
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         key = self.stats_prefix + process

@@ -433,6 +433,16 @@ function resumeUrl(url) {
 }
 
 /**
+ * `url` with `client=<id>`: the token that makes this client, on every socket it opens, the
+ * owner of its idempotent requests' records when it is anonymous (docs/protocol.md).
+ */
+function clientUrl(url, clientId) {
+  const u = new URL(url, globalThis.location?.href);
+  u.searchParams.set("client", clientId);
+  return u.toString();
+}
+
+/**
  * A wscommands connection: `new WSCommands(url?, options?)`, the URL defaulting to
  * ws(s)://<page host>/ws/. `state` is "idle", "connecting", "authenticating", "resuming",
  * "preparing" (onready handlers running), "ready", "waiting" (to reconnect), "offline"
@@ -444,6 +454,8 @@ class WSCommands {
     this.url = url ?? defaultUrl();
     this.options = withDefaults(options);
     this.user = this.options.user ?? null;
+    // Sent on every socket (?client=): a retry after a reconnect finds its first run's record.
+    this.clientId = idempotencyKey();
     this.state = "idle";
     this.attempt = 0; // reconnect attempts since the client was last ready
     this._events = new Emitter(); // pushes, by event name
@@ -633,7 +645,8 @@ class WSCommands {
     this._authenticated = false;
     let ws;
     try {
-      ws = new Socket(this.options.resume ? resumeUrl(this.url) : this.url, this.options.protocols);
+      const url = clientUrl(this.options.resume ? resumeUrl(this.url) : this.url, this.clientId);
+      ws = new Socket(url, this.options.protocols);
     } catch (error) {
       this._stop(new WSCommandsError("connect_failed", String(error?.message ?? error)));
       return;

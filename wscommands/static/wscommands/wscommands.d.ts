@@ -231,6 +231,9 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
   readonly attempt: number;
   /** Who the connection acts as, when known (authenticate's reply, or options.user). */
   user: User | null;
+  /** This client's random token, sent on every socket as `?client=`: an anonymous client's
+   * idempotent requests are recorded under it, so a retry after a reconnect finds them. */
+  readonly clientId: string;
 
   /** Call one command; resolves with its result (undefined if it returned nothing). */
   call<K extends keyof C & string>(name: K, ...args: CallArgs<C[K]>): Promise<C[K]["result"]>;
