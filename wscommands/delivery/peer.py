@@ -23,6 +23,8 @@ class Peer:
     user_pk: Any = None
     #: The wscommands groups the connection is in.
     groups: set[str]
+    #: The Django session it acts under (None: none); its sockets close when it ends.
+    session: Any = None
 
     def push_text(self, text: str) -> Awaitable[None]:
         """Write JSON text to the client (dropped once the connection has closed); await it.

@@ -34,6 +34,7 @@ const CLOSE = Object.freeze({
   AUTHENTICATION_FAILED: 3000,
   FORBIDDEN: 3003,
   BAD_REQUEST: 4400,
+  SESSION_ENDED: 4401,
   TOO_BIG: 4413,
   TOO_MANY_REQUESTS: 4429,
   SERVER_ERROR: 4500,
@@ -367,6 +368,8 @@ function closePolicy(code, attempt, reconnect, random = Math.random) {
       return { reconnect: false, error: "authentication_failed" };
     case CLOSE.FORBIDDEN:
       return { reconnect: false, error: "forbidden" };
+    case CLOSE.SESSION_ENDED: // signed out (here or elsewhere): nothing more as that user
+      return { reconnect: false, error: "session_ended" };
     case CLOSE.RESTARTING: {
       // A restart on purpose: come back soon, anywhere within the delay ("full jitter"), so
       // that the clients of a restarted process do not all return at the same moment.

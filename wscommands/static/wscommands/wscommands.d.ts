@@ -18,6 +18,7 @@ export type ErrorCode =
   | "timeout"
   | "disconnected"
   | "authentication_failed"
+  | "session_ended"
   | "forbidden"
   | "bad_request"
   | "message_too_big"
@@ -289,6 +290,7 @@ export const CLOSE: Readonly<{
   AUTHENTICATION_FAILED: 3000;
   FORBIDDEN: 3003;
   BAD_REQUEST: 4400;
+  SESSION_ENDED: 4401;
   TOO_BIG: 4413;
   TOO_MANY_REQUESTS: 4429;
   SERVER_ERROR: 4500;
