@@ -155,6 +155,15 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     id="wscommands.E005",
                 )
             )
+    grace = s.PRESENCE_GRACE
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        errors.append(
+            checks.Error(
+                f'WSCOMMANDS["PRESENCE_GRACE"] must be a number >= 0, got {grace!r}.',
+                hint="0 announces leaves at once; the default is 5 seconds.",
+                id="wscommands.E005",
+            )
+        )
     history = s.HISTORY_SIZE
     if isinstance(history, bool) or not isinstance(history, int) or history < 0:
         errors.append(

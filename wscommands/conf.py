@@ -31,8 +31,12 @@ DEFAULTS: dict[str, Any] = {
     # docs/scaling.md.
     "REDIS_OPTIONS": {},
     # Seconds after its last heartbeat (sent every PRESENCE_TTL / 3) a process that died
-    # without cleaning up drops out of presence.
-    "PRESENCE_TTL": 30.0,
+    # without cleaning up drops out of presence: a live process then announces its users'
+    # leave (within PRESENCE_TTL + PRESENCE_EVENT_INTERVAL, 4 s by default).
+    "PRESENCE_TTL": 3.0,
+    # Seconds the leave of a signed-in connection that closed is held (0: none), so a user
+    # whose connections come back within it (a restart, a network blip) is never seen leaving.
+    "PRESENCE_GRACE": 5.0,
     # Push {"presence_diff": {...}} to a group's members when connections join or leave it,
     # and to the members of PRESENCE_GROUP when connections come and go (docs/scaling.md).
     "PRESENCE_EVENTS": False,

@@ -54,6 +54,7 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._presence: dict[str, dict[str, str]] = {}
+        self._alive: dict[str, float] = {}  # process -> monotonic time its heartbeat expires
         self._streams: dict[str, _Stream] = {}
         # owner -> key -> (expiry, state, reply); oldest first
         self._records: dict[str, OrderedDict[str, _Record]] = {}
@@ -92,7 +93,9 @@ class MemoryBackend(Backend):
         remove: Iterable[str] = (),
         replace: bool = False,
     ) -> int:
-        # One process: it is alive while it runs, so the heartbeat (ttl) needs no record.
+        # Heartbeats are kept as in Redis: a stopped hub's held leaves (PRESENCE_GRACE) expire
+        # and are reaped by the process's next hub.
+        self._alive[process] = time.monotonic() + ttl
         current = self._presence.setdefault(process, {})
         if replace:
             current.clear()
@@ -103,13 +106,26 @@ class MemoryBackend(Backend):
 
     async def presence_clear(self, process: str) -> None:
         self._presence.pop(process, None)
+        self._alive.pop(process, None)
         self._stats.pop(process, None)
 
     async def presence_entries(self) -> list[str]:
-        return [text for entries in self._presence.values() for text in entries.values()]
+        now = time.monotonic()
+        return [
+            text
+            for process, entries in self._presence.items()
+            if self._alive.get(process, now) >= now
+            for text in entries.values()
+        ]
 
     async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
-        return {}, None  # one process: nobody else can die
+        now = time.monotonic()
+        dead = [p for p, expiry in self._alive.items() if expiry < now]
+        for process in dead:
+            del self._alive[process]
+        taken = {p: list(self._presence.pop(p, {}).values()) for p in dead}
+        expiries = self._alive.values()
+        return taken, (min(expiries) - now if expiries else None)
 
     # Stream history ---------------------------------------------------------------------------
 
