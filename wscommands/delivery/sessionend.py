@@ -8,6 +8,7 @@ The message carries a hash of the session key, never the key (a key is a passwor
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -24,8 +25,11 @@ logger = logging.getLogger("wscommands.connection")
 SESSION_ENDED_TYPE = "wscommands.session_ended"
 
 
+@functools.lru_cache(maxsize=16384)
 def session_digest(session_key: str) -> str:
-    """What stands for a session key outside this process (in messages and Redis keys)."""
+    """What stands for a session key outside this process (in messages and Redis keys).
+
+    Cached: every ended session is compared with each local connection's session."""
     return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
