@@ -115,8 +115,10 @@ async def test_waiting_retries_are_woken_bounded_and_given_a_deadline(live, own_
         assert error["code"] == "rate_limited"
         assert error["details"] == {"limit": "IDEMPOTENCY_MAX_WAITERS", "max": 8}
     assert late["errors"]["request"]["code"] == "unavailable"
-    # Polling every 50 ms for the 4 s run: 16 waiters x 80 calls. Woken: a few calls each.
-    assert waited_calls < 16 * 8, waited_calls
+    print(f"16 retries waiting 4 s: {waited_calls} Redis script calls (polling: ~1,300)")
+    # Polling every 50 ms for the 4 s run: 16 waiters x 80 calls at least. Woken: a few calls
+    # each (the rest are the three processes' presence heartbeats, 2 calls a second each).
+    assert waited_calls < 400, waited_calls
     assert await victim.call("counter.get") == 1
     for client in (victim, impatient, *retries):
         await client.close()
