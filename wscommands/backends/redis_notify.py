@@ -20,6 +20,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from .base import BackendUnavailable
+from .redis_scripts import text
 from .waiters import KeyWaiters
 
 logger = logging.getLogger("wscommands.layer")
@@ -71,7 +72,7 @@ class Notifications:
                 if got["type"] == "subscribe" and not subscribed.done():
                     subscribed.set_result(None)
                 elif got["type"] == "message":
-                    owner, _, key = got["data"].decode().partition("\n")
+                    owner, _, key = text(got["data"]).partition("\n")
                     self.waiters.wake(owner, key)
         except asyncio.CancelledError:
             raise
