@@ -12,7 +12,10 @@ announces that they left, so watchers see no ghosts. A reaper learns of other pr
 when it wakes (at its own heartbeat, and when the next known heartbeat expires): one that
 came and went between two wakes is reaped at the next, its entries kept until then. No
 failure stops the loop: an unexpected error is logged, and the next wake tries again.
-Arrivals and departures are announced through :class:`~.presence_events.PresenceEvents`.
+Arrivals and departures are announced through :class:`~.presence_events.PresenceEvents`. The
+leave of a signed-in connection that closed is held ``PRESENCE_GRACE`` seconds (its entry kept
+in the store), so a user back within it (a restart, a blip) is never seen leaving; a hub that
+stops hands its held leaves to the store, reaped (and announced) when the grace is over.
 
 While the backend is unreachable the tracker keeps its local view, stops writing, and the
 heartbeat rewrites the whole view (and announces it again) once the backend answers.
