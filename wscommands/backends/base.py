@@ -12,7 +12,9 @@ another for any of them (docs/settings.md).
 
 from __future__ import annotations
 
+from asyncio import Event
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -166,12 +168,22 @@ class IdempotencyStore(Protocol):
         self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
     ) -> None:
         """Record a reply (None: too large to keep) for ``ttl`` seconds; the owner keeps at
-        most ``max_keys`` records, the oldest dropped first."""
+        most ``max_keys`` finished records, the oldest dropped first. A running claim is never
+        dropped (its retry would run the request a second time). Wakes the key's waiters."""
         raise NotImplementedError
 
     async def idempotency_release(self, owner: str, key: str) -> None:
-        """Drop a claim whose run did not finish (a retry runs the request afresh)."""
+        """Drop a claim whose run did not finish (a retry runs the request afresh); wakes the
+        key's waiters."""
         raise NotImplementedError
+
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Event]:
+        """While entered, an event set when (owner, key)'s claim may have ended (finished or
+        released, on any process). Entering waits until a change made from then on is seen.
+
+        The default never sets it: callers re-check the claim at their own interval.
+        """
+        return nullcontext(Event())
 
 
 class Backend(StateStore, PresenceStore, HistoryStore, IdempotencyStore):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.base import SessionBase
 
     from ..streams.cursor import StreamCursor
 
@@ -41,6 +42,11 @@ class Peer(Protocol):
     def is_authenticated(self) -> bool:
         """Whether the connection's user is logged in."""
         return bool(getattr(self.user, "is_authenticated", False))
+
+    @property
+    def session(self) -> SessionBase | None:
+        """The Django session it acts under (None: none); its sockets close when it ends."""
+        return None
 
     def push_text(self, text: str) -> Awaitable[None]:
         """Write JSON text to the client (dropped once the connection has closed); await it.
