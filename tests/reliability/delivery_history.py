@@ -63,7 +63,7 @@ class History:
     events: list[Event] = field(default_factory=list)
     _pids: Any = field(default_factory=itertools.count)
 
-    def add(self, kind: str, conn: str | None = None, **data: Any) -> Event:
+    def add(self, kind: str, conn: str | None = None, /, **data: Any) -> Event:
         event = Event(len(self.events), kind, conn, data)
         self.events.append(event)
         return event

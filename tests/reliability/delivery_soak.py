@@ -1,0 +1,172 @@
+"""Randomized, seeded rounds of the delivery checker, and its command line.
+
+A round: fresh clients (resumable and plain, anonymous or signed in, on either process)
+connect; publishers on both processes push numbered messages to ``all``, the round's groups
+and the users while the clients join, leave, reconnect and resume at random; sometimes a
+fault (kill -9 of a process then its restart, Redis restarted empty, Redis flushed) in the
+middle; then everything closes and :func:`~.delivery_checker.check` judges the history.
+
+``python -m tests.reliability.delivery_soak --seed 18 --rounds 1000`` (``make soak-delivery``)
+stops at the first round with a violation and prints the seed and the history that shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.reliability.delivery_checker import Violation, check, report
+from tests.reliability.delivery_clients import Client
+from tests.reliability.delivery_harness import USERS, Cluster, Index, Publisher, probe
+from tests.reliability.delivery_history import History
+
+HISTORY_SIZE = 64
+FAULTS = ("kill", "redis_restart", "redis_flush")
+
+
+@dataclass
+class Outcome:
+    """What a soak did: rounds run, and the first failing round's violations and report."""
+
+    seed: int
+    rounds: int = 0
+    pushes: int = 0
+    faults: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    report: str = ""
+
+
+async def inject(cluster: Cluster, index: Index, clients: list[Client], kind: str) -> None:
+    """A fault, after every connection got what it must (the drain), then the recovery."""
+    what = f"process {index.history.round % 2}" if kind == "kill" else "redis"
+    until = index.fault(kind, what)
+    links = [c.link for c in clients if c.link is not None and c.link.open_]
+    await asyncio.gather(*(link.drain(list(link.since), until) for link in links))
+    if kind == "kill":
+        server = cluster.servers[index.history.round % 2]
+        await asyncio.to_thread(server.stop, signal.SIGKILL)
+        await asyncio.to_thread(server.start)
+    elif kind == "redis_restart":
+        await asyncio.to_thread(cluster.redis.stop)
+        await asyncio.to_thread(cluster.redis.start)
+    else:
+        await asyncio.to_thread(cluster.redis.cli, "flushall")
+    await probe(cluster)
+    index.recovered(kind)
+
+
+async def run_round(cluster: Cluster, history: History, rng: random.Random) -> str | None:
+    """One round into ``history``; the fault it injected, if any."""
+    index = Index(history)
+    groups = [f"dc{history.round}-{i}" for i in range(3)]
+    pks = list(cluster.users.values())
+    clients: list[Client] = []
+    for i in range(rng.randint(8, 14)):
+        username = rng.choice((None, *USERS))
+        session = await asyncio.to_thread(cluster.session, username) if username else None
+        user = cluster.users.get(username)
+        resumable = rng.random() < 0.7
+        client_rng = random.Random(rng.random())
+        clients.append(
+            Client(
+                f"c{i}", cluster, index, client_rng, resumable=resumable, user=user, session=session
+            )
+        )
+    await asyncio.gather(*(c.connect() for c in clients))
+    stop = asyncio.Event()
+    streams = ["all", "all", *(f"group:{g}" for g in groups), *(f"user:{pk}" for pk in pks)]
+
+    async def publishing(publisher: Publisher, own: random.Random) -> None:
+        while not stop.is_set():
+            await publisher.publish(own.choice(streams))
+            await asyncio.sleep(own.uniform(0, 0.03))
+
+    publishers = [Publisher(f"p{i}", cluster, i % 2, index) for i in range(4)]
+    tasks = [asyncio.create_task(publishing(p, random.Random(rng.random()))) for p in publishers]
+    steps = rng.randint(4, 10)
+    await asyncio.gather(*(c.act(steps, groups) for c in clients))
+    fault = rng.choice(FAULTS) if rng.random() < 0.35 else None
+    if fault:
+        await inject(cluster, index, clients, fault)
+        await asyncio.gather(*(c.act(steps, groups) for c in clients))
+    stop.set()
+    await asyncio.gather(*tasks)
+    await asyncio.gather(*(c.close() for c in clients))
+    for publisher in publishers:
+        if publisher.link is not None:
+            await publisher.link.ws.close()
+    return fault
+
+
+async def soak(
+    seed: int,
+    rounds: int,
+    budget: float | None = None,
+    say: Callable[[str], None] = print,
+    keep_going: bool = False,
+) -> Outcome:
+    """Up to ``rounds`` rounds (or ``budget`` seconds), stopping at the first violation
+    (``keep_going``: only reporting each round's violations per rule)."""
+    outcome = Outcome(seed)
+    cluster = await asyncio.to_thread(Cluster(HISTORY_SIZE).start)
+    started = time.monotonic()
+    try:
+        for number in range(rounds):
+            history = History(seed=seed, round=number)
+            fault = await run_round(cluster, history, random.Random(f"{seed}:{number}"))
+            outcome.rounds += 1
+            outcome.pushes += sum(e.kind == "publish" for e in history.events)
+            outcome.faults += [fault] if fault else []
+            violations = check(history, HISTORY_SIZE)
+            events, found = len(history.events), len(violations)
+            say(f"round {number}: {events} events, fault {fault}: {found} violations")
+            if violations:
+                firsts: dict[str, Violation] = {}
+                for v in violations:
+                    firsts.setdefault(v.rule, v)
+                counts = {r: sum(v.rule == r for v in violations) for r in sorted(firsts)}
+                say(f"round {number}: violations per rule {counts}")
+                if not outcome.violations:
+                    outcome.violations = violations
+                    outcome.report = "\n\n".join(
+                        [f"seed={seed} round={number}: violations per rule {counts}"]
+                        + [report(history, v) for v in firsts.values()]
+                    )
+                if not keep_going:
+                    break
+            if budget is not None and time.monotonic() - started > budget:
+                break
+    finally:
+        await asyncio.to_thread(cluster.stop)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--rounds", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="count violations per round, do not stop"
+    )
+    args = parser.parse_args(argv)
+    budget = args.minutes * 60 if args.minutes else None
+    outcome = asyncio.run(soak(args.seed, args.rounds, budget, keep_going=args.keep_going))
+    if outcome.violations:
+        print(outcome.report)
+        return 1
+    print(
+        f"seed={args.seed}: {outcome.rounds} rounds, {outcome.pushes} pushes, "
+        f"faults {outcome.faults}: no violation"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
