@@ -66,6 +66,7 @@ class Checker:
         for pub in self.pubs.values():
             self.by_stream[pub.stream].append(pub)
         self.offset_of: dict[tuple[str, str], tuple[str, int]] = {}  # (stream, pid) -> position
+        self.pid_at: dict[tuple[str, str, int], str] = {}  # (stream, epoch, offset) -> pid
         self.violations: list[Violation] = []
         for e in history.events:
             if e.kind == "ready":
@@ -79,6 +80,7 @@ class Checker:
                 if e.kind == "push" and e.data["pid"] and e.data["offset"] is not None:
                     key = (e.data["stream"], e.data["pid"])
                     self.offset_of.setdefault(key, (e.data["epoch"], e.data["offset"]))
+                    self.pid_at[(key[0], e.data["epoch"], e.data["offset"])] = key[1]
 
     def fail(self, rule: str, e: Event | None, c: Conn, stream: str | None, msg: str, *pids):
         t = e.t if e is not None else c.ready
@@ -223,7 +225,9 @@ class Checker:
             if known[0] != epoch:
                 self.fail("R5", e, c, stream, f"epoch {epoch} after {known} without a fault")
             elif offset > known[1] + 1 and not self.uncertain(stream, e.t):
-                self.fail("R5", e, c, stream, f"offset {offset} after {known[1]}: skipped")
+                skipped = [self.pid_at.get((stream, epoch, o)) for o in range(known[1] + 1, offset)]
+                msg = f"offset {offset} after {known[1]}: skipped"
+                self.fail("R5", e, c, stream, msg, *filter(None, skipped))
         seen.setdefault(offset, e.t)
         if not high or high[0] != epoch or high[1] < offset:
             top[stream] = (epoch, offset)

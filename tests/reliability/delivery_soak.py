@@ -61,7 +61,9 @@ async def inject(cluster: Cluster, index: Index, clients: list[Client], kind: st
     index.recovered(kind)
 
 
-async def run_round(cluster: Cluster, history: History, rng: random.Random) -> str | None:
+async def run_round(
+    cluster: Cluster, history: History, rng: random.Random, fault_rate: float = 0.35
+) -> str | None:
     """One round into ``history``; the fault it injected, if any."""
     index = Index(history)
     groups = [f"dc{history.round}-{i}" for i in range(3)]
@@ -91,7 +93,7 @@ async def run_round(cluster: Cluster, history: History, rng: random.Random) -> s
     tasks = [asyncio.create_task(publishing(p, random.Random(rng.random()))) for p in publishers]
     steps = rng.randint(4, 10)
     await asyncio.gather(*(c.act(steps, groups) for c in clients))
-    fault = rng.choice(FAULTS) if rng.random() < 0.35 else None
+    fault = rng.choice(FAULTS) if rng.random() < fault_rate else None
     if fault:
         await inject(cluster, index, clients, fault)
         await asyncio.gather(*(c.act(steps, groups) for c in clients))
@@ -110,6 +112,7 @@ async def soak(
     budget: float | None = None,
     say: Callable[[str], None] = print,
     keep_going: bool = False,
+    fault_rate: float = 0.35,
 ) -> Outcome:
     """Up to ``rounds`` rounds (or ``budget`` seconds), stopping at the first violation
     (``keep_going``: only reporting each round's violations per rule)."""
@@ -119,7 +122,8 @@ async def soak(
     try:
         for number in range(rounds):
             history = History(seed=seed, round=number)
-            fault = await run_round(cluster, history, random.Random(f"{seed}:{number}"))
+            rng = random.Random(f"{seed}:{number}")
+            fault = await run_round(cluster, history, rng, fault_rate)
             outcome.rounds += 1
             outcome.pushes += sum(e.kind == "publish" for e in history.events)
             outcome.faults += [fault] if fault else []
@@ -132,6 +136,8 @@ async def soak(
                     firsts.setdefault(v.rule, v)
                 counts = {r: sum(v.rule == r for v in violations) for r in sorted(firsts)}
                 say(f"round {number}: violations per rule {counts}")
+                if keep_going:
+                    say("\n\n".join(report(history, v) for v in firsts.values()))
                 if not outcome.violations:
                     outcome.violations = violations
                     outcome.report = "\n\n".join(
@@ -155,9 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep-going", action="store_true", help="count violations per round, do not stop"
     )
+    parser.add_argument("--fault-rate", type=float, default=0.35, help="rounds with a fault")
     args = parser.parse_args(argv)
     budget = args.minutes * 60 if args.minutes else None
-    outcome = asyncio.run(soak(args.seed, args.rounds, budget, keep_going=args.keep_going))
+    run = soak(
+        args.seed, args.rounds, budget, keep_going=args.keep_going, fault_rate=args.fault_rate
+    )
+    outcome = asyncio.run(run)
     if outcome.violations:
         print(outcome.report)
         return 1
