@@ -1,9 +1,9 @@
 """The delivery checker: judges a recorded :class:`History` against the numbered rules of
 docs/protocol.md ("The delivery guarantee, precisely"), R1 to R7 in :data:`RULES`.
 
-:func:`check` returns every violation; :func:`report` renders one with the seed and only the
-events that show it (that client's events for that stream, the publishes involved, faults).
-The live side that records histories is :mod:`.delivery_harness`.
+:func:`check` returns every violation, earliest first; :func:`~.delivery_history.report`
+renders one with the seed and only the events that show it. The live side that records
+histories is :mod:`.delivery_harness`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.reliability.delivery_history import INF, REDIS_FAULTS, Event, History, Publish
+from tests.reliability.delivery_history import INF, REDIS_FAULTS, Event, History, Publish, report
+
+__all__ = ["RULES", "Violation", "check", "report"]
 
 #: The rules of docs/protocol.md, by number (a test asserts both lists are the same).
 RULES = {
@@ -80,7 +82,7 @@ class Checker:
                 if e.kind == "push" and e.data["pid"] and e.data["offset"] is not None:
                     key = (e.data["stream"], e.data["pid"])
                     self.offset_of.setdefault(key, (e.data["epoch"], e.data["offset"]))
-                    self.pid_at[(key[0], e.data["epoch"], e.data["offset"])] = key[1]
+                    self.pid_at.setdefault((key[0], e.data["epoch"], e.data["offset"]), key[1])
 
     def fail(self, rule: str, e: Event | None, c: Conn, stream: str | None, msg: str, *pids):
         t = e.t if e is not None else c.ready
@@ -207,8 +209,11 @@ class Checker:
         if pub is not None and pub.stream != stream:
             self.fail("R7", e, c, stream, f"{pid} was sent to {pub.stream}", pid)
         first = self.offset_of.get((stream, pid)) if pid else None
+        owner = self.pid_at.get((stream, epoch, offset))
         if first is not None and first != (epoch, offset):
             self.fail("R7", e, c, stream, f"{pid} at {[epoch, offset]}, elsewhere {first}", pid)
+        elif pid and owner and owner != pid:
+            self.fail("R7", e, c, stream, f"{pid} at {[epoch, offset]}, also {owner}'s", pid, owner)
         if stream in forgotten:
             self.fail("R7", e, c, stream, f"offset {offset} after the leave's null")
         seen = received[(stream, epoch)]
@@ -276,45 +281,3 @@ class Checker:
 def check(history: History, history_size: int) -> list[Violation]:
     """Every violation of the rules in ``history``, earliest first."""
     return Checker(history, history_size).run()
-
-
-def report(history: History, violation: Violation, context: int = 14) -> str:
-    """The seed, the violation, and the events that show it (not a dump)."""
-    conns = {e.conn for e in history.events if e.kind == "ready"}
-    client = next(
-        (
-            e.data["client"]
-            for e in history.events
-            if e.kind == "ready" and e.conn == violation.conn
-        ),
-        None,
-    )
-    mine = {
-        e.conn for e in history.events if e.kind == "ready" and e.data["client"] == client
-    } & conns
-
-    def shows(e: Event) -> bool:
-        if e.kind in ("fault", "recovered"):
-            return True
-        if e.kind in ("publish", "published"):
-            return e.data["pid"] in violation.pids
-        if e.conn not in mine:
-            return False
-        s, d = violation.stream, e.data
-        if s is None or e.kind in ("ready", "closing", "closed"):
-            return True
-        return (
-            d.get("stream") == s
-            or s in (d.get("streams") or {})
-            or s in (d.get("result") or {})
-            or (d.get("group") is not None and f"group:{d['group']}" == s)
-        )
-
-    before = [e for e in history.events[: violation.t + 1] if shows(e)][-context:]
-    after = [e for e in history.events[violation.t + 1 :] if shows(e)][:4]
-    lines = [
-        f"delivery violation: seed={history.seed} round={history.round}: {violation}",
-        *(e.line() for e in before),
-        *(e.line() for e in after),
-    ]
-    return "\n".join(lines)

@@ -95,3 +95,46 @@ class History:
             elif e.kind == "recovered" and spans and spans[-1][1] == INF:
                 spans[-1] = (spans[-1][0], e.t, spans[-1][2])
         return spans
+
+
+def report(history: History, violation: Any, context: int = 14) -> str:
+    """The seed, the violation (a checker's: rule, t, conn, stream, pids) and the events that
+    show it, not a dump: that client's events of that stream, the publishes involved, faults."""
+    conns = {e.conn for e in history.events if e.kind == "ready"}
+    client = next(
+        (
+            e.data["client"]
+            for e in history.events
+            if e.kind == "ready" and e.conn == violation.conn
+        ),
+        None,
+    )
+    mine = {
+        e.conn for e in history.events if e.kind == "ready" and e.data["client"] == client
+    } & conns
+
+    def shows(e: Event) -> bool:
+        if e.kind in ("fault", "recovered"):
+            return True
+        if e.kind in ("publish", "published"):
+            return e.data["pid"] in violation.pids
+        if e.conn not in mine:
+            return False
+        s, d = violation.stream, e.data
+        if s is None or e.kind in ("ready", "closing", "closed"):
+            return True
+        return (
+            d.get("stream") == s
+            or s in (d.get("streams") or {})
+            or s in (d.get("result") or {})
+            or (d.get("group") is not None and f"group:{d['group']}" == s)
+        )
+
+    before = [e for e in history.events[: violation.t + 1] if shows(e)][-context:]
+    after = [e for e in history.events[violation.t + 1 :] if shows(e)][:4]
+    lines = [
+        f"delivery violation: seed={history.seed} round={history.round}: {violation}",
+        *(e.line() for e in before),
+        *(e.line() for e in after),
+    ]
+    return "\n".join(lines)

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import secrets
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from websockets.asyncio.client import connect
+
 from tests.reliability.delivery_checker import Violation, check, report
 from tests.reliability.delivery_clients import Client
-from tests.reliability.delivery_harness import USERS, Cluster, Index, Publisher, probe
+from tests.reliability.delivery_harness import USERS, Cluster, Index, Publisher
 from tests.reliability.delivery_history import History
 
 HISTORY_SIZE = 64
@@ -40,6 +44,45 @@ class Outcome:
     faults: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     report: str = ""
+
+
+async def probe(cluster: Cluster, timeout: float = 90) -> None:
+    """Wait until both processes serve again: a broadcast from each reaches a fresh
+    connection on each (after a fault, that is when the checker counts on delivery again)."""
+    async with asyncio.timeout(timeout):
+        while not await _probe_once(cluster):
+            await asyncio.sleep(0.5)
+
+
+async def _probe_once(cluster: Cluster) -> bool:
+    token = secrets.token_hex(4)
+    links = []
+
+    async def hears_both(ws) -> bool:
+        heard = set()
+        async for text in ws:
+            message = json.loads(text)
+            if "errors" in message:
+                return False
+            if str(message.get("probe", "")).startswith(token):
+                heard.add(message["probe"])
+            if len(heard) == len(links):
+                return True
+        return False
+
+    try:
+        for server in cluster.servers:
+            links.append(await connect(server.ws, open_timeout=5))
+        for i, ws in enumerate(links):
+            broadcast = {"op.broadcast": {"message": {"probe": f"{token}-{i}"}}, "request_id": i}
+            await ws.send(json.dumps(broadcast))
+        async with asyncio.timeout(5):
+            return all(await asyncio.gather(*(hears_both(ws) for ws in links)))
+    except Exception:
+        return False
+    finally:
+        for ws in links:
+            await ws.close()
 
 
 async def inject(cluster: Cluster, index: Index, clients: list[Client], kind: str) -> None:
