@@ -162,7 +162,10 @@ class Client:
                 link.since.setdefault(stream, self.history.now - 1)
             now = [entry["epoch"], entry["offset"]]
             have = self.pos.get(stream)
-            if not entry.get("recovered") or have is None or have[0] != now[0] or have[1] < now[1]:
+            if not entry.get("recovered"):
+                self.pos[stream] = now
+                self.first[stream] = now[1]  # a new start: nothing before it on this link
+            elif have is None or have[0] != now[0] or have[1] < now[1]:
                 self.pos[stream] = now
             self.first.setdefault(stream, now[1])
             self.advance(stream)

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import secrets
+import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class Cluster:
         for server in self.servers:
             server.stop()
         self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def session(self, username: str) -> str:
         """A signed-in session of ``username`` (one per user: its clients are its tabs)."""

@@ -20,6 +20,7 @@ import secrets
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -149,6 +150,21 @@ async def run_round(
     return fault
 
 
+def summary(history: History) -> str:
+    """What a round exercised: pushes, connections, resume outcomes."""
+    outcomes: Counter[str] = Counter()
+    for e in history.events:
+        if e.kind == "resumed":
+            entries = (e.data.get("result") or {}).values()
+            outcomes.update(x.get("reason", "recovered") for x in entries)
+            outcomes.update([e.data["error"]] if e.data.get("error") else [])
+    kinds = Counter(e.kind for e in history.events)
+    return (
+        f"{kinds['publish']} publishes, {kinds['push']} pushes received, "
+        f"{kinds['ready']} connections, resumes {dict(outcomes)}"
+    )
+
+
 async def soak(
     seed: int,
     rounds: int,
@@ -171,8 +187,8 @@ async def soak(
             outcome.pushes += sum(e.kind == "publish" for e in history.events)
             outcome.faults += [fault] if fault else []
             violations = check(history, HISTORY_SIZE)
-            events, found = len(history.events), len(violations)
-            say(f"round {number}: {events} events, fault {fault}: {found} violations")
+            found = len(violations)
+            say(f"round {number}: {summary(history)}, fault {fault}: {found} violations")
             if violations:
                 firsts: dict[str, Violation] = {}
                 for v in violations:
