@@ -106,7 +106,11 @@ async def inject(cluster: Cluster, index: Index, clients: list[Client], kind: st
 
 
 async def run_round(
-    cluster: Cluster, history: History, rng: random.Random, fault_rate: float = 0.35
+    cluster: Cluster,
+    history: History,
+    rng: random.Random,
+    fault_rate: float = 0.35,
+    publishers: int = 4,
 ) -> str | None:
     """One round into ``history``; the fault it injected, if any."""
     index = Index(history)
@@ -133,8 +137,8 @@ async def run_round(
             await publisher.publish(own.choice(streams))
             await asyncio.sleep(own.uniform(0, 0.03))
 
-    publishers = [Publisher(f"p{i}", cluster, i % 2, index) for i in range(4)]
-    tasks = [asyncio.create_task(publishing(p, random.Random(rng.random()))) for p in publishers]
+    senders = [Publisher(f"p{i}", cluster, i % 2, index) for i in range(publishers)]
+    tasks = [asyncio.create_task(publishing(p, random.Random(rng.random()))) for p in senders]
     steps = rng.randint(4, 10)
     await asyncio.gather(*(c.act(steps, groups) for c in clients))
     fault = rng.choice(FAULTS) if rng.random() < fault_rate else None
@@ -144,7 +148,7 @@ async def run_round(
     stop.set()
     await asyncio.gather(*tasks)
     await asyncio.gather(*(c.close() for c in clients))
-    for publisher in publishers:
+    for publisher in senders:
         if publisher.link is not None:
             await publisher.link.ws.close()
     return fault
@@ -172,6 +176,7 @@ async def soak(
     say: Callable[[str], None] = print,
     keep_going: bool = False,
     fault_rate: float = 0.35,
+    publishers: int = 4,
 ) -> Outcome:
     """Up to ``rounds`` rounds (or ``budget`` seconds), stopping at the first violation
     (``keep_going``: only reporting each round's violations per rule)."""
@@ -182,7 +187,7 @@ async def soak(
         for number in range(rounds):
             history = History(seed=seed, round=number)
             rng = random.Random(f"{seed}:{number}")
-            fault = await run_round(cluster, history, rng, fault_rate)
+            fault = await run_round(cluster, history, rng, fault_rate, publishers)
             outcome.rounds += 1
             outcome.pushes += sum(e.kind == "publish" for e in history.events)
             outcome.faults += [fault] if fault else []
