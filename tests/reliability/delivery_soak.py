@@ -226,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-going", action="store_true", help="count violations per round, do not stop"
     )
     parser.add_argument("--fault-rate", type=float, default=0.35, help="rounds with a fault")
+    parser.add_argument("--publishers", type=int, default=4, help="alternately on each process")
     args = parser.parse_args(argv)
     budget = args.minutes * 60 if args.minutes else None
-    run = soak(
-        args.seed, args.rounds, budget, keep_going=args.keep_going, fault_rate=args.fault_rate
-    )
+    options = {"fault_rate": args.fault_rate, "publishers": args.publishers}
+    run = soak(args.seed, args.rounds, budget, keep_going=args.keep_going, **options)
     outcome = asyncio.run(run)
     if outcome.violations:
         print(outcome.report)
