@@ -111,17 +111,20 @@ class Checker:
         if c.user is not None:
             spans.append((f"user:{c.user}", c.ready, c.end))
         groups: dict[str, int] = {}
+        left: set[str] = set()  # a resume answered after a leave does not bring it back
         asked = {e.data["rid"]: e.data["streams"] for e in c.events if e.kind == "resume"}
         for e in c.events:
+            stream = f"group:{e.data['group']}" if "group" in e.data else None
             if e.kind == "joined" and e.data.get("ok"):
-                groups[f"group:{e.data['group']}"] = e.t
+                groups[stream] = e.t
+                left.discard(stream)
             elif e.kind == "resumed" and e.data.get("result"):
-                for stream, entry in e.data["result"].items():
-                    named = stream in asked.get(e.data["rid"], {})
-                    if stream.startswith("group:") and named and "epoch" in entry:
-                        groups.setdefault(stream, e.t)
+                for named, entry in e.data["result"].items():
+                    restored = named in asked.get(e.data["rid"], {}) and "epoch" in entry
+                    if named.startswith("group:") and restored and named not in left:
+                        groups.setdefault(named, e.t)
             elif e.kind == "leave":
-                stream = f"group:{e.data['group']}"
+                left.add(stream)
                 if stream in groups:
                     spans.append((stream, groups.pop(stream), e.t))
         spans += [(stream, start, c.end) for stream, start in groups.items()]

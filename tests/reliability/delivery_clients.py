@@ -31,6 +31,7 @@ class Client:
         self.pos: dict[str, list] = {}  # stream -> [epoch, offset] it has everything up to
         self.ahead: dict[str, set[tuple[str, int]]] = defaultdict(set)
         self.resuming: set[str] = set()
+        self.leaving: set[str] = set()  # no gap fill names a group being left
         self.first: dict[str, int] = {}  # stream -> first offset known on this connection
         self.link: Link | None = None
         self.count = 0
@@ -101,7 +102,7 @@ class Client:
             self.advance(stream)
         elif have is None or have[0] != epoch or offset > have[1] + 1:
             self.ahead[stream].add((epoch, offset))
-            if stream not in self.resuming and have is not None:
+            if stream not in self.resuming | self.leaving and have is not None:
                 self.fill({stream: list(have)})
 
     def advance(self, stream: str) -> None:
@@ -185,15 +186,22 @@ class Client:
             self.groups.add(group)
 
     async def leave(self, group: str) -> None:
+        """Leave (not while a resume names the group: it could restore it afterwards)."""
         link, stream = self.link, f"group:{group}"
+        if stream in self.resuming:
+            return
+        self.leaving.add(stream)
         until = self.history.add("leave", link.name, group=group).t
-        await link.drain([stream], until)
-        link.since.pop(stream, None)
+        try:
+            await link.drain([stream], until)
+            link.since.pop(stream, None)
 
-        def record(reply: dict) -> None:
-            self.history.add("left", link.name, group=group, ok="errors" not in reply)
+            def record(reply: dict) -> None:
+                self.history.add("left", link.name, group=group, ok="errors" not in reply)
 
-        await link.request({"op.leave": {"group": group}}, record)
+            await link.request({"op.leave": {"group": group}}, record)
+        finally:
+            self.leaving.discard(stream)
         self.groups.discard(group)
         self.pos.pop(stream, None)
 

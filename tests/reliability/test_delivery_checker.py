@@ -203,3 +203,23 @@ def test_the_checker_checks_exactly_the_documented_rules():
     section = text.split("### The delivery guarantee, precisely")[1].split("\n### ")[0]
     documented = dict(re.findall(r"^\d+\. \*\*(R\d+) ([^*]+?)\.\*\*", section, re.MULTILINE))
     assert {k: v.lower() for k, v in documented.items()} == RULES
+
+
+def test_a_gap_fill_answered_during_a_leave_does_not_keep_the_group():
+    """A push to a group published after the client left is not owed to it (R1), even when a
+    resume naming the group was answered between the leave and its reply."""
+    h = History()
+    connected(h, announce=None)
+    h.add("join", "c.1", group="g")
+    h.add("announce", "c.1", streams={"group:g": ["e", 0]})
+    h.add("joined", "c.1", group="g", ok=True)
+    h.add("resume", "c.1", rid=1, streams={"group:g": ["e", 0]})
+    h.add("leave", "c.1", group="g")
+    h.add(
+        "resumed", "c.1", rid=1, result={"group:g": {"recovered": True, "epoch": "e", "offset": 0}}
+    )
+    h.add("announce", "c.1", streams={"group:g": None})
+    h.add("left", "c.1", group="g", ok=True)
+    published(h, "p.1", "group:g")
+    closed(h)
+    assert check(h, SIZE) == []
