@@ -32,6 +32,8 @@ REASONS = ("history_lost", "too_far_behind", "forbidden", "invalid")
 
 @dataclass(frozen=True)
 class Violation:
+    """A broken rule: where (event ``t``, connection, stream), why, and the pushes involved."""
+
     rule: str
     t: int
     conn: str
