@@ -8,6 +8,8 @@ middle; then everything closes and :func:`~.delivery_checker.check` judges the h
 
 ``python -m tests.reliability.delivery_soak --seed 18 --rounds 1000`` (``make soak-delivery``)
 stops at the first round with a violation and prints the seed and the history that shows it.
+The seed fixes every choice (clients, their actions, targets, faults); the interleaving is the
+machine's, so a seed reproduces a scenario, and a race shows in some of its runs.
 """
 
 from __future__ import annotations
