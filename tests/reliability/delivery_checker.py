@@ -234,7 +234,7 @@ class Checker:
         if quiet and known and not self.disturbed(c, e.t):
             if known[0] != epoch:
                 self.fail("R5", e, c, stream, f"epoch {epoch} after {known} without a fault")
-            elif offset > known[1] + 1 and not self.uncertain(stream, e.t):
+            elif offset > known[1] + 1 and not self.uncertain(stream, c, e.t):
                 skipped = [self.pid_at.get((stream, epoch, o)) for o in range(known[1] + 1, offset)]
                 msg = f"offset {offset} after {known[1]}: skipped"
                 self.fail("R5", e, c, stream, msg, *filter(None, skipped))
@@ -244,9 +244,12 @@ class Checker:
         if not known or known[0] != epoch or known[1] < offset:
             base[stream] = (epoch, offset)
 
-    def uncertain(self, stream: str, t: int) -> bool:
-        """Whether a push to ``stream`` with no good reply was on its way at ``t``."""
-        return any(p.start < t and not p.ok for p in self.by_stream.get(stream, ()))
+    def uncertain(self, stream: str, c: Conn, t: int) -> bool:
+        """Whether a push to ``stream`` that got no good reply was on its way while the
+        connection listened, before ``t`` (its offset may be a hole nobody is sent)."""
+        return any(
+            p.start < t and p.end > c.ready and not p.ok for p in self.by_stream.get(stream, ())
+        )
 
     def recovery(self, c: Conn, e: Event, request: Event, received) -> None:
         """R6: the reply to ``request`` names every stream, each recovered or truly not."""

@@ -223,3 +223,14 @@ def test_a_gap_fill_answered_during_a_leave_does_not_keep_the_group():
     published(h, "p.1", "group:g")
     closed(h)
     assert check(h, SIZE) == []
+
+
+def test_a_failed_publish_excuses_a_gap_only_to_those_listening_then():
+    h = History()
+    connected(h, "c.1")
+    published(h, "p.1", ok=False)  # its offset (1) may be a hole
+    connected(h, "d.1", announce=0)
+    published(h, "p.2")
+    push(h, "c.1", 2, "p.2")
+    push(h, "d.1", 2, "p.2")
+    assert [(v.rule, v.conn) for v in check(h, SIZE)] == [("R5", "d.1")]
