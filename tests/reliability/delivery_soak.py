@@ -19,6 +19,7 @@ import asyncio
 import json
 import random
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.35, help="rounds with a fault")
     parser.add_argument("--publishers", type=int, default=4, help="alternately on each process")
     args = parser.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is needed (apt-get install redis-server): the soak runs its own")
     budget = args.minutes * 60 if args.minutes else None
     options = {"fault_rate": args.fault_rate, "publishers": args.publishers}
     run = soak(args.seed, args.rounds, budget, keep_going=args.keep_going, **options)
