@@ -1,0 +1,138 @@
+"""Resumable delivery under races, through two real daphne processes and Redis (issue 18).
+
+- A push sent as soon as a resumable client's handshake completed reaches it live, after a
+  first announcement that is below it.
+- Pushes to one stream from publishers on both processes reach a resumable client in offset
+  order, contiguous from its announcement: none overtaken and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.live import Server
+from tests.scaleout.client import WSClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
+
+POSITION, STREAMS = "wscommands.position", "wscommands.streams"
+
+
+def all_offsets(client: WSClient) -> tuple[int | None, list[int]]:
+    """The first announced offset of ``all`` and the offsets of its pushes, as received."""
+    announced: int | None = None
+    offsets: list[int] = []
+    for push in client.pushes:
+        position = (push.get(STREAMS) or {}).get("all")
+        if position is not None and announced is None:
+            announced = position["offset"]
+        if push.get(POSITION, {}).get("stream") == "all":
+            offsets.append(push[POSITION]["offset"])
+    return announced, offsets
+
+
+@pytest.fixture
+def servers(cluster_env) -> Iterator[Callable[..., Server]]:
+    """``servers(**env)``: a daphne process of the cluster's environment; stopped afterwards."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = Server({**cluster_env, **env}).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        print(f"server log: {server.log_path}")
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def slow_redis(url: str, delay: float) -> AsyncIterator[str]:
+    """A TCP proxy to the Redis of ``url`` that holds each request ``delay`` seconds: the
+    URL of Redis through it (the fault injected: a backend far away)."""
+    parts = urlsplit(url)
+
+    async def pump(reader, writer, hold: float) -> None:
+        try:
+            while data := await reader.read(65536):
+                if hold:
+                    await asyncio.sleep(hold)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 6379)
+        await asyncio.gather(pump(reader, up_writer, delay), pump(up_reader, writer, 0))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+    finally:
+        server.close()
+
+
+async def test_a_push_right_after_the_handshake_reaches_a_resumable_client(
+    servers, clients, redis_url
+):
+    # A's history backend answers 100 ms late (its channel layer does not): the window
+    # between the handshake and the first announcement is wide open.
+    async with slow_redis(redis_url, 0.1) as slow_url:
+        limits = json.dumps({"REDIS_URL": {"address": slow_url}})
+        a, b = servers(WSCOMMANDS_LIMITS=limits), servers()
+        await _right_after_the_handshake(a, b, clients)
+
+
+async def _right_after_the_handshake(a: Server, b: Server, clients) -> None:
+    sender = await clients(b.ws)
+    t = secrets.token_hex(4)
+    for i in range(20):
+        client = await clients(a.ws + "?resume=1")
+        # As soon as the handshake completed, the other process broadcasts.
+        await sender.call("op.broadcast", message={"b": f"{t}-{i}"})
+        text = f"{t}-{i}"
+        await client.wait_for(lambda pushes, x=text: any(p.get("b") == x for p in pushes), 15)
+        pushed = next(p for p in client.pushes if p.get("b") == text)
+        announced, offsets = all_offsets(client)
+        assert announced is not None and announced < pushed[POSITION]["offset"], (
+            announced,
+            pushed,
+        )
+        await client.close()
+
+
+async def _publish(sender: WSClient, tag: str, n: int) -> None:
+    for i in range(n):
+        await sender.call("op.broadcast", message={"o": f"{tag}-{i}"})
+
+
+async def test_pushes_from_both_processes_arrive_in_order_without_a_hole(cluster, clients):
+    a, b = cluster
+    observers = [await clients(a.ws + "?resume=1"), await clients(b.ws + "?resume=1")]
+    for observer in observers:
+        await observer.wait_for(lambda _, o=observer: all_offsets(o)[0] is not None, timeout=15)
+    senders = [await clients(server.ws) for server in (a, b) for _ in range(4)]
+    t = secrets.token_hex(4)
+    n = 60
+    await asyncio.gather(*(_publish(s, f"{t}-{k}", n) for k, s in enumerate(senders)))
+    total = n * len(senders)
+
+    def received(observer: WSClient) -> int:
+        return sum(1 for p in observer.pushes if str(p.get("o", "")).startswith(t))
+
+    for observer in observers:
+        await observer.wait_for(lambda _, o=observer: received(o) == total, timeout=30)
+        announced, offsets = all_offsets(observer)
+        assert offsets == list(range(announced + 1, announced + 1 + len(offsets))), offsets
