@@ -32,12 +32,31 @@ def stream() -> str:
 
 
 async def test_offsets_grow_by_one_per_push_and_the_epoch_stays(backend):
-    """Offsets 1, 2, 3 in one epoch; the position of a new stream is that epoch at 0."""
+    """Offsets 1, 2, 3 in one epoch; a stream never written reads as ("", 0) and reading
+    it creates nothing (the first push makes its first epoch)."""
     s = stream()
-    epoch, offset = (await backend.history_positions([s], BOUNDS))[s]
-    assert offset == 0
+    assert (await backend.history_positions([s], BOUNDS))[s] == ("", 0)
+    assert (await backend.history_read(s, "", 0, BOUNDS)).epoch == ""
+    assert (await backend.history_positions([s], BOUNDS))[s] == ("", 0)
     appended = [await backend.history_append(s, f'{{"n":{i}}}', BOUNDS) for i in range(3)]
-    assert appended == [(epoch, 1), (epoch, 2), (epoch, 3)]
+    epoch = appended[0][0]
+    assert epoch and appended == [(epoch, 1), (epoch, 2), (epoch, 3)]
+    # "No push yet" (epoch "", offset 0) resumes from the first epoch's first push.
+    first = await backend.history_read(s, "", 0, BOUNDS)
+    assert first.complete and first.epoch == epoch and [o for o, _ in first.entries] == [1, 2, 3]
+
+
+async def test_streams_are_bounded_idle_longest_first(backend):
+    """Past max_streams, the stream idle the longest loses its history (a new epoch)."""
+    bounds = HistoryBounds(size=3, ttl=60, meta_ttl=600, max_streams=3)
+    names = [stream() for _ in range(3)]
+    epochs = {s: (await backend.history_append(s, "{}", bounds))[0] for s in names}
+    await backend.history_read(names[0], epochs[names[0]], 0, bounds)  # used again: kept
+    await backend.history_append(stream(), "{}", bounds)  # a fourth: names[1] goes
+    positions = await backend.history_positions(names, bounds)
+    assert positions[names[0]] == (epochs[names[0]], 1)
+    assert positions[names[1]] == ("", 0)
+    assert positions[names[2]] == (epochs[names[2]], 1)
 
 
 async def test_concurrent_appends_never_share_an_offset(backend):
@@ -80,6 +99,31 @@ async def test_aged_out_pushes_are_not_replayed_but_the_position_stays(backend):
     assert quiet.complete and quiet.epoch == epoch
 
 
+async def test_memory_streams_expire_on_both_ttls():
+    """Pushes go after ttl, the stream itself (position and all) after meta_ttl idle."""
+    backend = MemoryBackend()
+    short = HistoryBounds(size=10, ttl=0.1, meta_ttl=0.2)
+    s = stream()
+    await backend.history_append(s, "{}", short)
+    await asyncio.sleep(0.3)  # the only way to let an age bound pass
+    await backend.history_append(stream(), "{}", short)  # any use sweeps what expired
+    assert backend.stream_count() == 1
+    assert (await backend.history_positions([s], short))[s] == ("", 0)
+
+
+async def test_redis_metadata_lives_meta_ttl_not_a_day(redis_url):
+    """The position's key expires HISTORY_META_TTL after the last push (here 600 s)."""
+    backend = RedisBackend({"address": redis_url}, prefix=f"t{secrets.token_hex(4)}")
+    try:
+        s = stream()
+        await backend.history_append(s, "{}", BOUNDS)
+        meta = history_keys(backend.prefix, s)[1]
+        ttl = await backend._client().redis.pttl(meta)  # noqa: SLF001 (the test looks inside)
+        assert 0 < ttl <= 600_000
+    finally:
+        await backend.close()
+
+
 async def test_idempotency_claim_record_and_bounds(backend):
     """Claimed once, pending for others, then the recorded reply; the oldest records go."""
     owner = f"u:{secrets.token_hex(4)}"
@@ -111,5 +155,6 @@ async def test_idempotency_release_lets_a_retry_run(backend):
 def test_a_scripts_keys_share_one_cluster_slot(stream):
     """Each script touches keys of one stream (or one owner's records) only, hash-tagged so
     that Redis Cluster keeps them in one slot (a script over several slots is refused)."""
-    for keys in (history_keys("wscommands", stream), record_keys("wscommands", f"u:{stream}")):
+    # (The third history key, the index of streams, is shared: history needs one Redis.)
+    for keys in (history_keys("wscommands", stream)[:2], record_keys("wscommands", f"u:{stream}")):
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys

@@ -89,9 +89,12 @@ async def test_a_push_right_after_the_handshake_reaches_a_resumable_client(
 ):
     # A's history backend answers 100 ms late (its channel layer does not): the window
     # between the handshake and the first announcement is wide open.
+    # A prefix of its own: Pub/Sub channels are shared by every database of a Redis.
+    prefix = f"races{secrets.token_hex(3)}"
     async with slow_redis(redis_url, 0.1) as slow_url:
-        limits = json.dumps({"REDIS_URL": {"address": slow_url}})
-        a, b = servers(WSCOMMANDS_LIMITS=limits), servers()
+        slow = json.dumps({"REDIS_URL": {"address": slow_url}, "PREFIX": prefix})
+        a = servers(WSCOMMANDS_LIMITS=slow)
+        b = servers(WSCOMMANDS_LIMITS=json.dumps({"PREFIX": prefix}))
         await _right_after_the_handshake(a, b, clients)
 
 
@@ -103,7 +106,10 @@ async def _right_after_the_handshake(a: Server, b: Server, clients) -> None:
         # As soon as the handshake completed, the other process broadcasts.
         await sender.call("op.broadcast", message={"b": f"{t}-{i}"})
         text = f"{t}-{i}"
-        await client.wait_for(lambda pushes, x=text: any(p.get("b") == x for p in pushes), 15)
+        try:
+            await client.wait_for(lambda ps, x=text: any(p.get("b") == x for p in ps), 15)
+        except TimeoutError:
+            pytest.fail(f"round {i}: {text} never arrived; received {client.pushes}")
         pushed = next(p for p in client.pushes if p.get("b") == text)
         announced, offsets = all_offsets(client)
         assert announced is not None and announced < pushed[POSITION]["offset"], (
@@ -118,8 +124,9 @@ async def _publish(sender: WSClient, tag: str, n: int) -> None:
         await sender.call("op.broadcast", message={"o": f"{tag}-{i}"})
 
 
-async def test_pushes_from_both_processes_arrive_in_order_without_a_hole(cluster, clients):
-    a, b = cluster
+async def test_pushes_from_both_processes_arrive_in_order_without_a_hole(servers, clients):
+    limits = json.dumps({"PREFIX": f"races{secrets.token_hex(3)}"})
+    a, b = servers(WSCOMMANDS_LIMITS=limits), servers(WSCOMMANDS_LIMITS=limits)
     observers = [await clients(a.ws + "?resume=1"), await clients(b.ws + "?resume=1")]
     for observer in observers:
         await observer.wait_for(lambda _, o=observer: all_offsets(o)[0] is not None, timeout=15)

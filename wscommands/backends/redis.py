@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .._internal.compat import close_with_loop, redis_pool
+from ..observability import metrics
 from ..wire.jsoncodec import decode
 from . import redis_scripts as scripts
 from .base import (
@@ -206,11 +207,17 @@ class RedisBackend(Backend):
         args = [
             new_epoch(),
             scripts.ms(bounds.meta_ttl),
+            stream,
             text,
             bounds.size,
             scripts.ms(bounds.ttl),
+            max(bounds.max_streams, 1),
+            f"{self.prefix}:",
         ]
-        epoch, offset = await self._call(lambda c: c.history_append(keys=keys, args=args))
+        epoch, offset, kept, evicted = await self._call(
+            lambda c: c.history_append(keys=keys, args=args)
+        )
+        metrics.streams_kept(int(kept), int(evicted))
         return scripts.text(epoch), int(offset)
 
     async def history_positions(
@@ -223,7 +230,7 @@ class RedisBackend(Backend):
             async with c.redis.pipeline(transaction=False) as pipe:
                 for stream in names:
                     keys = scripts.history_keys(self.prefix, stream)
-                    args = [new_epoch(), scripts.ms(bounds.meta_ttl)]
+                    args = [new_epoch(), scripts.ms(bounds.meta_ttl), stream]
                     await c.history_position(keys=keys, args=args, client=pipe)
                 return await pipe.execute()
 
@@ -234,9 +241,18 @@ class RedisBackend(Backend):
         self, stream: str, epoch: str, after: int, bounds: HistoryBounds
     ) -> HistoryRead:
         keys = scripts.history_keys(self.prefix, stream)
-        args = [new_epoch(), scripts.ms(bounds.meta_ttl), epoch, after, scripts.ms(bounds.ttl)]
+        args = [
+            new_epoch(),
+            scripts.ms(bounds.meta_ttl),
+            stream,
+            epoch,
+            after,
+            scripts.ms(bounds.ttl),
+        ]
         raw = await self._call(lambda c: c.history_read(keys=keys, args=args))
         read = HistoryRead(scripts.text(raw[0]), int(raw[1]))
+        if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch
+            epoch = read.epoch
         if read.epoch != epoch:
             return read
         read.entries = [

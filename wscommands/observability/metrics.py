@@ -32,7 +32,9 @@ from . import prometheus
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
 #: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
-RESUME_OUTCOMES = frozenset({"recovered", "history_lost", "too_far_behind", "forbidden", "invalid"})
+RESUME_OUTCOMES = frozenset(
+    {"recovered", "history_lost", "too_far_behind", "forbidden", "invalid", "rate_limited"}
+)
 #: Close codes counted under their own label; anything else is ``other``.
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
@@ -117,6 +119,9 @@ class Recorded:
         self.canary_failures = 0
         self.resumed: dict[str, int] = {}
         self.replayed = 0
+        self.stream_gaps = 0  # offsets a hub skipped after STREAM_REORDER_WAIT
+        self.streams_evicted = 0  # streams dropped over HISTORY_MAX_STREAMS
+        self.streams_kept: int | None = None  # streams with history (last seen)
         # Worker threads update these: under a lock (everything else runs on the loop).
         self.worker_lock = threading.Lock()
         self.queue = 0
@@ -319,3 +324,18 @@ def replayed(count: int) -> None:
     r = _rec()
     if r is not None:
         r.replayed += count
+
+
+def stream_gap(count: int) -> None:
+    """The hub skipped ``count`` offsets that never arrived within STREAM_REORDER_WAIT."""
+    r = _rec()
+    if r is not None:
+        r.stream_gaps += count
+
+
+def streams_kept(count: int, evicted: int = 0) -> None:
+    """The backend holds ``count`` streams with history, after evicting ``evicted``."""
+    r = _rec()
+    if r is not None:
+        r.streams_kept = count
+        r.streams_evicted += evicted

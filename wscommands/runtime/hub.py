@@ -33,8 +33,9 @@ from ..delivery.peer import ID_SEPARATOR, Peer, split_id
 from ..observability import logs, metrics
 from ..ops import report as ops
 from ..presence.tracker import PresenceTracker
-from ..streams.cursor import Push
+from ..streams.cursor import ALL, Push, group_stream, user_stream
 from ..wire.exceptions import Unavailable
+from .ordering import OrderedDelivery
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -66,6 +67,8 @@ class Hub:
         self._start_failed_at = -RETRY_DELAY
         self.layer_groups = LayerGroups(layer)
         self.presence = PresenceTracker(self)
+        # Stream pushes in offset order, once; the positions connections enter streams at.
+        self.ordered = OrderedDelivery(self._recipients)
 
     # Membership ---------------------------------------------------------------------------
 
@@ -81,6 +84,7 @@ class Hub:
             self._counter += 1
             local_id = str(self._counter)
             self.connections[local_id] = peer
+            self._entered(peer, ALL)
             return f"{self.channel}{ID_SEPARATOR}{local_id}"
 
     async def remove(self, peer: Peer) -> None:
@@ -89,24 +93,27 @@ class Hub:
         if self.connections.pop(local_id, None) is None:
             return
         for group in list(peer.groups):
-            await self._discard(self.groups, group, local_id, group_channel_name(group))
+            await self._discard(
+                self.groups, group, local_id, group_channel_name(group), group_stream(group)
+            )
         if peer.user_pk is not None:
             pk = peer.user_pk
-            await self._discard(self.users, pk, local_id, user_group_name(pk))
+            await self._discard(self.users, pk, local_id, user_group_name(pk), user_stream(pk))
         async with self._lock:
             if not self.connections and self.channel is not None:
                 await self._stop()
 
     async def join(self, peer: Peer, group: str) -> None:
         """Add a local connection to a group."""
-        local_id = split_id(peer.id)[1]
-        await self._add(self.groups, group, local_id, group_channel_name(group))
+        await self._add(peer, self.groups, group, group_channel_name(group), group_stream(group))
         self.presence.joined(peer, group)
 
     async def leave(self, peer: Peer, group: str) -> None:
         """Remove a local connection from a group."""
         local_id = split_id(peer.id)[1]
-        await self._discard(self.groups, group, local_id, group_channel_name(group))
+        await self._discard(
+            self.groups, group, local_id, group_channel_name(group), group_stream(group)
+        )
         self.presence.left(peer, group)
 
     async def set_user(self, peer: Peer, old_pk: Any, new_pk: Any) -> None:
@@ -119,31 +126,53 @@ class Hub:
             return
         local_id = split_id(peer.id)[1]
         if old_pk is not None:
-            await self._discard(self.users, old_pk, local_id, user_group_name(old_pk))
+            await self._discard(
+                self.users, old_pk, local_id, user_group_name(old_pk), user_stream(old_pk)
+            )
         if new_pk is not None:
-            await self._add(self.users, new_pk, local_id, user_group_name(new_pk), wait=False)
+            name, stream = user_group_name(new_pk), user_stream(new_pk)
+            await self._add(peer, self.users, new_pk, name, stream, wait=False)
         self.presence.changed(peer)
 
     async def _add(
-        self, index: dict, key: Any, local_id: str, channel_group: str, wait: bool = True
+        self,
+        peer: Peer,
+        index: dict,
+        key: Any,
+        channel_group: str,
+        stream: str,
+        wait: bool = True,
     ) -> None:
         members = index.setdefault(key, set())
         first = not members
-        members.add(local_id)
+        members.add(split_id(peer.id)[1])
+        added = None
         if first:
             added = self.layer_groups.change(True, channel_group, self.channel)
-            if wait:
-                await added
+            self.ordered.follow(stream, added)
+        self._entered(peer, stream)
+        if added is not None and wait:
+            await added
 
-    async def _discard(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
+    async def _discard(
+        self, index: dict, key: Any, local_id: str, channel_group: str, stream: str
+    ) -> None:
         members = index.get(key)
         if not members or local_id not in members:
             return
         members.discard(local_id)
         if not members:
             del index[key]
+            self.ordered.unfollow(stream)
             if self.channel is not None:
                 await self.layer_groups.change(False, channel_group, self.channel)
+
+    def _entered(self, peer: Peer, stream: str) -> None:
+        """``peer`` just became a local recipient of ``stream``: a resumable connection
+        records the position it starts at (no await between this and the insertion)."""
+        cursor = getattr(peer, "streams", None)
+        if cursor is not None:
+            cursor.entered(stream, self.ordered.order.entry(stream))
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -181,11 +210,17 @@ class Hub:
         # connections receive broadcasts from the moment their handshake completes, as the
         # protocol promises; later handshakes find the hub started and never wait on Redis.
         await self.layer_groups.change(True, all_group_name(), self.channel)
+        # So is the position of `all` (one backend read): the first connections then start
+        # right after it, and every broadcast sent once they are accepted reaches them.
+        baseline = self.ordered.follow(ALL)
+        if baseline is not None:
+            await asyncio.wait([baseline], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
         receiver, *others = self._tasks
         self._tasks = []
+        self.ordered.stop()
         # The next handshake waits for this stop (it holds the hub's lock), then for a new
         # channel (up to CHANNEL_LAYER_TIMEOUT), all within daphne's 5 s handshake timeout:
         # everything here that talks to the layer or the backend shares one deadline of half
@@ -241,6 +276,14 @@ class Hub:
 
     # Delivery -----------------------------------------------------------------------------
 
+    def _recipients(self, message: dict[str, Any]) -> list[Peer]:
+        connections = self.connections
+        return [
+            peer
+            for local_id in self._targets(message)
+            if (peer := connections.get(local_id)) is not None
+        ]
+
     def _targets(self, message: dict[str, Any]) -> Iterable[str]:
         target = message.get("target")
         if target == "all":
@@ -257,20 +300,14 @@ class Hub:
         """Write a received message's text to each of its local recipients."""
         if message.get("type") != MESSAGE_TYPE:
             return
-        connections = self.connections
-        recipients = [
-            peer
-            for local_id in self._targets(message)
-            if (peer := connections.get(local_id)) is not None
-        ]
-        started = time.perf_counter()
         push = Push.from_message(message)
-        if push is not None:
-            await write_all(recipients, push.deliver)
-        else:
-            text, exclude = message["text"], message.get("exclude")
-            recipients = [peer for peer in recipients if peer.id != exclude]
-            await write_all(recipients, lambda peer: peer.push_text(text))
+        if push is not None:  # a stream's: in offset order (runtime/ordering.py)
+            await self.ordered.deliver(push)
+            return
+        started = time.perf_counter()
+        text, exclude = message["text"], message.get("exclude")
+        recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
+        await write_all(recipients, lambda peer: peer.push_text(text))
         elapsed = time.perf_counter() - started
         metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 

@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 #: Most streams one resume request may name; more get invalid_arguments.
 MAX_RESUME_STREAMS = 100
 #: Why a stream was not recovered (the wire's ``reason``).
-HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID = (
+HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID, RATE_LIMITED = (
     "history_lost",
     "too_far_behind",
     "forbidden",
     "invalid",
+    "rate_limited",
 )
 
 
@@ -107,11 +108,17 @@ async def handle(connection: Connection, request_id: Any, argument: Any) -> None
         result, allowed = await _authorize(connection, wanted)
         cursor.hold(allowed)
         try:
+            joined = []
             for stream in allowed:
                 kind, _, name = stream.partition(":")
                 if kind == "group" and name not in connection.groups:
                     connection.groups.add(name)
                     await get_hub().join(connection, name)
+                    joined.append(stream)
+            for stream in joined:
+                # Once the process receives the group live: what the history read below
+                # does not hold reaches the connection live.
+                await cursor.entry(stream)
             for stream in allowed:
                 result[stream] = await _replay(cursor, stream, wanted[stream])
             reply = {RESUME: result}
@@ -165,8 +172,16 @@ async def _replay(
         cursor.start_at(stream, epoch, offset)
         return {"recovered": False, "reason": INVALID, "epoch": epoch, "offset": offset}
     epoch, after = position
+    sent = cursor.sent.get(stream)
+    if epoch and sent is not None and sent.epoch == epoch:
+        # Read only after what this connection was sent from there on: asking again for
+        # what it has costs nothing.
+        while sent.has(after + 1):
+            after += 1
     read = await backend.history_read(stream, epoch, after, bounds)
     current = {"epoch": read.epoch, "offset": read.offset}
+    if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch
+        epoch = read.epoch
     if read.epoch != epoch:
         reason = HISTORY_LOST
     elif after > read.offset:
@@ -174,13 +189,18 @@ async def _replay(
     elif not read.complete:
         reason = TOO_FAR_BEHIND
     else:
-        push = cursor.connection.push_text
-        replayed = 0
-        for offset, text in read.entries:
-            if not cursor.was_sent(stream, epoch, offset):
-                await push(position_text(text, stream, epoch, offset))
-                replayed += 1
-        metrics.replayed(replayed)
+        missing = [
+            (offset, position_text(text, stream, epoch, offset))
+            for offset, text in read.entries
+            if not cursor.of(stream, epoch).has(offset)
+        ]
+        wait = cursor.budget.take(len(missing), sum(len(text) for _, text in missing))
+        if wait:
+            return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait, **current}
+        for offset, text in missing:
+            await cursor.connection.push_text(text)
+            cursor.replayed(stream, epoch, offset)
+        metrics.replayed(len(missing))
         cursor.start_at(stream, read.epoch, read.offset)
         return {"recovered": True, **current}
     cursor.start_at(stream, read.epoch, read.offset)

@@ -1,0 +1,117 @@
+"""The hub's delivery of stream pushes: in offset order per stream, each once per process.
+
+:class:`OrderedDelivery` owns the process's :class:`~.streams.order.StreamOrder`. The hub tells
+it when the process starts and stops following a stream (its first local recipient came, its
+last left); it then reads the stream's position once the channel-layer subscription is live
+(the baseline: every later push reaches the process), and delivers what arrives through the
+sequencer, under one lock so that pushes released by a timer never interleave with the
+receive loop's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ..backends import BackendUnavailable, get_backend
+from ..conf import wscommands_settings
+from ..delivery.fanout import write_all
+from ..observability import logs, metrics
+from ..streams.cursor import Push, history_bounds
+from ..streams.order import StreamOrder
+
+logger = logging.getLogger("wscommands.layer")
+
+
+class OrderedDelivery:
+    """Stream pushes of one hub, in order (see the module docstring)."""
+
+    def __init__(self, recipients: Callable[[dict[str, Any]], list[Any]]):
+        s = wscommands_settings
+        self.order = StreamOrder(s.STREAM_REORDER_WAIT, s.STREAM_REORDER_MAX)
+        self._recipients = recipients
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def follow(
+        self, stream: str, subscribed: Awaitable[Any] | None = None
+    ) -> asyncio.Task | None:
+        """The process starts receiving ``stream`` (``subscribed``: its layer membership);
+        its position is read once that membership is live (the task returned)."""
+        if history_bounds() is None or stream in self.order.streams:
+            return None
+        self.order.begin(stream)
+        return self._spawn(self._read_baseline(stream, subscribed), "wscommands-stream-baseline")
+
+    def unfollow(self, stream: str) -> None:
+        """The process no longer receives ``stream``."""
+        self.order.end(stream)
+
+    def stop(self) -> None:
+        """The hub stopped: forget every stream and pending task."""
+        self.order.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in self._tasks:
+            task.cancel()
+
+    async def _read_baseline(self, stream: str, subscribed: Awaitable[Any] | None) -> None:
+        if subscribed is not None:
+            await subscribed
+        try:
+            positions = await get_backend().history_positions([stream], history_bounds())
+            position = positions.get(stream)
+        except BackendUnavailable:
+            logger.warning("stream position of %s unavailable: taken from its first push", stream)
+            position = None
+        async with self._lock:
+            await self._write(self.order.baseline(stream, position))
+
+    async def deliver(self, push: Push) -> None:
+        """Deliver a received push, and those it let out, in order."""
+        async with self._lock:
+            await self._write(self.order.arrive(push, asyncio.get_running_loop().time()))
+            self._arm()
+
+    async def _write(self, pushes: Iterable[Any]) -> None:
+        for push in pushes:
+            # Recipients and the stream's delivered position are taken together, with no
+            # await in between: a connection entering later starts after this push.
+            recipients = self._recipients(push.message)
+            self.order.delivering(push)
+            started = time.perf_counter()
+            await write_all(recipients, push.deliver)
+            elapsed = time.perf_counter() - started
+            target, sent = push.message.get("target", ""), push.message.get("sent")
+            metrics.delivered(target, len(recipients), elapsed, sent)
+
+    def _arm(self) -> None:
+        """Wake up when the oldest held push has waited long enough."""
+        deadline = self.order.next_deadline()
+        if deadline is None or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._spawn(self._flush(), "wscommands-stream-reorder")
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            skipped = self.order.skipped
+            await self._write(self.order.due(asyncio.get_running_loop().time()))
+            if self.order.skipped > skipped:
+                metrics.stream_gap(self.order.skipped - skipped)
+            self._arm()
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task:
+        task = logs.process_task(coroutine, name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
