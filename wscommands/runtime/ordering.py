@@ -37,9 +37,7 @@ class OrderedDelivery:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    def follow(
-        self, stream: str, subscribed: Awaitable[Any] | None = None
-    ) -> asyncio.Task | None:
+    def follow(self, stream: str, subscribed: Awaitable[Any] | None = None) -> asyncio.Task | None:
         """The process starts receiving ``stream`` (``subscribed``: its layer membership);
         its position is read once that membership is live (the task returned)."""
         if history_bounds() is None or stream in self.order.streams:
