@@ -25,7 +25,7 @@ hash tag ``{<stream>}`` so that Redis Cluster keeps them in one slot:
   ``HISTORY_META_TTL`` after the last push or read, so a quiet stream keeps its position
   after its pushes have aged out. Only a push creates it: reading a stream creates nothing.
 - ``<prefix>:streams``: a sorted set of the streams with history, scored by their last push
-  or read (Redis time, ms): past ``HISTORY_MAX_STREAMS`` the append script drops the idle
+  or read (Redis time, µs): past ``HISTORY_MAX_STREAMS`` the append script drops the idle
   longest (both keys). It names other streams' keys, so history needs one Redis (or
   Sentinel), not Redis Cluster, like the rest of this backend.
 - ``<prefix>:{<stream>}:h``: a Redis Stream of the pushes, entry id ``<offset>-0`` (explicit,
@@ -141,7 +141,8 @@ if not epoch then
   redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], now, ARGV[3])
+-- Scored in microseconds: streams used one after the other keep their order.
+redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[3])
 """
 
 #: ARGV: new epoch, meta ttl ms, stream, text, size, ttl ms, max streams, key prefix.
@@ -155,7 +156,7 @@ HISTORY_APPEND = (
 offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], offset .. '-0', 't', now, 'd', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', (now - tonumber(ARGV[2])) * 1000)
 local evicted = 0
 local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[7])
 if extra > 0 then
