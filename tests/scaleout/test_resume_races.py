@@ -143,3 +143,77 @@ async def test_pushes_from_both_processes_arrive_in_order_without_a_hole(servers
         await observer.wait_for(lambda _, o=observer: received(o) == total, timeout=30)
         announced, offsets = all_offsets(observer)
         assert offsets == list(range(announced + 1, announced + 1 + len(offsets))), offsets
+
+
+async def _resume(client: WSClient, streams: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Send a resume; its reply and how many pushes were replayed before it."""
+    before = len(client.pushes)
+    reply = await client.request({"wscommands.resume": {"streams": streams}})
+    replayed = [p for p in client.pushes[before:] if POSITION in p]
+    return reply["wscommands.resume"], len(replayed)
+
+
+async def test_a_resume_never_sends_a_push_twice(servers, clients):
+    """Resuming again from the same position replays nothing: what the connection was sent
+    (live or by a replay) is never sent again (issue 18: 108 frames brought back 54,002)."""
+    limits = json.dumps({"PREFIX": f"races{secrets.token_hex(3)}"})
+    a = servers(WSCOMMANDS_LIMITS=limits)
+    sender = await clients(a.ws)
+    t = secrets.token_hex(4)
+    for i in range(40):
+        await sender.call("op.broadcast", message={"r": f"{t}-{i}"})
+    # Delivered on the process (the sender gets its broadcasts too) before the client comes.
+    await sender.wait_for(lambda ps: any(p.get("r") == f"{t}-39" for p in ps), timeout=15)
+    client = await clients(a.ws + "?resume=1")
+    await client.wait_for(lambda _: all_offsets(client)[0] is not None, timeout=15)
+    announced = all_offsets(client)[0]
+    epoch = next(p[STREAMS]["all"]["epoch"] for p in client.pushes if STREAMS in p)
+    behind = {"all": {"epoch": epoch, "offset": announced - 30}}
+    result, replayed = await _resume(client, behind)
+    assert result["all"]["recovered"] is True and replayed == 30, (result, replayed)
+    for _ in range(5):
+        result, replayed = await _resume(client, behind)
+        assert result["all"]["recovered"] is True and replayed == 0
+    # A push sent live after that is delivered once; asking for it again brings nothing.
+    await sender.call("op.broadcast", message={"r": f"{t}-live"})
+    await client.wait_for(lambda ps: any(p.get("r") == f"{t}-live" for p in ps), timeout=15)
+    result, replayed = await _resume(client, behind)
+    assert replayed == 0
+    texts = [p["r"] for p in client.pushes if str(p.get("r", "")).startswith(t)]
+    assert len(texts) == len(set(texts)) == 31
+
+
+async def test_replays_over_the_budget_are_refused_whole(servers, clients):
+    """Past RESUME_PUSHES in an interval, a stream's replay is refused with rate_limited and
+    retry_after, never sent in part; another stream that fits is replayed whole."""
+    limits = json.dumps(
+        {
+            "PREFIX": f"races{secrets.token_hex(3)}",
+            "HISTORY_SIZE": 50,
+            "RESUME_PUSHES": 60,
+            "RESUME_INTERVAL": 3600,
+        }
+    )
+    a = servers(WSCOMMANDS_LIMITS=limits)
+    sender = await clients(a.ws)
+    t, group = secrets.token_hex(4), f"budget-{secrets.token_hex(3)}"
+    client = await clients(a.ws + "?resume=1")
+    await client.call("op.join", group=group)
+    await client.wait_for(
+        lambda ps: any(f"group:{group}" in (p.get(STREAMS) or {}) for p in ps), timeout=15
+    )
+    await client.close()  # away while 40 pushes go to each stream
+    for i in range(40):
+        await sender.call("op.broadcast", message={"r": f"{t}-{i}"})
+        await sender.call("op.group", group=group, message={"r": f"{t}-g{i}"})
+    positions: dict[str, Any] = {}
+    for push in client.pushes:
+        positions.update(push.get(STREAMS) or {})
+    back = await clients(a.ws + "?resume=1")
+    await back.call("op.join", group=group)
+    result, replayed = await _resume(back, positions)
+    assert result["all"]["recovered"] is True
+    assert result[f"group:{group}"]["recovered"] is False
+    assert result[f"group:{group}"]["reason"] == "rate_limited"
+    assert result[f"group:{group}"]["retry_after"] > 0
+    assert replayed == 40  # all of `all`, nothing of the group
