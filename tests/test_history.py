@@ -13,6 +13,7 @@ from wscommands.backends.base import CLAIMED, DONE, PENDING, HistoryBounds
 from wscommands.backends.memory import MemoryBackend
 from wscommands.backends.redis import RedisBackend
 from wscommands.backends.redis_scripts import history_keys, record_keys
+from wscommands.streams.cursor import history_bounds
 
 BOUNDS = HistoryBounds(size=3, ttl=60, meta_ttl=600)
 
@@ -112,15 +113,16 @@ async def test_memory_streams_expire_on_both_ttls():
     assert (await backend.history_positions([s], short))[s] == ("", 0)
 
 
-async def test_redis_metadata_lives_meta_ttl_not_a_day(redis_url):
-    """The position's key expires HISTORY_META_TTL after the last push (here 600 s)."""
+async def test_redis_metadata_does_not_outlive_the_history_by_a_day(redis_url):
+    """With the default settings a stream's position expires within an hour of its last
+    push (HISTORY_META_TTL 3600), not 24 h."""
     backend = RedisBackend({"address": redis_url}, prefix=f"t{secrets.token_hex(4)}")
     try:
         s = stream()
-        await backend.history_append(s, "{}", BOUNDS)
+        await backend.history_append(s, "{}", history_bounds())
         meta = history_keys(backend.prefix, s)[1]
         ttl = redis.Redis.from_url(redis_url).pttl(meta)
-        assert 0 < ttl <= 600_000
+        assert 0 < ttl <= 3600_000
     finally:
         await backend.close()
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
