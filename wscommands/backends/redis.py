@@ -204,16 +204,9 @@ class RedisBackend(Backend):
         self, stream: str, text: str, bounds: HistoryBounds
     ) -> tuple[str, int]:
         keys = scripts.history_keys(self.prefix, stream)
-        args = [
-            new_epoch(),
-            scripts.ms(bounds.meta_ttl),
-            stream,
-            text,
-            bounds.size,
-            scripts.ms(bounds.ttl),
-            max(bounds.max_streams, 1),
-            f"{self.prefix}:",
-        ]
+        b = bounds
+        args = [new_epoch(), scripts.ms(b.meta_ttl), stream, text, b.size]
+        args += [scripts.ms(b.ttl), max(b.max_streams, 1), f"{self.prefix}:"]
         epoch, offset, kept, evicted = await self._call(
             lambda c: c.history_append(keys=keys, args=args)
         )
@@ -241,14 +234,8 @@ class RedisBackend(Backend):
         self, stream: str, epoch: str, after: int, bounds: HistoryBounds
     ) -> HistoryRead:
         keys = scripts.history_keys(self.prefix, stream)
-        args = [
-            new_epoch(),
-            scripts.ms(bounds.meta_ttl),
-            stream,
-            epoch,
-            after,
-            scripts.ms(bounds.ttl),
-        ]
+        meta_ttl, ttl = scripts.ms(bounds.meta_ttl), scripts.ms(bounds.ttl)
+        args = [new_epoch(), meta_ttl, stream, epoch, after, ttl]
         raw = await self._call(lambda c: c.history_read(keys=keys, args=args))
         read = HistoryRead(scripts.text(raw[0]), int(raw[1]))
         if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -20,7 +18,6 @@ from django.utils.module_loading import import_string
 from .._internal.loops import PerLoop
 from .._internal.resilience import best_effort, cancel_and_wait
 from ..conf import wscommands_settings
-from ..delivery.fanout import write_all
 from ..delivery.layergroups import CANARY_TYPE, LayerGroups
 from ..delivery.messaging import (
     MESSAGE_TYPE,
@@ -30,12 +27,12 @@ from ..delivery.messaging import (
     user_group_name,
 )
 from ..delivery.peer import ID_SEPARATOR, Peer, split_id
-from ..observability import logs, metrics
+from ..observability import logs
 from ..ops import report as ops
 from ..presence.tracker import PresenceTracker
-from ..streams.cursor import ALL, Push, group_stream, user_stream
+from ..streams.cursor import ALL, group_stream, user_stream
 from ..wire.exceptions import Unavailable
-from .ordering import OrderedDelivery
+from .ordering import OrderedDelivery, local_recipients
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -277,39 +274,12 @@ class Hub:
     # Delivery -----------------------------------------------------------------------------
 
     def _recipients(self, message: dict[str, Any]) -> list[Peer]:
-        connections = self.connections
-        return [
-            peer
-            for local_id in self._targets(message)
-            if (peer := connections.get(local_id)) is not None
-        ]
-
-    def _targets(self, message: dict[str, Any]) -> Iterable[str]:
-        target = message.get("target")
-        if target == "all":
-            return list(self.connections)
-        if target == "group":
-            return list(self.groups.get(message.get("key"), ()))
-        if target == "user":
-            return list(self.users.get(message.get("key"), ()))
-        if target == "ids":
-            return message.get("key") or ()
-        return ()
+        return local_recipients(self.connections, self.groups, self.users, message)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Write a received message's text to each of its local recipients."""
-        if message.get("type") != MESSAGE_TYPE:
-            return
-        push = Push.from_message(message)
-        if push is not None:  # a stream's: in offset order (runtime/ordering.py)
-            await self.ordered.deliver(push)
-            return
-        started = time.perf_counter()
-        text, exclude = message["text"], message.get("exclude")
-        recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
-        await write_all(recipients, lambda peer: peer.push_text(text))
-        elapsed = time.perf_counter() - started
-        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
+        if message.get("type") == MESSAGE_TYPE:
+            await self.ordered.deliver_message(message)
 
 
 def hub_class() -> type[Hub]:

@@ -70,6 +70,19 @@ class OrderedDelivery:
         async with self._lock:
             await self._write(self.order.baseline(stream, position))
 
+    async def deliver_message(self, message: dict[str, Any]) -> None:
+        """Write a channel-layer message to its local recipients (a stream's in order)."""
+        push = Push.from_message(message)
+        if push is not None:
+            await self.deliver(push)
+            return
+        started = time.perf_counter()
+        text, exclude = message["text"], message.get("exclude")
+        recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
+        await write_all(recipients, lambda peer: peer.push_text(text))
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
+
     async def deliver(self, push: Push) -> None:
         """Deliver a received push, and those it let out, in order."""
         async with self._lock:
@@ -113,3 +126,24 @@ class OrderedDelivery:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def local_recipients(
+    connections: dict[str, Any],
+    groups: dict[str, set[str]],
+    users: dict[Any, set[str]],
+    message: dict[str, Any],
+) -> list[Any]:
+    """The local connections a channel-layer message is for (its target and key)."""
+    target, key = message.get("target"), message.get("key")
+    if target == "all":
+        ids: Iterable[str] = list(connections)
+    elif target == "group":
+        ids = list(groups.get(key, ()))
+    elif target == "user":
+        ids = list(users.get(key, ()))
+    elif target == "ids":
+        ids = key or ()
+    else:
+        ids = ()
+    return [peer for local_id in ids if (peer := connections.get(local_id)) is not None]
