@@ -87,3 +87,14 @@ def test_sent_ranges_answer_what_was_sent_and_stay_bounded():
     assert sent.has(14) and not sent.has(16) and not sent.has(10)
     sent.add(500, keep=100)
     assert sent.ranges == [[500, 500]]  # older than one history: forgotten
+
+
+async def test_missing_pushes_found_in_history_fill_the_gap():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("e", 1))
+    order.arrive(P("all", "e", 4), now=0)
+    assert [(s, e, a, h.offset) for s, e, a, h in order.gaps(now=0.5)] == [("all", "e", 1, 4)]
+    found = [P("all", "e", 2), P("all", "e", 3), P("all", "other", 3)]
+    assert offsets(order.fill(found, now=0.5)) == [("e", 2), ("e", 3), ("e", 4)]
+    assert order.skipped == 0 and order.gaps(now=1) == []

@@ -114,12 +114,34 @@ class OrderedDelivery:
         self._spawn(self._flush(), "wscommands-stream-reorder")
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The missing pushes are in history (a push is recorded before it is published):
+        # read them once for the process rather than leave the gap to every client.
+        found = [p for gap in self.order.gaps(loop.time()) for p in await self._look_up(*gap)]
         async with self._lock:
+            due = self.order.fill(found, loop.time())
             skipped = self.order.skipped
-            await self._write(self.order.due(asyncio.get_running_loop().time()))
+            await self._write(due + self.order.due(loop.time()))
             if self.order.skipped > skipped:
                 metrics.stream_gap(self.order.skipped - skipped)
             self._arm()
+
+    async def _look_up(self, stream: str, epoch: str, after: int, held: Any) -> list[Push]:
+        """The pushes of ``stream`` between ``after`` and ``held`` (the first held after the
+        gap) that history still has; they go to the same recipients as ``held``."""
+        try:
+            read = await get_backend().history_read(stream, epoch, after, history_bounds())
+        except BackendUnavailable:
+            return []
+        if read.epoch != epoch:
+            return []
+        # Not the sender's own everyone_else exclusion, which history does not keep.
+        message = {**held.message, "exclude": None}
+        return [
+            Push(stream, epoch, offset, text, None, message)
+            for offset, text in read.entries
+            if after < offset < held.offset
+        ]
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task:
         task = logs.process_task(coroutine, name)

@@ -137,6 +137,28 @@ class StreamOrder:
             due += self._skip(state)
         return due
 
+    def gaps(self, now: float) -> list[tuple[str, str, int, Positioned]]:
+        """The streams whose wait is over: ``(stream, epoch, last released offset, the first
+        push held after the gap)``, for the hub to look the missing offsets up in history."""
+        return [
+            (stream, state.epoch, state.released, state.held[min(state.held)])
+            for stream, state in self.streams.items()
+            if state.ready
+            and state.held
+            and state.epoch is not None
+            and now - state.since >= self.wait
+        ]
+
+    def fill(self, pushes: list[Positioned], now: float) -> list[Positioned]:
+        """Missing pushes found in history: those still missing go in (never another
+        epoch's: the stream may have moved on while they were read); the pushes now due."""
+        due: list[Positioned] = []
+        for push in pushes:
+            state = self.streams.get(push.stream)
+            if state is not None and state.ready and state.epoch == push.epoch:
+                due += self.arrive(push, now)
+        return due
+
     def due(self, now: float) -> list[Positioned]:
         """Skip the missing offsets of every stream that waited ``wait`` seconds: the pushes
         held behind them, in order."""
