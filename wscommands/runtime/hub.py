@@ -65,7 +65,7 @@ class Hub:
         self.layer_groups = LayerGroups(layer)
         self.presence = PresenceTracker(self)
         # Stream pushes in offset order, once; the positions connections enter streams at.
-        self.ordered = OrderedDelivery(self._recipients)
+        self.ordered = OrderedDelivery(self._recipients, self.deliver)
 
     # Membership ---------------------------------------------------------------------------
 
@@ -143,13 +143,15 @@ class Hub:
         members = index.setdefault(key, set())
         first = not members
         members.add(split_id(peer.id)[1])
-        added = None
+        ready: asyncio.Future | None = None
         if first:
             added = self.layer_groups.change(True, channel_group, self.channel)
-            self.ordered.follow(stream, added)
+            # The join returns once the stream's position is read too: pushes published
+            # after it are above that position, so the process delivers them.
+            ready = self.ordered.follow(stream, added) or added
         self._entered(peer, stream)
-        if added is not None and wait:
-            await added
+        if ready is not None and wait:
+            await ready
 
     async def _discard(
         self, index: dict, key: Any, local_id: str, channel_group: str, stream: str
@@ -267,7 +269,7 @@ class Hub:
                 self.layer_groups.canary_returned()
                 continue
             try:
-                await self.deliver(message)
+                await self.ordered.receive(message)  # then self.deliver, in offset order
             except Exception:
                 logger.exception("delivering a message failed")
 
@@ -277,9 +279,10 @@ class Hub:
         return local_recipients(self.connections, self.groups, self.users, message)
 
     async def deliver(self, message: dict[str, Any]) -> None:
-        """Write a received message's text to each of its local recipients."""
+        """Write a received message's text to each of its local recipients (a stream's
+        pushes come here in offset order, see :mod:`.ordering`)."""
         if message.get("type") == MESSAGE_TYPE:
-            await self.ordered.deliver_message(message)
+            await self.ordered.write(message)
 
 
 def hub_class() -> type[Hub]:

@@ -11,6 +11,7 @@ receive loop's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,10 +30,16 @@ logger = logging.getLogger("wscommands.layer")
 class OrderedDelivery:
     """Stream pushes of one hub, in order (see the module docstring)."""
 
-    def __init__(self, recipients: Callable[[dict[str, Any]], list[Any]]):
+    def __init__(
+        self,
+        recipients: Callable[[dict[str, Any]], list[Any]],
+        deliver: Callable[[dict[str, Any]], Awaitable[None]],
+    ):
         s = wscommands_settings
         self.order = StreamOrder(s.STREAM_REORDER_WAIT, s.STREAM_REORDER_MAX)
         self._recipients = recipients
+        # The hub's deliver (a HUB_CLASS may override it): it sees each message in its turn.
+        self._deliver = deliver
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -44,6 +51,14 @@ class OrderedDelivery:
             return None
         self.order.begin(stream)
         return self._spawn(self._read_baseline(stream, subscribed), "wscommands-stream-baseline")
+
+    async def ready(self, stream: str, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until the process has read ``stream``'s
+        position: from then on it delivers every push published to it."""
+        waiter = self.order.entry(stream)
+        if isinstance(waiter, asyncio.Future):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
 
     def unfollow(self, stream: str) -> None:
         """The process no longer receives ``stream``."""
@@ -70,36 +85,40 @@ class OrderedDelivery:
         async with self._lock:
             await self._write(self.order.baseline(stream, position))
 
-    async def deliver_message(self, message: dict[str, Any]) -> None:
-        """Write a channel-layer message to its local recipients (a stream's in order)."""
+    async def receive(self, message: dict[str, Any]) -> None:
+        """A message from the channel layer: handed to the hub's ``deliver`` now, or (a
+        stream's push) once the pushes before it were, in offset order."""
         push = Push.from_message(message)
-        if push is not None:
-            await self.deliver(push)
+        if push is None:
+            await self._deliver(message)
             return
-        started = time.perf_counter()
-        text, exclude = message["text"], message.get("exclude")
-        recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
-        await write_all(recipients, lambda peer: peer.push_text(text))
-        elapsed = time.perf_counter() - started
-        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
-
-    async def deliver(self, push: Push) -> None:
-        """Deliver a received push, and those it let out, in order."""
         async with self._lock:
             await self._write(self.order.arrive(push, asyncio.get_running_loop().time()))
             self._arm()
 
     async def _write(self, pushes: Iterable[Any]) -> None:
         for push in pushes:
+            try:
+                await self._deliver(push.message)
+            except Exception:  # the others still go out, in order
+                logger.exception("delivering a message failed")
+
+    async def write(self, message: dict[str, Any]) -> None:
+        """Write a message (in its turn) to its local recipients (the hub's ``deliver``)."""
+        started = time.perf_counter()
+        push = Push.from_message(message)
+        if push is not None:
             # Recipients and the stream's delivered position are taken together, with no
             # await in between: a connection entering later starts after this push.
-            recipients = self._recipients(push.message)
+            recipients = self._recipients(message)
             self.order.delivering(push)
-            started = time.perf_counter()
             await write_all(recipients, push.deliver)
-            elapsed = time.perf_counter() - started
-            target, sent = push.message.get("target", ""), push.message.get("sent")
-            metrics.delivered(target, len(recipients), elapsed, sent)
+        else:
+            text, exclude = message["text"], message.get("exclude")
+            recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
+            await write_all(recipients, lambda peer: peer.push_text(text))
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
 
     def _arm(self) -> None:
         """Wake up when the oldest held push has waited long enough."""
@@ -136,9 +155,9 @@ class OrderedDelivery:
         if read.epoch != epoch:
             return []
         # Not the sender's own everyone_else exclusion, which history does not keep.
-        message = {**held.message, "exclude": None}
+        base = {**held.message, "exclude": None, "sent": None}
         return [
-            Push(stream, epoch, offset, text, None, message)
+            Push.from_message({**base, "offset": offset, "text": text})
             for offset, text in read.entries
             if after < offset < held.offset
         ]

@@ -14,12 +14,14 @@ import logging
 
 from .._internal.threads import call
 from ..commands.registry import Registry
+from ..conf import wscommands_settings
 from ..connection import memberships
 from ..connection.connection import Connection
 from ..guards.caps import Ticket, get_caps
 from ..guards.sessions import get_session_watcher
 from ..guards.shutdown import get_shutdown
 from ..runtime.hub import get_hub
+from ..streams.cursor import user_stream
 from ..wire.protocol import ADMIT, CloseCode, Decision, refuse
 
 logger = logging.getLogger("wscommands.connection")
@@ -55,6 +57,12 @@ class ConnectionLifecycle:
         self.connection.id = await hub.add(self.connection)
         self.registered = True
         await self.connection.sync_user()
+        if self.connection.user_pk is not None:
+            # Before the accept: every push to the user published once the handshake has
+            # completed reaches the connection (a Redis round trip for a user's first
+            # connection on this process, bounded; none for the others).
+            stream = user_stream(self.connection.user_pk)
+            await hub.ordered.ready(stream, wscommands_settings.CHANNEL_LAYER_TIMEOUT)
         hub.presence.connected(self.connection)  # recorded in the background
 
     async def opened(self) -> Decision:
