@@ -170,6 +170,8 @@ class StreamCursor:
         self.started = False
         #: What replays this connection may still be sent (pushes, bytes).
         self.budget = ReplayBudget()
+        #: Offsets of sent ranges kept below the newest: one history (older ones are gone).
+        self.keep = max(wscommands_settings.HISTORY_SIZE, 1)
 
     async def offer(self, push: Push) -> None:
         """Send a live push now, or hold it while its stream is being read or replayed."""
@@ -192,7 +194,7 @@ class StreamCursor:
             sent = self.sent[push.stream] = Sent(push.epoch, floor)
         elif push.offset <= sent.floor or sent.has(push.offset):
             return
-        sent.add(push.offset, _keep())
+        sent.add(push.offset, self.keep)
         excluded = push.exclude is not None and push.exclude == self.connection.id
         await self.connection.push_text(push.bare() if excluded else push.positioned())
 
@@ -205,7 +207,7 @@ class StreamCursor:
 
     def replayed(self, stream: str, epoch: str, offset: int) -> None:
         """A replay wrote the push at ``offset`` to this connection."""
-        self.of(stream, epoch).add(offset, _keep())
+        self.of(stream, epoch).add(offset, self.keep)
 
     def entered(self, stream: str, position: Position | asyncio.Future | None) -> None:
         """The hub made this connection a recipient of ``stream`` at ``position``."""
@@ -252,8 +254,3 @@ class StreamCursor:
                     await self.send(held.pop(0))
             finally:
                 self.held.pop(stream, None)
-
-
-def _keep() -> int:
-    """Offsets of sent ranges kept below the newest: one history (older ones are gone)."""
-    return max(wscommands_settings.HISTORY_SIZE, 1)
