@@ -13,6 +13,7 @@ from wscommands.backends.base import CLAIMED, DONE, PENDING, HistoryBounds
 from wscommands.backends.memory import MemoryBackend
 from wscommands.backends.redis import RedisBackend
 from wscommands.backends.redis_scripts import history_keys, record_keys
+from wscommands.checks import check_limits
 from wscommands.streams.cursor import history_bounds
 
 BOUNDS = HistoryBounds(size=3, ttl=60, meta_ttl=600)
@@ -161,3 +162,11 @@ def test_a_scripts_keys_share_one_cluster_slot(stream):
     # (The third history key, the index of streams, is shared: history needs one Redis.)
     for keys in (history_keys("wscommands", stream)[:2], record_keys("wscommands", f"u:{stream}")):
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys
+
+
+def test_a_replay_budget_below_one_history_is_caught_at_start_up(settings):
+    """RESUME_PUSHES under HISTORY_SIZE would refuse a reconnect its one full history."""
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "HISTORY_SIZE": 500, "RESUME_PUSHES": 100}
+    assert "wscommands.E030" in {message.id for message in check_limits()}
+    settings.WSCOMMANDS = {**settings.WSCOMMANDS, "STREAM_REORDER_WAIT": 0}
+    assert "wscommands.E005" in {message.id for message in check_limits()}
