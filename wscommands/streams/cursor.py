@@ -6,11 +6,13 @@ call: :meth:`~.backends.base.Backend.history_append`), which gives it an epoch a
 and the hubs pass both along. Connections that opted in (``?resume=1``) get the push with a
 ``"wscommands.position"`` key; the others get the same text as ever.
 
-Each resumable connection has a :class:`StreamCursor`: the last position it was sent per
-stream (so no push is written to it twice) and the streams whose live pushes are held while
-their position is being read or their history replayed (so none overtakes the replay).
-The streams' positions are announced as memberships change (:mod:`.memberships`); the
-resume exchange itself is in :mod:`.resume`.
+The hubs deliver each stream in offset order (:mod:`.order`). Each resumable connection has
+a :class:`StreamCursor`: per stream, the position it entered the process's recipients at
+(what it is announced), the offsets it was sent (:mod:`.sent`: no push is written to it
+twice, live or replayed), its replay budget (:mod:`.budget`), and the streams whose live
+pushes are held while they are announced or replayed (so none overtakes the replay). The
+announcements are :mod:`~.connection.memberships`'; the resume exchange is
+:mod:`~.server.resume`'s.
 """
 
 from __future__ import annotations
