@@ -182,6 +182,9 @@ async def _replay(
             # It has all this process delivered of the stream: what comes next arrives live
             # (held until this reply). No backend read: asking again costs nothing.
             return {"recovered": True, "epoch": epoch, "offset": after}
+    wait = cursor.budget.exhausted()
+    if wait:  # nothing more may be replayed for now: not even read
+        return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait}
     read = await backend.history_read(stream, epoch, after, bounds)
     current = {"epoch": read.epoch, "offset": read.offset}
     if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch

@@ -33,6 +33,13 @@ class ReplayBudget:
         self.pushes = min(float(s.RESUME_PUSHES), self.pushes + share * s.RESUME_PUSHES)
         self.bytes = min(float(s.RESUME_BYTES), self.bytes + share * s.RESUME_BYTES)
 
+    def exhausted(self) -> float:
+        """0.0 while at least one push fits, else the seconds until one does."""
+        self._refill()
+        if self.pushes >= 1 and self.bytes >= 1:
+            return 0.0
+        return self._wait(1, 1)
+
     def take(self, pushes: int, size: int) -> float:
         """Spend ``pushes`` and ``size`` bytes: 0.0 if they fit (taken), else the seconds
         until they would (nothing taken)."""
@@ -41,9 +48,9 @@ class ReplayBudget:
             self.pushes -= pushes
             self.bytes -= size
             return 0.0
+        return self._wait(pushes, size)
+
+    def _wait(self, pushes: int, size: int) -> float:
         s = wscommands_settings
-        wait = max(
-            (pushes - self.pushes) / s.RESUME_PUSHES,
-            (size - self.bytes) / s.RESUME_BYTES,
-        )
-        return round(max(wait, 0.0) * s.RESUME_INTERVAL, 3)
+        wait = max((pushes - self.pushes) / s.RESUME_PUSHES, (size - self.bytes) / s.RESUME_BYTES)
+        return max(round(wait * s.RESUME_INTERVAL, 3), 0.001)
