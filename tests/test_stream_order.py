@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wscommands.streams.budget import ReplayBudget
 from wscommands.streams.order import StreamOrder
 from wscommands.streams.sent import Sent
 
@@ -98,3 +99,19 @@ async def test_missing_pushes_found_in_history_fill_the_gap():
     found = [P("all", "e", 2), P("all", "e", 3), P("all", "other", 3)]
     assert offsets(order.fill(found, now=0.5)) == [("e", 2), ("e", 3), ("e", 4)]
     assert order.skipped == 0 and order.gaps(now=1) == []
+
+
+def test_the_replay_budget_refuses_whole_and_says_when(settings):
+    settings.WSCOMMANDS = {
+        **settings.WSCOMMANDS,
+        "RESUME_PUSHES": 600,
+        "RESUME_BYTES": 10**6,
+        "RESUME_INTERVAL": 60.0,
+    }
+    budget = ReplayBudget()
+    assert budget.take(500, 1000) == 0.0
+    assert budget.exhausted() == 0.0
+    wait = budget.take(500, 1000)  # 100 left: refused whole, nothing taken
+    assert 39 < wait <= 40  # 400 more pushes refill in 40 s
+    assert budget.take(100, 10) == 0.0
+    assert budget.exhausted() > 0
