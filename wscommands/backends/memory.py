@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..observability import metrics
+from ..observability import streammetrics
 from ..wire.jsoncodec import decode, encode
 from .base import (
     CLAIMED,
@@ -134,7 +134,7 @@ class MemoryBackend(Backend):
                 streams.popitem(last=False)
                 evicted += 1
             self.streams_evicted += evicted
-            metrics.streams_kept(len(streams), evicted)
+            streammetrics.streams_kept(len(streams), evicted)
         else:
             streams.move_to_end(stream)
         current.expires = now + bounds.meta_ttl

@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .._internal.compat import close_with_loop, redis_pool
-from ..observability import metrics
+from ..observability import streammetrics
 from ..wire.jsoncodec import decode
 from . import redis_scripts as scripts
 from .base import (
@@ -210,7 +210,7 @@ class RedisBackend(Backend):
         epoch, offset, kept, evicted = await self._call(
             lambda c: c.history_append(keys=keys, args=args)
         )
-        metrics.streams_kept(int(kept), int(evicted))
+        streammetrics.streams_kept(int(kept), int(evicted))
         return scripts.text(epoch), int(offset)
 
     async def history_positions(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -32,9 +31,6 @@ from . import prometheus
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
 #: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
-RESUME_OUTCOMES = frozenset(
-    {"recovered", "history_lost", "too_far_behind", "forbidden", "invalid", "rate_limited"}
-)
 #: Close codes counted under their own label; anything else is ``other``.
 CLOSE_CODES = frozenset(
     {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 3000, 4400, 4413, 4429, 4500, 4503}
@@ -150,6 +146,12 @@ def _start() -> bool:
         _recorded = Recorded()
         prometheus.register(_recorded, totals)
     return True
+
+
+def recording() -> Recorded | None:
+    """What to record into while metrics are on, else None (for the metric modules beside
+    this one, e.g. :mod:`.streammetrics`)."""
+    return _rec()
 
 
 def _rec() -> Recorded | None:
@@ -305,37 +307,3 @@ def worker_started(queued_at: float) -> None:
         with r.worker_lock:
             r.queue -= 1
             r.wait.observe(time.perf_counter() - queued_at)
-
-
-# Resumable delivery -----------------------------------------------------------------------
-
-
-def resumed(outcomes: Iterable[str]) -> None:
-    """A resume request was answered: one outcome per stream it named."""
-    r = _rec()
-    if r is not None:
-        for outcome in outcomes:
-            label = outcome if outcome in RESUME_OUTCOMES else "other"
-            r.resumed[label] = r.resumed.get(label, 0) + 1
-
-
-def replayed(count: int) -> None:
-    """``count`` missed pushes of one stream were replayed."""
-    r = _rec()
-    if r is not None:
-        r.replayed += count
-
-
-def stream_gap(count: int) -> None:
-    """The hub skipped ``count`` offsets that never arrived within STREAM_REORDER_WAIT."""
-    r = _rec()
-    if r is not None:
-        r.stream_gaps += count
-
-
-def streams_kept(count: int, evicted: int = 0) -> None:
-    """The backend holds ``count`` streams with history, after evicting ``evicted``."""
-    r = _rec()
-    if r is not None:
-        r.streams_kept = count
-        r.streams_evicted += evicted

@@ -20,7 +20,7 @@ from typing import Any
 from ..backends import BackendUnavailable, get_backend
 from ..conf import wscommands_settings
 from ..delivery.fanout import write_all
-from ..observability import logs, metrics
+from ..observability import logs, metrics, streammetrics
 from ..streams.cursor import Push, history_bounds
 from ..streams.order import StreamOrder
 
@@ -142,7 +142,7 @@ class OrderedDelivery:
             skipped = self.order.skipped
             await self._write(due + self.order.due(loop.time()))
             if self.order.skipped > skipped:
-                metrics.stream_gap(self.order.skipped - skipped)
+                streammetrics.stream_gap(self.order.skipped - skipped)
             self._arm()
 
     async def _look_up(self, stream: str, epoch: str, after: int, held: Any) -> list[Push]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends import BackendUnavailable, get_backend
 from ..connection.memberships import may_join
 from ..delivery.messaging import group_channel_name
-from ..observability import metrics
+from ..observability import streammetrics
 from ..runtime.hub import get_hub
 from ..streams.cursor import ALL, RESUME, StreamCursor, history_bounds, position_text, user_stream
 from ..wire.exceptions import ClientError, InvalidArguments, error_entry
@@ -122,7 +122,7 @@ async def handle(connection: Connection, request_id: Any, argument: Any) -> None
             for stream in allowed:
                 result[stream] = await _replay(cursor, stream, wanted[stream])
             reply = {RESUME: result}
-            metrics.resumed(entry.get("reason", "recovered") for entry in result.values())
+            streammetrics.resumed(entry.get("reason", "recovered") for entry in result.values())
         except BackendUnavailable as exc:
             reply = {"errors": {RESUME: error_entry(exc, RESUME)}}
         try:
@@ -207,7 +207,7 @@ async def _replay(
         for offset, text in missing:
             await cursor.connection.push_text(text)
             cursor.replayed(stream, epoch, offset)
-        metrics.replayed(len(missing))
+        streammetrics.replayed(len(missing))
         cursor.start_at(stream, read.epoch, read.offset)
         return {"recovered": True, **current}
     cursor.start_at(stream, read.epoch, read.offset)
