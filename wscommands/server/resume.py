@@ -175,13 +175,10 @@ async def _replay(
     sent = cursor.sent.get(stream)
     if epoch and sent is not None and sent.epoch == epoch:
         # Read only after what this connection was sent from there on: asking again for
-        # what it has costs nothing.
+        # what it has replays nothing (one read of the stream's position, which stays the
+        # authority: this process may not have seen the history lost yet).
         while sent.has(after + 1):
             after += 1
-        if get_hub().ordered.order.entry(stream) == (epoch, after):
-            # It has all this process delivered of the stream: what comes next arrives live
-            # (held until this reply). No backend read: asking again costs nothing.
-            return {"recovered": True, "epoch": epoch, "offset": after}
     wait = cursor.budget.exhausted()
     if wait:  # nothing more may be replayed for now: not even read
         return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait}
