@@ -179,6 +179,7 @@ class Hub:
         """Take a channel and start the hub's tasks; :class:`Unavailable` if the layer cannot
         give a channel (a Pub/Sub layer subscribes in Redis for it)."""
         loop = asyncio.get_running_loop()
+        began = loop.time()
         if loop.time() - self._start_failed_at < RETRY_DELAY:
             raise Unavailable("the message layer cannot be reached")
         try:
@@ -211,9 +212,12 @@ class Hub:
         await self.layer_groups.change(True, all_group_name(), self.channel)
         # So is the position of `all` (one backend read): the first connections then start
         # right after it, and every broadcast sent once they are accepted reaches them.
+        # Within what is left of one CHANNEL_LAYER_TIMEOUT for the whole start (daphne drops
+        # a handshake after 5 s): a stalled Redis then only costs that position.
+        left = wscommands_settings.CHANNEL_LAYER_TIMEOUT - (loop.time() - began)
         baseline = self.ordered.follow(ALL)
-        if baseline is not None:
-            await asyncio.wait([baseline], timeout=wscommands_settings.CHANNEL_LAYER_TIMEOUT)
+        if baseline is not None and left > 0:
+            await asyncio.wait([baseline], timeout=left)
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None

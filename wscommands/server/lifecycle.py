@@ -11,6 +11,7 @@ accepted, so a client that sees it complete receives every broadcast sent after 
 from __future__ import annotations
 
 import logging
+import time
 
 from .._internal.threads import call
 from ..commands.registry import Registry
@@ -53,6 +54,7 @@ class ConnectionLifecycle:
     async def register(self) -> None:
         """Give the connection its id and make it reachable: hub, user index, presence."""
         hub = get_hub()
+        began = time.monotonic()
         memberships.attach(self.connection)
         self.connection.id = await hub.add(self.connection)
         self.registered = True
@@ -61,8 +63,10 @@ class ConnectionLifecycle:
             # Before the accept: every push to the user published once the handshake has
             # completed reaches the connection (a Redis round trip for a user's first
             # connection on this process, bounded; none for the others).
+            # Within one CHANNEL_LAYER_TIMEOUT for the registration (hub start included).
+            left = wscommands_settings.CHANNEL_LAYER_TIMEOUT - (time.monotonic() - began)
             stream = user_stream(self.connection.user_pk)
-            await hub.ordered.ready(stream, wscommands_settings.CHANNEL_LAYER_TIMEOUT)
+            await hub.ordered.ready(stream, max(left, 0.0))
         hub.presence.connected(self.connection)  # recorded in the background
 
     async def opened(self) -> Decision:
