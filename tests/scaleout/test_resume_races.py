@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 
 from tests.live import Server
 from tests.scaleout.client import WSClient
@@ -218,3 +219,21 @@ async def test_replays_over_the_budget_are_refused_whole(servers, clients):
     assert result[f"group:{group}"]["reason"] == "rate_limited"
     assert result[f"group:{group}"]["retry_after"] > 0
     assert replayed == 40  # all of `all`, nothing of the group
+
+
+async def test_joining_streams_that_are_never_written_creates_nothing(servers, clients, redis_url):
+    """A resumable client joins 30 groups nobody writes to: each is announced as "no push
+    yet" and Redis holds nothing for them (on da8ca55 each join created a stream)."""
+    prefix = f"races{secrets.token_hex(3)}"
+    a = servers(WSCOMMANDS_LIMITS=json.dumps({"PREFIX": prefix}))
+    client = await clients(a.ws + "?resume=1")
+    for i in range(30):
+        await client.call("op.join", group=f"quiet-{i}")
+    await client.wait_for(
+        lambda ps: any("group:quiet-29" in (p.get(STREAMS) or {}) for p in ps), timeout=15
+    )
+    announced = {}
+    for push in client.pushes:
+        announced.update(push.get(STREAMS) or {})
+    assert announced["group:quiet-0"] == {"epoch": "", "offset": 0}
+    assert redis.Redis.from_url(redis_url).keys(f"{prefix}:{{group:*") == []
