@@ -262,6 +262,37 @@ def _summary(counts: dict[str, int], ws: ClientConnection) -> str:
     return "; ".join(filter(None, [", ".join(parts), closed]))
 
 
+async def replay_flood(url: str) -> str:
+    """Issue 18: 500 broadcasts in history, then one anonymous socket asks, 108 times, for
+    the 500 again (``wscommands.resume`` of ``all`` at current - 499): each push is sent to
+    it once, later asks cost nothing."""
+    async with connect(url) as filler:  # within the example's 100 frames/s
+        for i in range(500):
+            await filler.send(json.dumps({"counter.increment": {}, "request_id": i}))
+            while json.loads(await filler.recv()).get("request_id") != i:
+                pass
+            await asyncio.sleep(0.012)
+    frames = received = 0
+    async with connect(url + "?resume=1", max_size=None, max_queue=None) as ws:
+        announced = json.loads(await ws.recv())["wscommands.streams"]["all"]
+        position = {**announced, "offset": max(announced["offset"] - 499, 0)}
+        request = json.dumps({"wscommands.resume": {"streams": {"all": position}}})
+        reasons: dict[str, int] = {}
+        for n in range(108):
+            await ws.send(json.dumps({**json.loads(request), "request_id": n}))
+            frames += 1
+            while True:
+                message = json.loads(await ws.recv())
+                received += 1
+                if message.get("request_id") == n:
+                    entry = (message.get("wscommands.resume") or {}).get("all") or {}
+                    key = entry.get("reason", "recovered")
+                    reasons[key] = reasons.get(key, 0) + 1
+                    break
+    verdicts = ", ".join(f"{n} {k}" for k, n in reasons.items())
+    return f"{frames} resumes brought back {received} frames ({verdicts})"
+
+
 ATTACKS: dict[str, Callable[[str], Awaitable[str]]] = {
     "remind timers (300 x 200 KiB, 2,000 x 1 KB; 3600 s)": remind_timers,
     "requests queued behind a slow one (300 x 250 KB)": queued_behind_slow,
@@ -271,6 +302,7 @@ ATTACKS: dict[str, Callable[[str], Awaitable[str]]] = {
     "256 KB frames of digits": big_frames("digits"),
     "256 KB frames of brackets": big_frames("brackets"),
     "2 MiB frame (5 tries)": two_mib_frame,
+    "replay flood (108 resumes of 500 pushes)": replay_flood,
 }
 
 

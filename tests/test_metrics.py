@@ -273,3 +273,30 @@ async def test_hub_starts_on_a_healthy_redis_count_no_lost_canary(sqlite_env, re
         assert value(samples, "wscommands_layer_canary_failures_total") == 0
     finally:
         server.stop()
+
+
+async def test_streams_kept_and_evicted_are_exported(sqlite_env, redis_url):
+    """Past HISTORY_MAX_STREAMS the idle longest stream is dropped: the gauge of streams with
+    history stays at the bound and the evictions are counted."""
+    limits = {"PREFIX": f"metrics-{secrets.token_hex(3)}", "HISTORY_MAX_STREAMS": 3}
+    env = {
+        **sqlite_env,
+        "DJANGO_SETTINGS_MODULE": "tests.reliability.settings",
+        "REDIS_URL": redis_url,
+        "WSCOMMANDS_METRICS_TOKEN": TOKEN,
+        "WSCOMMANDS_LIMITS": json.dumps(limits),
+    }
+    server = Server(env).start()
+    try:
+        async with connect(server.ws) as sender:
+            for i in range(5):
+                message = {"probe.group": {"group": f"g{i}", "message": {"n": i}}}
+                await sender.send(json.dumps({**message, "request_id": i}))
+                while json.loads(await sender.recv()).get("request_id") != i:
+                    pass
+        samples = await asyncio.to_thread(scrape, server)
+        assert value(samples, "wscommands_streams_kept") == 3
+        assert value(samples, "wscommands_streams_evicted_total") == 2
+        assert ("wscommands_stream_gaps_total", frozenset()) in samples
+    finally:
+        server.stop()

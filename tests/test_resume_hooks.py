@@ -84,6 +84,9 @@ async def test_the_hook_refuses_joins_and_decides_what_a_resume_restores():
         assert result["group:secret"] == {"recovered": False, "reason": "forbidden"}
         await client.call("shout", group="public-1")
         push = await client.receive_push()
+        # The group had no push yet (epoch ""): its first epoch is announced before its first.
+        assert push["wscommands.streams"]["group:public-1"]["offset"] == 0
+        push = await client.receive_push()
         assert push["shout"] == "public-1"
         assert push["wscommands.position"]["stream"] == "group:public-1"
     finally:

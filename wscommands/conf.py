@@ -140,7 +140,21 @@ DEFAULTS: dict[str, Any] = {
     # offset) outlives its last push or read, so a quiet stream can still be resumed.
     "HISTORY_SIZE": 500,
     "HISTORY_TTL": 300.0,
-    "HISTORY_META_TTL": 86400.0,
+    "HISTORY_META_TTL": 3600.0,
+    # Most streams with history kept at once, per process (memory backend) and in Redis; past
+    # it the stream idle the longest is dropped (its clients are told history_lost).
+    "HISTORY_MAX_STREAMS": 10000,
+    # Replays (resumes, gap fills) one connection may be sent per RESUME_INTERVAL seconds,
+    # in pushes (at least HISTORY_SIZE: one reconnect gets a full history at once) and bytes;
+    # a stream over it is refused whole with rate_limited.
+    "RESUME_PUSHES": 5000,
+    "RESUME_BYTES": 16 * 1024 * 1024,
+    "RESUME_INTERVAL": 60.0,
+    # Seconds a process holds a push that overtook an earlier one of its stream (the
+    # earlier one is on its way from another process) before skipping the missing offsets
+    # (a gap its resumable clients fill with a resume), and the most pushes held per stream.
+    "STREAM_REORDER_WAIT": 0.5,
+    "STREAM_REORDER_MAX": 1000,
     # Idempotent requests (docs/protocol.md): seconds a reply is kept for a retry, the
     # largest reply kept (bytes of JSON), the most finished records per owner (user, session
     # or client).

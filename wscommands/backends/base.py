@@ -51,11 +51,13 @@ class HistoryRead:
 @dataclass(slots=True)
 class HistoryBounds:
     """How much history a stream keeps: ``size`` pushes, each for ``ttl`` seconds; its
-    position (epoch, offset) lives ``meta_ttl`` seconds after the last push or read."""
+    position (epoch, offset) lives ``meta_ttl`` seconds after the last push or read; at most
+    ``max_streams`` streams are kept, the idle longest dropped first."""
 
     size: int
     ttl: float
     meta_ttl: float
+    max_streams: int = 10000
 
 
 #: What :meth:`Backend.idempotency_claim` answers: the caller runs the request ("claimed"),
@@ -141,13 +143,17 @@ class HistoryStore(Protocol):
     async def history_positions(
         self, streams: Iterable[str], bounds: HistoryBounds
     ) -> dict[str, tuple[str, int]]:
-        """The current ``(epoch, offset)`` of each stream (a new epoch at 0 if it has none)."""
+        """The current ``(epoch, offset)`` of each stream; ``("", 0)`` for a stream without
+        history (never written, or expired): reading creates nothing."""
         raise NotImplementedError
 
     async def history_read(
         self, stream: str, epoch: str, after: int, bounds: HistoryBounds
     ) -> HistoryRead:
-        """The kept pushes of ``stream`` after ``after`` in ``epoch`` (see :class:`HistoryRead`)."""
+        """The kept pushes of ``stream`` after ``after`` in ``epoch`` (see :class:`HistoryRead`).
+
+        The epoch ``""`` at offset 0 (the stream had no push when announced) matches the
+        current epoch, from its first push. Reading creates nothing."""
         raise NotImplementedError
 
 

@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..observability import streammetrics
 from ..wire.jsoncodec import decode, encode
 from .base import (
     CLAIMED,
@@ -55,7 +56,10 @@ class MemoryBackend(Backend):
         self._state: dict[str, str] = {}
         self._presence: dict[str, dict[str, str]] = {}
         self._alive: dict[str, float] = {}  # process -> monotonic time its heartbeat expires
-        self._streams: dict[str, _Stream] = {}
+        # Least recently pushed to or read first (the eviction order).
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        #: Streams dropped over HISTORY_MAX_STREAMS so far.
+        self.streams_evicted = 0
         # owner -> key -> (expiry, state, reply); oldest first
         self._records: dict[str, OrderedDict[str, _Record]] = {}
         self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
@@ -125,18 +129,46 @@ class MemoryBackend(Backend):
 
     # Stream history ---------------------------------------------------------------------------
 
-    def _stream(self, stream: str, bounds: HistoryBounds, now: float) -> _Stream:
-        current = self._streams.get(stream)
-        if current is None or current.expires <= now:
-            current = self._streams[stream] = _Stream(new_epoch())
+    def _stream(
+        self, stream: str, bounds: HistoryBounds, now: float, create: bool = False
+    ) -> _Stream | None:
+        """The live stream (its expiry renewed, its aged pushes dropped), made if ``create``;
+        expired streams are dropped first, then the idle longest over the bound."""
+        streams = self._streams
+        while streams:
+            oldest = next(iter(streams.values()))
+            if oldest.expires > now:
+                break
+            streams.popitem(last=False)
+        current = streams.get(stream)
+        if current is None:
+            if not create:
+                return None
+            current = streams[stream] = _Stream(new_epoch())
+            evicted = 0
+            while len(streams) > max(bounds.max_streams, 1):
+                streams.popitem(last=False)
+                evicted += 1
+            self.streams_evicted += evicted
+            streammetrics.streams_kept(len(streams), evicted)
+        else:
+            streams.move_to_end(stream)
         current.expires = now + bounds.meta_ttl
+        entries, oldest_kept = current.entries, now - bounds.ttl
+        while entries and entries[0][1] <= oldest_kept:
+            entries.popleft()
         return current
+
+    def stream_count(self) -> int:
+        """Streams with a position kept now (expired ones may linger until the next call)."""
+        return len(self._streams)
 
     async def history_append(
         self, stream: str, text: str, bounds: HistoryBounds
     ) -> tuple[str, int]:
         now = time.monotonic()
-        current = self._stream(stream, bounds, now)
+        current = self._stream(stream, bounds, now, create=True)
+        assert current is not None  # made when missing (create=True)
         current.offset += 1
         current.entries.append((current.offset, now, text))
         while len(current.entries) > bounds.size:
@@ -150,7 +182,7 @@ class MemoryBackend(Backend):
         out = {}
         for stream in streams:
             current = self._stream(stream, bounds, now)
-            out[stream] = (current.epoch, current.offset)
+            out[stream] = ("", 0) if current is None else (current.epoch, current.offset)
         return out
 
     async def history_read(
@@ -158,7 +190,11 @@ class MemoryBackend(Backend):
     ) -> HistoryRead:
         now = time.monotonic()
         current = self._stream(stream, bounds, now)
+        if current is None:
+            return HistoryRead("", 0, complete=epoch == "" and after == 0)
         read = HistoryRead(current.epoch, current.offset)
+        if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch
+            epoch = current.epoch
         if current.epoch != epoch or after > current.offset:
             return read
         oldest = now - bounds.ttl

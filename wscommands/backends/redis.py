@@ -23,8 +23,10 @@ except ImportError:  # optional (the "redis" extra): RedisBackend() says what to
     pass
 
 from .._internal.compat import close_with_loop
+from ..observability import streammetrics
 from ..wire.jsoncodec import decode
 from . import REDIS_MISSING, redis_installed, redis_notify
+from . import redis_idempotency as idempotency_scripts
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
@@ -188,14 +190,13 @@ class RedisBackend(Backend):
         self, stream: str, text: str, bounds: HistoryBounds
     ) -> tuple[str, int]:
         keys = scripts.history_keys(self.prefix, stream)
-        args: list[Any] = [
-            new_epoch(),
-            scripts.ms(bounds.meta_ttl),
-            text,
-            bounds.size,
-            scripts.ms(bounds.ttl),
-        ]
-        epoch, offset = await self._call(lambda c: c.history_append(keys=keys, args=args))
+        b = bounds
+        args: list[Any] = [new_epoch(), scripts.ms(b.meta_ttl), stream, text, b.size]
+        args += [scripts.ms(b.ttl), max(b.max_streams, 1), f"{self.prefix}:"]
+        epoch, offset, kept, evicted = await self._call(
+            lambda c: c.history_append(keys=keys, args=args)
+        )
+        streammetrics.streams_kept(int(kept), int(evicted))
         return scripts.text(epoch), int(offset)
 
     async def history_positions(
@@ -208,7 +209,7 @@ class RedisBackend(Backend):
             async with c.redis.pipeline(transaction=False) as pipe:
                 for stream in names:
                     keys = scripts.history_keys(self.prefix, stream)
-                    args: list[Any] = [new_epoch(), scripts.ms(bounds.meta_ttl)]
+                    args: list[Any] = [new_epoch(), scripts.ms(bounds.meta_ttl), stream]
                     await c.history_position(keys=keys, args=args, client=pipe)
                 return await pipe.execute()
 
@@ -219,15 +220,12 @@ class RedisBackend(Backend):
         self, stream: str, epoch: str, after: int, bounds: HistoryBounds
     ) -> HistoryRead:
         keys = scripts.history_keys(self.prefix, stream)
-        args: list[Any] = [
-            new_epoch(),
-            scripts.ms(bounds.meta_ttl),
-            epoch,
-            after,
-            scripts.ms(bounds.ttl),
-        ]
+        meta_ttl, ttl = scripts.ms(bounds.meta_ttl), scripts.ms(bounds.ttl)
+        args: list[Any] = [new_epoch(), meta_ttl, stream, epoch, after, ttl]
         raw = await self._call(lambda c: c.history_read(keys=keys, args=args))
         read = HistoryRead(scripts.text(raw[0]), int(raw[1]))
+        if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch
+            epoch = read.epoch
         if read.epoch != epoch:
             return read
         read.entries = [
@@ -241,7 +239,7 @@ class RedisBackend(Backend):
     # Idempotency records ------------------------------------------------------------------
 
     async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
-        keys = scripts.record_keys(self.prefix, owner)
+        keys = idempotency_scripts.record_keys(self.prefix, owner)
         found = await self._call(lambda c: c.claim(keys=keys, args=[key, scripts.ms(lease)]))
         if found is None:
             return CLAIMED, None
@@ -251,20 +249,20 @@ class RedisBackend(Backend):
         return DONE, (found[1:] if found.startswith("D") else None)
 
     async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
-        keys = scripts.record_keys(self.prefix, owner)
+        keys = idempotency_scripts.record_keys(self.prefix, owner)
         await self._call(lambda c: c.renew(keys=keys, args=[key, scripts.ms(lease)]))
 
     async def idempotency_finish(
         self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
     ) -> None:
-        keys = scripts.record_keys(self.prefix, owner)
+        keys = idempotency_scripts.record_keys(self.prefix, owner)
         record = "L" if reply is None else "D" + reply
         note = [f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
         args: list[Any] = [key, record, scripts.ms(ttl), max_keys, *note]
         await self._call(lambda c: c.finish(keys=keys, args=args))
 
     async def idempotency_release(self, owner: str, key: str) -> None:
-        keys = scripts.record_keys(self.prefix, owner)
+        keys = idempotency_scripts.record_keys(self.prefix, owner)
         args = [key, f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
         await self._call(lambda c: c.release(keys=keys, args=args))
 

@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 from .._internal.compat import redis_pool
+from . import redis_idempotency as idempotency_scripts
 from . import redis_notify
 from . import redis_scripts as scripts
 
@@ -30,10 +31,10 @@ class LoopClient:
         self.history_append = self.redis.register_script(scripts.HISTORY_APPEND)
         self.history_position = self.redis.register_script(scripts.HISTORY_POSITION)
         self.history_read = self.redis.register_script(scripts.HISTORY_READ)
-        self.claim = self.redis.register_script(scripts.IDEMPOTENCY_CLAIM)
-        self.renew = self.redis.register_script(scripts.IDEMPOTENCY_RENEW)
-        self.finish = self.redis.register_script(scripts.IDEMPOTENCY_FINISH)
-        self.release = self.redis.register_script(scripts.IDEMPOTENCY_RELEASE)
+        self.claim = self.redis.register_script(idempotency_scripts.IDEMPOTENCY_CLAIM)
+        self.renew = self.redis.register_script(idempotency_scripts.IDEMPOTENCY_RENEW)
+        self.finish = self.redis.register_script(idempotency_scripts.IDEMPOTENCY_FINISH)
+        self.release = self.redis.register_script(idempotency_scripts.IDEMPOTENCY_RELEASE)
         self.stats_read = self.redis.register_script(scripts.STATS_READ)
 
     async def close(self) -> None:

@@ -22,8 +22,12 @@ Stream history, per stream (``all``, ``group:<name>``, ``user:<pk>``), two keys 
 hash tag ``{<stream>}`` so that Redis Cluster keeps them in one slot:
 
 - ``<prefix>:{<stream>}:m``: a hash ``e`` (epoch), ``o`` (last offset). It expires
-  ``HISTORY_META_TTL`` after the last push or read, so a quiet stream keeps its position long
-  after its pushes have aged out.
+  ``HISTORY_META_TTL`` after the last push or read, so a quiet stream keeps its position
+  after its pushes have aged out. Only a push creates it: reading a stream creates nothing.
+- ``<prefix>:streams``: a sorted set of the streams with history, scored by their last push
+  or read (Redis time, µs): past ``HISTORY_MAX_STREAMS`` the append script drops the idle
+  longest (both keys). It names other streams' keys, so history needs one Redis (or
+  Sentinel), not Redis Cluster, like the rest of this backend.
 - ``<prefix>:{<stream>}:h``: a Redis Stream of the pushes, entry id ``<offset>-0`` (explicit,
   so ids are the offsets), fields ``t`` (Redis time, ms) and ``d`` (the JSON text), trimmed to
   ``HISTORY_SIZE`` entries; it expires ``HISTORY_TTL`` after the last push.
@@ -122,48 +126,71 @@ return out
 """
 
 # The Redis time in milliseconds (scripts are replicated by effects, so TIME is allowed).
-_NOW = """
+#: Lua: ``now``, the server's clock in ms (every script that expires something starts so).
+NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: history, meta. ARGV: new epoch, meta ttl ms. Sets `epoch`, `offset`.
+# KEYS: history, meta, stream index. ARGV: new epoch, meta ttl ms, the stream's name.
+# Sets `epoch`, `offset` (a missing stream: "" and 0, created only by an append).
 _ENSURE = """
 local meta = redis.call('HMGET', KEYS[2], 'e', 'o')
 local epoch, offset = meta[1], tonumber(meta[2])
 if not epoch then
+  if not CREATE then return {'', 0} end
   epoch, offset = ARGV[1], 0
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+-- Scored in microseconds: streams used one after the other keep their order.
+redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[3])
 """
 
-#: ARGV: new epoch, meta ttl ms, text, size, ttl ms. Returns {epoch, offset}.
+#: ARGV: new epoch, meta ttl ms, stream, text, size, ttl ms, max streams, key prefix.
+#: Returns {epoch, offset, streams kept, streams evicted}. Streams idle longer than the
+#: meta TTL leave the index (their keys expired); past max streams the idle longest go.
 HISTORY_APPEND = (
-    _NOW
+    NOW
+    + "local CREATE = true\n"
     + _ENSURE
     + """
 offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset .. '-0', 't', now, 'd', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {epoch, offset}
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], offset .. '-0', 't', now, 'd', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', (now - tonumber(ARGV[2])) * 1000)
+local evicted = 0
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[7])
+if extra > 0 then
+  for _, name in ipairs(redis.call('ZRANGE', KEYS[3], 0, extra - 1)) do
+    redis.call('DEL', ARGV[8] .. '{' .. name .. '}:h', ARGV[8] .. '{' .. name .. '}:m')
+    evicted = evicted + 1
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return {epoch, offset, redis.call('ZCARD', KEYS[3]), evicted}
 """
 )
 
-#: ARGV: new epoch, meta ttl ms. Returns {epoch, offset}.
-HISTORY_POSITION = _ENSURE + "return {epoch, offset}\n"
+#: ARGV: new epoch, meta ttl ms, stream. Returns {epoch, offset}.
+HISTORY_POSITION = NOW + "local CREATE = false\n" + _ENSURE + "return {epoch, offset}\n"
 
-#: ARGV: new epoch, meta ttl ms, asked epoch, after offset, ttl ms.
-#: Returns {epoch, offset, id1, text1, id2, text2, ...} (entries only if the epoch matches).
+#: ARGV: new epoch, meta ttl ms, stream, asked epoch, after offset, ttl ms.
+#: Returns {epoch, offset, id1, text1, id2, text2, ...} (entries only if the epoch matches;
+#: the asked epoch "" at offset 0 matches the current one).
 HISTORY_READ = (
-    _NOW
+    NOW
+    + "local CREATE = false\n"
     + _ENSURE
     + """
 local out = {epoch, offset}
-local after = tonumber(ARGV[4])
-if epoch ~= ARGV[3] or after >= offset then return out end
-local oldest = now - tonumber(ARGV[5])
+local after = tonumber(ARGV[5])
+local asked = ARGV[4]
+if asked == '' and after == 0 then asked = epoch end
+if epoch ~= asked or after >= offset then return out end
+local oldest = now - tonumber(ARGV[6])
 for _, e in ipairs(redis.call('XRANGE', KEYS[1], (after + 1) .. '-0', '+')) do
   if tonumber(e[2][2]) > oldest then
     out[#out + 1] = e[1]
@@ -174,96 +201,11 @@ return out
 """
 )
 
-# KEYS: records hash, expiry set. Drops what expired.
-_SWEEP = """
-for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
-  redis.call('HDEL', KEYS[1], k)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-"""
-
-#: ARGV: key, lease ms. Returns the record (P, D..., L) or nil when claimed now.
-IDEMPOTENCY_CLAIM = (
-    _NOW
-    + _SWEEP
-    + """
-local found = redis.call('HGET', KEYS[1], ARGV[1])
-if found then return found end
-redis.call('HSET', KEYS[1], ARGV[1], 'P')
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-end
-return false
-"""
-)
-
-#: ARGV: key, lease ms. Extends a running claim.
-IDEMPOTENCY_RENEW = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[1], ARGV[1]) == 'P' then
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  end
-end
-return 1
-"""
-)
-
-#: ARGV: key, record (D<text> or L), ttl ms, max keys, notify channel, notify message.
-#: The oldest finished records go first; a running claim ('P') is never dropped (its retry
-#: would run the request again). Publishes the message so waiting retries look again.
-IDEMPOTENCY_FINISH = (
-    _NOW
-    + _SWEEP
-    + """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
--- Finished in the same millisecond as the newest record: still after it (oldest go first).
-local score = now + tonumber(ARGV[3])
-local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
-if newest and tonumber(newest) >= score then score = tonumber(newest) + 0.001 end
-redis.call('ZADD', KEYS[2], score, ARGV[1])
-local done = {}
-for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('HGET', KEYS[1], k) ~= 'P' then done[#done + 1] = k end
-end
-for i = 1, #done - tonumber(ARGV[4]) do
-  redis.call('HDEL', KEYS[1], done[i])
-  redis.call('ZREM', KEYS[2], done[i])
-end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
-"""
-)
-
-#: ARGV: key, notify channel, notify message. Drops a claim that is still running (its run
-#: failed or was cancelled) and publishes the message so waiting retries look again.
-IDEMPOTENCY_RELEASE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == 'P' then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-"""
-
 
 def history_keys(prefix: str, stream: str) -> list[str]:
-    """The history and metadata keys of a stream (one Cluster slot: same hash tag)."""
-    return [f"{prefix}:{{{stream}}}:h", f"{prefix}:{{{stream}}}:m"]
-
-
-def record_keys(prefix: str, owner: str) -> list[str]:
-    """The records hash and expiry set of an idempotency owner (one Cluster slot)."""
-    return [f"{prefix}:{{i:{owner}}}:r", f"{prefix}:{{i:{owner}}}:t"]
+    """The history and metadata keys of a stream (one slot: same hash tag), and the index
+    of streams (scored by last use, for HISTORY_MAX_STREAMS)."""
+    return [f"{prefix}:{{{stream}}}:h", f"{prefix}:{{{stream}}}:m", f"{prefix}:streams"]
 
 
 def ms(seconds: float) -> int:

@@ -41,6 +41,12 @@ _POSITIVE_NUMBERS = (
     "SEND_TIMEOUT",
     "HISTORY_TTL",
     "HISTORY_META_TTL",
+    "HISTORY_MAX_STREAMS",
+    "RESUME_PUSHES",
+    "RESUME_BYTES",
+    "RESUME_INTERVAL",
+    "STREAM_REORDER_WAIT",
+    "STREAM_REORDER_MAX",
     "IDEMPOTENCY_TTL",
     "IDEMPOTENCY_MAX_BYTES",
     "IDEMPOTENCY_MAX_KEYS",
@@ -104,8 +110,17 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             checks.Warning(
                 'WSCOMMANDS["HISTORY_META_TTL"] is shorter than HISTORY_TTL: a quiet stream '
                 "would lose its position while its pushes are still kept.",
-                hint="Keep HISTORY_META_TTL well above HISTORY_TTL (default 86400 vs 300).",
+                hint="Keep HISTORY_META_TTL well above HISTORY_TTL (default 3600 vs 300).",
                 id="wscommands.W002",
+            )
+        )
+    if history and number(values["RESUME_PUSHES"]) and values["RESUME_PUSHES"] < history:
+        errors.append(
+            checks.Error(
+                'WSCOMMANDS["RESUME_PUSHES"] is below HISTORY_SIZE: a reconnect could not be '
+                "sent one stream's full history in one reply.",
+                hint=f"Set it to at least {history} (HISTORY_SIZE).",
+                id="wscommands.E030",
             )
         )
     size = s.MAX_MESSAGE_SIZE

@@ -4,9 +4,9 @@ announcements of a resumable connection (``?resume=1``, docs/protocol.md).
 - :func:`attach` gives a connection that asked for it a :class:`~.streams.StreamCursor`;
   :func:`start` then announces ``all`` and its user's stream (``wscommands.streams``).
 - :func:`enter_group`, :func:`leave_group`, :func:`change_user`: membership changes, each
-  announcing (or forgetting) the stream concerned. The position is read after the membership
-  is live while the stream's pushes are held, so the client starts exactly there: anything
-  after it is delivered live (or found by gap detection), nothing before it is sent.
+  announcing (or forgetting) the stream concerned. The position announced is the one the
+  connection entered the process's recipients of the stream at (the hub records it, see
+  :mod:`~.runtime.ordering`): every later push of the stream reaches it live, none before.
 - :func:`may_join`: what the join authorization hooks say.
 
 The resume request itself is :mod:`.resume`'s.
@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from .._internal.threads import call
-from ..backends import BackendUnavailable, history_store
 from ..delivery.peer import Peer
 from ..hub.process import get_hub
 from ..streams.cursor import ALL, StreamCursor, group_stream, history_bounds, user_stream
@@ -74,19 +73,17 @@ async def start(connection: Member) -> None:
 
 
 async def _announce(cursor: StreamCursor, streams: list[str], forget: Iterable[str] = ()) -> None:
-    """Read the streams' positions, start the cursor there and tell the client."""
+    """Start the cursor where the connection entered each stream and tell the client."""
     frame: dict[str, Any] = dict.fromkeys(forget)
     for stream in forget:
         cursor.forget(stream)
-    try:
-        bounds = history_bounds()
-        assert bounds is not None  # a connection has a cursor only while history is on
-        positions = await history_store().history_positions(streams, bounds)
-    except BackendUnavailable:
-        # The client takes its position from the first push instead.
-        logger.warning("stream positions unavailable: %s not announced", ", ".join(streams))
-        positions = {}
-    for stream, (epoch, offset) in positions.items():
+    for stream in streams:
+        position = await cursor.entry(stream)
+        if position is None:
+            # The client takes its position from the first push instead.
+            logger.warning("stream position unavailable: %s not announced", stream)
+            continue
+        epoch, offset = position
         cursor.start_at(stream, epoch, offset)
         frame[stream] = {"epoch": epoch, "offset": offset}
     if frame:

@@ -1,17 +1,15 @@
-"""The per-process Hub: this process's end of the fan-out described in :mod:`.messaging`.
+"""The per-process Hub: this process's end of the fan-out (see delivery.messaging).
 
 One channel-layer channel per process, joined to the groups its local connections need;
-messages arrive once per process and are written to each local recipient. Its memberships
-in the layer's groups are kept alive by a :class:`~.layergroups.LayerGroups`, the process's
-presence entries by a :class:`~.presence_tracker.PresenceTracker`.
+messages arrive once per process, are put in offset order (:mod:`.ordering`) and written to
+each local recipient. Its layer memberships are kept alive by a ``LayerGroups``, its
+presence entries by a ``PresenceTracker``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -20,7 +18,6 @@ from django.utils.module_loading import import_string
 from .._internal.resilience import best_effort, cancel_and_wait
 from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
-from ..delivery.fanout import write_all
 from ..delivery.layergroups import CANARY_TYPE, LayerGroups
 from ..delivery.messaging import (
     MESSAGE_TYPE,
@@ -31,11 +28,12 @@ from ..delivery.messaging import (
 )
 from ..delivery.peer import ID_SEPARATOR, Peer, split_id
 from ..delivery.sessionend import SESSION_ENDED_TYPE, close_ended
-from ..observability import logs, metrics
+from ..observability import logs
 from ..ops import report as ops
 from ..presence.tracker import PresenceTracker
-from ..streams.cursor import Push
+from ..streams.cursor import ALL, group_stream, user_stream
 from ..wire.exceptions import Unavailable
+from .ordering import OrderedDelivery, local_recipients
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -67,6 +65,8 @@ class Hub:
         self._start_failed_at = -RETRY_DELAY
         self.layer_groups = LayerGroups(layer)
         self.presence = PresenceTracker(self)
+        # Stream pushes in offset order, once; the positions connections enter streams at.
+        self.ordered = OrderedDelivery(self._recipients, self.deliver)
 
     # Membership ---------------------------------------------------------------------------
 
@@ -82,6 +82,7 @@ class Hub:
             self._counter += 1
             local_id = str(self._counter)
             self.connections[local_id] = peer
+            self.ordered.entered(peer, ALL)
             return f"{self.channel}{ID_SEPARATOR}{local_id}"
 
     async def remove(self, peer: Peer) -> None:
@@ -90,24 +91,27 @@ class Hub:
         if self.connections.pop(local_id, None) is None:
             return
         for group in list(peer.groups):
-            await self._discard(self.groups, group, local_id, group_channel_name(group))
+            await self._discard(
+                self.groups, group, local_id, group_channel_name(group), group_stream(group)
+            )
         if peer.user_pk is not None:
             pk = peer.user_pk
-            await self._discard(self.users, pk, local_id, user_group_name(pk))
+            await self._discard(self.users, pk, local_id, user_group_name(pk), user_stream(pk))
         async with self._lock:
             if not self.connections and self.channel is not None:
                 await self._stop()
 
     async def join(self, peer: Peer, group: str) -> None:
         """Add a local connection to a group."""
-        local_id = split_id(peer.id)[1]
-        await self._add(self.groups, group, local_id, group_channel_name(group))
+        await self._add(peer, self.groups, group, group_channel_name(group), group_stream(group))
         self.presence.joined(peer, group)
 
     async def leave(self, peer: Peer, group: str) -> None:
         """Remove a local connection from a group."""
         local_id = split_id(peer.id)[1]
-        await self._discard(self.groups, group, local_id, group_channel_name(group))
+        await self._discard(
+            self.groups, group, local_id, group_channel_name(group), group_stream(group)
+        )
         self.presence.left(peer, group)
 
     async def set_user(self, peer: Peer, old_pk: Any, new_pk: Any) -> None:
@@ -120,29 +124,46 @@ class Hub:
             return
         local_id = split_id(peer.id)[1]
         if old_pk is not None:
-            await self._discard(self.users, old_pk, local_id, user_group_name(old_pk))
+            await self._discard(
+                self.users, old_pk, local_id, user_group_name(old_pk), user_stream(old_pk)
+            )
         if new_pk is not None:
-            await self._add(self.users, new_pk, local_id, user_group_name(new_pk), wait=False)
+            name, stream = user_group_name(new_pk), user_stream(new_pk)
+            await self._add(peer, self.users, new_pk, name, stream, wait=False)
         self.presence.changed(peer)
 
     async def _add(
-        self, index: dict, key: Any, local_id: str, channel_group: str, wait: bool = True
+        self,
+        peer: Peer,
+        index: dict,
+        key: Any,
+        channel_group: str,
+        stream: str,
+        wait: bool = True,
     ) -> None:
         members = index.setdefault(key, set())
         first = not members
-        members.add(local_id)
+        members.add(split_id(peer.id)[1])
+        ready: asyncio.Future | None = None
         if first and self.channel is not None:  # None: stopping; the next start re-joins
             added = self.layer_groups.change(True, channel_group, self.channel)
-            if wait:
-                await added
+            # The join returns once the stream's position is read too: pushes published
+            # after it are above that position, so the process delivers them.
+            ready = self.ordered.follow(stream, added) or added
+        self.ordered.entered(peer, stream)
+        if ready is not None and wait:
+            await ready
 
-    async def _discard(self, index: dict, key: Any, local_id: str, channel_group: str) -> None:
+    async def _discard(
+        self, index: dict, key: Any, local_id: str, channel_group: str, stream: str
+    ) -> None:
         members = index.get(key)
         if not members or local_id not in members:
             return
         members.discard(local_id)
         if not members:
             del index[key]
+            self.ordered.unfollow(stream)
             if self.channel is not None:
                 await self.layer_groups.change(False, channel_group, self.channel)
 
@@ -152,6 +173,7 @@ class Hub:
         """Take a channel and start the hub's tasks; :class:`Unavailable` if the layer cannot
         give a channel (a Pub/Sub layer subscribes in Redis for it)."""
         loop = asyncio.get_running_loop()
+        began = loop.time()
         if loop.time() - self._start_failed_at < RETRY_DELAY:
             raise Unavailable("the message layer cannot be reached")
         try:
@@ -182,12 +204,21 @@ class Hub:
         # connections receive broadcasts from the moment their handshake completes, as the
         # protocol promises; later handshakes find the hub started and never wait on Redis.
         await self.layer_groups.change(True, all_group_name(), self.channel)
+        # So is the position of `all` (one backend read): the first connections then start
+        # right after it, and every broadcast sent once they are accepted reaches them.
+        # Within what is left of one CHANNEL_LAYER_TIMEOUT for the whole start (daphne drops
+        # a handshake after 5 s): a stalled Redis then only costs that position.
+        left = wscommands_settings.CHANNEL_LAYER_TIMEOUT - (loop.time() - began)
+        baseline = self.ordered.follow(ALL)
+        if baseline is not None and left > 0:
+            await asyncio.wait([baseline], timeout=left)
 
     async def _stop(self) -> None:
         channel, self.channel = self.channel, None
         assert channel is not None  # only a started hub is stopped
         receiver, *others = self._tasks
         self._tasks = []
+        self.ordered.stop()
         # The next handshake waits for this stop (it holds the hub's lock), then for a new
         # channel (up to CHANNEL_LAYER_TIMEOUT), all within daphne's 5 s handshake timeout:
         # everything here that talks to the layer or the backend shares one deadline of half
@@ -240,44 +271,20 @@ class Hub:
                 await close_ended(self.connections.values(), message)
                 continue
             try:
-                await self.deliver(message)
+                await self.ordered.receive(message)  # then self.deliver, in offset order
             except Exception:
                 logger.exception("delivering a message failed")
 
     # Delivery -----------------------------------------------------------------------------
 
-    def _targets(self, message: dict[str, Any]) -> Iterable[str]:
-        target = message.get("target")
-        if target == "all":
-            return list(self.connections)
-        if target == "group":
-            return list(self.groups.get(str(message.get("key")), ()))
-        if target == "user":
-            return list(self.users.get(message.get("key"), ()))
-        if target == "ids":
-            return message.get("key") or ()
-        return ()
+    def _recipients(self, message: dict[str, Any]) -> list[Peer]:
+        return local_recipients(self.connections, self.groups, self.users, message)
 
     async def deliver(self, message: dict[str, Any]) -> None:
-        """Write a received message's text to each of its local recipients."""
-        if message.get("type") != MESSAGE_TYPE:
-            return
-        connections = self.connections
-        recipients = [
-            peer
-            for local_id in self._targets(message)
-            if (peer := connections.get(local_id)) is not None
-        ]
-        started = time.perf_counter()
-        push = Push.from_message(message)
-        if push is not None:
-            await write_all(recipients, push.deliver)
-        else:
-            text, exclude = message["text"], message.get("exclude")
-            recipients = [peer for peer in recipients if peer.id != exclude]
-            await write_all(recipients, lambda peer: peer.push_text(text))
-        elapsed = time.perf_counter() - started
-        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
+        """Write a received message's text to each of its local recipients (a stream's
+        pushes come here in offset order, see :mod:`.ordering`)."""
+        if message.get("type") == MESSAGE_TYPE:
+            await self.ordered.write(message)
 
 
 def hub_class() -> type[Hub]:

@@ -100,6 +100,9 @@ class Recorded:
         self.canary_failures = 0
         self.resumed: dict[str, int] = {}
         self.replayed = 0
+        self.stream_gaps = 0  # offsets a hub skipped after STREAM_REORDER_WAIT
+        self.streams_evicted = 0  # streams dropped over HISTORY_MAX_STREAMS
+        self.streams_kept: int | None = None  # streams with history (last seen)
         # Worker threads update these: under a lock (everything else runs on the loop).
         self.worker_lock = threading.Lock()
         self.queue = 0

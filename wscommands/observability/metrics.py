@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -36,8 +35,6 @@ from .figures import (
 
 #: The label of a command name the registry does not know (the client's text is never used).
 UNKNOWN = "unknown"
-#: Outcomes of one stream of a resume request (docs/protocol.md); anything else is ``other``.
-RESUME_OUTCOMES = frozenset({"recovered", *codes.RESUME_REASONS})
 #: Close codes counted under their own label (the protocol's and the transport's): else ``other``.
 CLOSE_CODES = frozenset(codes.CLOSE_CODES) | frozenset(codes.TRANSPORT_CLOSE_CODES)
 #: Whether prometheus-client, the only reader of what is recorded, is installed.
@@ -214,22 +211,3 @@ def worker_started(queued_at: float) -> None:
         with r.worker_lock:
             r.queue -= 1
             r.wait.observe(time.perf_counter() - queued_at)
-
-
-# Resumable delivery -----------------------------------------------------------------------
-
-
-def resumed(outcomes: Iterable[str]) -> None:
-    """A resume request was answered: one outcome per stream it named."""
-    r = _rec()
-    if r is not None:
-        for outcome in outcomes:
-            label = outcome if outcome in RESUME_OUTCOMES else "other"
-            r.resumed[label] = r.resumed.get(label, 0) + 1
-
-
-def replayed(count: int) -> None:
-    """``count`` missed pushes of one stream were replayed."""
-    r = _rec()
-    if r is not None:
-        r.replayed += count

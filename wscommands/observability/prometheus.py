@@ -139,6 +139,22 @@ class Collector:
         yield _counter(
             "wscommands_resume_replayed_pushes", "Missed pushes replayed by resumes.", r.replayed
         )
+        yield _counter(
+            "wscommands_stream_gaps",
+            "Offsets a process skipped after waiting STREAM_REORDER_WAIT for them.",
+            r.stream_gaps,
+        )
+        yield _counter(
+            "wscommands_streams_evicted",
+            "Streams whose history was dropped over HISTORY_MAX_STREAMS (idle longest first).",
+            r.streams_evicted,
+        )
+        if r.streams_kept is not None:
+            yield GaugeMetricFamily(
+                "wscommands_streams_kept",
+                "Streams with history in the backend, as last seen by this process.",
+                value=r.streams_kept,
+            )
         with r.worker_lock:  # a consistent copy; worker threads update these
             queue, wait, wait_sum = r.queue, r.wait.cumulative(), r.wait.total
         yield GaugeMetricFamily(

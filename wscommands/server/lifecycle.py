@@ -11,15 +11,18 @@ accepted, so a client that sees it complete receives every broadcast sent after 
 from __future__ import annotations
 
 import logging
+import time
 
 from .._internal.threads import call
 from ..commands.registry import Registry
+from ..conf import wscommands_settings
 from ..connection import memberships
 from ..connection.connection import Connection
 from ..guards.caps import Ticket, get_caps
 from ..guards.sessions import get_session_watcher
 from ..guards.shutdown import get_shutdown
 from ..hub.process import get_hub
+from ..streams.cursor import user_stream
 from ..wire.codes import CloseCode
 from ..wire.protocol import ADMIT, Decision, refuse
 
@@ -52,10 +55,19 @@ class ConnectionLifecycle:
     async def register(self) -> None:
         """Give the connection its id and make it reachable: hub, user index, presence."""
         hub = get_hub()
+        began = time.monotonic()
         memberships.attach(self.connection)
         self.connection.id = await hub.add(self.connection)
         self.registered = True
         await self.connection.sync_user()
+        if self.connection.user_pk is not None:
+            # Before the accept: every push to the user published once the handshake has
+            # completed reaches the connection (a Redis round trip for a user's first
+            # connection on this process, bounded; none for the others).
+            # Within one CHANNEL_LAYER_TIMEOUT for the registration (hub start included).
+            left = wscommands_settings.CHANNEL_LAYER_TIMEOUT - (time.monotonic() - began)
+            stream = user_stream(self.connection.user_pk)
+            await hub.ordered.ready(stream, max(left, 0.0))
         hub.presence.connected(self.connection)  # recorded in the background
 
     async def opened(self) -> Decision:

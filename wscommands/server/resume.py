@@ -17,12 +17,13 @@ from ..backends import BackendUnavailable, history_store
 from ..connection.memberships import may_join
 from ..delivery.messaging import group_channel_name
 from ..hub.process import get_hub
-from ..observability import metrics
+from ..observability import streammetrics
 from ..streams.cursor import ALL, StreamCursor, history_bounds, position_text, user_stream
 from ..wire.codes import (
     FORBIDDEN,
     HISTORY_LOST,
     INVALID,
+    RATE_LIMITED,
     RESUME,
     RESUME_MAX_STREAMS,
     TOO_FAR_BEHIND,
@@ -105,15 +106,21 @@ async def handle(connection: Connection, request_id: Any, argument: Any) -> None
         result, allowed = await _authorize(connection, wanted)
         cursor.hold(allowed)
         try:
+            joined = []
             for stream in allowed:
                 kind, _, name = stream.partition(":")
                 if kind == "group" and name not in connection.groups:
                     connection.groups.add(name)
                     await get_hub().join(connection, name)
+                    joined.append(stream)
+            for stream in joined:
+                # Once the process receives the group live: what the history read below
+                # does not hold reaches the connection live.
+                await cursor.entry(stream)
             for stream in allowed:
                 result[stream] = await _replay(cursor, stream, wanted[stream])
             reply = {RESUME: result}
-            metrics.resumed(entry.get("reason", "recovered") for entry in result.values())
+            streammetrics.resumed(entry.get("reason", "recovered") for entry in result.values())
         except BackendUnavailable as exc:
             reply = {"errors": {RESUME: error_entry(exc, RESUME)}}
         try:
@@ -164,8 +171,20 @@ async def _replay(
         cursor.start_at(stream, epoch, offset)
         return {"recovered": False, "reason": INVALID, "epoch": epoch, "offset": offset}
     epoch, after = position
+    sent = cursor.sent.get(stream)
+    if epoch and sent is not None and sent.epoch == epoch:
+        # Read only after what this connection was sent from there on: asking again for
+        # what it has replays nothing (one read of the stream's position, which stays the
+        # authority: this process may not have seen the history lost yet).
+        while sent.has(after + 1):
+            after += 1
+    wait = cursor.budget.exhausted()
+    if wait:  # nothing more may be replayed for now: not even read
+        return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait}
     read = await backend.history_read(stream, epoch, after, bounds)
     current = {"epoch": read.epoch, "offset": read.offset}
+    if epoch == "" and after == 0:  # "no push yet" when announced: its first epoch
+        epoch = read.epoch
     if read.epoch != epoch:
         reason = HISTORY_LOST
     elif after > read.offset:
@@ -173,13 +192,18 @@ async def _replay(
     elif not read.complete:
         reason = TOO_FAR_BEHIND
     else:
-        push = cursor.connection.push_text
-        replayed = 0
-        for offset, text in read.entries:
-            if not cursor.was_sent(stream, epoch, offset):
-                await push(position_text(text, stream, epoch, offset))
-                replayed += 1
-        metrics.replayed(replayed)
+        missing = [
+            (offset, position_text(text, stream, epoch, offset))
+            for offset, text in read.entries
+            if not cursor.of(stream, epoch).has(offset)
+        ]
+        wait = cursor.budget.take(len(missing), sum(len(text) for _, text in missing))
+        if wait:
+            return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait, **current}
+        for offset, text in missing:
+            await cursor.connection.push_text(text)
+            cursor.replayed(stream, epoch, offset)
+        streammetrics.replayed(len(missing))
         cursor.start_at(stream, read.epoch, read.offset)
         return {"recovered": True, **current}
     cursor.start_at(stream, read.epoch, read.offset)

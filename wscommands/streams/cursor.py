@@ -6,11 +6,13 @@ call: :meth:`~.backends.base.Backend.history_append`), which gives it an epoch a
 and the hubs pass both along. Connections that opted in (``?resume=1``) get the push with a
 ``"wscommands.position"`` key; the others get the same text as ever.
 
-Each resumable connection has a :class:`StreamCursor`: the last position it was sent per
-stream (so no push is written to it twice) and the streams whose live pushes are held while
-their position is being read or their history replayed (so none overtakes the replay).
-The streams' positions are announced as memberships change (:mod:`.memberships`); the
-resume exchange itself is in :mod:`.resume`.
+The hubs deliver each stream in offset order (:mod:`.order`). Each resumable connection has
+a :class:`StreamCursor`: per stream, the position it entered the process's recipients at
+(what it is announced), the offsets it was sent (:mod:`.sent`: no push is written to it
+twice, live or replayed), its replay budget (:mod:`.budget`), and the streams whose live
+pushes are held while they are announced or replayed (so none overtakes the replay). The
+announcements are :mod:`~.connection.memberships`'; the resume exchange is
+:mod:`~.server.resume`'s.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import Any, Protocol
 from ..backends import BackendUnavailable, history_store
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
-from ..wire.codes import POSITION
+from ..wire.codes import POSITION, STREAMS
 from ..wire.exceptions import Unavailable
 from ..wire.jsoncodec import encode
+from .budget import ReplayBudget
+from .order import Position
+from .sent import Sent
 
 
 class Recipient(Protocol):
@@ -57,7 +62,12 @@ def history_bounds() -> HistoryBounds | None:
     s = wscommands_settings
     if not s.HISTORY_SIZE:
         return None
-    return HistoryBounds(size=s.HISTORY_SIZE, ttl=s.HISTORY_TTL, meta_ttl=s.HISTORY_META_TTL)
+    return HistoryBounds(
+        size=s.HISTORY_SIZE,
+        ttl=s.HISTORY_TTL,
+        meta_ttl=s.HISTORY_META_TTL,
+        max_streams=s.HISTORY_MAX_STREAMS,
+    )
 
 
 async def publish(stream: str, text: str) -> dict[str, Any]:
@@ -86,11 +96,21 @@ def position_text(text: str, stream: str, epoch: str, offset: int) -> str:
 class Push:
     """One stream push as a hub received it; its positioned texts are built once, lazily."""
 
-    __slots__ = ("_bare", "_positioned", "epoch", "exclude", "offset", "stream", "text")
+    __slots__ = ("_bare", "_positioned", "epoch", "exclude", "message", "offset", "stream", "text")
 
-    def __init__(self, stream: str, epoch: str, offset: int, text: str, exclude: str | None = None):
+    def __init__(
+        self,
+        stream: str,
+        epoch: str,
+        offset: int,
+        text: str,
+        exclude: str | None = None,
+        message: dict[str, Any] | None = None,
+    ):
         self.stream, self.epoch, self.offset = stream, epoch, offset
         self.text, self.exclude = text, exclude
+        #: The channel-layer message it came in (its recipients: target and key).
+        self.message = message or {}
         self._positioned: str | None = None
         self._bare: str | None = None
 
@@ -101,7 +121,12 @@ class Push:
         if stream is None:
             return None
         return cls(
-            stream, message["epoch"], message["offset"], message["text"], message.get("exclude")
+            stream,
+            message["epoch"],
+            message["offset"],
+            message["text"],
+            message.get("exclude"),
+            message,
         )
 
     def positioned(self) -> str:
@@ -140,16 +165,21 @@ class StreamCursor:
 
     def __init__(self, connection: Recipient):
         self.connection = connection
-        #: stream -> (epoch, offset) last sent (or the announced starting point).
-        self.last: dict[str, tuple[str, int]] = {}
-        #: stream -> offset after which every push up to ``last`` was sent, none skipped.
-        self.gapless_from: dict[str, int] = {}
+        #: stream -> what was sent of it (in its current epoch), see :class:`~.sent.Sent`.
+        self.sent: dict[str, Sent] = {}
         #: stream -> pushes waiting while the stream is announced or replayed.
         self.held: dict[str, list[Push]] = {}
+        #: stream -> the position this connection entered the process's recipients at (or
+        #: a future of it): what its announcement says (:meth:`entered`, :meth:`entry`).
+        self.entries: dict[str, Position | asyncio.Future | None] = {}
         #: One announcement or resume at a time per connection.
         self.lock = asyncio.Lock()
         #: Whether the first announcement (``all`` and the user's stream) was sent.
         self.started = False
+        #: What replays this connection may still be sent (pushes, bytes).
+        self.budget = ReplayBudget()
+        #: Offsets of sent ranges kept below the newest: one history (older ones are gone).
+        self.keep = max(wscommands_settings.HISTORY_SIZE, 1)
 
     async def offer(self, push: Push) -> None:
         """Send a live push now, or hold it while its stream is being read or replayed."""
@@ -159,27 +189,50 @@ class StreamCursor:
         else:
             await self.send(push)
 
-    async def send(self, push: Push, *, replayed: bool = False) -> None:
-        """Write ``push`` unless this connection already has it (same epoch, offset not newer)."""
-        last = self.last.get(push.stream)
-        if last is not None and last[0] == push.epoch and push.offset <= last[1]:
+    async def send(self, push: Push) -> None:
+        """Write a live ``push`` unless this connection already has it or started after it."""
+        sent = self.sent.get(push.stream)
+        if sent is None or sent.epoch != push.epoch:
+            if sent is not None and sent.epoch == "":
+                # The stream had no push when the connection started: its first epoch
+                # continues from offset 0, which the client is told before the push.
+                frame = {STREAMS: {push.stream: {"epoch": push.epoch, "offset": 0}}}
+                await self.connection.push_text(encode(frame))
+            floor = 0 if sent is not None else push.offset - 1
+            sent = self.sent[push.stream] = Sent(push.epoch, floor)
+        elif push.offset <= sent.floor or sent.has(push.offset):
             return
-        if last is None or last[0] != push.epoch or push.offset != last[1] + 1:
-            self.gapless_from[push.stream] = push.offset - 1
-        self.last[push.stream] = (push.epoch, push.offset)
-        excluded = not replayed and push.exclude is not None and push.exclude == self.connection.id
+        sent.add(push.offset, self.keep)
+        excluded = push.exclude is not None and push.exclude == self.connection.id
         await self.connection.push_text(push.bare() if excluded else push.positioned())
 
-    def was_sent(self, stream: str, epoch: str, offset: int) -> bool:
-        """Whether the push at ``offset`` was certainly written to this connection already."""
-        last = self.last.get(stream)
-        start = self.gapless_from.get(stream)
-        return (
-            last is not None
-            and last[0] == epoch
-            and start is not None
-            and start < offset <= last[1]
-        )
+    def of(self, stream: str, epoch: str) -> Sent:
+        """What was sent of ``stream`` in ``epoch`` (nothing if the epoch is another)."""
+        sent = self.sent.get(stream)
+        if sent is None or sent.epoch != epoch:
+            sent = self.sent[stream] = Sent(epoch, 0)
+        return sent
+
+    def replayed(self, stream: str, epoch: str, offset: int) -> None:
+        """A replay wrote the push at ``offset`` to this connection."""
+        self.of(stream, epoch).add(offset, self.keep)
+
+    def entered(self, stream: str, position: Position | asyncio.Future | None) -> None:
+        """The hub made this connection a recipient of ``stream`` at ``position``."""
+        self.entries[stream] = position
+
+    async def entry(self, stream: str) -> Position | None:
+        """The position this connection entered ``stream`` at (waits for the process to
+        read it when the connection is its first there); None when unknown."""
+        position = self.entries.pop(stream, None)
+        if not isinstance(position, asyncio.Future):
+            return position
+        try:
+            timeout = wscommands_settings.CHANNEL_LAYER_TIMEOUT * 3
+            read: Position | None = await asyncio.wait_for(asyncio.shield(position), timeout)
+        except TimeoutError:
+            return None
+        return read
 
     def hold(self, streams: list[str]) -> None:
         """Hold the live pushes of ``streams`` until :meth:`release`."""
@@ -187,15 +240,18 @@ class StreamCursor:
             self.held.setdefault(stream, [])
 
     def start_at(self, stream: str, epoch: str, offset: int) -> None:
-        """Take ``(epoch, offset)`` as what this connection has of ``stream``."""
-        self.last[stream] = (epoch, offset)
-        self.gapless_from[stream] = offset
+        """Start ``stream`` at ``(epoch, offset)``: live pushes after it are sent.
+
+        In the same epoch, what was sent stays recorded (a resume never sends it again).
+        """
+        sent = self.of(stream, epoch)
+        sent.floor = max(sent.floor, offset)
 
     def forget(self, stream: str) -> None:
         """Stop tracking ``stream`` (left the group, changed user)."""
-        self.last.pop(stream, None)
-        self.gapless_from.pop(stream, None)
+        self.sent.pop(stream, None)
         self.held.pop(stream, None)
+        self.entries.pop(stream, None)
 
     async def release(self, streams: list[str]) -> None:
         """Send what was held for ``streams``, in order; pushes it already has are dropped."""

@@ -108,9 +108,11 @@ RESUME_MAX_STREAMS = 100
 
 #: Why a stream was not recovered (a resume reply's ``reason``): the epoch changed, the pushes
 #: after the position are no longer kept, the connection may not receive the stream, or the
-#: position is malformed, unknown or one the stream never reached.
+#: position is malformed, unknown or one the stream never reached, or the connection's replay
+#: budget cannot cover the stream now (the reply carries ``retry_after``).
 HISTORY_LOST = "history_lost"
 TOO_FAR_BEHIND = "too_far_behind"
 FORBIDDEN = "forbidden"
 INVALID = "invalid"
-RESUME_REASONS: tuple[str, ...] = (HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID)
+RATE_LIMITED = "rate_limited"
+RESUME_REASONS: tuple[str, ...] = (HISTORY_LOST, TOO_FAR_BEHIND, FORBIDDEN, INVALID, RATE_LIMITED)

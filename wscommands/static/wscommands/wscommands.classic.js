@@ -81,6 +81,7 @@ const RESUME_REASONS = Object.freeze({
   TOO_FAR_BEHIND: "too_far_behind",
   FORBIDDEN: "forbidden",
   INVALID: "invalid",
+  RATE_LIMITED: "rate_limited",
 });
 // END GENERATED wire constants
 

@@ -336,8 +336,9 @@ export const RESUME_REASONS: Readonly<{
   TOO_FAR_BEHIND: "too_far_behind";
   FORBIDDEN: "forbidden";
   INVALID: "invalid";
+  RATE_LIMITED: "rate_limited";
 }>;
-export type ResumeReason = "history_lost" | "too_far_behind" | "forbidden" | "invalid";
+export type ResumeReason = "history_lost" | "too_far_behind" | "forbidden" | "invalid" | "rate_limited";
 // END GENERATED wire constants
 export const RATE_LIMITED_DELAY: number;
 export const RESYNC_REASONS: readonly ResyncReason[];

@@ -76,6 +76,7 @@ export const RESUME_REASONS = Object.freeze({
   TOO_FAR_BEHIND: "too_far_behind",
   FORBIDDEN: "forbidden",
   INVALID: "invalid",
+  RATE_LIMITED: "rate_limited",
 });
 // END GENERATED wire constants
 

@@ -1,0 +1,117 @@
+"""The per-process stream sequencer and the per-connection record of what was sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wscommands.streams.budget import ReplayBudget
+from wscommands.streams.order import StreamOrder
+from wscommands.streams.sent import Sent
+
+
+@dataclass
+class P:
+    stream: str
+    epoch: str
+    offset: int
+
+
+def offsets(pushes) -> list[tuple[str, int]]:
+    return [(p.epoch, p.offset) for p in pushes]
+
+
+async def test_an_overtaken_push_waits_for_the_one_before_it():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    assert order.baseline("all", ("e", 4)) == []
+    assert offsets(order.arrive(P("all", "e", 6), now=0)) == []  # 5 is on its way
+    assert order.next_deadline() == 0.5
+    assert offsets(order.arrive(P("all", "e", 5), now=0.1)) == [("e", 5), ("e", 6)]
+    assert order.next_deadline() is None
+    assert order.arrive(P("all", "e", 5), now=0.2) == []  # delivered already: dropped
+
+
+async def test_a_missing_push_is_skipped_after_the_wait_and_never_delivered_late():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("e", 0))
+    order.arrive(P("all", "e", 2), now=0)
+    order.arrive(P("all", "e", 3), now=0.1)
+    assert order.due(now=0.4) == []
+    assert offsets(order.due(now=0.5)) == [("e", 2), ("e", 3)]
+    assert order.skipped == 1
+    assert order.arrive(P("all", "e", 1), now=0.6) == []  # a resume brings it back
+
+
+async def test_held_pushes_are_bounded():
+    order = StreamOrder(wait=60, max_held=3)
+    order.begin("all")
+    order.baseline("all", ("e", 0))
+    for n in (2, 3, 4):
+        assert order.arrive(P("all", "e", n), now=0) == []
+    assert offsets(order.arrive(P("all", "e", 5), now=0)) == [("e", n) for n in (2, 3, 4, 5)]
+
+
+async def test_pushes_before_the_baseline_wait_and_those_it_covers_are_dropped():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("g")
+    entry = order.entry("g")  # a connection entered before the position was read
+    assert order.arrive(P("g", "e", 3), now=0) == []
+    assert order.arrive(P("g", "e", 4), now=0) == []
+    assert offsets(order.baseline("g", ("e", 3))) == [("e", 4)]
+    assert entry.result() == ("e", 3)
+
+
+async def test_entry_is_the_last_push_whose_recipients_were_taken():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("e", 1))
+    (push,) = order.arrive(P("all", "e", 2), now=0)
+    assert order.entry("all") == ("e", 1)
+    order.delivering(push)
+    assert order.entry("all") == ("e", 2)
+
+
+async def test_a_new_epoch_counts_from_one():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("", 0))  # no push yet
+    assert offsets(order.arrive(P("all", "f", 1), now=0)) == [("f", 1)]
+    assert offsets(order.arrive(P("all", "g", 1), now=0)) == [("g", 1)]  # history lost
+
+
+def test_sent_ranges_answer_what_was_sent_and_stay_bounded():
+    sent = Sent("e", floor=10)
+    for offset in (11, 12, 13, 20, 15, 14):
+        sent.add(offset, keep=100)
+    assert sent.ranges == [[11, 15], [20, 20]]
+    assert sent.has(14) and not sent.has(16) and not sent.has(10)
+    sent.add(500, keep=100)
+    assert sent.ranges == [[500, 500]]  # older than one history: forgotten
+
+
+async def test_missing_pushes_found_in_history_fill_the_gap():
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("e", 1))
+    order.arrive(P("all", "e", 4), now=0)
+    assert [(s, e, a, h.offset) for s, e, a, h in order.gaps(now=0.5)] == [("all", "e", 1, 4)]
+    found = [P("all", "e", 2), P("all", "e", 3), P("all", "other", 3)]
+    assert offsets(order.fill(found, now=0.5)) == [("e", 2), ("e", 3), ("e", 4)]
+    assert order.skipped == 0 and order.gaps(now=1) == []
+
+
+def test_the_replay_budget_refuses_whole_and_says_when(settings):
+    settings.WSCOMMANDS = {
+        **settings.WSCOMMANDS,
+        "RESUME_PUSHES": 600,
+        "RESUME_BYTES": 10**6,
+        "RESUME_INTERVAL": 60.0,
+    }
+    budget = ReplayBudget()
+    assert budget.take(500, 1000) == 0.0
+    assert budget.exhausted() == 0.0
+    wait = budget.take(500, 1000)  # 100 left: refused whole, nothing taken
+    assert 39 < wait <= 40  # 400 more pushes refill in 40 s
+    assert budget.take(100, 10) == 0.0
+    assert budget.exhausted() > 0

@@ -1,0 +1,204 @@
+"""The hub's delivery of stream pushes: in offset order per stream, each once per process.
+
+:class:`OrderedDelivery` owns the process's :class:`~.streams.order.StreamOrder`. The hub tells
+it when the process starts and stops following a stream (its first local recipient came, its
+last left); it then reads the stream's position once the channel-layer subscription is live
+(the baseline: every later push reaches the process), and delivers what arrives through the
+sequencer, under one lock so that pushes released by a timer never interleave with the
+receive loop's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+from ..backends import BackendUnavailable, history_store
+from ..conf import wscommands_settings
+from ..delivery.fanout import write_all
+from ..delivery.peer import Peer
+from ..observability import logs, metrics, streammetrics
+from ..streams.cursor import Push, history_bounds
+from ..streams.order import StreamOrder
+
+logger = logging.getLogger("wscommands.layer")
+
+
+class OrderedDelivery:
+    """Stream pushes of one hub, in order (see the module docstring)."""
+
+    def __init__(
+        self,
+        recipients: Callable[[dict[str, Any]], list[Any]],
+        deliver: Callable[[dict[str, Any]], Awaitable[None]],
+    ):
+        s = wscommands_settings
+        self.order = StreamOrder(s.STREAM_REORDER_WAIT, s.STREAM_REORDER_MAX)
+        self._recipients = recipients
+        # The hub's deliver (a HUB_CLASS may override it): it sees each message in its turn.
+        self._deliver = deliver
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def follow(self, stream: str, subscribed: Awaitable[Any] | None = None) -> asyncio.Task | None:
+        """The process starts receiving ``stream`` (``subscribed``: its layer membership);
+        its position is read once that membership is live (the task returned)."""
+        if history_bounds() is None or stream in self.order.streams:
+            return None
+        self.order.begin(stream)
+        return self._spawn(self._read_baseline(stream, subscribed), "wscommands-stream-baseline")
+
+    async def ready(self, stream: str, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until the process has read ``stream``'s
+        position: from then on it delivers every push published to it."""
+        waiter = self.order.entry(stream)
+        if isinstance(waiter, asyncio.Future):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+
+    def entered(self, peer: Peer, stream: str) -> None:
+        """``peer`` just became a local recipient of ``stream``: a resumable connection
+        records the position it starts at (no await between this and the insertion)."""
+        if peer.streams is not None:
+            peer.streams.entered(stream, self.order.entry(stream))
+
+    def unfollow(self, stream: str) -> None:
+        """The process no longer receives ``stream``."""
+        self.order.end(stream)
+
+    def stop(self) -> None:
+        """The hub stopped: forget every stream and pending task."""
+        self.order.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in self._tasks:
+            task.cancel()
+
+    async def _read_baseline(self, stream: str, subscribed: Awaitable[Any] | None) -> None:
+        if subscribed is not None:
+            await subscribed
+        bounds = history_bounds()
+        try:
+            if bounds is None:  # history turned off: no position to start from
+                raise BackendUnavailable("history is off")
+            positions = await history_store().history_positions([stream], bounds)
+            position = positions.get(stream)
+        except BackendUnavailable:
+            logger.warning("stream position of %s unavailable: taken from its first push", stream)
+            position = None
+        async with self._lock:
+            await self._write(self.order.baseline(stream, position))
+
+    async def receive(self, message: dict[str, Any]) -> None:
+        """A message from the channel layer: handed to the hub's ``deliver`` now, or (a
+        stream's push) once the pushes before it were, in offset order."""
+        push = Push.from_message(message)
+        if push is None:
+            await self._deliver(message)
+            return
+        async with self._lock:
+            await self._write(self.order.arrive(push, asyncio.get_running_loop().time()))
+            self._arm()
+
+    async def _write(self, pushes: Iterable[Any]) -> None:
+        for push in pushes:
+            try:
+                await self._deliver(push.message)
+            except Exception:  # the others still go out, in order
+                logger.exception("delivering a message failed")
+
+    async def write(self, message: dict[str, Any]) -> None:
+        """Write a message (in its turn) to its local recipients (the hub's ``deliver``)."""
+        started = time.perf_counter()
+        push = Push.from_message(message)
+        if push is not None:
+            # Recipients and the stream's delivered position are taken together, with no
+            # await in between: a connection entering later starts after this push.
+            recipients = self._recipients(message)
+            self.order.delivering(push)
+            await write_all(recipients, push.deliver)
+        else:
+            text, exclude = message["text"], message.get("exclude")
+            recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
+            await write_all(recipients, lambda peer: peer.push_text(text))
+        elapsed = time.perf_counter() - started
+        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
+
+    def _arm(self) -> None:
+        """Wake up when the oldest held push has waited long enough."""
+        deadline = self.order.next_deadline()
+        if deadline is None or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._spawn(self._flush(), "wscommands-stream-reorder")
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The missing pushes are in history (a push is recorded before it is published):
+        # read them once for the process rather than leave the gap to every client.
+        found = [p for gap in self.order.gaps(loop.time()) for p in await self._look_up(*gap)]
+        async with self._lock:
+            due = self.order.fill(found, loop.time())
+            skipped = self.order.skipped
+            await self._write(due + self.order.due(loop.time()))
+            if self.order.skipped > skipped:
+                streammetrics.stream_gap(self.order.skipped - skipped)
+            self._arm()
+
+    async def _look_up(self, stream: str, epoch: str, after: int, held: Any) -> list[Push]:
+        """The pushes of ``stream`` between ``after`` and ``held`` (the first held after the
+        gap) that history still has; they go to the same recipients as ``held``."""
+        bounds = history_bounds()
+        if bounds is None:
+            return []
+        try:
+            read = await history_store().history_read(stream, epoch, after, bounds)
+        except BackendUnavailable:
+            return []
+        if read.epoch != epoch:
+            return []
+        # Not the sender's own everyone_else exclusion, which history does not keep.
+        base = {**held.message, "exclude": None, "sent": None}
+        return [
+            push
+            for offset, text in read.entries
+            if after < offset < held.offset
+            and (push := Push.from_message({**base, "offset": offset, "text": text})) is not None
+        ]
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task:
+        task = logs.process_task(coroutine, name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def local_recipients(
+    connections: dict[str, Any],
+    groups: dict[str, set[str]],
+    users: dict[Any, set[str]],
+    message: dict[str, Any],
+) -> list[Any]:
+    """The local connections a channel-layer message is for (its target and key)."""
+    target, key = message.get("target"), message.get("key")
+    if target == "all":
+        ids: Iterable[str] = list(connections)
+    elif target == "group":
+        ids = list(groups.get(str(key), ()))
+    elif target == "user":
+        ids = list(users.get(key, ()))
+    elif target == "ids":
+        ids = key or ()
+    else:
+        ids = ()
+    return [peer for local_id in ids if (peer := connections.get(local_id)) is not None]

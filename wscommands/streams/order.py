@@ -1,0 +1,201 @@
+"""Each process delivers a stream's pushes in offset order, once (docs/protocol.md, rule 2).
+
+A push's offset is given by the backend (``history_append``) and the push published on the
+channel layer in a second step, so two processes pushing to one stream can publish offset 6
+before 5. :class:`StreamOrder` is the hub's per-stream sequencer: a push that overtook one
+still missing is held until the missing one arrives, at most ``STREAM_REORDER_WAIT`` seconds
+(and ``STREAM_REORDER_MAX`` pushes per stream); then the hub skips the missing offsets, which
+every resumable connection sees as an offset jump (the gap signal: it asks for them with
+``wscommands.resume``). A push older than what the process already delivered is dropped: it
+comes back only through a resume, never out of order.
+
+It also gives the position a connection *enters* a stream at (:meth:`entry`): the last offset
+the process delivered when the connection became one of the stream's local recipients.
+Every later push of the stream reaches that connection live, none before it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: A stream's position: (epoch, offset). The epoch "" is a stream that has had no push yet.
+Position = tuple[str, int]
+
+
+class Positioned(Protocol):
+    """What the sequencer reads of a push."""
+
+    stream: str
+    epoch: str
+    offset: int
+
+
+@dataclass(slots=True)
+class _State:
+    #: None until the baseline is read (pushes are buffered); then the epoch delivered.
+    epoch: str | None = None
+    #: Offset up to which pushes were released (in order) by the sequencer.
+    released: int = 0
+    #: Offset of the last push the hub took its recipients for (what an entry starts at).
+    delivered: int = 0
+    ready: bool = False
+    #: Whether the baseline read failed: the first push sets the position instead.
+    adopt: bool = False
+    #: offset -> push, waiting for the offsets before them (or for the baseline).
+    held: dict[int, Positioned] = field(default_factory=dict)
+    #: Loop time the oldest held push arrived.
+    since: float = 0.0
+    waiters: list[asyncio.Future] = field(default_factory=list)
+
+
+class StreamOrder:
+    """Per process, per stream subscribed: the sequencer described in the module docstring."""
+
+    def __init__(self, wait: float, max_held: int):
+        self.wait = wait
+        self.max_held = max_held
+        self.streams: dict[str, _State] = {}
+        #: Offsets skipped after the wait (for the metrics).
+        self.skipped = 0
+
+    def begin(self, stream: str) -> None:
+        """The process subscribes to ``stream``: buffer its pushes until :meth:`baseline`."""
+        self.streams.setdefault(stream, _State())
+
+    def end(self, stream: str) -> None:
+        """The process no longer receives ``stream``."""
+        state = self.streams.pop(stream, None)
+        if state is not None:
+            for waiter in state.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Forget every stream (the hub stopped)."""
+        for stream in list(self.streams):
+            self.end(stream)
+
+    def baseline(self, stream: str, position: Position | None) -> list[Positioned]:
+        """The stream's position read after the subscription was live (None: unreadable);
+        returns the buffered pushes now due, in order."""
+        state = self.streams.get(stream)
+        if state is None or state.ready:
+            return []
+        state.ready = True
+        if position is None:
+            state.adopt = True
+        else:
+            state.epoch, state.released = position
+            state.delivered = state.released
+            for offset in [o for o in state.held if o <= state.released]:
+                del state.held[offset]
+        for waiter in state.waiters:
+            if not waiter.done():
+                waiter.set_result(self._position(state))
+        state.waiters.clear()
+        return self._release(state)
+
+    def entry(self, stream: str) -> Position | asyncio.Future | None:
+        """The position a connection entering ``stream``'s recipients *now* starts at: a
+        position, a future of it (the baseline is being read), or None (unknown)."""
+        state = self.streams.get(stream)
+        if state is None:
+            return None
+        if state.ready:
+            return self._position(state)
+        waiter = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        return waiter
+
+    def arrive(self, push: Positioned, now: float) -> list[Positioned]:
+        """A push received: the pushes now due, in order (maybe none, maybe several)."""
+        state = self.streams.get(push.stream)
+        if state is None:  # not a stream this process follows: pass it through
+            return [push]
+        if state.ready and state.adopt and state.epoch is None:
+            state.epoch, state.released = push.epoch, push.offset - 1
+            state.delivered = state.released
+        if state.ready and push.epoch != state.epoch:
+            # A new epoch (history lost; or the stream's first push when it had none):
+            # what is held of the old one goes first, then the new one counts from offset 1.
+            due = [state.held.pop(o) for o in sorted(state.held)]
+            state.epoch, state.released, state.delivered = push.epoch, 0, 0
+            return due + self.arrive(push, now)
+        if state.ready and push.offset <= state.released:
+            return []  # delivered already, or skipped: a resume brings it back
+        if not state.held:
+            state.since = now
+        state.held[push.offset] = push
+        if not state.ready:
+            if len(state.held) > self.max_held:  # the baseline read hangs: stop buffering
+                state.held.pop(min(state.held))
+            return []
+        due = self._release(state)
+        if len(state.held) > self.max_held:
+            due += self._skip(state)
+        return due
+
+    def gaps(self, now: float) -> list[tuple[str, str, int, Positioned]]:
+        """The streams whose wait is over: ``(stream, epoch, last released offset, the first
+        push held after the gap)``, for the hub to look the missing offsets up in history."""
+        return [
+            (stream, state.epoch, state.released, state.held[min(state.held)])
+            for stream, state in self.streams.items()
+            if state.ready
+            and state.held
+            and state.epoch is not None
+            and now - state.since >= self.wait
+        ]
+
+    def fill(self, pushes: Sequence[Positioned], now: float) -> list[Positioned]:
+        """Missing pushes found in history: those still missing go in (never another
+        epoch's: the stream may have moved on while they were read); the pushes now due."""
+        due: list[Positioned] = []
+        for push in pushes:
+            state = self.streams.get(push.stream)
+            if state is not None and state.ready and state.epoch == push.epoch:
+                due += self.arrive(push, now)
+        return due
+
+    def due(self, now: float) -> list[Positioned]:
+        """Skip the missing offsets of every stream that waited ``wait`` seconds: the pushes
+        held behind them, in order."""
+        out: list[Positioned] = []
+        for state in self.streams.values():
+            if state.ready and state.held and now - state.since >= self.wait:
+                out += self._skip(state)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """Loop time the next wait ends, None if nothing is held."""
+        times = [s.since for s in self.streams.values() if s.ready and s.held]
+        return min(times) + self.wait if times else None
+
+    def delivering(self, push: Positioned) -> None:
+        """The hub takes ``push``'s recipients now: connections entering later start after it."""
+        state = self.streams.get(push.stream)
+        if state is not None and state.epoch == push.epoch:
+            state.delivered = max(state.delivered, push.offset)
+
+    def held_count(self) -> int:
+        """Pushes held now, all streams (for the metrics)."""
+        return sum(len(s.held) for s in self.streams.values())
+
+    def _position(self, state: _State) -> Position | None:
+        return None if state.epoch is None else (state.epoch, state.delivered)
+
+    def _release(self, state: _State) -> list[Positioned]:
+        due = []
+        while (push := state.held.pop(state.released + 1, None)) is not None:
+            state.released += 1
+            due.append(push)
+        return due
+
+    def _skip(self, state: _State) -> list[Positioned]:
+        first = min(state.held)
+        self.skipped += first - state.released - 1
+        state.released = first - 1
+        return self._release(state) + (self._skip(state) if state.held else [])
