@@ -14,7 +14,7 @@ import struct
 from collections.abc import Awaitable
 from typing import Any
 
-from .._internal.compat import ServerSocket
+from .._internal.compat.servers import AsyncioSocket
 from ..conf import wscommands_settings
 from ..observability import metrics
 from ..server.endpoint import Endpoint
@@ -61,28 +61,17 @@ class Frames:
 FRAMES = Frames()
 
 
-class TcpSocket(ServerSocket):
-    """What flow control reaches of an engine connection: its asyncio transport."""
+class TcpSocket(AsyncioSocket):
+    """What flow control reaches of an engine connection: its asyncio transport, whose
+    reading the engine may pause (a client over its rate, frames held while opening)."""
 
     can_pause_reading = True
-
-    def __init__(self, transport: asyncio.Transport):
-        self.transport = transport
-        # Flow control cuts off a client over MAX_OUTGOING_BACKLOG; below that, writes just
-        # queue (no pause_writing callbacks on the way).
-        transport.set_write_buffer_limits(high=wscommands_settings.MAX_OUTGOING_BACKLOG)
 
     def pause_reading(self) -> None:
         self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         self.transport.resume_reading()
-
-    def unsent_bytes(self) -> int:
-        return self.transport.get_write_buffer_size()
-
-    def abort(self) -> None:
-        self.transport.abort()
 
 
 class EngineSocket(Endpoint, WSListener):
@@ -108,7 +97,10 @@ class EngineSocket(Endpoint, WSListener):
 
     def start(self) -> None:
         """Build the endpoint's parts in this socket's own context."""
-        self.context.run(self.prepare, socket=TcpSocket(self.tcp))
+        self.context.run(
+            self.prepare,
+            socket=TcpSocket(self.tcp, wscommands_settings.MAX_OUTGOING_BACKLOG),
+        )
 
     def spawn(self, coroutine: Any) -> None:
         """Run ``coroutine`` as a task in this socket's context, kept until it is done."""

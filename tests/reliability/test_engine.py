@@ -1,0 +1,151 @@
+"""The engine (``manage.py wscommands_engine``, picows) beside daphne on one Redis: one
+cluster, the same protocol, the same protections as the ASGI path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.require import require
+from tests.scaleout.client import WSClient
+from tests.test_e2e import log_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+@pytest.fixture(autouse=True)
+def _picows() -> None:
+    require("picows")
+
+
+@pytest.fixture
+def cluster(own_redis, live):
+    """``cluster(**limits)``: a daphne and an engine process on one throwaway Redis."""
+
+    def start(args: tuple[str, ...] = (), **limits):
+        env = {"REDIS_URL": own_redis.url}
+        return live(env, **limits), live(env, kind="engine", args=args, **limits)
+
+    return start
+
+
+async def test_engine_and_daphne_serve_one_cluster(cluster):
+    """Echo on the engine; a broadcast from either side reaches the clients of both; the
+    engine's clients are in the cluster's presence."""
+    daphne, engine = cluster()
+    on_daphne = await WSClient.open(daphne.ws)
+    on_engine = [await WSClient.open(engine.ws) for _ in range(2)]
+    reply = await on_engine[0].request({"echo": {"text": "héllo"}, "square": 3})
+    assert (reply["echo"], reply["square"]) == ({"text": "héllo"}, 9)
+    engine_ids = [(await c.call("whoami"))["connection_id"] for c in on_engine]
+    assert set(engine_ids) <= set(await on_daphne.call("probe.presence"))
+
+    await on_engine[0].call("probe.broadcast", message={"from": "engine"})
+    await on_daphne.push("from", lambda v: v == "engine")
+    await on_engine[1].push("from", lambda v: v == "engine")  # the frame built once, twice
+    await on_daphne.call("probe.broadcast", message={"from": "daphne"})
+    for client in on_engine:
+        await client.push("from", lambda v: v == "daphne")
+
+    await on_daphne.call("probe.join", group="room")
+    await on_engine[1].call("probe.join", group="room")
+    await on_engine[0].call("probe.group", group="room", message={"to": "room"})
+    await on_daphne.push("to")
+    await on_engine[1].push("to")
+    assert not on_engine[0].received("to")
+    for client in [on_daphne, *on_engine]:
+        await client.close()
+
+
+async def test_the_session_cookie_of_a_login_on_daphne_identifies_the_user(cluster):
+    daphne, engine = cluster()
+    session_key, _ = await asyncio.to_thread(log_in, daphne, "rel", "pw")
+    client = await WSClient.open(engine.ws, session_key=session_key)
+    who = await client.call("whoami")
+    assert (who["authenticated"], who["username"]) == (True, "rel")
+    stranger = await WSClient.open(engine.ws, session_key="not-a-session")
+    assert (await stranger.call("whoami"))["authenticated"] is False
+    await client.close()
+    await stranger.close()
+
+
+async def test_origin_and_path_are_checked_before_the_handshake_opens(cluster):
+    _, engine = cluster()
+    for origin in ("http://evil.example", "null", f"http://127.0.0.1:{engine.port + 1}"):
+        with pytest.raises(InvalidStatus) as info:
+            await connect(engine.ws, origin=origin, open_timeout=10)
+        assert info.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as info:
+        await connect(engine.ws.replace("/ws/", "/other/"), open_timeout=10)
+    assert info.value.response.status_code == 404
+    same_site = await WSClient.open(engine.ws, origin=f"http://127.0.0.1:{engine.port}")
+    assert (await same_site.call("echo", text="ok")) == {"text": "ok"}
+    await same_site.close()
+
+
+async def test_frames_over_the_size_limit_close_with_4413(cluster):
+    _, engine = cluster(args=("--max-frame-size", "65536"), MAX_MESSAGE_SIZE=1024)
+    client = await WSClient.open(engine.ws)
+    await client.ws.send(json.dumps({"echo": {"text": "x" * 2000}}))
+    assert await client.wait_closed() == 4413
+    fragmented = await WSClient.open(engine.ws)
+    await fragmented.ws.send(iter(["[" * 1, "x" * 600, "y" * 600]))  # over it only together
+    assert await fragmented.wait_closed() == 4413
+    huge = await WSClient.open(engine.ws)
+    await huge.ws.send("z" * 70000)  # over the engine's own frame cap: refused unread
+    assert await huge.wait_closed() == 1009
+
+
+async def test_a_client_over_the_rate_is_refused_then_closed_with_4429(cluster):
+    _, engine = cluster(RATE_LIMIT=1, RATE_LIMIT_BURST=2, RATE_LIMIT_CLOSE_AFTER=3)
+    client = await WSClient.open(engine.ws)
+    for n in range(10):
+        try:
+            await client.ws.send(json.dumps({"echo": {"text": str(n)}, "request_id": 100 + n}))
+        except ConnectionClosed:
+            break
+    assert await client.wait_closed() == 4429
+    refused = [p for p in client.pushes if "rate_limited" in json.dumps(p)]
+    assert refused, client.pushes
+
+
+async def forwarded_for(url: str, address: str) -> WSClient:
+    """A client whose request says (as a proxy would) that it comes from ``address``."""
+    headers = {"X-Forwarded-For": address}
+    return WSClient(await connect(url, additional_headers=headers, open_timeout=10))
+
+
+async def test_per_ip_caps_count_forwarded_clients_of_trusted_proxies_only(cluster):
+    _, trusting = cluster(MAX_CONNECTIONS_PER_IP=1)  # trusts 127.0.0.1 by default
+    first = await forwarded_for(trusting.ws, "10.0.0.1")
+    other = await forwarded_for(trusting.ws, "10.0.0.2")
+    assert (await other.call("echo", text="x")) == {"text": "x"}
+    again = await forwarded_for(trusting.ws, "10.0.0.1")
+    assert await again.wait_closed() == 4429
+    _, wary = cluster(args=("--forwarded-allow-ips", ""), MAX_CONNECTIONS_PER_IP=1)
+    one = await forwarded_for(wary.ws, "10.0.0.3")
+    forged = await forwarded_for(wary.ws, "10.0.0.4")
+    assert await forged.wait_closed() == 4429  # both are 127.0.0.1 to it
+    for client in (first, other, one):
+        await client.close()
+
+
+async def test_sigterm_closes_clients_with_4503_runs_hooks_and_exits(cluster):
+    daphne, engine = cluster()
+    watcher = await WSClient.open(daphne.ws)
+    await watcher.call("chat.join", room="lobby")
+    leaving = await WSClient.open(engine.ws)
+    leaving_id = (await leaving.call("whoami"))["connection_id"]
+    await leaving.call("chat.join", room="lobby")
+    engine.process.send_signal(signal.SIGTERM)
+    assert await leaving.wait_closed() == 4503
+    # the example's on_disconnect hook ran on the engine and told the room on daphne
+    await watcher.push("chat_left", lambda v: v["connection_id"] == leaving_id)
+    assert await asyncio.to_thread(engine.process.wait, 15) == 0
+    assert "closing 1 connection(s) with 4503" in engine.log()
+    await watcher.close()
