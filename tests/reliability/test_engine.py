@@ -40,6 +40,11 @@ async def test_engine_and_daphne_serve_one_cluster(cluster):
     daphne, engine = cluster()
     on_daphne = await WSClient.open(daphne.ws)
     on_engine = [await WSClient.open(engine.ws) for _ in range(2)]
+    # Registered before its 101 (as under daphne): a broadcast sent once the handshake has
+    # completed reaches it, with no request of its own in between.
+    await on_daphne.call("probe.broadcast", message={"first": True})
+    for client in on_engine:
+        await client.push("first")
     reply = await on_engine[0].request({"echo": {"text": "héllo"}, "square": 3})
     assert (reply["echo"], reply["square"]) == ({"text": "héllo"}, 9)
     engine_ids = [(await c.call("whoami"))["connection_id"] for c in on_engine]
