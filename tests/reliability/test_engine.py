@@ -93,6 +93,33 @@ async def test_origin_and_path_are_checked_before_the_handshake_opens(cluster):
     await same_site.close()
 
 
+async def raw_answer(port: int, request: bytes) -> bytes:
+    """What the engine answers a raw request (read until it closes the connection)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_bad_upgrade_requests_get_an_http_error_never_a_traceback(cluster):
+    _, engine = cluster(args=("--handshake-timeout", "0.5"))
+    cases = {
+        b"NOT HTTP AT ALL\r\n\r\n": b"400",
+        b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": b"400",  # no Upgrade
+        b"POST /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n": b"405",
+        b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n": b"408",  # never finished
+    }
+    for request, status in cases.items():
+        answer = await raw_answer(engine.port, request)
+        assert answer.startswith(b"HTTP/1.1 " + status), (request, answer)
+    client = await WSClient.open(engine.ws)  # still serving
+    assert (await client.call("echo", text="ok")) == {"text": "ok"}
+    await client.close()
+    assert "Traceback" not in engine.log()
+
+
 async def test_frames_over_the_size_limit_close_with_4413(cluster):
     _, engine = cluster(args=("--max-frame-size", "65536"), MAX_MESSAGE_SIZE=1024)
     client = await WSClient.open(engine.ws)

@@ -101,6 +101,11 @@ def build_scope(
         raise BadHandshake(405, "a WebSocket handshake is a GET")
     raw_path, _, query = target.partition(b"?")
     first = {name: value for name, value in reversed(headers)}
+    upgrade = first.get(b"upgrade", b"").lower() == b"websocket"
+    if not upgrade or not first.get(b"sec-websocket-key"):
+        raise BadHandshake(400, "not a WebSocket handshake (Upgrade: websocket, a key)")
+    if first.get(b"sec-websocket-version") != b"13":
+        raise BadHandshake(400, "unsupported WebSocket version (13 is)")
     scheme = "ws"
     if peer[0] in proxies and first.get(b"x-forwarded-proto", b"").lower() in (b"https", b"wss"):
         scheme = "wss"

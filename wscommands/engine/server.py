@@ -144,6 +144,9 @@ class Gate(asyncio.BufferedProtocol):
         socket = EngineSocket(scope, options.registry, options.connection_class, transport)
         socket.start()
         socket.refusal = await asyncio.create_task(socket.enter(), context=socket.context)
+        if self.lost or transport.is_closing():  # gone while it was registered: undo that
+            socket.spawn(socket.finish(1006))
+            return
         protocol = server_protocol(
             lambda request: socket,
             logger=self.engine.picows_logger,

@@ -224,6 +224,7 @@ class EngineSocket(Endpoint, WSListener):
         self.ws.disconnect()
 
     def on_ws_disconnected(self, transport: Any) -> None:
+        self.closing_now()  # nothing more is written to a socket that is gone
         self.spawn(self.finish(self.close_code))
 
     def pause_writing(self) -> None:
