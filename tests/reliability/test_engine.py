@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.require import require
 from tests.scaleout.client import WSClient
+from tests.scaleout.test_resume import RESUME, announced, arrived, payloads, positions
 from tests.test_e2e import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -65,6 +66,28 @@ async def test_engine_and_daphne_serve_one_cluster(cluster):
     assert not on_engine[0].received("to")
     for client in [on_daphne, *on_engine]:
         await client.close()
+
+
+async def test_a_resumable_engine_client_gets_what_daphne_sent_while_it_was_away(cluster):
+    daphne, engine = cluster()
+    client = await WSClient.open(engine.ws + "?resume=1")
+    await announced(client, "all")
+    sender = await WSClient.open(daphne.ws)
+    await sender.call("probe.broadcast", message={"b": "before"})
+    await arrived(client, "b", "before")
+    before = positions(client)
+    await client.close()
+    for n in range(3):
+        await sender.call("probe.broadcast", message={"b": n})
+    back = await WSClient.open(engine.ws + "?resume=1")
+    result = (await back.request({RESUME: {"streams": before}}))[RESUME]
+    assert result["all"]["recovered"] is True, result
+    assert payloads(back.pushes, "b") == [0, 1, 2]
+    await sender.call("probe.broadcast", message={"b": "live"})
+    await arrived(back, "b", "live")
+    assert payloads(back.pushes, "b") == [0, 1, 2, "live"]
+    for c in (sender, back):
+        await c.close()
 
 
 async def test_the_session_cookie_of_a_login_on_daphne_identifies_the_user(cluster):

@@ -152,6 +152,12 @@ class EngineSocket(Endpoint, WSListener):
 
     async def _opened(self) -> None:
         self.act(await self.lifecycle.opened())
+        # Handled outside this task: each frame is handled in this socket's context, which
+        # this task is running in (a context cannot be entered twice).
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._release_held, context=contextvars.Context())
+
+    def _release_held(self) -> None:
         held, self.held = self.held or [], None
         for text, data in held:
             self.handle(text, data)
