@@ -86,6 +86,7 @@ class EngineSocket(Endpoint, WSListener):
         self.ws: Any = None  # picows's WSTransport, once the handshake completes
         self.refusal: Decision = ADMIT  # what enter() decided, carried out after the 101
         self.close_code = 1006  # the code the connection ends with (none received: 1006)
+        self.close_asked: int | None = None  # a close asked for before the 101 went out
         self.held: list[tuple[str | None, bytes | None]] | None = []  # frames while opening
         self.parts: list[bytes] | None = None  # a fragmented message being assembled
         self.text_parts = False
@@ -124,7 +125,10 @@ class EngineSocket(Endpoint, WSListener):
     def close_now(self, code: int, reason: str | None = None) -> None:
         """:meth:`close`, at once."""
         self.closing_now()
-        if self.ws is None or self.ws.is_close_frame_sent:
+        if self.ws is None:  # still in the handshake (e.g. shutdown began): close after it
+            self.close_asked = code
+            return
+        if self.ws.is_close_frame_sent:
             return
         self.close_code = code
         self.ws.send_close(code, (reason or "").encode()[:120])
@@ -145,6 +149,9 @@ class EngineSocket(Endpoint, WSListener):
         self.ws = transport
         if not self.refusal.admit:
             self.act(self.refusal)
+            return
+        if self.close_asked is not None:
+            self.close_now(self.close_asked)
             return
         for text in self.handshake_done():
             self.push_text(text)
