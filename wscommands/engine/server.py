@@ -21,6 +21,7 @@ from typing import Any
 from .._internal.compat.picows_server import probe, server_protocol
 from .._internal.threads import run_sync, sweep_old_connections
 from ..commands.registry import Registry
+from ..commands.registry import registry as default_registry
 from ..connection.connection import Connection
 from ..guards.origins import origin_allowed
 from ..guards.shutdown import get_shutdown
@@ -57,7 +58,8 @@ class Options:
     port: int = 8001
     #: The one path served (anything else: HTTP 404).
     path: str = "/ws/"
-    registry: Registry | None = None
+    #: The commands served (the default registry unless a consumer names another).
+    registry: Registry = field(default_factory=lambda: default_registry)
     connection_class: type[Connection] = Connection
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies("127.0.0.1"))
     #: picows's own cap on a frame (1009 past it), as daphne's --websocket_max_message_size.
@@ -66,6 +68,8 @@ class Options:
     ping_interval: float = 20.0
     #: Seconds a client has to send its whole handshake request (HTTP 408 after).
     handshake_timeout: float = 5.0
+    #: The class of each connection's socket (a subclass may handle frames its own way).
+    socket_class: type[EngineSocket] = EngineSocket
 
 
 def feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
@@ -141,7 +145,7 @@ class Gate(asyncio.BufferedProtocol):
             return
         if self.lost:
             return
-        socket = EngineSocket(scope, options.registry, options.connection_class, transport)
+        socket = options.socket_class(scope, options.registry, options.connection_class, transport)
         socket.start()
         socket.refusal = await asyncio.create_task(socket.enter(), context=socket.context)
         if self.lost or transport.is_closing():  # gone while it was registered: undo that

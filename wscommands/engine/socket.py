@@ -16,7 +16,7 @@ from typing import Any
 
 from .._internal.compat.servers import AsyncioSocket
 from ..conf import wscommands_settings
-from ..observability import metrics
+from ..observability import logs, metrics
 from ..server.endpoint import Endpoint
 from ..wire.jsoncodec import encode
 from ..wire.protocol import ADMIT, Decision
@@ -26,9 +26,12 @@ try:
 except ImportError:  # the "engine" extra; the engine says what to install
     WSListener = object  # type: ignore[assignment, misc]
     WSMsgType = None  # type: ignore[assignment, misc]
+#: The type of nearly every frame, looked up once.
+TEXT = WSMsgType.TEXT if WSMsgType is not None else None
 
-#: Close codes a peer may not send (RFC 6455 7.4.1): answered with 1000 instead.
-_RESERVED = {0, 1004, 1005, 1006, 1015}
+#: Close codes a peer may send (RFC 6455 7.4, and the IANA registry's 1012-1014); any other
+#: is a protocol error (1002).
+_PEER_CODES = frozenset([1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)])
 #: Closes after a protocol error of the peer (a bad fragment sequence) and invalid UTF-8.
 PROTOCOL_ERROR, INVALID_TEXT = 1002, 1007
 
@@ -107,7 +110,12 @@ class EngineSocket(Endpoint, WSListener):
         """Run ``coroutine`` as a task in this socket's context, kept until it is done."""
         task = asyncio.get_running_loop().create_task(coroutine, context=self.context)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a bug of ours
+            logs.unexpected("engine", "connection task failed", exc=task.exception())
 
     # Transport (what the connection writes through) ---------------------------------------
 
@@ -173,9 +181,18 @@ class EngineSocket(Endpoint, WSListener):
 
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
         kind = frame.msg_type
-        if kind == WSMsgType.CLOSE:
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
+            self.close_now(PROTOCOL_ERROR, "reserved bits set")
+        elif kind == TEXT and frame.fin and self.parts is None:  # nearly every frame
+            try:
+                text = frame.get_payload_as_utf8_text()
+            except UnicodeDecodeError:
+                self._invalid_text()
+                return
+            self.received(text, None)
+        elif kind == WSMsgType.CLOSE:
             self._peer_closed(frame)
-        elif kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
+        elif kind == TEXT or kind == WSMsgType.BINARY:
             if self.parts is not None:
                 self.close_now(PROTOCOL_ERROR, "a new message inside a fragmented one")
             elif frame.fin:
@@ -208,10 +225,13 @@ class EngineSocket(Endpoint, WSListener):
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
-            metrics.frame_refused("invalid_utf8")
-            self.close_now(INVALID_TEXT, "text frames are UTF-8")
+            self._invalid_text()
             return
         self.received(text, None)
+
+    def _invalid_text(self) -> None:
+        metrics.frame_refused("invalid_utf8")
+        self.close_now(INVALID_TEXT, "text frames are UTF-8")
 
     def received(self, text: str | None, data: bytes | None) -> None:
         """A whole message: handled now, or held (and reading paused) while opening."""
@@ -229,11 +249,16 @@ class EngineSocket(Endpoint, WSListener):
             self.act(decision)
 
     def _peer_closed(self, frame: Any) -> None:
-        code = int(frame.get_close_code())
-        self.close_code = code if code not in _RESERVED else 1005
+        """Answer a close frame with the same code (1000 for none, 1002 for an invalid one)."""
+        if frame.payload_size == 0:
+            self.close_code, answer = 1005, 1000
+        else:
+            code = int(frame.get_close_code())
+            valid = frame.payload_size >= 2 and code in _PEER_CODES
+            self.close_code = answer = code if valid else PROTOCOL_ERROR
         self.closing_now()
         if not self.ws.is_close_frame_sent:
-            self.ws.send_close(code if 1000 <= code < 5000 and code not in _RESERVED else 1000)
+            self.ws.send_close(answer)
         self.ws.disconnect()
 
     def on_ws_disconnected(self, transport: Any) -> None:
