@@ -10,19 +10,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.reliability.conftest import SERVERS
 from tests.reliability.services import rss_mb, wait_until
-from tests.require import require
 from tests.scaleout.client import WSClient
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def kind(request) -> str:
-    """The server kind a test runs against (the engine needs picows)."""
-    if request.param == "engine":
-        require("picows")
-    return request.param
 
 
 @pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
@@ -82,7 +74,7 @@ async def test_reader_that_never_reads_is_cut_off(live, kind):
     assert peak - before < 30
 
 
-@pytest.mark.parametrize("kind", ["daphne", "uvicorn", "engine"], indirect=True)
+@pytest.mark.parametrize("kind", SERVERS, indirect=True)
 async def test_connections_per_ip_cap(live, kind):
     """The (cap+1)th connection from one IP is closed with 4429; freeing one lets a new in."""
     server = live(kind=kind, MAX_CONNECTIONS_PER_IP=3)
