@@ -130,6 +130,8 @@ def test_stages(args: list[str]) -> list[Stage]:
     stages = [
         Stage("lint: ruff check", [BIN / "ruff", "check", "."]),
         Stage("lint: ruff format", [BIN / "ruff", "format", "--check", "."]),
+        # pyproject.toml's [tool.mypy]: zero errors over wscommands/.
+        Stage("types: mypy", [BIN / "mypy"]),
     ]
     # The browser client's unit tests, its declarations against tsc and the classic build's
     # staleness check (tests/js): skipped without Node only outside CI.

@@ -146,9 +146,12 @@ else:
     WSCOMMANDS = {}
 
 # Presence: the demo shows who is online; WSCOMMANDS_PRESENCE_TTL bounds how long a crashed
-# process stays listed (seconds).
+# process stays listed (seconds), WSCOMMANDS_PRESENCE_GRACE how long a leave is held (a user
+# back within it, e.g. after a restart, is never seen leaving). Unset: the library's defaults.
 WSCOMMANDS["PRESENCE_EVENTS"] = os.environ.get("WSCOMMANDS_PRESENCE_EVENTS", "1") == "1"
-WSCOMMANDS["PRESENCE_TTL"] = float(os.environ.get("WSCOMMANDS_PRESENCE_TTL", "30"))
+for _name in ("PRESENCE_TTL", "PRESENCE_GRACE"):
+    if os.environ.get(f"WSCOMMANDS_{_name}"):
+        WSCOMMANDS[_name] = float(os.environ[f"WSCOMMANDS_{_name}"])
 WSCOMMANDS["COMMANDS"] = {"legacy_echo": "project.demo.legacy.legacy_echo"}
 # The built-in describe command (the API with its schemas): staff users only by default.
 WSCOMMANDS["DESCRIBE"] = os.environ.get("WSCOMMANDS_DESCRIBE", "staff")

@@ -45,7 +45,7 @@ def test_every_stage_runs_after_a_failure_and_all_are_reported(tmp_path, capfd):
 
 def test_the_stages_ci_needs_are_all_there():
     names = [stage.name for stage in load_dev().test_stages([])]
-    for needed in ("ruff check", "ruff format", "node", "core", "browser", "redis"):
+    for needed in ("ruff check", "ruff format", "mypy", "node", "core", "browser", "redis"):
         assert any(needed in name for name in names), (needed, names)
 
 

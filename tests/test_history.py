@@ -107,6 +107,34 @@ async def test_idempotency_release_lets_a_retry_run(backend):
     assert await backend.idempotency_claim(owner, "k", 10) == (DONE, "{}")
 
 
+async def test_a_running_claim_is_never_evicted_by_the_cap(backend):
+    """More finished records than the cap while a claim runs: the finished ones go, the
+    running one stays (its retry waits rather than running the request a second time)."""
+    owner = f"c:{secrets.token_hex(4)}"
+    assert await backend.idempotency_claim(owner, "running", 10) == (CLAIMED, None)
+    for n in range(5):
+        await backend.idempotency_claim(owner, f"k{n}", 10)
+        await backend.idempotency_finish(owner, f"k{n}", "{}", 60, 2)
+    assert await backend.idempotency_claim(owner, "running", 10) == (PENDING, None)
+    assert await backend.idempotency_claim(owner, "k4", 10) == (DONE, "{}")
+    assert await backend.idempotency_claim(owner, "k0", 10) == (CLAIMED, None)
+
+
+@pytest.mark.parametrize("end", ["finish", "release"])
+async def test_a_waiter_is_woken_when_the_claim_ends(backend, end):
+    """A waiter entered while the claim runs is woken by its finish or release (Redis: a
+    Pub/Sub message), not by polling."""
+    owner = f"c:{secrets.token_hex(4)}"
+    await backend.idempotency_claim(owner, "k", 10)
+    async with backend.idempotency_waiter(owner, "k") as ended:
+        assert not ended.is_set()
+        if end == "finish":
+            await backend.idempotency_finish(owner, "k", "{}", 60, 10)
+        else:
+            await backend.idempotency_release(owner, "k")
+        await asyncio.wait_for(ended.wait(), 10)
+
+
 @pytest.mark.parametrize("stream", ["all", "user:42", "group:lobby", "group:{odd}name"])
 def test_a_scripts_keys_share_one_cluster_slot(stream):
     """Each script touches keys of one stream (or one owner's records) only, hash-tagged so

@@ -244,3 +244,32 @@ async def test_resume_outcomes_are_counted(pair):
     assert delta(after, before, streams_total, outcome="recovered") == 1
     assert delta(after, before, streams_total, outcome="invalid") == 1
     assert delta(after, before, "wscommands_resume_replayed_pushes_total") == 2
+
+
+async def test_hub_starts_on_a_healthy_redis_count_no_lost_canary(sqlite_env, redis_url):
+    """A hub start (and a restart, after its last connection left) on a healthy Redis: every
+    canary comes back, none counts as lost (the shipped alert counts lost canaries)."""
+    env = {
+        **sqlite_env,
+        "REDIS_URL": redis_url,
+        "WSCOMMANDS_METRICS_TOKEN": TOKEN,
+        "WSCOMMANDS_PRESENCE_EVENTS": "0",
+        "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": f"canary-{secrets.token_hex(3)}"}),
+    }
+    server = Server(env).start()
+    trips = "wscommands_layer_round_trip_seconds_count"
+    try:
+        for _ in range(2):  # a start, then a stop and a second start of the same hub
+            before = await asyncio.to_thread(scrape, server)
+            async with connect(server.ws) as ws:
+                await ws.send(json.dumps({"echo": {"text": "x"}, "request_id": 1}))
+                await ws.recv()
+
+                def returned(before: Samples = before) -> bool:
+                    return delta(scrape(server), before, trips) >= 2
+
+                await eventually(returned, "two canaries came back", timeout=20)
+        samples = await asyncio.to_thread(scrape, server)
+        assert value(samples, "wscommands_layer_canary_failures_total") == 0
+    finally:
+        server.stop()

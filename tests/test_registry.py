@@ -397,7 +397,7 @@ NUMERIC_SETTINGS = sorted(
 
 
 #: Numeric settings where 0 is documented as "off" (docs/settings.md).
-ZERO_MEANS_OFF = {"HISTORY_SIZE"}
+ZERO_MEANS_OFF = {"HISTORY_SIZE", "PRESENCE_GRACE"}
 
 
 @pytest.mark.parametrize("name", NUMERIC_SETTINGS)

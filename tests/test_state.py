@@ -206,17 +206,28 @@ async def test_update_global_state_is_all_keys_or_none():
     assert await wscommands.get_global_state() == {"a": 1}
 
 
+async def count_up(connection) -> int:
+    return await connection.increment_global_state("counter")
+
+
+async def count_get(connection) -> int:
+    return await connection.get_global_state("counter") or 0
+
+
 async def test_increment_global_state_is_atomic():
     """Many increments at once from many connections: none is lost."""
+    command(name="t.count_up")(count_up)
     async with CommandClient() as first, CommandClient() as second:
-        requests = [client.call("counter.increment") for client in (first, second) * 10]
+        requests = [client.call("t.count_up") for client in (first, second) * 10]
         values = await asyncio.gather(*requests)
     assert sorted(values) == list(range(1, 21))
     assert await wscommands.get_global_state("counter") == 20
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_the_example_counter_broadcasts_its_new_value():
-    """counter.increment tells every connection; counter.get reads global state."""
+    """counter.increment tells every connection; counter.get reads it (from the database:
+    the example keeps it there, so it survives restarts; the library's state stays as is)."""
     async with CommandClient() as first, CommandClient() as second:
         assert await first.call("counter.get") == 0
         assert await first.call("counter.increment", amount=3) == 3
@@ -229,9 +240,11 @@ async def test_module_level_global_state_from_outside_a_connection():
     """Views and tasks use wscommands.get/update/increment_global_state; commands see it."""
     await wscommands.update_global_state({"motd": "hello"})
     assert await wscommands.increment_global_state("counter", 2) == 2
+    command(name="t.count_up")(count_up)
+    command(name="t.count_get")(count_get)
     async with CommandClient() as client:
-        assert await client.call("counter.get") == 2
-        await client.call("counter.increment")
+        assert await client.call("t.count_get") == 2
+        await client.call("t.count_up")
     assert await wscommands.get_global_state("counter") == 3
     assert await wscommands.get_global_state() == {"motd": "hello", "counter": 3}
 

@@ -90,7 +90,7 @@ LAYERS = [
 TOP_LEVEL = {
     "wscommands",
     "wscommands.apps",
-    "wscommands.checks",
+    *(m for m in MODULES if m == "wscommands.checks" or m.startswith("wscommands.checks.")),
     "wscommands.urls",
     "wscommands.routing",
     "wscommands.views",

@@ -17,6 +17,7 @@ class WSCommandsConfig(AppConfig):
         from ._internal import compat
         from .commands.registry import autodiscover, describe, load_settings_commands, registry
         from .conf import wscommands_settings as s
+        from .guards import sessions
         from .observability import prometheus
 
         # daphne and uvicorn never run Django's system checks: run ours here, so a
@@ -35,6 +36,7 @@ class WSCommandsConfig(AppConfig):
         # Private internals of daphne, Twisted, Channels... that moved: say what switches off.
         compat.warn_missing_once()
         prometheus.register()
+        sessions.connect_signals()
         load_settings_commands(s.COMMANDS)
         if s.AUTODISCOVER:
             autodiscover(s.COMMANDS_MODULE)

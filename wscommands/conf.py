@@ -34,8 +34,12 @@ DEFAULTS: dict[str, Any] = {
     # docs/scaling.md.
     "REDIS_OPTIONS": {},
     # Seconds after its last heartbeat (sent every PRESENCE_TTL / 3) a process that died
-    # without cleaning up drops out of presence.
-    "PRESENCE_TTL": 30.0,
+    # without cleaning up drops out of presence: a live process then announces its users'
+    # leave (within PRESENCE_TTL + PRESENCE_EVENT_INTERVAL, 4 s by default).
+    "PRESENCE_TTL": 3.0,
+    # Seconds the leave of a signed-in connection that closed is held (0: none), so a user
+    # whose connections come back within it (a restart, a network blip) is never seen leaving.
+    "PRESENCE_GRACE": 5.0,
     # Push {"presence_diff": {...}} to a group's members when connections join or leave it,
     # and to the members of PRESENCE_GROUP when connections come and go (docs/scaling.md).
     "PRESENCE_EVENTS": False,
@@ -138,10 +142,15 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_TTL": 300.0,
     "HISTORY_META_TTL": 86400.0,
     # Idempotent requests (docs/protocol.md): seconds a reply is kept for a retry, the
-    # largest reply kept (bytes of JSON), the most records per user or session.
+    # largest reply kept (bytes of JSON), the most finished records per owner (user, session
+    # or client).
     "IDEMPOTENCY_TTL": 120.0,
     "IDEMPOTENCY_MAX_BYTES": 64 * 1024,
     "IDEMPOTENCY_MAX_KEYS": 100,
+    # Retries of one running idempotent request that may wait for it on one process (more get
+    # rate_limited), and the seconds one waits before it gets unavailable ("still running").
+    "IDEMPOTENCY_MAX_WAITERS": 8,
+    "IDEMPOTENCY_WAIT": 30.0,
     # Seconds one write to one client may take during a fan-out (under uvicorn a write waits
     # while the client does not read); a slower client is cut off (4429) so it delays no other.
     "SEND_TIMEOUT": 1.0,

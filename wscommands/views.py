@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hmac
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render, resolve_url
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 
 from .backends import BackendUnavailable
@@ -72,9 +75,16 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 def ops_page(request: HttpRequest) -> HttpResponse:
-    """``GET /wscommands/ops/``: the live operations page (staff only)."""
+    """``GET /wscommands/ops/``: the live operations page (staff only).
+
+    Anyone else is sent to ``settings.LOGIN_URL`` with ``?next=`` back here, as the admin
+    does: a signed-in user who is not staff can sign in there as someone who is.
+    """
     if not _is_staff(request):
-        return HttpResponse("staff only\n", status=403, content_type="text/plain")
+        # As django.contrib.auth.views.redirect_to_login, which cannot be imported before
+        # the apps are loaded (this module can).
+        query = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()}).replace("%2F", "/")
+        return HttpResponseRedirect(f"{resolve_url(settings.LOGIN_URL)}?{query}")
     return render(request, "wscommands/ops.html", {"interval": wscommands_settings.OPS_INTERVAL})
 
 

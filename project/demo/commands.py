@@ -4,6 +4,7 @@ import time
 from typing import Annotated, TypedDict
 
 import msgspec
+from django.conf import settings
 
 from wscommands import (
     PRESENCE_GROUP,
@@ -12,9 +13,11 @@ from wscommands import (
     declare_push,
     on_connect,
     on_disconnect,
+    run_sync,
 )
 
 from . import presence_commands  # noqa: F401  (the demo's presence.list: registered on import)
+from .models import add_to_counter, counter_value
 
 
 class Echo(TypedDict):
@@ -137,13 +140,16 @@ COUNTER_LIMIT = 1_000_000_000
 async def counter_increment(
     connection, amount: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
 ) -> int:
-    """A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
-    everyone is told the new value."""
-    value = await connection.increment_global_state("counter", amount)
-    if value - amount < COUNTER_LIMIT <= value:
-        # Only the increment that crossed the limit subtracts it (atomically), so concurrent
-        # increments never subtract twice.
-        value = await connection.increment_global_state("counter", -COUNTER_LIMIT)
+    """A shared counter (1 to 100 a step, starting over at COUNTER_LIMIT); everyone is told
+    the new value. It survives restarts: see :func:`counter_in_database`."""
+    if counter_in_database():
+        value = await run_sync(add_to_counter, amount, COUNTER_LIMIT)
+    else:
+        value = await connection.increment_global_state("counter", amount)
+        if value - amount < COUNTER_LIMIT <= value:
+            # Only the increment that crossed the limit subtracts it (atomically), so
+            # concurrent increments never subtract twice.
+            value = await connection.increment_global_state("counter", -COUNTER_LIMIT)
     await connection.broadcast({"counter": {"value": value}})
     return value
 
@@ -151,7 +157,16 @@ async def counter_increment(
 @command(name="counter.get")
 async def counter_get(connection) -> int:
     """The shared counter's value."""
+    if counter_in_database():
+        return await run_sync(counter_value)
     return await connection.get_global_state("counter") or 0
+
+
+def counter_in_database() -> bool:
+    """Where the counter lives. Behind Redis: in the library's global state (shared by every
+    process, kept by Redis across restarts). In the default in-memory mode, whose global
+    state a restart loses, in the example's database (project/demo/models.py)."""
+    return settings.WSCOMMANDS.get("BACKEND", "memory") == "memory"
 
 
 #: Longest reminder text: a reminder is held in memory until it fires.

@@ -10,7 +10,8 @@ import json
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -46,7 +47,16 @@ def browser() -> Iterator:
 
 @pytest.fixture(scope="module")
 def cluster(sqlite_env: dict[str, str], redis_url: str) -> Iterator[tuple[Server, Server]]:
-    """Two daphne processes behind Redis, sharing one SQLite file (users and sessions).
+    """Two daphne processes behind Redis, sharing one SQLite file (users and sessions)."""
+    with running_cluster(sqlite_env, redis_url) as servers:
+        yield servers
+
+
+@contextmanager
+def running_cluster(
+    sqlite_env: dict[str, str], redis_url: str, **settings: Any
+) -> Iterator[tuple[Server, Server]]:
+    """Two daphne processes behind Redis with WSCOMMANDS ``settings`` of their own.
 
     Their own key prefix keeps them apart from other suites' servers on the same Redis.
     Each process keeps one idle connection open: a process whose last connection closes
@@ -57,15 +67,17 @@ def cluster(sqlite_env: dict[str, str], redis_url: str) -> Iterator[tuple[Server
     env = {
         **sqlite_env,
         "REDIS_URL": redis_url,
-        "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": prefix}),
+        "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": prefix, **settings}),
     }
     servers = [Server(env).start(), Server(env).start()]
-    with ExitStack() as keepers:
+    try:
+        with ExitStack() as keepers:
+            for server in servers:
+                keepers.enter_context(connect(server.ws, ping_interval=None))
+            yield servers[0], servers[1]
+    finally:
         for server in servers:
-            keepers.enter_context(connect(server.ws, ping_interval=None))
-        yield servers[0], servers[1]
-    for server in servers:
-        server.stop()
+            server.stop()
 
 
 class DemoPage:
@@ -110,6 +122,16 @@ class DemoPage:
             ) from None
         return self
 
+    def new_tab(self, server: Server) -> DemoPage:
+        """Another tab of the same browser (same cookies), on ``server``'s demo, not opened yet."""
+        tab = DemoPage.__new__(DemoPage)
+        tab.server, tab.context, tab.username = server, self.context, self.username
+        tab.page = self.context.new_page()
+        tab.errors = self.errors  # closed and checked with this page
+        tab.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        tab.page.goto(f"{server.http}/")
+        return tab
+
     def say(self, text: str) -> None:
         self.page.fill("#message-input", text)
         self.page.click("#send")
@@ -133,3 +155,33 @@ def demo_pages(browser) -> Iterator:
     for page in pages:
         page.close()
     assert not errors, f"JavaScript errors on the demo page: {errors}"
+
+
+#: Phone (small, common), tablet, desktop: (width, height) in CSS pixels.
+VIEWPORTS = ((320, 568), (390, 844), (768, 1024), (1280, 800))
+
+
+def check_layout(page, name: str, always_visible: tuple[str, ...]) -> None:
+    """At each of :data:`VIEWPORTS`: no sideways scroll, and ``always_visible`` in view both at
+    the top and scrolled to the bottom; a screenshot of each in test-artifacts/layout/."""
+    from playwright.sync_api import expect
+
+    folder = ARTIFACTS / "layout"
+    folder.mkdir(parents=True, exist_ok=True)
+    for width, height in VIEWPORTS:
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_function(f"window.innerWidth === {width} && window.scrollY === 0")
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width, f"{name} at {width} px is {scroll_width} px wide"
+        for selector in always_visible:
+            expect(page.locator(selector)).to_be_in_viewport(ratio=1)
+        page.screenshot(path=folder / f"{name}-{width}.png", full_page=True)
+        scrollable = page.evaluate("document.documentElement.scrollHeight > window.innerHeight")
+        if scrollable:
+            page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            page.wait_for_function("window.scrollY > 0")
+            for selector in always_visible:
+                expect(page.locator(selector)).to_be_in_viewport(ratio=1)
+            page.screenshot(path=folder / f"{name}-{width}-scrolled.png")
+    page.evaluate("window.scrollTo(0, 0)")

@@ -130,7 +130,7 @@ test("resultOf returns the result or throws the command's error entry", () => {
   );
 });
 
-test("close codes: 3000/3003 stop, 4503 comes back within the delay, 4429 waits, others back off", () => {
+test("close codes: 3000/3003/4401 stop, 4503 comes back within the delay, 4429 waits, others back off", () => {
   const r = { initialDelay: 100, maxDelay: 10000, factor: 2, jitter: 0 };
   const half = () => 0.5;
   assert.deepEqual(closePolicy(CLOSE.AUTHENTICATION_FAILED, 0, r), {
@@ -138,6 +138,10 @@ test("close codes: 3000/3003 stop, 4503 comes back within the delay, 4429 waits,
     error: "authentication_failed",
   });
   assert.equal(closePolicy(CLOSE.FORBIDDEN, 0, r).reconnect, false);
+  assert.deepEqual(closePolicy(CLOSE.SESSION_ENDED, 0, r), {
+    reconnect: false,
+    error: "session_ended",
+  });
   assert.deepEqual(closePolicy(CLOSE.RESTARTING, 0, r, half), { reconnect: true, delay: 50 });
   assert.deepEqual(closePolicy(CLOSE.RESTARTING, 2, r, half), { reconnect: true, delay: 200 });
   assert.equal(closePolicy(CLOSE.TOO_MANY_REQUESTS, 0, r).delay, RATE_LIMITED_DELAY);

@@ -81,10 +81,10 @@ async function resumable(options = {}) {
 
 test("resume: opt in with ?resume=1; without it, the URL and the frames are as before", async () => {
   const plain = await ready();
-  assert.equal(FakeSocket.last.url, "ws://server/ws/");
+  assert.equal(FakeSocket.last.url, `ws://server/ws/?client=${plain.clientId}`);
   plain.close();
   const c = await ready({ resume: true });
-  assert.equal(FakeSocket.last.url, "ws://server/ws/?resume=1");
+  assert.equal(FakeSocket.last.url, `ws://server/ws/?resume=1&client=${c.clientId}`);
   assert.deepEqual(FakeSocket.last.sent, [], "no resume on a first connect");
   c.close();
 });

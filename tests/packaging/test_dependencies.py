@@ -52,6 +52,8 @@ def _imports(body: list[ast.stmt], optional: bool) -> Iterator[tuple[str, bool]]
             yield node.module.partition(".")[0], optional
         elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue  # read by type checkers only
+        elif isinstance(node, ast.With) and "suppress(ImportError)" in ast.unparse(node.items[0]):
+            yield from _imports(node.body, True)  # contextlib.suppress(ImportError)
         elif isinstance(node, ast.Try):
             guarded = optional or _catches_import_error(node)
             yield from _imports(node.body, guarded)

@@ -3,6 +3,7 @@ cookies, ``check --deploy``, flood limits and the shared counter, on real proces
 
 from __future__ import annotations
 
+import asyncio
 import http.cookiejar
 import json
 import secrets
@@ -16,6 +17,7 @@ import yaml
 
 from project.demo.commands import COUNTER_LIMIT
 from tests.live import ROOT, base_env, run_manage
+from tests.live import manage as live_manage
 from tests.scaleout.client import WSClient
 
 pytestmark = pytest.mark.e2e
@@ -185,7 +187,7 @@ def test_cookies_are_secure_and_https_enforced_behind_the_tls_proxy(live):
     assert cookies["sessionid"].secure and cookies["csrftoken"].secure
 
 
-async def test_shared_counter_is_bounded(live):
+async def test_shared_counter_is_bounded(live, reliability_db):
     """Steps of 1 to 100 only (2**62, 0, -5 are refused), and the counter starts over at its
     limit instead of growing until numbers break; it keeps working afterwards."""
     server = live()
@@ -193,9 +195,29 @@ async def test_shared_counter_is_bounded(live):
     for amount in (2**62, 10**30, 0, -5, 101):
         reply = await client.request({"counter.increment": {"amount": amount}})
         assert reply["errors"]["counter.increment"]["code"] == "invalid_arguments", amount
-    await client.call("probe.set_global", key="counter", value=COUNTER_LIMIT - 3)
+    value = {"value": COUNTER_LIMIT - 3}
+    script = (
+        "from project.demo.models import SharedCounter, COUNTER; "
+        f"SharedCounter.objects.update_or_create(name=COUNTER, defaults={value!r})"
+    )
+    await asyncio.to_thread(live_manage, "shell", "-c", script, env=reliability_db)
     assert await client.call("counter.increment", amount=2) == COUNTER_LIMIT - 1
     assert await client.call("counter.increment", amount=10) == 9
     assert await client.call("counter.increment") == 10
     assert await client.call("counter.get") == 10
+    await client.close()
+
+
+async def test_shared_counter_survives_a_restart_in_the_default_in_memory_mode(live):
+    """The example keeps its counter in its database: a restart of the one in-memory process
+    (no Redis: the library's global state is lost) keeps the value."""
+    server = live()  # no REDIS_URL: in-memory layer and backend
+    client = await WSClient.open(server.ws)
+    before = await client.call("counter.get")
+    assert await client.call("counter.increment", amount=6) == before + 6
+    await client.close()
+    server.stop()
+    again = live()
+    client = await WSClient.open(again.ws)
+    assert await client.call("counter.get") == before + 6
     await client.close()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import json
+import time
+import urllib.parse
+import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import manage
+from tests.live import Server, manage
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
@@ -36,8 +40,8 @@ async def closed_code(client: WSClient, timeout: float) -> int:
     return client.ws.close_code
 
 
-async def test_ended_sessions_are_closed_3000_and_keys_never_leak(live, reliability_db):
-    """Logged out elsewhere (cookie) or expired (authenticate): closed 3000 within the interval.
+async def test_ended_sessions_are_closed_4401_and_keys_never_leak(live, reliability_db):
+    """Logged out elsewhere (cookie) or expired (authenticate): closed 4401 within the interval.
 
     A connection whose session is still valid stays. Afterwards neither the server log nor
     any frame the server sent contains a session key.
@@ -57,8 +61,8 @@ async def test_ended_sessions_are_closed_3000_and_keys_never_leak(live, reliabil
 
     end_session(reliability_db, keys[0], "delete")
     end_session(reliability_db, keys[1], "expire")
-    assert await closed_code(by_cookie, timeout=15) == 3000
-    assert await closed_code(by_command, timeout=15) == 3000
+    assert await closed_code(by_cookie, timeout=15) == 4401
+    assert await closed_code(by_command, timeout=15) == 4401
     assert await stays.call("echo", text="still served") == {"text": "still served"}
 
     sent = json.dumps([refused, auth, stays.pushes, by_cookie.pushes, by_command.pushes])
@@ -87,3 +91,71 @@ async def test_connections_per_user_cap(live):
     assert await anonymous.call("echo", text="ok") == {"text": "ok"}
     for client in (first, second, anonymous):
         await client.close()
+
+
+def http_logout(server: Server, session_key: str) -> None:
+    """Sign out through Django's LogoutView (POST, with the session cookie and a CSRF token)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    jar.set_cookie(_cookie("sessionid", session_key))
+    login = f"{server.http}/accounts/login/"
+    opener.open(login, timeout=30).read()  # a CSRF cookie
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    logout = f"{server.http}/accounts/logout/"
+    data = urllib.parse.urlencode({"csrfmiddlewaretoken": csrf}).encode()
+    opener.open(urllib.request.Request(logout, data, headers={"Referer": logout}), timeout=30)
+
+
+def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
+    return http.cookiejar.Cookie(
+        0,
+        name,
+        value,
+        None,
+        False,
+        "127.0.0.1",
+        False,
+        False,
+        "/",
+        True,
+        False,
+        None,
+        True,
+        None,
+        None,
+        {},
+    )
+
+
+async def test_a_logout_anywhere_closes_that_sessions_sockets_everywhere_4401(
+    live, reliability_db, own_redis
+):
+    """Two processes on Redis; the session's sockets on both (one signed in by cookie, one
+    by authenticate) close with 4401 when the user signs out over HTTP on one of them, long
+    before the periodic check (an hour). The same user's other session stays; deleting a
+    session row (from another process: manage.py) closes its socket too."""
+    env = {"REDIS_URL": own_redis.url}
+    a = live(env=env, SESSION_CHECK_INTERVAL=3600)
+    b = live(env=env, SESSION_CHECK_INTERVAL=3600)
+    ending, other, deleted = (http_login(a, "rel") for _ in range(3))
+    on_a = await WSClient.open(a.ws, session_key=ending)
+    on_b = await WSClient.open(b.ws)
+    assert (await on_b.call("authenticate", session_id=ending))["authenticate"] == "success"
+    stays = await WSClient.open(b.ws, session_key=other)
+    doomed = await WSClient.open(a.ws, session_key=deleted)
+    for client in (on_a, on_b, stays, doomed):
+        assert (await client.call("whoami"))["username"] == "rel"
+
+    started = time.monotonic()
+    await asyncio.to_thread(http_logout, a, ending)
+    codes = await asyncio.gather(closed_code(on_a, 30), closed_code(on_b, 30))
+    print(f"logout: sockets closed {time.monotonic() - started:.2f}s after the POST returned")
+    assert codes == [4401, 4401]
+    assert await stays.call("echo", text="still served") == {"text": "still served"}
+
+    await asyncio.to_thread(end_session, {**reliability_db, **env}, deleted, "delete")
+    assert await closed_code(doomed, 30) == 4401
+    assert await stays.call("echo", text="still served") == {"text": "still served"}
+    await stays.close()
+    for server in (a, b):
+        assert ending not in server.log()

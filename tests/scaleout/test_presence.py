@@ -160,7 +160,7 @@ async def test_killed_process_users_leave_and_a_rejoin_is_one_join(cluster, clus
 async def test_a_process_killed_between_two_wakes_of_the_reaper_is_reaped(cluster_env, clients):
     """A process that comes up and dies between two wakes of a live reaper: leaves still come.
 
-    The survivor runs the default PRESENCE_TTL (30 s: its heartbeat, and so its reaper, wake
+    The survivor runs a PRESENCE_TTL of 30 s (its heartbeat, and so its reaper, wake
     every 10 s); the doomed process runs a TTL of 1 s. The survivor learns of the doomed one
     only at its next wake, well after the doomed one's heartbeat expired: its entries must
     still be there to be reaped, and their leaves pushed (once they expired with twice the

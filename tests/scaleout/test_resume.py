@@ -249,7 +249,8 @@ async def test_a_logged_out_session_resumes_nothing(servers, clients):
     assert result == {stream: {"recovered": False, "reason": "forbidden"} for stream in before}
     assert not anonymous.received("g")
     members = await anonymous.call("op.presence", group=group)
-    assert members == []
+    # ann's own entry may linger for PRESENCE_GRACE; the anonymous client is not a member.
+    assert [m for m in members if m["user_id"] is None] == []
 
 
 async def test_groups_come_back_only_through_the_join_hook(servers, clients):

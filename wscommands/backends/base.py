@@ -12,7 +12,9 @@ another for any of them (docs/settings.md).
 
 from __future__ import annotations
 
+from asyncio import Event
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,120 +68,19 @@ class StateStore(Protocol):
 
     async def get_global_state(self, key: str | None = None) -> Any:
         """The value under ``key`` (None if absent), or the whole state as a dict."""
-        ...
+        raise NotImplementedError
 
     async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
         """Merge ``mapping`` into the state, atomically: all keys or none."""
-        ...
+        raise NotImplementedError
 
     async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number under ``key`` (0 if absent) atomically; new value."""
-        ...
+        raise NotImplementedError
 
 
 class PresenceStore(Protocol):
     """Each process's presence entries and heartbeat, and its operations-page figures."""
-
-    async def presence_write(
-        self,
-        process: str,
-        ttl: float,
-        entries: Mapping[str, str] | None = None,
-        remove: Iterable[str] = (),
-        replace: bool = False,
-    ) -> int:
-        """Update one process's entries and renew its heartbeat (see :class:`Backend`)."""
-        ...
-
-    async def presence_clear(self, process: str) -> None:
-        """Forget a process and its entries (its hub stopped)."""
-        ...
-
-    async def presence_entries(self) -> list[str]:
-        """The JSON text of every entry of every live process."""
-        ...
-
-    async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
-        """Take the entries of processes whose heartbeat expired (see :class:`Backend`)."""
-        ...
-
-    async def stats_write(self, process: str, ttl: float, text: str) -> None:
-        """Store a process's figures for the operations page, for ``ttl`` seconds."""
-        ...
-
-    async def stats_read(self) -> list[str]:
-        """The figures of every process whose heartbeat and figures are both fresh."""
-        ...
-
-
-class HistoryStore(Protocol):
-    """Streams' positions and kept pushes (docs/protocol.md, "Resumable delivery")."""
-
-    async def history_append(
-        self, stream: str, text: str, bounds: HistoryBounds
-    ) -> tuple[str, int]:
-        """Append a push; returns its ``(epoch, offset)`` (see :class:`Backend`)."""
-        ...
-
-    async def history_positions(
-        self, streams: Iterable[str], bounds: HistoryBounds
-    ) -> dict[str, tuple[str, int]]:
-        """The current ``(epoch, offset)`` of each stream."""
-        ...
-
-    async def history_read(
-        self, stream: str, epoch: str, after: int, bounds: HistoryBounds
-    ) -> HistoryRead:
-        """The kept pushes of ``stream`` after ``after`` in ``epoch``."""
-        ...
-
-
-class IdempotencyStore(Protocol):
-    """Claims and recorded replies of idempotent requests, per owner and key."""
-
-    async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
-        """``(DONE, reply)``, ``(PENDING, None)`` or claim it: ``(CLAIMED, None)``."""
-        ...
-
-    async def idempotency_renew(self, owner: str, key: str, lease: float) -> None:
-        """Extend a claim that is still running."""
-        ...
-
-    async def idempotency_finish(
-        self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
-    ) -> None:
-        """Record a reply for ``ttl`` seconds; the owner keeps at most ``max_keys``."""
-        ...
-
-    async def idempotency_release(self, owner: str, key: str) -> None:
-        """Drop a claim whose run did not finish."""
-        ...
-
-
-class Backend:
-    """One store for all four concerns (:class:`StateStore`, :class:`PresenceStore`,
-    :class:`HistoryStore`, :class:`IdempotencyStore`): subclass it for a backend of your own.
-
-    Values are JSON: they are stored as JSON text and come back as fresh copies, so
-    mutating a returned value never changes the stored state.
-    """
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Backend:
-        """Build the backend from the ``WSCOMMANDS`` settings."""
-        return cls()
-
-    async def get_global_state(self, key: str | None = None) -> Any:
-        """The value under ``key`` (None if absent), or the whole state as a dict."""
-        raise NotImplementedError
-
-    async def update_global_state(self, mapping: Mapping[str, Any]) -> None:
-        """Merge ``mapping`` into the state, atomically: all keys or none."""
-        raise NotImplementedError
-
-    async def increment_global_state(self, key: str, amount: int | float = 1) -> int | float:
-        """Add ``amount`` to the number under ``key`` (0 if absent) atomically; new value."""
-        raise NotImplementedError
 
     async def presence_write(
         self,
@@ -215,7 +116,17 @@ class Backend:
         """
         raise NotImplementedError
 
-    # Stream history (docs/protocol.md, "Resumable delivery") ------------------------------
+    async def stats_write(self, process: str, ttl: float, text: str) -> None:
+        """Store a process's figures for the operations page, for ``ttl`` seconds."""
+        raise NotImplementedError
+
+    async def stats_read(self) -> list[str]:
+        """The figures of every process whose presence heartbeat and figures are both fresh."""
+        raise NotImplementedError
+
+
+class HistoryStore(Protocol):
+    """Streams' positions and kept pushes (docs/protocol.md, "Resumable delivery")."""
 
     async def history_append(
         self, stream: str, text: str, bounds: HistoryBounds
@@ -239,7 +150,9 @@ class Backend:
         """The kept pushes of ``stream`` after ``after`` in ``epoch`` (see :class:`HistoryRead`)."""
         raise NotImplementedError
 
-    # Idempotency records --------------------------------------------------------------------
+
+class IdempotencyStore(Protocol):
+    """Claims and recorded replies of idempotent requests, per owner and key."""
 
     async def idempotency_claim(self, owner: str, key: str, lease: float) -> tuple[str, str | None]:
         """Look up a request's record: ``(DONE, reply text or None if too large)``,
@@ -255,20 +168,36 @@ class Backend:
         self, owner: str, key: str, reply: str | None, ttl: float, max_keys: int
     ) -> None:
         """Record a reply (None: too large to keep) for ``ttl`` seconds; the owner keeps at
-        most ``max_keys`` records, the oldest dropped first."""
+        most ``max_keys`` finished records, the oldest dropped first. A running claim is never
+        dropped (its retry would run the request a second time). Wakes the key's waiters."""
         raise NotImplementedError
 
     async def idempotency_release(self, owner: str, key: str) -> None:
-        """Drop a claim whose run did not finish (a retry runs the request afresh)."""
+        """Drop a claim whose run did not finish (a retry runs the request afresh); wakes the
+        key's waiters."""
         raise NotImplementedError
 
-    async def stats_write(self, process: str, ttl: float, text: str) -> None:
-        """Store a process's figures for the operations page, for ``ttl`` seconds."""
-        raise NotImplementedError
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Event]:
+        """While entered, an event set when (owner, key)'s claim may have ended (finished or
+        released, on any process). Entering waits until a change made from then on is seen.
 
-    async def stats_read(self) -> list[str]:
-        """The figures of every process whose presence heartbeat and figures are both fresh."""
-        raise NotImplementedError
+        The default never sets it: callers re-check the claim at their own interval.
+        """
+        return nullcontext(Event())
+
+
+class Backend(StateStore, PresenceStore, HistoryStore, IdempotencyStore):
+    """One store for all four concerns (:class:`StateStore`, :class:`PresenceStore`,
+    :class:`HistoryStore`, :class:`IdempotencyStore`): subclass it for a backend of your own.
+
+    Values are JSON: they are stored as JSON text and come back as fresh copies, so
+    mutating a returned value never changes the stored state.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Backend:
+        """Build the backend from the ``WSCOMMANDS`` settings."""
+        return cls()
 
     async def close(self) -> None:
         """Release connections (called at shutdown and between tests)."""

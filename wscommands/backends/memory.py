@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from asyncio import Event
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from .base import (
     check_amount,
     encode_mapping,
 )
+from .waiters import KeyWaiters
 
 
 def new_epoch() -> str:
@@ -51,10 +54,12 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._presence: dict[str, dict[str, str]] = {}
+        self._alive: dict[str, float] = {}  # process -> monotonic time its heartbeat expires
         self._streams: dict[str, _Stream] = {}
         # owner -> key -> (expiry, state, reply); oldest first
         self._records: dict[str, OrderedDict[str, _Record]] = {}
         self._stats: dict[str, tuple[float, str]] = {}  # process -> (expiry, figures)
+        self._waiters = KeyWaiters()
 
     async def get_global_state(self, key: str | None = None) -> Any:
         if key is None:
@@ -84,7 +89,9 @@ class MemoryBackend(Backend):
         remove: Iterable[str] = (),
         replace: bool = False,
     ) -> int:
-        # One process: it is alive while it runs, so the heartbeat (ttl) needs no record.
+        # Heartbeats are kept as in Redis: a stopped hub's held leaves (PRESENCE_GRACE) expire
+        # and are reaped by the process's next hub.
+        self._alive[process] = time.monotonic() + ttl
         current = self._presence.setdefault(process, {})
         if replace:
             current.clear()
@@ -95,13 +102,26 @@ class MemoryBackend(Backend):
 
     async def presence_clear(self, process: str) -> None:
         self._presence.pop(process, None)
+        self._alive.pop(process, None)
         self._stats.pop(process, None)
 
     async def presence_entries(self) -> list[str]:
-        return [text for entries in self._presence.values() for text in entries.values()]
+        now = time.monotonic()
+        return [
+            text
+            for process, entries in self._presence.items()
+            if self._alive.get(process, now) >= now
+            for text in entries.values()
+        ]
 
     async def presence_reap(self) -> tuple[dict[str, list[str]], float | None]:
-        return {}, None  # one process: nobody else can die
+        now = time.monotonic()
+        dead = [p for p, expiry in self._alive.items() if expiry < now]
+        for process in dead:
+            del self._alive[process]
+        taken = {p: list(self._presence.pop(p, {}).values()) for p in dead}
+        expiries = self._alive.values()
+        return taken, (min(expiries) - now if expiries else None)
 
     # Stream history ---------------------------------------------------------------------------
 
@@ -175,13 +195,21 @@ class MemoryBackend(Backend):
         records = self._records_of(owner, time.monotonic())
         records.pop(key, None)
         records[key] = (time.monotonic() + ttl, DONE, reply)
-        while len(records) > max_keys:
-            records.popitem(last=False)
+        # The oldest finished records go first; a running claim is never dropped (its retry
+        # would run the request again).
+        done = [k for k, (_, state, _) in records.items() if state == DONE]
+        for old in done[: max(0, len(done) - max_keys)]:
+            del records[old]
+        self._waiters.wake(owner, key)
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         records = self._records.get(owner)
         if records is not None and key in records and records[key][1] == PENDING:
             del records[key]
+        self._waiters.wake(owner, key)
+
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Event]:
+        return self._waiters.watch(owner, key)
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         self._stats[process] = (time.monotonic() + ttl, text)

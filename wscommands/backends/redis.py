@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 try:
     from redis import exceptions as redis_errors
-    from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError:  # optional (the "redis" extra): RedisBackend() says what to install
     pass
 
-from .._internal.compat import close_with_loop, redis_pool
+from .._internal.compat import close_with_loop
 from ..wire.jsoncodec import decode
-from . import REDIS_MISSING, redis_installed
+from . import REDIS_MISSING, redis_installed, redis_notify
 from . import redis_scripts as scripts
 from .base import (
     CLAIMED,
@@ -38,6 +38,7 @@ from .base import (
     encode_mapping,
 )
 from .memory import new_epoch
+from .redis_client import LoopClient
 
 T = TypeVar("T")
 
@@ -54,28 +55,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 #: announce their leave). A reaper wakes within its own PRESENCE_TTL / 3, which can be far
 #: longer than the dead process's TTL: entries gone by then are ghosts on open pages.
 KEEP_UNREAPED = 24 * 3600.0
-
-
-class _LoopClient:
-    """One Redis client and its scripts, bound to one event loop."""
-
-    def __init__(self, host: dict[str, Any]):
-        self.redis = Redis(connection_pool=redis_pool(host))
-        self.increment = self.redis.register_script(scripts.INCREMENT)
-        self.presence_write = self.redis.register_script(scripts.PRESENCE_WRITE)
-        self.presence_read = self.redis.register_script(scripts.PRESENCE_READ)
-        self.presence_reap = self.redis.register_script(scripts.PRESENCE_REAP)
-        self.history_append = self.redis.register_script(scripts.HISTORY_APPEND)
-        self.history_position = self.redis.register_script(scripts.HISTORY_POSITION)
-        self.history_read = self.redis.register_script(scripts.HISTORY_READ)
-        self.claim = self.redis.register_script(scripts.IDEMPOTENCY_CLAIM)
-        self.renew = self.redis.register_script(scripts.IDEMPOTENCY_RENEW)
-        self.finish = self.redis.register_script(scripts.IDEMPOTENCY_FINISH)
-        self.release = self.redis.register_script(scripts.IDEMPOTENCY_RELEASE)
-        self.stats_read = self.redis.register_script(scripts.STATS_READ)
-
-    async def close(self) -> None:
-        await self.redis.aclose(close_connection_pool=True)
 
 
 class RedisBackend(Backend):
@@ -101,7 +80,7 @@ class RedisBackend(Backend):
         self.process_prefix = f"{prefix}:presence:"
         self.prefix = prefix
         self.stats_prefix = f"{prefix}:stats:"
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClient] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -111,15 +90,15 @@ class RedisBackend(Backend):
         host = dict(url) if isinstance(url, Mapping) else {"address": url}
         return cls({**host, **settings.REDIS_OPTIONS}, prefix=settings.PREFIX)
 
-    def _client(self) -> _LoopClient:
+    def _client(self) -> LoopClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = _LoopClient(self.host)
+            client = self._clients[loop] = LoopClient(self.host, self.prefix)
             close_with_loop(loop, client.close)
         return client
 
-    async def _call(self, op: Callable[[_LoopClient], Awaitable[T]]) -> T:
+    async def _call(self, op: Callable[[LoopClient], Awaitable[T]]) -> T:
         try:
             return await op(self._client())
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
@@ -180,7 +159,7 @@ class RedisBackend(Backend):
         return await self._call(lambda c: c.presence_write(keys=keys, args=args))
 
     async def presence_clear(self, process: str) -> None:
-        async def clear(c: _LoopClient) -> None:
+        async def clear(c: LoopClient) -> None:
             async with c.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self.process_prefix + process)
                 pipe.zrem(self.processes_key, process)
@@ -224,7 +203,7 @@ class RedisBackend(Backend):
     ) -> dict[str, tuple[str, int]]:
         names = list(streams)
 
-        async def read(c: _LoopClient) -> list[Any]:
+        async def read(c: LoopClient) -> list[Any]:
             # One round trip; each script touches one stream's slot (Cluster-friendly).
             async with c.redis.pipeline(transaction=False) as pipe:
                 for stream in names:
@@ -280,12 +259,17 @@ class RedisBackend(Backend):
     ) -> None:
         keys = scripts.record_keys(self.prefix, owner)
         record = "L" if reply is None else "D" + reply
-        args: list[Any] = [key, record, scripts.ms(ttl), max_keys]
+        note = [f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
+        args: list[Any] = [key, record, scripts.ms(ttl), max_keys, *note]
         await self._call(lambda c: c.finish(keys=keys, args=args))
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         keys = scripts.record_keys(self.prefix, owner)
-        await self._call(lambda c: c.release(keys=keys, args=[key]))
+        args = [key, f"{self.prefix}:idempotency", redis_notify.message(owner, key)]
+        await self._call(lambda c: c.release(keys=keys, args=args))
+
+    def idempotency_waiter(self, owner: str, key: str) -> AbstractAsyncContextManager[Any]:
+        return self._client().notifications.watch(owner, key)
 
     async def stats_write(self, process: str, ttl: float, text: str) -> None:
         key = self.stats_prefix + process

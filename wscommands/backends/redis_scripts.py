@@ -36,7 +36,9 @@ left of the old one.
 Idempotency records, per owner (user pk, session key or ``anon``), two keys under the hash
 tag ``{i:<owner>}``: ``<prefix>:{i:<owner>}:r`` (hash: idempotency key -> ``P`` while running,
 ``D<reply text>`` when done, ``L`` when the reply was too large to keep) and
-``<prefix>:{i:<owner>}:t`` (sorted set: idempotency key -> expiry, Redis time in ms).
+``<prefix>:{i:<owner>}:t`` (sorted set: idempotency key -> expiry, Redis time in ms). A
+finished or released claim is published on ``<prefix>:idempotency`` (``<owner>\\n<key>``), so
+the retries waiting for it on any process look again (:mod:`.redis_notify`).
 """
 
 from __future__ import annotations
@@ -212,7 +214,9 @@ return 1
 """
 )
 
-#: ARGV: key, record (D<text> or L), ttl ms, max keys. The oldest records go first.
+#: ARGV: key, record (D<text> or L), ttl ms, max keys, notify channel, notify message.
+#: The oldest finished records go first; a running claim ('P') is never dropped (its retry
+#: would run the request again). Publishes the message so waiting retries look again.
 IDEMPOTENCY_FINISH = (
     _NOW
     + _SWEEP
@@ -223,25 +227,31 @@ local score = now + tonumber(ARGV[3])
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
 if newest and tonumber(newest) >= score then score = tonumber(newest) + 0.001 end
 redis.call('ZADD', KEYS[2], score, ARGV[1])
-local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if extra > 0 then
-  for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
-    redis.call('HDEL', KEYS[1], k)
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+local done = {}
+for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('HGET', KEYS[1], k) ~= 'P' then done[#done + 1] = k end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+for i = 1, #done - tonumber(ARGV[4]) do
+  redis.call('HDEL', KEYS[1], done[i])
+  redis.call('ZREM', KEYS[2], done[i])
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
 )
 
-#: ARGV: key. Drops a claim that is still running (its run failed or was cancelled).
+#: ARGV: key, notify channel, notify message. Drops a claim that is still running (its run
+#: failed or was cancelled) and publishes the message so waiting retries look again.
 IDEMPOTENCY_RELEASE = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == 'P' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 

@@ -22,6 +22,10 @@ from .timers import CallHandle, Timers
 from .transport import Transport
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.base import SessionBase
+
     from ..streams.cursor import StreamCursor
 
 logger = logging.getLogger("wscommands.connection")
@@ -60,7 +64,7 @@ class Connection(Peer):
         #: This connection's claim on the worker threads (threads.py).
         client = self.scope.get("client")
         self.worker_share = Share(
-            lambda: self.user.pk if self.is_authenticated() else None,
+            self.user_pk_now,
             address=client[0] if client else None,
         )
 
@@ -70,12 +74,12 @@ class Connection(Peer):
     # Identity -----------------------------------------------------------------------------
 
     @property
-    def user(self) -> Any:
+    def user(self) -> AbstractBaseUser | AnonymousUser | None:
         """The Django user (AnonymousUser when not logged in, None without auth middleware)."""
         return self.scope.get("user")
 
     @property
-    def session(self) -> Any:
+    def session(self) -> SessionBase | None:
         """The Django session (None without session middleware)."""
         return self.scope.get("session")
 
@@ -102,9 +106,14 @@ class Connection(Peer):
         self.scope["user"] = user
         await self.sync_user()
 
+    def user_pk_now(self) -> Any:
+        """The primary key of the connection's user now (None: anonymous)."""
+        user = self.user
+        return user.pk if user is not None and user.is_authenticated else None
+
     async def sync_user(self) -> None:
         """File the connection under its current user for messages sent to that user."""
-        pk = self.user.pk if self.is_authenticated() else None
+        pk = self.user_pk_now()
         old, self.user_pk = self.user_pk, pk
         await memberships.change_user(self, old, pk)
 

@@ -71,6 +71,10 @@ class LayerGroups:
         refreshed = loop.time()
         canary_group = f"{wscommands_settings.PREFIX}.canary.{channel_suffix(channel)}"
         self.canary_group = canary_group
+        # Join the canary's group before its first probe: a probe sent to a group this hub
+        # is not in yet never comes back, and counted as a lost layer at every hub start.
+        if not await best_effort(self.layer.group_add(canary_group, channel), "join"):
+            self._rejoin_needed.set()
         while True:
             healthy = await self._canary(canary_group)
             due = loop.time() - refreshed >= wscommands_settings.GROUP_REFRESH_INTERVAL

@@ -11,6 +11,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.base import SessionBase
+
     from ..streams.cursor import StreamCursor
 
 #: Separates the process's channel from the local number in a connection id
@@ -31,13 +35,18 @@ class Peer(Protocol):
     streams: StreamCursor | None = None
 
     @property
-    def user(self) -> Any:
+    def user(self) -> AbstractBaseUser | AnonymousUser | None:
         """The Django user (AnonymousUser when not logged in); presence shows its username."""
         return None
 
     def is_authenticated(self) -> bool:
         """Whether the connection's user is logged in."""
         return bool(getattr(self.user, "is_authenticated", False))
+
+    @property
+    def session(self) -> SessionBase | None:
+        """The Django session it acts under (None: none); its sockets close when it ends."""
+        return None
 
     def push_text(self, text: str) -> Awaitable[None]:
         """Write JSON text to the client (dropped once the connection has closed); await it.

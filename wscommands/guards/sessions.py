@@ -1,9 +1,13 @@
-"""Session re-validation: a user logged out elsewhere stops being served.
+"""Sessions that end stop being served: at once on a logout or deletion, else periodically.
 
-A user logged out elsewhere, or whose session expired (or whose password changed), stops
-being served within ``WSCOMMANDS["SESSION_CHECK_INTERVAL"]`` seconds: one task per process
-re-loads the sessions of its logged-in connections and closes those that no longer hold
-their user with 3000.
+A logout anywhere (Django's ``user_logged_out`` signal, in any process of the deployment,
+HTTP-only ones included) or the deletion of a session row (``post_delete`` of
+``sessions.Session``, the database session backends) is sent to every process through the
+channel layer (:mod:`..delivery.sessionend`): that session's sockets close with 4401
+``session_ended`` within about a second. Ends that send no signal (expiry, a password change,
+a cache-only session cleared) are caught within ``WSCOMMANDS["SESSION_CHECK_INTERVAL"]``
+seconds: one task per process re-loads the sessions of its logged-in connections and closes
+those that no longer hold their user with 4401 too.
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ import asyncio
 import logging
 from typing import Any
 
+from django.apps import apps
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_delete
+from django.utils import timezone
+
 from .._internal.runtime import RUNTIME, Part
 from .._internal.threads import run_sync
 from ..conf import wscommands_settings
+from ..delivery.sessionend import end_session
 from ..hub.process import get_hub
 from ..observability import logs
 from ..wire.codes import CloseCode
@@ -65,7 +75,7 @@ def ended_sessions(pairs: list[tuple[str, Any]]) -> set[tuple[str, Any]]:
 
 
 async def check_sessions() -> int:
-    """Close (3000) this process's connections whose session has ended; returns how many."""
+    """Close (4401) this process's connections whose session has ended; returns how many."""
     owners: dict[tuple[str, Any], list[Any]] = {}
     for connection in list(get_hub().connections.values()):
         session = getattr(connection, "session", None)
@@ -78,7 +88,38 @@ async def check_sessions() -> int:
     for pair in await run_sync(ended_sessions, list(owners)):
         for connection in owners[pair]:
             # Never log the session key: it is a password.
-            logger.info("connection %s: session ended, closing with 3000", connection.id)
-            await connection.close(CloseCode.AUTHENTICATION_FAILED)
+            logger.info("connection %s: session ended, closing with 4401", connection.id)
+            await connection.close(CloseCode.SESSION_ENDED)
             closed += 1
     return closed
+
+
+async def _announce_end(session_key: str | None) -> None:
+    if not session_key:
+        return
+    try:
+        await end_session(session_key)
+    except Exception as exc:  # the periodic check closes them later
+        logger.warning("could not announce an ended session (%s)", type(exc).__name__)
+
+
+async def on_logged_out(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    """``user_logged_out``: the request's session ends (before Django flushes it)."""
+    await _announce_end(getattr(getattr(request, "session", None), "session_key", None))
+
+
+async def on_session_deleted(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    """``post_delete`` of a ``sessions.Session`` row that had not expired (``clearsessions``
+    deletes expired ones in bulk: the periodic check has closed their sockets already)."""
+    expires = getattr(instance, "expire_date", None)
+    if expires is None or expires > timezone.now():
+        await _announce_end(getattr(instance, "session_key", None))
+
+
+def connect_signals() -> None:
+    """Listen for logouts and deleted sessions (called once, at app start-up)."""
+    user_logged_out.connect(on_logged_out, dispatch_uid="wscommands-session-ended")
+    if apps.is_installed("django.contrib.sessions"):
+        post_delete.connect(
+            on_session_deleted, sender="sessions.Session", dispatch_uid="wscommands-session-deleted"
+        )

@@ -30,6 +30,7 @@ from ..delivery.messaging import (
     user_group_name,
 )
 from ..delivery.peer import ID_SEPARATOR, Peer, split_id
+from ..delivery.sessionend import SESSION_ENDED_TYPE, close_ended
 from ..observability import logs, metrics
 from ..ops import report as ops
 from ..presence.tracker import PresenceTracker
@@ -234,6 +235,9 @@ class Hub:
                 return
             if message.get("type") == CANARY_TYPE:
                 self.layer_groups.canary_returned()
+                continue
+            if message.get("type") == SESSION_ENDED_TYPE:
+                await close_ended(self.connections.values(), message)
                 continue
             try:
                 await self.deliver(message)

@@ -47,6 +47,7 @@ class Totals:
         "errors",
         "frames_in",
         "frames_out",
+        "lag_buckets",
         "layer_round_trip",
         "refused",
     )
@@ -59,11 +60,21 @@ class Totals:
         self.refused = 0
         self.deliveries = 0  # layer messages received that carried the sender's time
         self.delivery_lag = 0.0  # their summed seconds from send to written
+        # Their count per LATENCY_BUCKETS bucket (+Inf last): percentiles across processes.
+        self.lag_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.layer_round_trip: float | None = None  # the last canary's, seconds
+
+    def delivery(self, lag: float) -> None:
+        """A layer message written ``lag`` seconds after it was sent."""
+        self.deliveries += 1
+        self.delivery_lag += lag
+        self.lag_buckets[bisect_left(LATENCY_BUCKETS, lag)] += 1
 
     def as_dict(self) -> dict[str, Any]:
         """The totals as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["lag_buckets"] = list(self.lag_buckets)
+        return out
 
 
 totals = Totals()

@@ -175,8 +175,7 @@ def delivered(target: str, recipients: int, seconds: float, sent_at: float | Non
     """
     lag = None if sent_at is None else max(0.0, time.time() - sent_at)
     if lag is not None:
-        totals.deliveries += 1
-        totals.delivery_lag += lag
+        totals.delivery(lag)
     r = _rec()
     if r is not None:
         labelled(r.fanout, target).observe(seconds)

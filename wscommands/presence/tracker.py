@@ -12,7 +12,10 @@ announces that they left, so watchers see no ghosts. A reaper learns of other pr
 when it wakes (at its own heartbeat, and when the next known heartbeat expires): one that
 came and went between two wakes is reaped at the next, its entries kept until then. No
 failure stops the loop: an unexpected error is logged, and the next wake tries again.
-Arrivals and departures are announced through :class:`~.presence_events.PresenceEvents`.
+Arrivals and departures are announced through :class:`~.presence_events.PresenceEvents`. The
+leave of a signed-in connection that closed is held ``PRESENCE_GRACE`` seconds (its entry kept
+in the store), so a user back within it (a restart, a blip) is never seen leaving; a hub that
+stops hands its held leaves to the store, reaped (and announced) when the grace is over.
 
 While the backend is unreachable the tracker keeps its local view, stops writing, and the
 heartbeat rewrites the whole view (and announces it again) once the backend answers.
@@ -64,6 +67,9 @@ class PresenceTracker:
         # Changes not written yet: connection id -> its entry, or None to remove it.
         self._pending: dict[str, dict[str, Any] | None] = {}
         self._writer: asyncio.Task | None = None
+        # Signed-in connections that closed, their leave held for PRESENCE_GRACE: id ->
+        # (entry, loop time the grace ends, the timer that announces it). Still in the store.
+        self.departing: dict[str, tuple[dict[str, Any], float, asyncio.TimerHandle]] = {}
 
     # What the hub and consumer report ------------------------------------------------------
 
@@ -74,11 +80,31 @@ class PresenceTracker:
         self.events.arrived(None, entry)
 
     def disconnected(self, connection: Peer) -> None:
-        """Forget a connection; it leaves its groups and the server."""
+        """Forget a connection; it leaves its groups and the server.
+
+        A signed-in one leaves ``PRESENCE_GRACE`` seconds later (its entry stays in the store
+        meanwhile): a user back within the grace, on any process, is announced joining (a
+        new connection of a user still present) before the old connection leaves, so
+        watchers never see that user leave and join again.
+        """
         entry = self.entries.get(connection.id)
         if entry is None:
             return
-        self._record(None, remove=connection.id)
+        grace = wscommands_settings.PRESENCE_GRACE
+        if entry["user_id"] is not None and grace > 0:
+            del self.entries[connection.id]
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(grace, self._grace_over, connection.id)
+            self.departing[connection.id] = (entry, loop.time() + grace, timer)
+            return
+        self._depart(entry)
+
+    def _grace_over(self, connection_id: str) -> None:
+        entry, _, _ = self.departing.pop(connection_id)
+        self._depart(entry)
+
+    def _depart(self, entry: dict[str, Any]) -> None:
+        self._record(None, remove=entry["connection_id"])
         for group in (*entry["groups"], None):
             self.events.departed(group, entry)
 
@@ -169,7 +195,8 @@ class PresenceTracker:
         async with self._lock:
             recovering = self._unsynced
             batch, self._pending = self._pending, {}
-            expected = len(self.entries)  # what the store holds after this write, if intact
+            # What the store holds after this write, if intact (held leaves are still there).
+            expected = len(self.entries) + len(self.departing)
             try:
                 if recovering:
                     count = await presence_store().presence_write(
@@ -234,18 +261,34 @@ class PresenceTracker:
     async def clear(self, process: str) -> None:
         """Remove this process from the store (its hub stopped: no connections left).
 
+        Leaves still held (``PRESENCE_GRACE``) are handed to the store instead: the process
+        keeps only those entries, with a heartbeat that expires when the last grace ends, and
+        a live process reaps them then and announces the leaves (after any join of the same
+        users elsewhere: a restart shows no leave/join pair).
+
         The local state goes first: a stop cut short (a stalled Redis) leaves nothing behind
         for the hub's next start, and the store's copy then expires on its own.
         """
+        now = asyncio.get_running_loop().time()
+        held = {cid: encode(entry) for cid, (entry, _, _) in self.departing.items()}
+        grace_left = max((due - now for _, due, _ in self.departing.values()), default=0.0)
+        for _, _, timer in self.departing.values():
+            timer.cancel()
+        self.departing.clear()
         self.entries.clear()
         self._pending.clear()
         self._unsynced = False
         await self.events.close(process)
         async with self._lock:
             try:
-                await presence_store().presence_clear(process)
+                if held:
+                    ttl = max(grace_left, REAP_MARGIN)
+                    await presence_store().presence_write(process, ttl, held, replace=True)
+                else:
+                    await presence_store().presence_clear(process)
             except BackendUnavailable:  # the heartbeat key expires on its own
                 logger.warning("could not clear presence of %s", process)
 
     def _encoded(self) -> dict[str, str]:
-        return {connection_id: encode(entry) for connection_id, entry in self.entries.items()}
+        held = {cid: encode(entry) for cid, (entry, _, _) in self.departing.items()}
+        return held | {cid: encode(entry) for cid, entry in self.entries.items()}

@@ -43,4 +43,7 @@ async def describe(connection: Connection, registry: Registry) -> dict[str, Any]
 async def _may_run(connection: Connection, cmd: Command) -> bool:
     if cmd.login_required and not connection.is_authenticated():
         return False
-    return not cmd.permission or await run_sync(connection.user.has_perm, cmd.permission)
+    user = connection.user
+    if not cmd.permission:
+        return True
+    return user is not None and await run_sync(user.has_perm, cmd.permission)

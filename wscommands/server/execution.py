@@ -29,7 +29,8 @@ async def check_access(connection: Connection, cmd: Command) -> None:
     """Raise NotAuthenticated or PermissionDenied if the user may not run ``cmd``."""
     if cmd.login_required and not connection.is_authenticated():
         raise NotAuthenticated(f"{cmd.name} requires a logged-in user")
-    if cmd.permission and not await run_sync(connection.user.has_perm, cmd.permission):
+    user = connection.user
+    if cmd.permission and (user is None or not await run_sync(user.has_perm, cmd.permission)):
         raise PermissionDenied(f"{cmd.name} requires the permission {cmd.permission}")
 
 

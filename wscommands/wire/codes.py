@@ -18,11 +18,13 @@ class CloseCode:
     """
 
     NORMAL = 1000
-    #: ``authenticate`` failed, or a logged-in connection's session ended.
+    #: ``authenticate`` failed.
     AUTHENTICATION_FAILED = 3000
     FORBIDDEN = 3003
     #: The client keeps sending frames the server refuses.
     BAD_REQUEST = 4400
+    #: The connection's session ended (logged out, deleted, expired): sign in again.
+    SESSION_ENDED = 4401
     TOO_BIG = 4413
     TOO_MANY_REQUESTS = 4429
     #: Unexpected server error, e.g. an ``on_connect`` hook raised.
@@ -34,9 +36,10 @@ class CloseCode:
 #: Every close code the server sends, with its meaning (as in docs/protocol.md).
 CLOSE_CODES: dict[int, str] = {
     CloseCode.NORMAL: "normal closure",
-    CloseCode.AUTHENTICATION_FAILED: "authentication failed or session ended",
+    CloseCode.AUTHENTICATION_FAILED: "authentication failed",
     CloseCode.FORBIDDEN: "forbidden",
     CloseCode.BAD_REQUEST: "bad request: the client keeps sending what the server refuses",
+    CloseCode.SESSION_ENDED: "session ended (logged out, deleted or expired): sign in again",
     CloseCode.TOO_BIG: "message too big",
     CloseCode.TOO_MANY_REQUESTS: "too many requests",
     CloseCode.SERVER_ERROR: "unexpected server error",

@@ -9,6 +9,7 @@ export type ErrorCode =
   | "timeout"
   | "disconnected"
   | "authentication_failed"
+  | "session_ended"
   | "forbidden"
   | "bad_request"
   | "message_too_big"
@@ -222,6 +223,9 @@ export class WSCommands<C extends CommandMap<C> = AnyCommands, P extends object 
   readonly attempt: number;
   /** Who the connection acts as, when known (authenticate's reply, or options.user). */
   user: User | null;
+  /** This client's random token, sent on every socket as `?client=`: an anonymous client's
+   * idempotent requests are recorded under it, so a retry after a reconnect finds them. */
+  readonly clientId: string;
 
   /** Call one command; resolves with its result (undefined if it returned nothing). */
   call<K extends keyof C & string>(name: K, ...args: CallArgs<C[K]>): Promise<C[K]["result"]>;
@@ -281,6 +285,7 @@ export const CLOSE: Readonly<{
   AUTHENTICATION_FAILED: 3000;
   FORBIDDEN: 3003;
   BAD_REQUEST: 4400;
+  SESSION_ENDED: 4401;
   TOO_BIG: 4413;
   TOO_MANY_REQUESTS: 4429;
   SERVER_ERROR: 4500;

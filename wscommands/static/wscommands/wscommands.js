@@ -30,9 +30,10 @@ export const DEFAULTS = Object.freeze({
 /** Close codes (docs/protocol.md): the server's, then those of the WebSocket layer. */
 export const CLOSE = Object.freeze({
   NORMAL: 1000, // normal closure
-  AUTHENTICATION_FAILED: 3000, // authentication failed or session ended
+  AUTHENTICATION_FAILED: 3000, // authentication failed
   FORBIDDEN: 3003, // forbidden
   BAD_REQUEST: 4400, // bad request: the client keeps sending what the server refuses
+  SESSION_ENDED: 4401, // session ended (logged out, deleted or expired): sign in again
   TOO_BIG: 4413, // message too big
   TOO_MANY_REQUESTS: 4429, // too many requests
   SERVER_ERROR: 4500, // unexpected server error
@@ -398,6 +399,8 @@ export function closePolicy(code, attempt, reconnect, random = Math.random) {
       return { reconnect: false, error: "authentication_failed" };
     case CLOSE.FORBIDDEN:
       return { reconnect: false, error: "forbidden" };
+    case CLOSE.SESSION_ENDED: // signed out (here or elsewhere): nothing more as that user
+      return { reconnect: false, error: "session_ended" };
     case CLOSE.SHUTTING_DOWN: {
       // A restart on purpose: come back soon, anywhere within the delay ("full jitter"), so
       // that the clients of a restarted process do not all return at the same moment.
@@ -464,6 +467,16 @@ export function resumeUrl(url) {
 }
 
 /**
+ * `url` with `client=<id>`: the token that makes this client, on every socket it opens, the
+ * owner of its idempotent requests' records when it is anonymous (docs/protocol.md).
+ */
+function clientUrl(url, clientId) {
+  const u = new URL(url, globalThis.location?.href);
+  u.searchParams.set("client", clientId);
+  return u.toString();
+}
+
+/**
  * A wscommands connection: `new WSCommands(url?, options?)`, the URL defaulting to
  * ws(s)://<page host>/ws/. `state` is "idle", "connecting", "authenticating", "resuming",
  * "preparing" (onready handlers running), "ready", "waiting" (to reconnect), "offline"
@@ -475,6 +488,8 @@ export class WSCommands {
     this.url = url ?? defaultUrl();
     this.options = withDefaults(options);
     this.user = this.options.user ?? null;
+    // Sent on every socket (?client=): a retry after a reconnect finds its first run's record.
+    this.clientId = idempotencyKey();
     this.state = "idle";
     this.attempt = 0; // reconnect attempts since the client was last ready
     this._events = new Emitter(); // pushes, by event name
@@ -664,7 +679,8 @@ export class WSCommands {
     this._authenticated = false;
     let ws;
     try {
-      ws = new Socket(this.options.resume ? resumeUrl(this.url) : this.url, this.options.protocols);
+      const url = clientUrl(this.options.resume ? resumeUrl(this.url) : this.url, this.clientId);
+      ws = new Socket(url, this.options.protocols);
     } catch (error) {
       this._stop(new WSCommandsError("connect_failed", String(error?.message ?? error)));
       return;

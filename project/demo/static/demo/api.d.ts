@@ -2,7 +2,7 @@
 // Use: new WSCommands<Commands, Pushes>(...) (see docs/client.md).
 
 /** The API's version: `describe` returns the same `hash` while the server matches. */
-export type SchemaHash = "sha256:b6d6cf6631d9c93d5614273e3d6054cfe6fbd244743651837b1bbe330614791a";
+export type SchemaHash = "sha256:db2cd2e92f5509f1d88be963072b87c4cf083b191f766ee974a469fdf5ffe34c";
 
 /** A connection that was in a room went away (to the room's other members). */
 export interface ChatLeft { connection_id: string; room: string }
@@ -93,8 +93,8 @@ export interface Commands {
     result: number;
   };
   /**
-   * A shared counter in global state (1 to 100 a step, starting over at COUNTER_LIMIT);
-   * everyone is told the new value.
+   * A shared counter (1 to 100 a step, starting over at COUNTER_LIMIT); everyone is told
+   * the new value. It survives restarts: see :func:`counter_in_database`.
    */
   "counter.increment": {
     params: { amount?: number } | number | null;

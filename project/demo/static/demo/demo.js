@@ -72,10 +72,46 @@ client.onreconnecting(({ delay }) => {
 
 client.onclose((info) => {
   closes.push({ ...info, at: new Date().toISOString() });
-  if (!info.reconnecting) showStatus("closed", "disconnected");
+  if (me && SESSION_ENDED.has(info.code)) showSignedOut();
+  else if (signedOut) return;
+  else if (!info.reconnecting) showStatus("closed", "disconnected");
   else if (info.delay === null) showStatus("offline", "offline: waiting for the network");
   // else onreconnecting shows the countdown
 });
+
+// Signed out --------------------------------------------------------------------------------
+
+// The server ends a signed-out session's sockets with 4401 (session_ended); servers from
+// before that code used 3000 (authentication failed), which, on a signed-in page, means the
+// same: the session no longer holds the user.
+const SESSION_ENDED = new Set([4401, 3000]);
+let signedOut = false;
+
+/** Say so in words, offer to sign in again, and send nothing more as the old user. */
+function showSignedOut() {
+  if (signedOut) return;
+  signedOut = true;
+  client.close(); // no reconnect as that user (the close already stopped it; this makes sure)
+  showStatus("signed-out", "signed out");
+  $("signed-out").hidden = false;
+  const guest = document.getElementById("guest-account");
+  if (guest instanceof HTMLTemplateElement) {
+    document.querySelector(".account")?.replaceChildren(guest.content.cloneNode(true));
+  }
+  // Its buttons would only fail now: the client is closed.
+  for (const control of document.querySelectorAll("#rooms button, #room-input, #counter-inc")) {
+    if (control instanceof HTMLButtonElement || control instanceof HTMLInputElement) {
+      control.disabled = true;
+    }
+  }
+  const compose = document.getElementById("compose");
+  if (compose) {
+    const invite = document.createElement("p");
+    invite.className = "compose muted";
+    invite.textContent = "Signed out: sign in again to chat.";
+    compose.replaceWith(invite);
+  }
+}
 
 window.addEventListener("offline", () => {
   if (client.state === "offline") showStatus("offline", "offline: waiting for the network");
@@ -83,7 +119,12 @@ window.addEventListener("offline", () => {
 
 $("retry-now").addEventListener("click", () => client.connect().catch(() => {}));
 
-client.onerror((error) => showError(error));
+client.onerror((error) => {
+  // The sign-out notice says it in words; its close code is not an error to show.
+  const code = /** @type {{ code?: string }} */ (error).code;
+  if (me && (code === "session_ended" || code === "authentication_failed")) return;
+  if (!signedOut) showError(error);
+});
 
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let errorTimer;
