@@ -133,6 +133,7 @@ async def test_bad_upgrade_requests_get_an_http_error_never_a_traceback(cluster)
         b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": b"400",  # no Upgrade
         b"POST /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n": b"405",
         b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n": b"408",  # never finished
+        b"GET /ws/ HTTP/1.1\r\nX: " + b"x" * 20_000 + b"\r\n\r\n": b"431",
     }
     for request, status in cases.items():
         answer = await raw_answer(engine.port, request)

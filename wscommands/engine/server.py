@@ -104,12 +104,13 @@ class Gate(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.head += self.buffer[:nbytes]
-        if b"\r\n\r\n" in self.head:
+        end = self.head.find(b"\r\n\r\n")
+        if end > MAX_HEAD or (end < 0 and len(self.head) > MAX_HEAD):
+            self.refuse(431, "request head too large")
+        elif end >= 0:
             self.transport.pause_reading()
             self.timer.cancel()
             self.task = self.engine.spawn(self.admit())
-        elif len(self.head) > MAX_HEAD:
-            self.refuse(431, "request head too large")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
