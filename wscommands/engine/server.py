@@ -177,9 +177,11 @@ class Engine:
         self.stopped: asyncio.Event | None = None
         self.server: asyncio.Server | None = None
         # picows logs each connection at INFO: quiet unless the project asks for it.
-        self.picows_logger = logging.getLogger("picows.server")
-        if self.picows_logger.level == logging.NOTSET:
-            self.picows_logger.setLevel(logging.WARNING)
+        picows_logger = logging.getLogger("picows.server")
+        if picows_logger.level == logging.NOTSET:
+            picows_logger.setLevel(logging.WARNING)
+        # An adapter: given a Logger, picows makes a child Logger per connection.
+        self.picows_logger = logging.LoggerAdapter(picows_logger, {})
 
     def spawn(self, coroutine: Any) -> asyncio.Task:
         """A task kept until it is done (so it is not garbage-collected while it runs)."""

@@ -28,7 +28,7 @@ except ImportError:  # the "engine" extra; the engine says what to install
 def server_protocol(
     listener_factory: Callable[[Any], Any],
     *,
-    logger: logging.Logger,
+    logger: logging.Logger | logging.LoggerAdapter,
     max_frame_size: int,
     ping_interval: float,
     handshake_timeout: float,
@@ -52,7 +52,8 @@ def server_protocol(
         enable_auto_pong=True,
         max_frame_size=max_frame_size,
         extra_headers=None,
-        read_buffer_init_size=16 * 1024,
+        # Grown as frames need it: an idle connection holds little (16 KiB each by default).
+        read_buffer_init_size=4096,
     )
     return protocol
 
