@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from tests.require import require
 from tests.scaleout.client import WSClient
@@ -157,17 +157,31 @@ async def test_frames_over_the_size_limit_close_with_4413(cluster):
     assert await huge.wait_closed() == 1009
 
 
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's text frame (under 126 bytes) with a zero mask: the payload as it is."""
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
 async def test_a_client_over_the_rate_is_refused_then_closed_with_4429(cluster):
-    _, engine = cluster(RATE_LIMIT=1, RATE_LIMIT_BURST=2, RATE_LIMIT_CLOSE_AFTER=3)
+    """Past its burst a frame is refused with rate_limited (its request_id, retry_after) and
+    the socket rests; past RATE_LIMIT_CLOSE_AFTER refusals in a row it is closed with 4429."""
+    _, engine = cluster(RATE_LIMIT=0.5, RATE_LIMIT_BURST=2, RATE_LIMIT_CLOSE_AFTER=100)
     client = await WSClient.open(engine.ws)
-    for n in range(10):
-        try:
-            await client.ws.send(json.dumps({"echo": {"text": str(n)}, "request_id": 100 + n}))
-        except ConnectionClosed:
-            break
-    assert await client.wait_closed() == 4429
-    refused = [p for p in client.pushes if "rate_limited" in json.dumps(p)]
-    assert refused, client.pushes
+    replies = [asyncio.create_task(client.request({"echo": {"text": str(n)}})) for n in (1, 2)]
+    assert [r["echo"] for r in await asyncio.gather(*replies)] == [{"text": "1"}, {"text": "2"}]
+    await client.ws.send(json.dumps({"echo": {"text": "3"}, "request_id": "third"}))
+    refused = await client.push("errors", lambda e: e["request"]["code"] == "rate_limited")
+    assert refused["request"]["details"]["retry_after"] > 0
+    assert client.ws.close_code is None
+    _, strict = cluster(RATE_LIMIT=0.2, RATE_LIMIT_BURST=2, RATE_LIMIT_CLOSE_AFTER=1)
+    closed = await WSClient.open(strict.ws)
+    # Four frames in one write, so they are read together: the resting socket cannot let a
+    # token come back between the third and the fourth.
+    frames = [json.dumps({"echo": {"text": str(n)}, "request_id": n}).encode() for n in range(4)]
+    closed.ws.transport.write(b"".join(masked_text_frame(f) for f in frames))
+    assert await closed.wait_closed() == 4429
+    await client.close()
 
 
 async def forwarded_for(url: str, address: str) -> WSClient:
