@@ -1,9 +1,9 @@
 """Delivery scenarios (issue 9) on two processes sharing Redis.
 
 - ``fanout``: a broadcast to N clients with stream history on vs off (``HISTORY_SIZE`` 0), and
-  under daphne vs uvicorn: milliseconds to the first and to the last client, Redis commands per
-  broadcast. The variants run one after the other (each with its own pair of processes), since
-  they share the channel layer's groups.
+  under daphne, uvicorn and the engine: milliseconds to the first and to the last client,
+  Redis commands per broadcast. The variants run one after the other (each with its own pair
+  of processes), since they share the channel layer's groups.
 - ``resume``: a resumable client misses ``Config.resume_missed`` broadcasts, reconnects and resumes:
   milliseconds from sending ``wscommands.resume`` to its reply, which comes after the replay.
 """
@@ -28,6 +28,7 @@ VARIANTS = (
     ("daphne", "history on", {}),
     ("daphne", "history off", {"HISTORY_SIZE": 0}),
     ("uvicorn", "history on", {}),
+    ("engine", "history on", {}),
 )
 
 

@@ -222,7 +222,7 @@ def _burst(burst: dict, targets: list) -> list[str]:
 
 def _fanout(fanout: dict, targets: list) -> list[str]:
     lines = [
-        "## Fan-out with stream history, daphne and uvicorn (two processes, Redis)",
+        "## Fan-out with stream history, daphne, uvicorn and the engine (two processes, Redis)",
         "",
         "A broadcast to N plain clients spread over two processes; variants run one after "
         "the other. First / last = ms until the first / the last client had it (median).",

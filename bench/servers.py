@@ -1,4 +1,5 @@
-"""Server processes for the benchmark: daphne or uvicorn, pinned to a core, measured via /proc."""
+"""Server processes for the benchmark: daphne, uvicorn or the engine, pinned to a core,
+measured via /proc."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Server:
     """One server process serving ``app`` ("wscommands" or "baseline") with ``kind``."""
 
     app: str
-    kind: str  # "daphne" or "uvicorn"
+    kind: str  # "daphne", "uvicorn" or "engine" (manage.py wscommands_engine, app "wscommands")
     env: dict[str, str]
     cores: set[int] | None = None
     log_dir: Path = ROOT / "bench" / "results"
@@ -93,6 +94,8 @@ class Server:
         return self.process.pid
 
     def command(self) -> list[str]:
+        if self.kind == "engine":
+            return [sys.executable, "manage.py", "wscommands_engine", "--port", str(self.port)]
         if self.kind == "daphne":
             # -v 0: no access log line per connection; a listen backlog for the bursts.
             endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=2048"

@@ -1,4 +1,5 @@
-"""Real server processes for end-to-end tests: daphne (or uvicorn) running the example project."""
+"""Real server processes for end-to-end tests: daphne, uvicorn or the engine
+(``manage.py wscommands_engine``, WebSockets only) running the example project."""
 
 from __future__ import annotations
 
@@ -55,7 +56,11 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 
 class Server:
-    """A server process on a free port; ``url`` is its ws:// base, ``http`` its http:// base."""
+    """A server process on a free port; ``ws`` is its socket's URL, ``http`` its http:// base.
+
+    ``kind``: ``"daphne"``, ``"uvicorn"`` or ``"engine"`` (serves ``/ws/`` only, no HTTP;
+    ``args`` are its command's options, e.g. ``("--forwarded-allow-ips", "*")``).
+    """
 
     def __init__(
         self,
@@ -83,11 +88,15 @@ class Server:
 
     def start(self) -> Server:
         self.log_path.parent.mkdir(exist_ok=True)
-        if self.kind == "daphne":
-            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+        if self.kind == "engine":
+            cmd = [sys.executable, "manage.py", "wscommands_engine"]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.port), *self.args]
         else:
-            cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += [*self.args, self.application]
+            if self.kind == "daphne":
+                cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+            else:
+                cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
+            cmd += [*self.args, self.application]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT

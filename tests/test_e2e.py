@@ -1,5 +1,7 @@
-"""End to end: real `daphne project.asgi:application` processes (and one uvicorn), a real
-WebSocket client library, the real HTTP login form."""
+"""End to end: real `daphne project.asgi:application` processes, a real WebSocket client
+library, the real HTTP login form. The tests marked ``over_every_server`` run the same
+protocol against daphne, uvicorn and the engine (``manage.py wscommands_engine``, which
+serves no HTTP: a daphne beside it serves the login form)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.live import Server, manage
+from tests.require import require
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +75,21 @@ class Client:
                 self.pushes.append(message)
 
 
+#: Every server that serves the WebSocket endpoint.
+SERVERS = ["daphne", "uvicorn", "engine"]
+over_every_server = pytest.mark.parametrize("kind", SERVERS)
+
+
+def serve(daphne, kind: str) -> tuple[Server, Server]:
+    """A server of ``kind`` and one that serves HTTP (itself, or a daphne beside the engine,
+    on the same database)."""
+    if kind == "engine":
+        require("picows")
+        return daphne(kind="engine"), daphne()
+    server = daphne(kind=kind)
+    return server, server
+
+
 def open_client(server: Server, **kwargs: Any):
     return connect(server.ws, open_timeout=10, **kwargs)
 
@@ -106,9 +124,10 @@ def log_in(server: Server, username: str, password: str) -> tuple[str, str]:
     return cookies["sessionid"], session_id
 
 
-async def test_echo_round_trip_under_daphne(daphne):
-    """A real client, a real daphne: request, reply with its request_id."""
-    server = daphne()
+@over_every_server
+async def test_echo_round_trip(daphne, kind):
+    """A real client, a real server: request, reply with its request_id."""
+    server, _ = serve(daphne, kind)
     async with open_client(server) as ws:
         client = Client(ws)
         reply = await client.request({"echo": {"text": "héllo"}, "square": 3})
@@ -117,17 +136,10 @@ async def test_echo_round_trip_under_daphne(daphne):
         assert (await Client(ws).request({"legacy_echo": "x"}))["legacy_echo"] == "x"
 
 
-async def test_echo_round_trip_under_uvicorn(daphne):
-    """The same ASGI application serves under uvicorn."""
-    server = daphne(kind="uvicorn")
-    async with open_client(server) as ws:
-        reply = await Client(ws).request({"echo": {"text": "uvicorn"}})
-    assert reply["echo"] == {"text": "uvicorn"}
-
-
-async def test_foreign_origin_is_refused_with_403(daphne):
+@over_every_server
+async def test_foreign_origin_is_refused_with_403(daphne, kind):
     """A handshake from another site's page never opens."""
-    server = daphne()
+    server, _ = serve(daphne, kind)
     for origin in ("http://evil.example", "null"):
         with pytest.raises(InvalidStatus) as info:
             async with open_client(server, origin=origin):
@@ -135,11 +147,12 @@ async def test_foreign_origin_is_refused_with_403(daphne):
         assert info.value.response.status_code == 403
 
 
-async def test_handshake_cookie_of_a_user_logged_in_through_the_login_form(daphne, user):
+@over_every_server
+async def test_handshake_cookie_of_a_user_logged_in_through_the_login_form(daphne, user, kind):
     """Log in with the HTML form; the session cookie on the handshake identifies the user,
     and /session_id serves the same key."""
-    server = daphne()
-    session_key, session_id = await asyncio.to_thread(log_in, server, user, PASSWORD)
+    server, http = serve(daphne, kind)
+    session_key, session_id = await asyncio.to_thread(log_in, http, user, PASSWORD)
     assert session_id == session_key
     headers = {"Cookie": f"sessionid={session_key}"}
     origin = f"http://127.0.0.1:{server.port}"
@@ -150,11 +163,12 @@ async def test_handshake_cookie_of_a_user_logged_in_through_the_login_form(daphn
         assert (await client.request({"add": {"a": 2, "b": 3}}))["add"] == 5
 
 
-async def test_authenticate_success_and_failure_with_close_3000(daphne, user):
+@over_every_server
+async def test_authenticate_success_and_failure_with_close_3000(daphne, user, kind):
     """authenticate with the key from /session_id succeeds; a bogus key fails, the server
     closes with 3000, and on_disconnect runs (the example bye hook tells the room)."""
-    server = daphne()
-    _, session_id = await asyncio.to_thread(log_in, server, user, PASSWORD)
+    server, http = serve(daphne, kind)
+    _, session_id = await asyncio.to_thread(log_in, http, user, PASSWORD)
     async with open_client(server) as ws:
         client = Client(ws)
         reply = await client.request({"authenticate": {"session_id": session_id}, "whoami": {}})
@@ -198,9 +212,10 @@ async def test_a_slow_sync_command_does_not_block_other_connections(daphne):
         assert (await slow_reply)["sleep"] == 3
 
 
-async def test_malformed_frames_do_not_close_the_connection(daphne):
+@over_every_server
+async def test_malformed_frames_do_not_close_the_connection(daphne, kind):
     """Each bad frame gets its error; the connection keeps serving."""
-    server = daphne()
+    server, _ = serve(daphne, kind)
     async with open_client(server) as ws:
         client = Client(ws)
         cases = [

@@ -85,6 +85,7 @@ LAYERS = [
     "guards",
     "connection",
     "server",
+    "engine",
 ]
 TOP_LEVEL = {
     "wscommands",

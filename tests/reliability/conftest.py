@@ -82,6 +82,19 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+#: Every server that serves the WebSocket endpoint: ``@pytest.mark.parametrize("kind",
+#: SERVERS, indirect=True)`` runs a test against each (``live(kind=kind)``).
+SERVERS = ["daphne", "uvicorn", "engine"]
+
+
+@pytest.fixture
+def kind(request) -> str:
+    """The server kind a parametrized test runs against (the engine needs picows)."""
+    if request.param == "engine":
+        require("picows")
+    return request.param
+
+
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A throwaway redis-server (faults are injected into it, never the shared one)."""

@@ -1,4 +1,5 @@
-"""Floods against a real daphne: pending requests, a reader that never reads, IP caps."""
+"""Floods against a real server (daphne, uvicorn, the engine): pending requests, a reader
+that never reads, IP caps."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.reliability.conftest import SERVERS
 from tests.reliability.services import rss_mb, wait_until
 from tests.scaleout.client import WSClient
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_pending_requests_keep_memory_bounded(live):
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_pending_requests_keep_memory_bounded(live, kind):
     """5,000 requests of 20 KB behind a slow one (10 s): the pending cap refuses most, memory flat.
 
     The rate limit is off, and refusals in a row do not close, so the pending cap alone is
     tested. Without the cap the process holds every waiting request (about 100 MB).
     """
     server = live(
+        kind=kind,
         RATE_LIMIT=None,
         RATE_LIMIT_BYTES=None,
         MAX_PENDING_REQUESTS=64,
@@ -48,9 +52,11 @@ async def test_pending_requests_keep_memory_bounded(live):
     assert peak - before < 40
 
 
-async def test_reader_that_never_reads_is_cut_off(live):
+# Not uvicorn yet: no cut-off is logged within 30 s there (issue 20, item 3).
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_reader_that_never_reads_is_cut_off(live, kind):
     """A client that stops reading while 50 MB are pushed to it is dropped at the backlog cap."""
-    server = live(MAX_OUTGOING_BACKLOG=1024 * 1024)
+    server = live(kind=kind, MAX_OUTGOING_BACKLOG=1024 * 1024)
     async with connect(server.ws, max_queue=1, max_size=None) as ws:
         await ws.send(json.dumps({"probe.pid": {}, "request_id": 0}))
         pid = json.loads(await ws.recv())["probe.pid"]
@@ -68,9 +74,10 @@ async def test_reader_that_never_reads_is_cut_off(live):
     assert peak - before < 30
 
 
-async def test_connections_per_ip_cap(live):
+@pytest.mark.parametrize("kind", SERVERS, indirect=True)
+async def test_connections_per_ip_cap(live, kind):
     """The (cap+1)th connection from one IP is closed with 4429; freeing one lets a new in."""
-    server = live(MAX_CONNECTIONS_PER_IP=3)
+    server = live(kind=kind, MAX_CONNECTIONS_PER_IP=3)
     clients = [await WSClient.open(server.ws) for _ in range(3)]
     for client in clients:
         assert (await client.call("echo", text="in")) == {"text": "in"}

@@ -1,4 +1,5 @@
-"""Origin: a strict scheme://host:port allowlist, checked by real daphne handshakes."""
+"""Origin: a strict scheme://host:port allowlist, checked by real handshakes of each server
+(daphne, uvicorn, the engine)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.reliability.conftest import SERVERS
+
 pytestmark = pytest.mark.e2e
+over_every_server = pytest.mark.parametrize("kind", SERVERS, indirect=True)
 
 ALLOWED = ["http://app.example.com:8080", "https://app.example.com"]
 
@@ -20,9 +24,10 @@ async def handshake(url: str, origin: str | None) -> int:
         return exc.response.status_code
 
 
-async def test_strict_allowlist(live):
+@over_every_server
+async def test_strict_allowlist(live, kind):
     """Only the listed scheme://host:port pairs open; lookalikes, ports, null, none: 403."""
-    server = live(ALLOWED_ORIGINS=ALLOWED, ALLOW_MISSING_ORIGIN=False)
+    server = live(kind=kind, ALLOWED_ORIGINS=ALLOWED, ALLOW_MISSING_ORIGIN=False)
     for origin in (
         "http://app.example.com:8080",
         "https://app.example.com",
@@ -55,14 +60,15 @@ async def handshake_as(port: int, origin: str | None, host: str) -> int:
         return exc.response.status_code
 
 
-async def test_default_policy_is_same_origin(live):
+@over_every_server
+async def test_default_policy_is_same_origin(live, kind):
     """Default: only a page of the socket's own scheme, host and port gets in (HTTP 403 for
     the rest), as OWASP recommends; no Origin at all (a program, not a browser) is let in.
 
     Before, any scheme and port of an allowed host passed: a page on ``http://127.0.0.1:1``
     or ``gopher://localhost:70`` opened a socket as the cookie's user.
     """
-    server = live()
+    server = live(kind=kind)
     port = server.port
     assert await handshake(server.ws, f"http://127.0.0.1:{port}") == 101
     assert await handshake(server.ws, f"HTTP://127.0.0.1:{port}/") == 101
@@ -84,10 +90,11 @@ async def test_default_policy_is_same_origin(live):
     assert await handshake_as(port, f"http://localhost:{port}", "localhost") == 101
 
 
-async def test_same_origin_behind_a_tls_proxy(live):
+@over_every_server
+async def test_same_origin_behind_a_tls_proxy(live, kind):
     """Behind a proxy that terminates TLS (X-Forwarded-Proto, named by Django's
     SECURE_PROXY_SSL_HEADER), the page's origin is https: http pages are refused."""
-    server = live(env={"DJANGO_HTTPS": "1"})
+    server = live(env={"DJANGO_HTTPS": "1"}, kind=kind)
     port = server.port
     forwarded = {"X-Forwarded-Proto": "https"}
     for origin, expected in ((f"https://127.0.0.1:{port}", 101), (f"http://127.0.0.1:{port}", 403)):
@@ -102,10 +109,11 @@ async def test_same_origin_behind_a_tls_proxy(live):
     assert await handshake(server.ws, f"https://127.0.0.1:{port}") == 403  # no header: http
 
 
-async def test_allowed_hosts_policy_only_when_asked(live):
+@over_every_server
+async def test_allowed_hosts_policy_only_when_asked(live, kind):
     """ORIGIN_POLICY "allowed-hosts": Channels' lax check, any scheme and port of a host of
     ALLOWED_HOSTS, for deployments that ask for it."""
-    server = live(ORIGIN_POLICY="allowed-hosts")
+    server = live(kind=kind, ORIGIN_POLICY="allowed-hosts")
     assert await handshake(server.ws, None) == 101
     assert await handshake(server.ws, "http://localhost:1") == 101
     assert await handshake(server.ws, "gopher://localhost:70") == 101

@@ -127,16 +127,18 @@ def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
     )
 
 
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
 async def test_a_logout_anywhere_closes_that_sessions_sockets_everywhere_4401(
-    live, reliability_db, own_redis
+    live, reliability_db, own_redis, kind
 ):
     """Two processes on Redis; the session's sockets on both (one signed in by cookie, one
-    by authenticate) close with 4401 when the user signs out over HTTP on one of them, long
-    before the periodic check (an hour). The same user's other session stays; deleting a
-    session row (from another process: manage.py) closes its socket too."""
+    by authenticate) close with 4401 when the user signs out over HTTP on one of them (the
+    other a daphne or the engine), long before the periodic check (an hour). The same user's
+    other session stays; deleting a session row (from another process: manage.py) closes its
+    socket too."""
     env = {"REDIS_URL": own_redis.url}
     a = live(env=env, SESSION_CHECK_INTERVAL=3600)
-    b = live(env=env, SESSION_CHECK_INTERVAL=3600)
+    b = live(env=env, kind=kind, SESSION_CHECK_INTERVAL=3600)  # WebSockets only
     ending, other, deleted = (http_login(a, "rel") for _ in range(3))
     on_a = await WSClient.open(a.ws, session_key=ending)
     on_b = await WSClient.open(b.ws)

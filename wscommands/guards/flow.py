@@ -23,10 +23,12 @@ from .budget import Account
 class FlowControl:
     """One connection's inbox backpressure (``MAX_INBOX``) and backlog cap."""
 
-    def __init__(self, send: Any, account: Account):
-        self.socket: ServerSocket | None = server_socket(
-            send, wscommands_settings.MAX_OUTGOING_BACKLOG
-        )
+    def __init__(self, send: Any, account: Account, socket: ServerSocket | None = None):
+        # ``socket``: given by a server adapter that holds it (the engine); else found behind
+        # the ASGI ``send``.
+        if socket is None:
+            socket = server_socket(send, wscommands_settings.MAX_OUTGOING_BACKLOG)
+        self.socket: ServerSocket | None = socket
         self.account = account
         self.paused = False  # the inbox is full
         self.resting = False  # over the rate: waiting for retry_after

@@ -6,10 +6,12 @@ sockets behind a connection; ``glue``: asyncio, Channels and channels_redis), ea
 in ``probes.missing_internals``, run at start-up (``apps.py``: a warning, once, for each one
 missing) and by ``tests/test_compat.py`` against the pinned versions. When one is missing the
 feature that needs it switches off (the warning, from ``uses``, says which), nothing else
-breaks.
+breaks. ``picows_server`` (picows's server protocol, built by hand for the engine) is not
+imported here: only the engine needs picows, and it checks it when it starts.
 
 Verified with daphne 4.2.3, autobahn 26.11.1, Twisted 26.10.0, uvicorn 0.54.0, websockets
-17.4, channels 4.3.2, channels-redis 4.3.0, asgiref 3.13.0 and CPython 3.11's asyncio.
+17.4, channels 4.3.2, channels-redis 4.3.0, asgiref 3.13.0, picows 2.3.1 and CPython 3.11's
+asyncio.
 """
 
 from .glue import channel_suffix, close_with_loop, is_asyncio_placeholder, redis_pool
