@@ -21,12 +21,6 @@ SEED, ROUNDS, BUDGET = 18, 60, 150.0
 
 
 @pytest.mark.timeout(BUDGET + 240)
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 18: pushes right after a resumable handshake are lost (R1, R2), two "
-    "processes deliver a stream out of order and drop the overtaken push (R5), a resume "
-    "replays what the connection was sent (R4); remove once the delivery fixes merge",
-)
 async def test_every_client_gets_what_the_rules_promise():
     require("redis-server")
     outcome = await soak(SEED, ROUNDS, BUDGET)
