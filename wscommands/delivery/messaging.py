@@ -27,11 +27,11 @@ from .._internal.resilience import or_unavailable
 from ..commands.dev_checks import encode_push
 from ..conf import wscommands_settings
 from ..streams.cursor import ALL, group_stream, publish, user_stream
+from ..wire.envelope import Envelope
 from .peer import split_id
 
 logger = logging.getLogger("wscommands.layer")
 
-MESSAGE_TYPE = "wscommands.deliver"
 # fullmatch, never ``$``: it matches before a trailing newline ("lobby\n" would pass).
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CHANNEL_GROUP_MAX = 99  # channel layers refuse group names of 100 characters or more
@@ -99,19 +99,9 @@ def _message(
     key: Any = None,
     exclude: str | None = None,
     position: dict[str, Any] | None = None,
-) -> dict:
-    # "sent": the sender's clock, for the receivers' delivery-lag metric.
-    message = {
-        "type": MESSAGE_TYPE,
-        "text": text,
-        "target": target,
-        "key": key,
-        "exclude": exclude,
-        "sent": time.time(),
-    }
-    if position:  # its stream, epoch and offset (streams.publish)
-        message.update(position)
-    return message
+) -> dict[str, Any]:
+    """The channel-layer message of a push (position: what streams.publish returned)."""
+    return Envelope(text, target, key, exclude, time.time(), **(position or {})).to_message()
 
 
 async def broadcast(message: dict[str, Any], *, exclude: str | None = None) -> None:

@@ -24,6 +24,7 @@ from ..delivery.peer import Peer
 from ..observability import logs, metrics, streammetrics
 from ..streams.cursor import Push, history_bounds
 from ..streams.order import StreamOrder
+from ..wire.envelope import Envelope
 
 logger = logging.getLogger("wscommands.layer")
 
@@ -33,7 +34,7 @@ class OrderedDelivery:
 
     def __init__(
         self,
-        recipients: Callable[[dict[str, Any]], list[Any]],
+        recipients: Callable[[Envelope], list[Peer]],
         deliver: Callable[[dict[str, Any]], Awaitable[None]],
     ):
         s = wscommands_settings
@@ -116,19 +117,20 @@ class OrderedDelivery:
     async def write(self, message: dict[str, Any]) -> None:
         """Write a message (in its turn) to its local recipients (the hub's ``deliver``)."""
         started = time.perf_counter()
+        envelope = Envelope.from_message(message)
         push = Push.from_message(message)
         if push is not None:
             # Recipients and the stream's delivered position are taken together, with no
             # await in between: a connection entering later starts after this push.
-            recipients = self._recipients(message)
+            recipients = self._recipients(envelope)
             self.order.delivering(push)
             await write_all(recipients, push.deliver)
         else:
-            text, exclude = message["text"], message.get("exclude")
-            recipients = [peer for peer in self._recipients(message) if peer.id != exclude]
+            text, exclude = envelope.text, envelope.exclude
+            recipients = [peer for peer in self._recipients(envelope) if peer.id != exclude]
             await write_all(recipients, lambda peer: peer.push_text(text))
         elapsed = time.perf_counter() - started
-        metrics.delivered(message.get("target", ""), len(recipients), elapsed, message.get("sent"))
+        metrics.delivered(envelope.target, len(recipients), elapsed, envelope.sent)
 
     def _arm(self) -> None:
         """Wake up when the oldest held push has waited long enough."""
@@ -187,10 +189,10 @@ def local_recipients(
     connections: dict[str, Any],
     groups: dict[str, set[str]],
     users: dict[Any, set[str]],
-    message: dict[str, Any],
+    envelope: Envelope,
 ) -> list[Any]:
-    """The local connections a channel-layer message is for (its target and key)."""
-    target, key = message.get("target"), message.get("key")
+    """The local connections a message between processes is for (its target and key)."""
+    target, key = envelope.target, envelope.key
     if target == "all":
         ids: Iterable[str] = list(connections)
     elif target == "group":

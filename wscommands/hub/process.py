@@ -20,7 +20,6 @@ from .._internal.runtime import RUNTIME, Part
 from ..conf import wscommands_settings
 from ..delivery.layergroups import CANARY_TYPE, LayerGroups
 from ..delivery.messaging import (
-    MESSAGE_TYPE,
     all_group_name,
     get_layer,
     group_channel_name,
@@ -32,6 +31,7 @@ from ..observability import logs
 from ..ops import report as ops
 from ..presence.tracker import PresenceTracker
 from ..streams.cursor import ALL, group_stream, user_stream
+from ..wire.envelope import MESSAGE_TYPE, Envelope
 from ..wire.exceptions import Unavailable
 from .ordering import OrderedDelivery, local_recipients
 
@@ -277,8 +277,8 @@ class Hub:
 
     # Delivery -----------------------------------------------------------------------------
 
-    def _recipients(self, message: dict[str, Any]) -> list[Peer]:
-        return local_recipients(self.connections, self.groups, self.users, message)
+    def _recipients(self, envelope: Envelope) -> list[Peer]:
+        return local_recipients(self.connections, self.groups, self.users, envelope)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Write a received message's text to each of its local recipients (a stream's

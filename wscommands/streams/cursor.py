@@ -25,6 +25,7 @@ from ..backends import BackendUnavailable, history_store
 from ..backends.base import HistoryBounds
 from ..conf import wscommands_settings
 from ..wire.codes import POSITION, STREAMS
+from ..wire.envelope import Envelope
 from ..wire.exceptions import Unavailable
 from ..wire.jsoncodec import encode
 from .budget import ReplayBudget
@@ -117,15 +118,15 @@ class Push:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Push | None:
         """The push a channel-layer message carries, or None if it belongs to no stream."""
-        stream = message.get("stream")
-        if stream is None:
+        envelope = Envelope.from_message(message)
+        if envelope.stream is None or envelope.epoch is None or envelope.offset is None:
             return None
         return cls(
-            stream,
-            message["epoch"],
-            message["offset"],
-            message["text"],
-            message.get("exclude"),
+            envelope.stream,
+            envelope.epoch,
+            envelope.offset,
+            envelope.text,
+            envelope.exclude,
             message,
         )
 
