@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wscommands.streams.budget import ReplayBudget
+from wscommands.streams.cursor import Push, StreamCursor
 from wscommands.streams.order import StreamOrder
 from wscommands.streams.sent import Sent
 
@@ -115,3 +116,35 @@ def test_the_replay_budget_refuses_whole_and_says_when(settings):
     assert 39 < wait <= 40  # 400 more pushes refill in 40 s
     assert budget.take(100, 10) == 0.0
     assert budget.exhausted() > 0
+
+
+class _Socket:
+    """A resumable connection's socket as a cursor writes to it: the texts it was sent."""
+
+    def __init__(self) -> None:
+        self.id = "p~1"
+        self.streams = None
+        self.texts: list[str] = []
+
+    async def push_text(self, text: str) -> None:
+        self.texts.append(text)
+
+
+async def test_a_stream_left_and_joined_again_keeps_what_was_sent(settings):
+    """Soak seed 18, round 31: a connection left a group, joined again and resumed from an
+    older position; the push it had before its leave came twice (R4). What was sent of a
+    left stream is kept (for MAX_GROUPS_PER_CONNECTION streams), so a replay skips it."""
+    settings.WSCOMMANDS = {"MAX_GROUPS_PER_CONNECTION": 2}
+    socket = _Socket()
+    cursor = StreamCursor(socket)
+    cursor.start_at("group:a", "e1", 10)
+    await cursor.send(Push("group:a", "e1", 11, '{"n":11}'))
+    cursor.forget("group:a")  # the leave
+    cursor.start_at("group:a", "e1", 20)  # joined again, announced at 20
+    assert cursor.of("group:a", "e1").has(11)  # a resume from 10 does not replay 11
+    for group in ("b", "c", "d"):  # more left streams than the bound: the oldest goes
+        cursor.start_at(f"group:{group}", "e1", 0)
+        await cursor.send(Push(f"group:{group}", "e1", 1, "{}"))
+        cursor.forget(f"group:{group}")
+    assert set(cursor.dormant) == {"group:c", "group:d"}
+    assert "group:b" not in cursor.sent

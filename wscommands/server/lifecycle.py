@@ -28,6 +28,10 @@ from ..wire.protocol import ADMIT, Decision, refuse
 
 logger = logging.getLogger("wscommands.connection")
 
+#: Most seconds a signed-in user's handshake waits for its process to receive the user's
+#: stream (a Redis round trip for the user's first connection on the process).
+HANDSHAKE_WAIT = 2.0
+
 
 class ConnectionLifecycle:
     """Opens and closes one connection (see the module docstring for the order)."""
@@ -65,7 +69,10 @@ class ConnectionLifecycle:
             # completed reaches the connection (a Redis round trip for a user's first
             # connection on this process, bounded; none for the others).
             # Within one CHANNEL_LAYER_TIMEOUT for the registration (hub start included).
-            left = wscommands_settings.CHANNEL_LAYER_TIMEOUT - (time.monotonic() - began)
+            # Never past HANDSHAKE_WAIT, whatever CHANNEL_LAYER_TIMEOUT says: daphne drops a
+            # handshake after 5 s, and a stalled Redis is a fault (R1 does not hold then).
+            timeout = min(wscommands_settings.CHANNEL_LAYER_TIMEOUT, HANDSHAKE_WAIT)
+            left = timeout - (time.monotonic() - began)
             stream = user_stream(self.connection.user_pk)
             await hub.ordered.ready(stream, max(left, 0.0))
         hub.presence.connected(self.connection)  # recorded in the background

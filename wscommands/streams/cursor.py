@@ -18,6 +18,7 @@ announcements are :mod:`~.connection.memberships`'; the resume exchange is
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -168,6 +169,8 @@ class StreamCursor:
         self.connection = connection
         #: stream -> what was sent of it (in its current epoch), see :class:`~.sent.Sent`.
         self.sent: dict[str, Sent] = {}
+        #: Streams left whose ``sent`` is kept, oldest first (bounded, see :meth:`forget`).
+        self.dormant: OrderedDict[str, None] = OrderedDict()
         #: stream -> pushes waiting while the stream is announced or replayed.
         self.held: dict[str, list[Push]] = {}
         #: stream -> the position this connection entered the process's recipients at (or
@@ -209,6 +212,7 @@ class StreamCursor:
 
     def of(self, stream: str, epoch: str) -> Sent:
         """What was sent of ``stream`` in ``epoch`` (nothing if the epoch is another)."""
+        self.dormant.pop(stream, None)
         sent = self.sent.get(stream)
         if sent is None or sent.epoch != epoch:
             sent = self.sent[stream] = Sent(epoch, 0)
@@ -249,10 +253,16 @@ class StreamCursor:
         sent.floor = max(sent.floor, offset)
 
     def forget(self, stream: str) -> None:
-        """Stop tracking ``stream`` (left the group, changed user)."""
-        self.sent.pop(stream, None)
+        """Stop receiving ``stream`` (left the group, changed user). What was sent of it is
+        kept (for the last ``MAX_GROUPS_PER_CONNECTION`` such streams): a resume after a join
+        again never sends those pushes twice."""
         self.held.pop(stream, None)
         self.entries.pop(stream, None)
+        if stream in self.sent:
+            self.dormant[stream] = None
+            self.dormant.move_to_end(stream)
+            while len(self.dormant) > max(wscommands_settings.MAX_GROUPS_PER_CONNECTION, 1):
+                self.sent.pop(self.dormant.popitem(last=False)[0], None)
 
     async def release(self, streams: list[str]) -> None:
         """Send what was held for ``streams``, in order; pushes it already has are dropped."""
