@@ -27,7 +27,7 @@ RULES = {
     "R7": "the right pushes",
 }
 #: The documented reasons of ``recovered: false``.
-REASONS = ("history_lost", "too_far_behind", "forbidden", "invalid")
+REASONS = ("history_lost", "too_far_behind", "forbidden", "invalid", "rate_limited")
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,9 @@ class Checker:
             if entry is None:
                 self.fail("R6", e, c, stream, "the reply does not name it")
             elif entry.get("recovered") is True:
+                if (epoch, after) == ("", 0):
+                    # "No push yet": the stream's first epoch from its first push (protocol.md).
+                    epoch = entry.get("epoch", "")
                 seen = received[(stream, epoch)]
                 missing = [o for o in range(after + 1, entry["offset"] + 1) if o not in seen]
                 if entry.get("epoch") != epoch:

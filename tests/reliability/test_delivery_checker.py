@@ -234,3 +234,23 @@ def test_a_failed_publish_excuses_a_gap_only_to_those_listening_then():
     push(h, "c.1", 2, "p.2")
     push(h, "d.1", 2, "p.2")
     assert [(v.rule, v.conn) for v in check(h, SIZE)] == [("R5", "d.1")]
+
+
+def test_a_resume_from_the_empty_position_recovers_into_the_first_epoch():
+    """Soak seed 18, round 48: a group announced ("", 0) (no push yet), resumed from there on
+    another process after the stream's first push: recovered in that epoch from offset 1 is
+    the documented answer; with offset 1 missing it is not."""
+    for received, expected in ((True, []), (False, ["R1", "R6"])):
+        h = History()
+        connected(h, announce=None)
+        h.add("join", "c.1", group="g")
+        h.add("announce", "c.1", streams={"group:g": ["", 0]})
+        h.add("joined", "c.1", group="g", ok=True)
+        published(h, "p.1", "group:g")
+        h.add("resume", "c.1", rid=1, streams={"group:g": ["", 0]})
+        if received:
+            push(h, "c.1", 1, "p.1", "group:g", epoch="e1")
+        result = {"group:g": {"recovered": True, "epoch": "e1", "offset": 1}}
+        h.add("resumed", "c.1", rid=1, result=result)
+        closed(h)
+        assert [v.rule for v in check(h, SIZE)] == expected
