@@ -163,8 +163,9 @@ def test_operations_page_shows_live_counts(cluster, browser, sqlite_env):
 
         # A reload keeps the charts' history (the tab's sessionStorage).
         points = "ops.charts[0].plot.data[0].length"
+        # Several polls: more points than a fresh page would have (waited for, not assumed).
+        page.wait_for_function(f"{points} > 3")
         seen = page.evaluate(points)
-        assert seen > 3, seen  # several polls: more than a fresh page would have
         page.reload()
         expect(page.locator("#status")).to_have_attribute("data-updates", "1")
         assert page.evaluate(points) > seen
