@@ -7,7 +7,7 @@ import http.cookiejar
 import secrets
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -96,3 +96,19 @@ def throwaway_redis(redis_url: str) -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def servers(cluster_env) -> Iterator[Callable[..., Server]]:
+    """``servers(**env)``: a daphne process of the cluster's environment; stopped afterwards."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = Server({**cluster_env, **env}).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        print(f"server log: {server.log_path}")
+        server.stop()

@@ -10,7 +10,7 @@ import asyncio
 import json
 import secrets
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,22 +23,6 @@ from tests.scaleout.conftest import http_login
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
 POSITION, STREAMS, RESUME = "wscommands.position", "wscommands.streams", "wscommands.resume"
-
-
-@pytest.fixture
-def servers(cluster_env) -> Iterator[Callable[..., Server]]:
-    """``servers(**env)``: a daphne process of the cluster's environment; stopped afterwards."""
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        server = Server({**cluster_env, **env}).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        print(f"server log: {server.log_path}")
-        server.stop()
 
 
 def resumable(server: Server) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,22 +38,6 @@ def all_offsets(client: WSClient) -> tuple[int | None, list[int]]:
         if push.get(POSITION, {}).get("stream") == "all":
             offsets.append(push[POSITION]["offset"])
     return announced, offsets
-
-
-@pytest.fixture
-def servers(cluster_env) -> Iterator[Callable[..., Server]]:
-    """``servers(**env)``: a daphne process of the cluster's environment; stopped afterwards."""
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        server = Server({**cluster_env, **env}).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        print(f"server log: {server.log_path}")
-        server.stop()
 
 
 @contextlib.asynccontextmanager
