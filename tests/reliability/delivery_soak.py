@@ -180,6 +180,7 @@ async def soak(
     keep_going: bool = False,
     fault_rate: float = 0.35,
     publishers: int = 4,
+    first: int = 0,
 ) -> Outcome:
     """Up to ``rounds`` rounds (or ``budget`` seconds), stopping at the first violation
     (``keep_going``: only reporting each round's violations per rule)."""
@@ -187,7 +188,7 @@ async def soak(
     cluster = await asyncio.to_thread(Cluster(HISTORY_SIZE).start)
     started = time.monotonic()
     try:
-        for number in range(rounds):
+        for number in range(first, first + rounds):
             history = History(seed=seed, round=number)
             rng = random.Random(f"{seed}:{number}")
             fault = await run_round(cluster, history, rng, fault_rate, publishers)
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--rounds", type=int, default=1000)
+    parser.add_argument(
+        "--first", type=int, default=0, help="start at this round (each round has its own RNG)"
+    )
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
     parser.add_argument(
         "--keep-going", action="store_true", help="count violations per round, do not stop"
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is needed (apt-get install redis-server): the soak runs its own")
     budget = args.minutes * 60 if args.minutes else None
-    options = {"fault_rate": args.fault_rate, "publishers": args.publishers}
+    options = {"fault_rate": args.fault_rate, "publishers": args.publishers, "first": args.first}
     run = soak(args.seed, args.rounds, budget, keep_going=args.keep_going, **options)
     outcome = asyncio.run(run)
     if outcome.violations:
