@@ -24,6 +24,14 @@ from ..observability import logs
 from .codes import ErrorCode
 
 
+def wire_entry(code: str, message: str, details: dict[str, Any] | None) -> dict[str, Any]:
+    """An ``errors`` entry: ``{"code", "message"[, "details"]}`` (details only when given)."""
+    entry: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        entry["details"] = details
+    return entry
+
+
 class CommandError(Exception):
     """An error that becomes one entry of a reply's ``errors`` object."""
 
@@ -37,10 +45,7 @@ class CommandError(Exception):
 
     def as_entry(self) -> dict[str, Any]:
         """The wire form: ``{"code", "message"[, "details"]}``."""
-        entry: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            entry["details"] = self.details
-        return entry
+        return wire_entry(self.code, self.message, self.details)
 
 
 class ClientError(CommandError):
@@ -126,10 +131,7 @@ class ProtocolError(Exception):
 
     def as_entry(self) -> dict[str, Any]:
         """The wire form of the ``errors.request`` entry."""
-        entry: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            entry["details"] = self.details
-        return entry
+        return wire_entry(self.code, self.message, self.details)
 
 
 class InvalidJSON(ProtocolError):
