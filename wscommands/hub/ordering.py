@@ -118,7 +118,7 @@ class OrderedDelivery:
         """Write a message (in its turn) to its local recipients (the hub's ``deliver``)."""
         started = time.perf_counter()
         envelope = Envelope.from_message(message)
-        push = Push.from_message(message)
+        push = Push.from_envelope(envelope, message)
         if push is not None:
             # Recipients and the stream's delivered position are taken together, with no
             # await in between: a connection entering later starts after this push.

@@ -119,7 +119,11 @@ class Push:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Push | None:
         """The push a channel-layer message carries, or None if it belongs to no stream."""
-        envelope = Envelope.from_message(message)
+        return cls.from_envelope(Envelope.from_message(message), message)
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope, message: dict[str, Any]) -> Push | None:
+        """The push ``envelope`` (read from ``message``) carries, or None if on no stream."""
         if envelope.stream is None or envelope.epoch is None or envelope.offset is None:
             return None
         return cls(
