@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -26,11 +27,13 @@ PAD = "x" * 64
 GAP = 0.05
 
 
-def setup_django(redis_url: str) -> None:
-    """Configure Django in this process with the servers' settings and channel layer."""
+def setup_django(redis_url: str, db_path: Path) -> None:
+    """Configure Django in this process with the servers' settings, channel layer and
+    database (the latency scenarios make and delete the servers' sessions)."""
     import django
 
     os.environ["REDIS_URL"] = redis_url
+    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     django.setup()
 

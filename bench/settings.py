@@ -9,12 +9,15 @@
   started from here share it.
 - Presence events: the example project turns them on for its demo page; the library default
   is off, and the baseline has no such feature. With them on, every handshake is also a
-  broadcast to every client (see docs/benchmarks.md). Presence itself stays tracked.
+  broadcast to every client (see docs/benchmarks.md). Presence itself stays tracked. The
+  latency scenarios (bench/latency.py) turn them back on: ``WSCOMMANDS_LIMITS``, a scenario's
+  own overrides, is applied again last, so it wins over the changes here.
 - The per-IP connection cap: every benchmark client connects from 127.0.0.1.
 
 The baseline app runs with these settings too.
 """
 
+import json
 import os
 import secrets
 
@@ -33,3 +36,5 @@ if "PRESENCE_EVENTS" in DEFAULTS:
     WSCOMMANDS["PRESENCE_EVENTS"] = False
 # Thousands of benchmark clients come from one address.
 WSCOMMANDS["MAX_CONNECTIONS_PER_IP"] = None
+# A scenario's own overrides (the example applied them before the changes above): they win.
+WSCOMMANDS.update(json.loads(os.environ.get("WSCOMMANDS_LIMITS") or "{}"))

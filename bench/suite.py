@@ -163,7 +163,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
-        cluster.setup_django(redis_url)
+        cluster.setup_django(redis_url, db)
         from django.conf import settings
 
         results["channel_layer"] = settings.CHANNEL_LAYERS["default"]["BACKEND"]
