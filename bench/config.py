@@ -22,6 +22,10 @@ class Config:
     burst_rounds: int
     #: Broadcasts a resumable client misses before it resumes (the resume scenario).
     resume_missed: int = 500
+    #: Signed-in users on the process killed in the crash-leave scenario.
+    presence_users: int = 50
+    #: Sockets of the one session on each of the two processes (the logout-close scenario).
+    sockets_per_process: int = 5
 
 
 FULL = Config(
@@ -64,4 +68,6 @@ TINY = Config(
     burst_batch=10,
     burst_rounds=1,
     resume_missed=20,
+    presence_users=5,
+    sockets_per_process=2,
 )

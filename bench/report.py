@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .latency_report import sections as latency_sections
 from .stats import ratio
 
 WS, BASE = "wscommands", "baseline"
@@ -291,7 +292,7 @@ NOTES = [
     "- Both apps run with `bench/settings.py`: the example project's settings with the "
     "per-connection rate limit lifted (a closed-loop client would be throttled) and presence "
     "events off (the library default; the demo turns them on, and then every handshake is "
-    "also a broadcast). Presence itself is tracked.",
+    "also a broadcast; the two latency scenarios turn them on). Presence itself is tracked.",
     "- The machine is shared with other work: a server CPU share well below 1.0 in the echo "
     "table means it waited for the core. Replies per CPU-second and CPU per broadcast are "
     "the figures that stay comparable between runs; times and rates move with the load "
@@ -356,6 +357,7 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         body += _fanout(figures["fanout"], targets)
     if "resume" in figures:
         body += _resume(figures["resume"], targets)
+    body += latency_sections(figures, targets)
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     head = [
         "# Benchmarks",

@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,typed,slow,memory,broadcast,burst,metrics]``
+``python -m bench [--quick | --tiny] [--only echo,typed,...,crash-leave,logout-close]``
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cluster, delivery, single
+from . import cluster, delivery, latency, single
 from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import (
@@ -47,6 +47,8 @@ SCENARIOS = (
     "metrics",
     "fanout",
     "resume",
+    "crash-leave",
+    "logout-close",
 )
 #: The Redis of the two-process scenarios when redis-server is not installed to start one.
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
@@ -159,7 +161,7 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             results["memory"] = await single.memory(cfg, makers)
     finally:
         pin(all_cores)
-    if {"broadcast", "burst", "fanout", "resume"} & set(only):
+    if {"broadcast", "burst", "fanout", "resume", "crash-leave", "logout-close"} & set(only):
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
@@ -189,6 +191,12 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
         if "resume" in only:
             progress("resume")
             results["resume"] = await delivery.resume(cfg, redis_env, LOGS, cfg.resume_missed)
+        if "crash-leave" in only:
+            progress("crash-leave: kill -9 of a process, until a watcher saw its users leave")
+            results["crash-leave"] = await latency.crash_leave(cfg, redis_env, LOGS)
+        if "logout-close" in only:
+            progress("logout-close: a logout or deleted session, until its sockets had 4401")
+            results["logout-close"] = await latency.logout_close(cfg, redis_env, LOGS)
     return results
 
 
