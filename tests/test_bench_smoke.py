@@ -24,7 +24,7 @@ def bench_requirements() -> None:
     require("picows")  # the benchmark's client
 
 
-@pytest.mark.timeout(240)  # eight scenarios, each starting its own servers, on a shared machine
+@pytest.mark.timeout(300)  # eleven scenarios, each starting its own servers, on a shared machine
 def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path):
     figures_path = tmp_path / "figures.json"
     args = ["--tiny", "--no-plot", "--redis-url", redis_url, "--out", str(tmp_path)]
@@ -33,7 +33,7 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=230,
+        timeout=290,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(figures_path.read_text())["results"]
@@ -71,6 +71,13 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
     resumed = figures["resume"]["rounds"][0]
     assert resumed["recovered"] is True and resumed["replayed"] == 20, resumed
 
+    # The latencies: every round saw the event (how fast is the report's business, not ours).
+    crashed = figures["crash-leave"]
+    assert crashed["missed"] == 0 and crashed["rounds"][0]["left"] == crashed["users"], crashed
+    for how, ended in figures["logout-close"]["ends"].items():
+        assert ended["missed"] == 0, (how, ended)
+        assert all(r["codes"] == ["4401"] for r in ended["rounds"]), (how, ended)
+
     report = (tmp_path / "benchmarks.md").read_text()
     headings = (
         "## Targets",
@@ -81,6 +88,8 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         "## Echo with",
         "## Fan-out with stream history",
         "## Resume after missed pushes",
+        "## Leave after a crash",
+        "## Close after a logout or a deleted session",
     )
     for heading in headings:
         assert heading in report
