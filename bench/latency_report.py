@@ -46,7 +46,9 @@ def crash_leave(figures: dict[str, Any], targets: Targets) -> list[str]:
         "kill until the watcher saw the first and the last of them leave: B's heartbeat stops, "
         "it expires, A's reaper announces the leaves. The library's presence defaults "
         "(`PRESENCE_TTL` 3 s, a heartbeat every `PRESENCE_TTL` / 3, `PRESENCE_EVENT_INTERVAL` "
-        "1 s) with `PRESENCE_EVENTS` on. A new B each round.",
+        "1 s) with `PRESENCE_EVENTS` on. A new B each round. The kill comes right after B "
+        "wrote its users' entries, which renews its heartbeat: close to the worst case (a kill "
+        "at another moment lands up to a heartbeat, 1 s, sooner).",
         "",
         "| rounds | users | first leave ms (median) | last leave ms (median) "
         "| last leave ms (max) | missed rounds |",
