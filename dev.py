@@ -8,7 +8,8 @@
 
 The virtualenv lives in .venv and is re-synced whenever a requirements file changes; the
 development Node tools (package.json: tsc, the AsyncAPI JSON Schemas) live in node_modules and
-are re-installed with `npm ci` whenever package-lock.json changes.
+are re-installed with `npm ci` whenever package-lock.json changes (as is the benchmark's Node.js
+Socket.IO anchor, bench/anchors/node).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ BIN = VENV / "bin"
 PYTHON = BIN / "python"
 REQUIREMENTS = ["requirements.txt", "requirements-dev.txt"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Where `npm ci` installs: the development tools (package.json), and the benchmark's Node.js
+#: Socket.IO anchor, which tests/test_bench_smoke.py runs.
+NODE_PROJECTS = (ROOT, ROOT / "bench" / "anchors" / "node")
 
 
 def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -54,7 +58,7 @@ def install() -> None:
 
 
 def install_node() -> None:
-    """Install package-lock.json's development tools into node_modules when the lock changed.
+    """Install each of NODE_PROJECTS' package-lock.json into its node_modules when it changed.
 
     Without npm the tests that need them (tsc, the AsyncAPI schema) skip outside CI; CI
     (.ci/run) installs Node and npm first.
@@ -65,12 +69,13 @@ def install_node() -> None:
             sys.exit("npm is not installed: CI needs it (apt-get install nodejs npm)")
         print("+ npm not found: skipping node_modules (tsc and AsyncAPI tests will skip)")
         return
-    digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
-    stamp = ROOT / "node_modules" / ".package-lock.sha256"
-    if stamp.exists() and stamp.read_text() == digest:
-        return
-    sh(npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-    stamp.write_text(digest)
+    for project in NODE_PROJECTS:
+        digest = hashlib.sha256((project / "package-lock.json").read_bytes()).hexdigest()
+        stamp = project / "node_modules" / ".package-lock.sha256"
+        if stamp.exists() and stamp.read_text() == digest:
+            continue
+        sh(npm, "ci", "--prefix", project, "--ignore-scripts", "--no-audit", "--no-fund")
+        stamp.write_text(digest)
 
 
 def run(args: list[str]) -> None:

@@ -107,7 +107,10 @@ class BenchClient(WSListener):
     # Pushes -------------------------------------------------------------------------------
 
     def _push(self, payload: bytes, now: float) -> None:
-        seq = orjson.loads(payload)["bench"]["seq"]
+        self._pushed(orjson.loads(payload)["bench"]["seq"], now)
+
+    def _pushed(self, seq: int, now: float) -> None:
+        """Count push ``seq`` (a repeat of the last one is a duplicate)."""
         if seq == self.last_push:
             if self.pushes is not None:
                 self.pushes.duplicates += 1
@@ -115,6 +118,10 @@ class BenchClient(WSListener):
         self.last_push = seq
         if self.pushes is not None:
             self.pushes.got(seq, now)
+
+    async def ready(self) -> None:
+        """Return once the connection takes requests (a protocol with a handshake of its own
+        over the WebSocket waits for it here)."""
 
     # Requests -----------------------------------------------------------------------------
 
@@ -150,14 +157,23 @@ class BenchClient(WSListener):
         assert self.transport is not None
         self._sent_id = next(self._ids)
         self._sent_at = perf_counter()
-        self.transport.send(WSMsgType.TEXT, ECHOES[self._echo_command] % self._sent_id)
+        self.transport.send(WSMsgType.TEXT, self._echo_request(self._sent_id))
+
+    def _echo_request(self, request_id: int) -> bytes:
+        """The echo loop's frame (a protocol adapter's subclass sends its own)."""
+        return ECHOES[self._echo_command] % request_id
 
     def _echo_reply(self, payload: bytes, now: float) -> None:
-        assert self._loop is not None
-        until, latencies, done = self._loop
         reply = orjson.loads(payload)
         command = self._echo_command
-        if reply.get("request_id") == self._sent_id and reply.get(command) == {"text": "hello"}:
+        ok = reply.get("request_id") == self._sent_id and reply.get(command) == {"text": "hello"}
+        self._echo_answered(ok, now)
+
+    def _echo_answered(self, ok: bool, now: float) -> None:
+        """Record the reply to the echo in flight and send the next one until the loop ends."""
+        assert self._loop is not None
+        until, latencies, done = self._loop
+        if ok:
             self.replies += 1
             latencies.append(now - self._sent_at)
         else:
@@ -169,16 +185,29 @@ class BenchClient(WSListener):
             done.set_result(None)
 
 
+def listener_for(url: str) -> type[BenchClient]:
+    """The client class that speaks the protocol of the server at ``url``: Socket.IO under
+    ``/socket.io/`` (the anchors of :mod:`bench.anchors`), wscommands' JSON elsewhere."""
+    if urlsplit(url).path.startswith("/socket.io/"):
+        # Imported here: the adapter subclasses BenchClient, so it imports this module.
+        from .anchors.client import SocketIOClient
+
+        return SocketIOClient
+    return BenchClient
+
+
 async def connect(url: str, pushes: PushCounter | None = None) -> BenchClient:
     """Open one connection (raises on failure)."""
     # A page of the server itself: its scheme, host and port (the same-origin policy's).
     parsed = urlsplit(url)
     origin = {"Origin": f"{'https' if parsed.scheme == 'wss' else 'http'}://{parsed.netloc}"}
+    listener = listener_for(url)
     _transport, client = await ws_connect(
-        lambda: BenchClient(pushes), url, extra_headers=origin, websocket_handshake_timeout=30
+        lambda: listener(pushes), url, extra_headers=origin, websocket_handshake_timeout=30
     )
     if not isinstance(client, BenchClient):
         raise ConnectionError(f"no connection: ws_connect returned {client!r}")
+    await client.ready()
     return client
 
 
