@@ -3,6 +3,8 @@
 One :class:`BenchClient` per connection. It answers three needs of the scenarios: a closed
 echo loop (send, wait for the reply, send again), single requests, and counting pushes
 (broadcast frames, recognised by their ``{"bench":`` prefix) with their arrival time.
+Servers under ``/socket.io/`` (the anchors) get the Socket.IO adapter, bench/anchors/client.py,
+a subclass that turns Socket.IO frames into the same hooks.
 """
 
 from __future__ import annotations

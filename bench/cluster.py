@@ -9,8 +9,10 @@ each server delivers it to its connections.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -70,7 +72,11 @@ def _redis_delta(r: redis.Redis, since: dict[str, int]) -> dict[str, int]:
 
 
 async def _broadcast_batch(
-    app: str, pushes: PushCounter, expected: int, count: int, seq: int
+    trigger: Callable[[int], Awaitable[None]],
+    pushes: PushCounter,
+    expected: int,
+    count: int,
+    seq: int,
 ) -> tuple[list[float], int]:
     """``count`` broadcasts, one after the other; returns (to the first, to the last client)
     times and how many deliveries were missed."""
@@ -78,7 +84,7 @@ async def _broadcast_batch(
     for k in range(count):
         done = pushes.arm(seq + k, expected)
         started = perf_counter()
-        await _trigger(app, seq + k)
+        await trigger(seq + k)
         try:
             await asyncio.wait_for(done, timeout=30)
             times.append((pushes.first - started, pushes.last - started))
@@ -93,7 +99,13 @@ def _median(seconds: list[float]) -> float | None:
 
 
 async def _measured_round(
-    r: redis.Redis, app: str, procs: list[Server], pushes: PushCounter, size: int, n: int, seq: int
+    r: redis.Redis,
+    trigger: Callable[[int], Awaitable[None]],
+    procs: list[Server],
+    pushes: PushCounter,
+    size: int,
+    n: int,
+    seq: int,
 ) -> dict[str, Any]:
     """``n`` broadcasts to ``size`` clients with their cost in Redis commands and CPU."""
     # Background commands (others' traffic, the layers' blocking reads) over the same span
@@ -106,7 +118,7 @@ async def _measured_round(
     since, cpu0 = _command_calls(r), time.process_time()
     server_cpu0 = sum(s.cpu_seconds() for s in procs)
     started = perf_counter()
-    times, missed = await _broadcast_batch(app, pushes, size, n, seq)
+    times, missed = await _broadcast_batch(trigger, pushes, size, n, seq)
     scale = (perf_counter() - started) / idle_span
     server_cpu = sum(s.cpu_seconds() for s in procs) - server_cpu0
     used = _redis_delta(r, since)
@@ -123,12 +135,19 @@ async def _measured_round(
     }
 
 
-async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: str) -> dict:
+async def broadcast(
+    cfg: Config,
+    servers: dict[str, list[Server]],
+    redis_url: str,
+    triggers: dict[str, Callable[[int], Awaitable[None]]] | None = None,
+) -> dict:
     """Time until the last of N clients has a broadcast, and Redis commands per broadcast.
 
-    Clients are spread evenly over the two processes of each app; the client count grows
-    through ``broadcast_sizes`` (connections are kept, new ones added).
+    Clients are spread evenly over the processes of each app; the client count grows
+    through ``broadcast_sizes`` (connections are kept, new ones added). ``triggers``: how an
+    app other than wscommands and the baseline broadcasts push ``seq`` (the anchors').
     """
+    triggers = {app: functools.partial(_trigger, app) for app in servers} | (triggers or {})
     r = redis.Redis.from_url(redis_url)
     pushes = {app: PushCounter() for app in servers}
     clients: dict[str, list[BenchClient]] = {app: [] for app in servers}
@@ -147,7 +166,7 @@ async def broadcast(cfg: Config, servers: dict[str, list[Server]], redis_url: st
             rounds: dict[str, list[dict]] = {app: [] for app in servers}
             for _r, app in interleaved(cfg.rounds, list(servers)):
                 rounds[app].append(
-                    await _measured_round(r, app, servers[app], pushes[app], size, n, seq)
+                    await _measured_round(r, triggers[app], servers[app], pushes[app], size, n, seq)
                 )
                 seq += n
             keys = ("ms_to_first", "ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")

@@ -34,3 +34,15 @@ def medians(rounds: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, floa
 
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
+
+
+def round_ratios(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> list[float]:
+    """``a[i][key] / b[i][key]`` for each round both measured (interleaved rounds: each pair
+    saw the same machine load)."""
+    return [x[key] / y[key] for x, y in zip(a, b, strict=False) if x.get(key) and y.get(key)]
+
+
+def median_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> float:
+    """The median of :func:`round_ratios`: how the benchmark's ratio columns are computed."""
+    ratios = round_ratios(a, b, key)
+    return statistics.median(ratios) if ratios else float("nan")

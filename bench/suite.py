@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import cluster, delivery, latency, single
+from .anchors import servers as anchors
+from .anchors.triggers import broadcast_triggers
 from .config import FULL, QUICK, TINY, Config
 from .report import write_markdown, write_plot
 from .servers import (
@@ -106,6 +108,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
     migrate(db)
     local_env = server_env(db, None)
     results: dict[str, Any] = {}
+    if {"echo", "broadcast"} & set(only):
+        # The Socket.IO anchors (bench/anchors/) join those two scenarios where installed.
+        results["anchors"] = {"versions": anchors.versions(), "missing": anchors.missing()}
     all_cores = os.sched_getaffinity(0)
 
     def single_server(app: str, kind: str) -> Server:
@@ -115,6 +120,8 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
     try:
         for kind in ("daphne", "uvicorn") if "echo" in only else ():
             servers = {app: single_server(app, kind) for app in APPS}
+            if kind == "uvicorn":  # in wscommands' rounds: same-run ratios
+                servers |= anchors.echo_servers(local_env, {SERVER_CORE}, LOGS)
             start_all(list(servers.values()))
             try:
                 progress(f"echo under {kind}")
@@ -175,16 +182,24 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             app: [Server(app, "daphne", redis_env, cores={i}, log_dir=LOGS) for i in (0, 1)]
             for app in (APPS if {"broadcast", "burst"} & set(only) else ())
         }
-        start_all([s for procs in servers2.values() for s in procs])
+        # The anchors broadcast only (the burst sends wscommands' requests).
+        anchored = (
+            anchors.broadcast_servers(redis_env, redis_url, LOGS) if "broadcast" in only else {}
+        )
+        every = [s for procs in (servers2 | anchored).values() for s in procs]
+        start_all(every)
         try:
             if "broadcast" in only:
                 progress("broadcast")
-                results["broadcast"] = await cluster.broadcast(cfg, servers2, redis_url)
+                async with broadcast_triggers(anchored, redis_url, cluster.PAD) as triggers:
+                    results["broadcast"] = await cluster.broadcast(
+                        cfg, servers2 | anchored, redis_url, triggers
+                    )
             if "burst" in only:
                 progress("burst")
                 results["burst"] = await cluster.burst(cfg, servers2)
         finally:
-            stop_all([s for procs in servers2.values() for s in procs])
+            stop_all(every)
         if "fanout" in only:
             progress("fan-out: history on/off, daphne/uvicorn")
             results["fanout"] = await delivery.fanout(cfg, redis_env, redis_url, LOGS)
