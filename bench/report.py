@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .anchors import report as anchors
 from .latency_report import sections as latency_sections
-from .stats import ratio
+from .stats import median_ratio, ratio
 
 WS, BASE = "wscommands", "baseline"
 
@@ -43,7 +44,21 @@ def _throughput_target(
     return name, figures, speed >= floor
 
 
-def _echo(echo: dict, targets: list) -> list[str]:
+def _echo_row(server: str, app: str, figures: dict, base: dict) -> str:
+    """A row of the echo table; the vs-baseline columns are medians of per-round ratios."""
+    m = figures["median"]
+    speed = median_ratio(figures["rounds"], base["rounds"], "replies_per_s")
+    work = median_ratio(figures["rounds"], base["rounds"], "replies_per_cpu_s")
+    return (
+        f"| {server} | {app} | {_f(m['replies_per_s'], 0)} | {_f(speed, 2)}x "
+        f"| {_f(m['p50_ms'], 2)} | {_f(m['p99_ms'], 2)} "
+        f"| {_f(ratio(m['p99_ms'], m['p50_ms']), 2)} "
+        f"| {_f(m['client_cpu'], 2)} | {_f(m['server_cpu'], 2)} "
+        f"| {_f(m['replies_per_cpu_s'], 0)} | {_f(work, 2)}x |"
+    )
+
+
+def _echo(echo: dict, targets: list, anchored: dict | None = None) -> list[str]:
     lines = [
         "## Echo round trip",
         "",
@@ -52,7 +67,8 @@ def _echo(echo: dict, targets: list) -> list[str]:
         "load generator (picows) to core 1. CPU columns: share of one core used during the "
         "rounds (a client well below 1.0 is not the bottleneck; a server well below 1.0 was "
         "kept waiting by other processes on its core). Replies per server CPU-second measure "
-        "the work per request, and stay comparable when the machine is busy.",
+        "the work per request, and stay comparable when the machine is busy. Ratios: the "
+        "median of the per-round ratios (the servers of a kind take turns round by round).",
         "",
         "| server | app | replies/s | vs baseline | p50 ms | p99 ms | p99/p50 | client CPU "
         "| server CPU | replies per CPU-s | vs baseline |",
@@ -60,23 +76,16 @@ def _echo(echo: dict, targets: list) -> list[str]:
     ]
     for kind, apps in echo.items():
         base = apps[BASE]["median"]
-        for app in (WS, BASE):
-            m = apps[app]["median"]
-            lines.append(
-                f"| {kind} | {app} | {_f(m['replies_per_s'], 0)} "
-                f"| {_f(ratio(m['replies_per_s'], base['replies_per_s']), 2)}x "
-                f"| {_f(m['p50_ms'], 2)} | {_f(m['p99_ms'], 2)} "
-                f"| {_f(ratio(m['p99_ms'], m['p50_ms']), 2)} "
-                f"| {_f(m['client_cpu'], 2)} | {_f(m['server_cpu'], 2)} "
-                f"| {_f(m['replies_per_cpu_s'], 0)} "
-                f"| {_f(ratio(m['replies_per_cpu_s'], base['replies_per_cpu_s']), 2)}x |"
-            )
+        for app in apps:  # wscommands, the baseline, then the anchors (under uvicorn)
+            lines.append(_echo_row(*anchors.echo_label(kind, app), apps[app], apps[BASE]))
         ws = apps[WS]["median"]
         targets.append(
             _throughput_target(f"round trip {kind}: >= 0.9x baseline", ws, base, 0.9, digits=2)
         )
         tail = ratio(ws["p99_ms"], ws["p50_ms"])
         targets.append((f"round trip {kind}: p99 <= 3x p50", f"{tail:.2f}x", tail <= 3))
+    if anchored is not None:
+        lines += ["", *anchors.echo_section(echo, anchored, targets)]
     return [*lines, ""]
 
 
@@ -104,7 +113,9 @@ def _typed(typed: dict, targets: list) -> list[str]:
     return [*lines, ""]
 
 
-def _broadcast(bc: dict, targets: list, plot: str | None, layer: str) -> list[str]:
+def _broadcast(
+    bc: dict, targets: list, plot: str | None, layer: str, anchored: dict | None = None
+) -> list[str]:
     sizes = sorted(bc[WS])
     lines = [
         "## Broadcast to every client, two daphne processes, Redis",
@@ -150,6 +161,8 @@ def _broadcast(bc: dict, targets: list, plot: str | None, layer: str) -> list[st
     )
     if plot:
         lines += ["", f"![broadcast time against clients]({plot})"]
+    if anchored is not None:
+        lines += ["", *anchors.broadcast_section(bc, anchored)]
     return [*lines, ""]
 
 
@@ -339,12 +352,12 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     targets: list[tuple[str, str, bool]] = []
     body: list[str] = []
     if "echo" in figures:
-        body += _echo(figures["echo"], targets)
+        body += _echo(figures["echo"], targets, figures.get("anchors"))
     if "typed" in figures:
         body += _typed(figures["typed"], targets)
     if "broadcast" in figures:
         layer = figures.get("channel_layer", "?")
-        body += _broadcast(figures["broadcast"], targets, plot, layer)
+        body += _broadcast(figures["broadcast"], targets, plot, layer, figures.get("anchors"))
     if "memory" in figures:
         body += _memory(figures["memory"], targets)
     if "slow" in figures:

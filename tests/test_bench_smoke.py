@@ -2,7 +2,9 @@
 
 Every scenario runs with a handful of clients and one round against real daphne and uvicorn
 processes and Redis; the test checks the figures are sane (every client got its replies and
-broadcasts, every connection succeeded), never how fast anything was.
+broadcasts, every connection succeeded), never how fast anything was. The Socket.IO anchors
+(bench/anchors/) take part in the echo and broadcast scenarios; one not installed fails the
+test in CI and skips it elsewhere, once everything else has been checked.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import pytest
 
 from tests.live import ROOT
-from tests.require import require
+from tests.require import missing, require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -78,6 +80,17 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         assert ended["missed"] == 0, (how, ended)
         assert all(r["codes"] == ["4401"] for r in ended["rounds"]), (how, ended)
 
+    absent = figures["anchors"]["missing"]
+    for anchor in ("python-socketio", "node-socketio"):
+        if anchor in absent:
+            continue
+        echo = figures["echo"]["uvicorn"][anchor]
+        assert echo["clients"] == 4 and not echo["connect_failures"], (anchor, echo)
+        assert echo["errors"] == 0 and echo["min_replies_per_client"] >= 1, (anchor, echo)
+        for size, entry in figures["broadcast"][anchor].items():
+            assert entry["missed"] == 0 and entry["duplicates"] == 0, (anchor, size, entry)
+            assert all(r["ms_to_last"] is not None for r in entry["rounds"]), (anchor, size)
+
     report = (tmp_path / "benchmarks.md").read_text()
     headings = (
         "## Targets",
@@ -90,6 +103,9 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         "## Resume after missed pushes",
         "## Leave after a crash",
         "## Close after a logout or a deleted session",
+        "### Against Socket.IO",
     )
     for heading in headings:
         assert heading in report
+    if absent:
+        missing("benchmark anchors not installed: " + "; ".join(absent.values()))
