@@ -380,8 +380,9 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
         "wscommands (the example project, `project.asgi`) against a bare Channels "
         "`AsyncJsonWebsocketConsumer` (`bench/baseline_asgi.py`) served by the same server "
         "with the same settings, in the same run, in interleaved rounds; figures are "
-        "medians over rounds. The machine is shared (2 cores): read ratios rather than "
-        "absolute numbers.",
+        "medians over rounds. The echo and broadcast scenarios also measure python-socketio "
+        "and Node.js Socket.IO (`bench/anchors/`) in the same rounds. The machine is shared "
+        "(2 cores): read ratios rather than absolute numbers.",
         "",
         f"- command: `{results['command']}` (mode: {results['mode']})",
         f"- date: {m['date']}, commit {m['commit']}",
@@ -412,15 +413,20 @@ def write_plot(broadcast: dict, path: Path) -> str | None:
     labels = {
         WS: "wscommands (hub: one message per process)",
         BASE: "Channels group (bare consumer)",
+        **anchors.PLOT_NAMES,
     }
-    for app, style in ((WS, "o-"), (BASE, "s--")):
+    styles = {WS: "o-", BASE: "s--", **anchors.PLOT_STYLES}
+    for app, style in styles.items():
+        if app not in broadcast:  # an anchor not installed
+            continue
         sizes = sorted(broadcast[app])
         ms = [broadcast[app][s]["median"]["ms_to_last"] for s in sizes]
         ax.plot(sizes, ms, style, label=labels[app], linewidth=2)
     ax.plot([1000, 3000], [50, 150], "k+", markersize=12, mew=2, label="target (at most)")
     ax.set_xlabel("connected clients (two daphne processes, Redis)")
     ax.set_ylabel("ms until the last client has the broadcast")
-    ax.set_title("Broadcast to every client: wscommands vs a Channels group")
+    anchored = " and Socket.IO" if set(anchors.PLOT_NAMES) & set(broadcast) else ""
+    ax.set_title(f"Broadcast to every client: wscommands vs a Channels group{anchored}")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend()

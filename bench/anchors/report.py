@@ -20,6 +20,9 @@ BROADCAST_NAMES = {
     PYTHON: "python-socketio, 2 uvicorn + Redis",
     NODE: "Node.js Socket.IO, one process",
 }
+#: Their lines in docs/benchmarks.png (the broadcast plot).
+PLOT_NAMES = {PYTHON: "python-socketio (2 uvicorn, Redis)", NODE: "Node.js Socket.IO (one process)"}
+PLOT_STYLES = {PYTHON: "^:", NODE: "d-."}
 Target = tuple[str, str, bool | None]
 
 
