@@ -51,7 +51,10 @@ def _versions(anchors: dict[str, Any]) -> str:
 
 
 def _not_run(anchors: dict[str, Any], names: dict[str, str]) -> list[str]:
-    return [f"- {names[app]}: not run ({why})" for app, why in anchors.get("missing", {}).items()]
+    """A list of the anchors not installed and what to install (after a blank line: a table
+    above it must end first)."""
+    why = anchors.get("missing", {})
+    return ["", *(f"- {names[app]}: not run ({text})" for app, text in why.items())] if why else []
 
 
 def echo_section(echo: dict[str, Any], anchors: dict[str, Any], targets: list[Target]) -> list[str]:
