@@ -14,13 +14,11 @@ format:
 	python3 dev.py install && .venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 # The benchmark suite: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes;
-# `make bench BENCH_ARGS=--quick` for a shorter run, see `python -m bench --help`). It installs
-# its anchors too: python-socketio (bench/requirements.txt) and Node.js Socket.IO (npm ci in
-# bench/anchors/node; without npm the report says that anchor did not run).
+# `make bench BENCH_ARGS=--quick` for a shorter run, see `python -m bench --help`). Its anchors
+# are installed too: python-socketio by bench/requirements.txt, Node.js Socket.IO by dev.py
+# install (npm ci in bench/anchors/node; without npm the report says that anchor did not run).
 bench:
-	python3 dev.py install && .venv/bin/python -m pip install --quiet -r bench/requirements.txt
-	if command -v npm >/dev/null; then npm ci --prefix bench/anchors/node --ignore-scripts --no-audit --no-fund; else echo "npm not found: the Node.js Socket.IO anchor will not run"; fi
-	.venv/bin/python -m bench $(BENCH_ARGS)
+	python3 dev.py install && .venv/bin/python -m pip install --quiet -r bench/requirements.txt && .venv/bin/python -m bench $(BENCH_ARGS)
 
 # The delivery checker (docs/protocol.md, "The delivery guarantee, precisely"): seeded random
 # rounds on two processes and a redis-server of its own, until ROUNDS rounds or the first

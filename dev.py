@@ -60,14 +60,17 @@ def install() -> None:
 def install_node() -> None:
     """Install each of NODE_PROJECTS' package-lock.json into its node_modules when it changed.
 
-    Without npm the tests that need them (tsc, the AsyncAPI schema) skip outside CI; CI
-    (.ci/run) installs Node and npm first.
+    Without npm the tests that need them (tsc, the AsyncAPI schema, the benchmark smoke test's
+    Node anchor) skip outside CI; CI (.ci/run) installs Node and npm first.
     """
     npm = shutil.which("npm")
     if npm is None:
         if IN_CI:  # CI must run every test: .ci/run installs Node and npm first
             sys.exit("npm is not installed: CI needs it (apt-get install nodejs npm)")
-        print("+ npm not found: skipping node_modules (tsc and AsyncAPI tests will skip)")
+        print(
+            "+ npm not found: skipping node_modules (tsc and AsyncAPI tests will skip, and "
+            "the benchmark's Node.js Socket.IO anchor)"
+        )
         return
     for project in NODE_PROJECTS:
         digest = hashlib.sha256((project / "package-lock.json").read_bytes()).hexdigest()
