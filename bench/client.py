@@ -204,12 +204,16 @@ async def connect(url: str, pushes: PushCounter | None = None) -> BenchClient:
     parsed = urlsplit(url)
     origin = {"Origin": f"{'https' if parsed.scheme == 'wss' else 'http'}://{parsed.netloc}"}
     listener = listener_for(url)
-    _transport, client = await ws_connect(
+    transport, client = await ws_connect(
         lambda: listener(pushes), url, extra_headers=origin, websocket_handshake_timeout=30
     )
     if not isinstance(client, BenchClient):
         raise ConnectionError(f"no connection: ws_connect returned {client!r}")
-    await client.ready()
+    try:
+        await client.ready()
+    except BaseException:
+        transport.disconnect()  # refused after the WebSocket opened: do not keep it
+        raise
     return client
 
 
