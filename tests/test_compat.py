@@ -36,6 +36,7 @@ ALL = {
     "channels.session_send",
     "asyncio.sighandler_noop",
     "channels_redis.create_pool",
+    "channels_redis.pubsub_connection",
     "autobahn.disconnected",
     "websockets.connection_closed",
 }

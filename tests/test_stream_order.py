@@ -102,6 +102,26 @@ async def test_missing_pushes_found_in_history_fill_the_gap():
     assert order.skipped == 0 and order.gaps(now=1) == []
 
 
+async def test_pushes_missed_while_unsubscribed_are_recovered_from_history_once():
+    """A catch-up after a reconnection: what history has after the released offset goes
+    out in order, what was delivered meanwhile is dropped, a new epoch starts from 1, and
+    pushes of yet another epoch (history lost again while it was read) are ignored."""
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.begin("g")
+    order.baseline("all", ("e", 2))
+    order.baseline("g", ("", 0))
+    assert order.followed() == {"all": ("e", 2), "g": ("", 0)}
+    since = order.followed()["all"]
+    assert offsets(order.arrive(P("all", "e", 3), now=0)) == [("e", 3)]  # live meanwhile
+    missed = [P("all", "e", 3), P("all", "e", 4)]
+    assert offsets(order.recover(since, missed, now=0)) == [("e", 4)]
+    assert order.recover(since, missed, now=0) == []
+    restarted = [P("g", "f", 1), P("g", "f", 2)]  # Redis came back empty
+    assert offsets(order.recover(("", 0), restarted, now=0)) == [("f", 1), ("f", 2)]
+    assert order.recover(("", 0), [P("g", "h", 1)], now=0) == []
+
+
 def test_the_replay_budget_refuses_whole_and_says_when(settings):
     settings.WSCOMMANDS = {
         **settings.WSCOMMANDS,

@@ -157,6 +157,57 @@ async def test_redis_paused_for_5s(own_redis, live):
         await client.close()
 
 
+#: The Redis Pub/Sub channel every hub receives broadcasts on (RedisPubSubChannelLayer).
+ALL_CHANNEL = "wscommands-asgi__group__wscommands.all"
+#: Outages tried until one shows the broadcast published while the layer was unsubscribed.
+OUTAGES = 5
+#: What channels_redis logs each time its receive task fails to reach Redis (then it waits 1 s).
+RECEIVE_FAILED = "Unexpected exception in receive task"
+
+
+async def until_logged(server, text: str, count: int, deadline: float = 15) -> None:
+    """Wait until ``text`` is in the server's log ``count`` times."""
+    started = time.monotonic()
+    while server.log().count(text) < count:
+        assert time.monotonic() - started < deadline, f"{text!r} not logged {count} times"
+        await asyncio.sleep(0.05)
+
+
+async def broadcast_accepted(client: WSClient, message: dict, deadline: float = 10) -> None:
+    """Broadcast until the server accepts it (the first sends after a restart may meet a
+    socket of the old Redis: ``unavailable``)."""
+    started = time.monotonic()
+    while "errors" in (reply := await client.request({"probe.broadcast": {"message": message}})):
+        assert time.monotonic() - started < deadline, reply
+        await asyncio.sleep(0.05)
+
+
+async def test_a_broadcast_sent_before_the_layer_resubscribed_is_delivered(own_redis, live):
+    """Redis restarted empty: the Pub/Sub layer subscribes again at its next reconnection
+    (channels_redis tries once a second), and Redis gives what was published before that to
+    no one. The broadcast is in history: the hub, noticing the reconnection, catches up and
+    the client receives it (it was lost for good: the intermittent failure of
+    tests/scaleout/test_faults.py::test_redis_outage_answers_unavailable_and_recovers)."""
+    server = live({"REDIS_URL": own_redis.url})
+    client = await WSClient.open(server.ws)
+    await delivered(client, client, "probe.broadcast")  # the hub is up and subscribed
+    for _ in range(OUTAGES):
+        own_redis.stop()
+        # The layer found Redis gone and failed to reconnect: its next try is a second away.
+        await until_logged(server, RECEIVE_FAILED, server.log().count(RECEIVE_FAILED) + 1)
+        own_redis.start()
+        token = next(_tokens)
+        await broadcast_accepted(client, {"ping": token})
+        published_to_no_one = own_redis.cli("pubsub", "numsub", ALL_CHANNEL).split()[-1] == "0"
+        await client.push("ping", lambda v, token=token: v == token, timeout=10)
+        if published_to_no_one:
+            break
+        # The layer had subscribed again already (a slow restart): try again.
+    else:
+        pytest.fail(f"in {OUTAGES} outages no broadcast went out before the re-subscription")
+    await client.close()
+
+
 async def _handshake_outcome(url: str) -> str:
     """``"served"`` (echo answered), ``"closed <code>"``, or the error of the handshake."""
     try:

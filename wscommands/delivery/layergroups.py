@@ -6,17 +6,22 @@ up a handshake (a stalled Redis must not hold up new connections), and re-assert
 membership every ``GROUP_REFRESH_INTERVAL`` and as soon as one may be lost: after a failed
 layer call, or when its canary, a message to a group only this hub is in, sent every
 ``HEALTH_CHECK_INTERVAL``, does not come back. See docs/scaling.md.
+
+What was sent to those groups while a membership was missing never reached the process:
+once the canary comes back after such a loss, or after the layer reconnected to Redis (a
+Pub/Sub layer's subscriptions are renewed only by redis-py's reconnection, and what was
+published before it is gone), the hub is asked to catch up from history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from channels.layers import BaseChannelLayer
 
-from .._internal.compat import channel_suffix
+from .._internal.compat import channel_suffix, layer_receivers
 from .._internal.ordered import OrderedCalls
 from .._internal.resilience import best_effort
 from ..conf import wscommands_settings
@@ -29,8 +34,10 @@ CANARY_TYPE = "wscommands.canary"
 class LayerGroups:
     """One hub's memberships in the channel layer's groups."""
 
-    def __init__(self, layer: BaseChannelLayer):
+    def __init__(self, layer: BaseChannelLayer, catch_up: Callable[[], Awaitable[None]]):
         self.layer = layer
+        # Delivers what the process may have missed (from history); raises if it could not.
+        self._catch_up = catch_up
         #: The group only this hub is in (set while :meth:`keep_alive` runs).
         self.canary_group: str | None = None
         # Set when a membership may be missing in the layer: the refresh loop re-asserts.
@@ -62,7 +69,9 @@ class LayerGroups:
         self._canary_seen.set()
 
     async def keep_alive(self, channel: str, memberships: Callable[[], list[str]]) -> None:
-        """Re-assert ``memberships()`` when due or when they may be lost, until cancelled."""
+        """Re-assert ``memberships()`` when due or when they may be lost, and catch up once
+        the layer delivers again after a possible loss (again if that failed); until
+        cancelled."""
         # Every GROUP_REFRESH_INTERVAL, and as soon as they may be lost: after a failed layer
         # call (_rejoin_needed), or when the canary, a message to a group only this hub is
         # in, does not come back. The canary is what notices a Redis that restarted empty
@@ -75,8 +84,13 @@ class LayerGroups:
         # is not in yet never comes back, and counted as a lost layer at every hub start.
         if not await best_effort(self.layer.group_add(canary_group, channel), "join"):
             self._rejoin_needed.set()
+        receivers, missed = layer_receivers(self.layer), False
         while True:
+            # Read before the canary: one that comes back was published after these
+            # connections subscribed, so history then holds whatever they did not get.
+            now = layer_receivers(self.layer)
             healthy = await self._canary(canary_group)
+            missed = missed or not healthy or now != receivers or self._rejoin_needed.is_set()
             due = loop.time() - refreshed >= wscommands_settings.GROUP_REFRESH_INTERVAL
             if not healthy or due or self._rejoin_needed.is_set():
                 if await self._reassert(channel, memberships()):
@@ -84,6 +98,8 @@ class LayerGroups:
                     refreshed = loop.time()
                 else:
                     self._rejoin_needed.set()
+            elif missed and await best_effort(self._catch_up(), "catch-up"):
+                receivers, missed = now, False
             await asyncio.sleep(wscommands_settings.HEALTH_CHECK_INTERVAL)
 
     async def _reassert(self, channel: str, groups: list[str]) -> bool:

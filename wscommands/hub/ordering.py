@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..backends import BackendUnavailable, history_store
@@ -22,8 +22,8 @@ from ..conf import wscommands_settings
 from ..delivery.fanout import write_all
 from ..delivery.peer import Peer
 from ..observability import logs, metrics, streammetrics
-from ..streams.cursor import Push, history_bounds
-from ..streams.order import StreamOrder
+from ..streams.cursor import ALL, Push, group_stream, history_bounds, user_stream
+from ..streams.order import Position, StreamOrder
 from ..wire.envelope import Envelope
 
 logger = logging.getLogger("wscommands.layer")
@@ -36,10 +36,14 @@ class OrderedDelivery:
         self,
         recipients: Callable[[Envelope], list[Peer]],
         deliver: Callable[[dict[str, Any]], Awaitable[None]],
+        groups: Mapping[str, object],
+        users: Mapping[Any, object],
     ):
         s = wscommands_settings
         self.order = StreamOrder(s.STREAM_REORDER_WAIT, s.STREAM_REORDER_MAX)
         self._recipients = recipients
+        # The hub's groups and users (by key), read by a catch-up for its streams' targets.
+        self._groups, self._users = groups, users
         # The hub's deliver (a HUB_CLASS may override it): it sees each message in its turn.
         self._deliver = deliver
         self._lock = asyncio.Lock()
@@ -157,6 +161,43 @@ class OrderedDelivery:
                 streammetrics.stream_gap(self.order.skipped - skipped)
             self._arm()
 
+    async def catch_up(self) -> None:
+        """Deliver what the process may have missed while its layer subscription was down (a
+        Redis restart, a reconnection; Pub/Sub keeps nothing): per stream it follows, the
+        pushes history has after what it released. Raises :class:`BackendUnavailable` if
+        history cannot be read."""
+        bounds = history_bounds()
+        targets = stream_targets(self._groups, self._users)
+        since = {s: at for s, at in self.order.followed().items() if s in targets}
+        if bounds is None or not since:
+            return
+        store = history_store()
+        now = await store.history_positions(list(since), bounds)
+        moved = [(s, now[s]) for s, at in since.items() if _ahead(now.get(s), at)]
+        reads = await asyncio.gather(
+            *(
+                store.history_read(s, epoch, since[s][1] if epoch == since[s][0] else 0, bounds)
+                for s, (epoch, _) in moved
+            )
+        )
+        found = 0
+        async with self._lock:
+            for (stream, (epoch, _)), read in zip(moved, reads, strict=True):
+                if read.epoch != epoch:  # history lost again meanwhile: a later catch-up
+                    continue
+                target, key = targets[stream]
+                pushes = [
+                    push
+                    for offset, text in read.entries
+                    if (push := _push(stream, epoch, offset, text, target, key)) is not None
+                ]
+                due = self.order.recover(since[stream], pushes, asyncio.get_running_loop().time())
+                found += len(due)
+                await self._write(due)
+            self._arm()
+        if found:
+            logger.info("delivered %d push(es) missed while the layer reconnected", found)
+
     async def _look_up(self, stream: str, epoch: str, after: int, held: Any) -> list[Push]:
         """The pushes of ``stream`` between ``after`` and ``held`` (the first held after the
         gap) that history still has; they go to the same recipients as ``held``."""
@@ -183,6 +224,27 @@ class OrderedDelivery:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _ahead(position: Position | None, released: Position) -> bool:
+    """Whether history has pushes after ``released`` (another epoch: from its first)."""
+    if position is None or position[1] == 0:
+        return False
+    return position[0] != released[0] or position[1] > released[1]
+
+
+def _push(stream: str, epoch: str, offset: int, text: str, target: str, key: Any) -> Push | None:
+    message = Envelope(text, target, key, stream=stream, epoch=epoch, offset=offset).to_message()
+    return Push.from_message(message)
+
+
+def stream_targets(groups: Iterable[str], users: Iterable[Any]) -> dict[str, tuple[str, Any]]:
+    """The streams a hub follows (everyone's, its groups', its users'): target and key each."""
+    return {
+        ALL: ("all", None),
+        **{group_stream(group): ("group", group) for group in groups},
+        **{user_stream(pk): ("user", pk) for pk in users},
+    }
 
 
 def local_recipients(

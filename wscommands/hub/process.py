@@ -63,10 +63,10 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         # When starting last failed (the layer unreachable): later handshakes fail fast.
         self._start_failed_at = -RETRY_DELAY
-        self.layer_groups = LayerGroups(layer)
-        self.presence = PresenceTracker(self)
         # Stream pushes in offset order, once; the positions connections enter streams at.
-        self.ordered = OrderedDelivery(self._recipients, self.deliver)
+        self.ordered = OrderedDelivery(self._recipients, self.deliver, self.groups, self.users)
+        self.layer_groups = LayerGroups(layer, self.ordered.catch_up)
+        self.presence = PresenceTracker(self)
 
     # Membership ---------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ every resumable connection sees as an offset jump (the gap signal: it asks for t
 ``wscommands.resume``). A push older than what the process already delivered is dropped: it
 comes back only through a resume, never out of order.
 
+After the process's subscription was down (a Redis restart), the pushes it missed are read
+from history and go in through :meth:`StreamOrder.recover`, as if they had arrived.
+
 It also gives the position a connection *enters* a stream at (:meth:`entry`): the last offset
 the process delivered when the connection became one of the stream's local recipients.
 Every later push of the stream reaches that connection live, none before it does.
@@ -137,6 +140,27 @@ class StreamOrder:
         if len(state.held) > self.max_held:
             due += self._skip(state)
         return due
+
+    def followed(self) -> dict[str, Position]:
+        """Per stream whose position is known, the last offset released: what a catch-up
+        (:meth:`recover`) reads history after."""
+        return {
+            stream: (state.epoch, state.released)
+            for stream, state in self.streams.items()
+            if state.ready and state.epoch is not None
+        }
+
+    def recover(
+        self, since: Position, pushes: Sequence[Positioned], now: float
+    ) -> list[Positioned]:
+        """One stream's pushes that history has after ``since`` (from :meth:`followed`), read
+        because the process may have missed them: they go in as if they had arrived (those
+        delivered since are dropped, those of a new epoch start it); the pushes now due.
+        Nothing if the stream moved to yet another epoch meanwhile (history lost again)."""
+        state = self.streams.get(pushes[0].stream) if pushes else None
+        if state is None or not state.ready or state.epoch not in (since[0], pushes[0].epoch):
+            return []
+        return [due for push in pushes for due in self.arrive(push, now)]
 
     def gaps(self, now: float) -> list[tuple[str, str, int, Positioned]]:
         """The streams whose wait is over: ``(stream, epoch, last released offset, the first

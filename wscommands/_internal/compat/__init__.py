@@ -14,7 +14,13 @@ Verified with daphne 4.2.3, autobahn 26.11.1, Twisted 26.10.0, uvicorn 0.54.0, w
 asyncio.
 """
 
-from .glue import channel_suffix, close_with_loop, is_asyncio_placeholder, redis_pool
+from .glue import (
+    channel_suffix,
+    close_with_loop,
+    is_asyncio_placeholder,
+    layer_receivers,
+    redis_pool,
+)
 from .probes import missing_internals, warn_missing_once
 from .servers import ServerSocket, is_closed_error, server_socket
 from .uses import USES
@@ -26,6 +32,7 @@ __all__ = [
     "close_with_loop",
     "is_asyncio_placeholder",
     "is_closed_error",
+    "layer_receivers",
     "missing_internals",
     "redis_pool",
     "server_socket",

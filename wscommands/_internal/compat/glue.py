@@ -1,5 +1,6 @@
 """asyncio's and Channels' internals outside the servers: asyncio's placeholder signal
-handler, a hook on a loop's close, channels_redis' pool factory, Channels' channel names.
+handler, a hook on a loop's close, channels_redis' pool factory and its Pub/Sub layer's
+connections, Channels' channel names.
 
 Part of the compat fence (see the package).
 """
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from .uses import warn_once
 
 
 def is_asyncio_placeholder(handler: Any) -> bool:
@@ -52,3 +56,32 @@ def redis_pool(host: dict[str, Any]) -> Any:
 def channel_suffix(channel: str) -> str:
     """The unique part of a process-local channel name (after Channels' ``!``)."""
     return channel.rpartition("!")[2]
+
+
+def layer_receivers(layer: Any) -> tuple[Any, ...]:
+    """What a channels_redis Pub/Sub layer receives through now, for the running loop: per
+    shard, the socket reader of its subscription connection (None while it is down). Empty
+    for any other layer.
+
+    A new reader means redis-py reconnected (and re-subscribed, in one SUBSCRIBE): whatever
+    was published between the old connection's end and that SUBSCRIBE never reached this
+    process, and nothing else tells (channels_redis logs the receive error and retries a
+    second later; Redis Pub/Sub keeps nothing). The readers are kept by the caller, so an
+    old one is never freed and its identity never reused.
+    """
+    pubsub = sys.modules.get("channels_redis.pubsub")  # loaded if the layer is one of its
+    if pubsub is None or not isinstance(layer, pubsub.RedisPubSubChannelLayer):
+        return ()
+    loop_layer: Any = getattr(layer, "_get_layer", None)  # the layer of the running loop
+    shards = getattr(loop_layer(), "_shards", None) if callable(loop_layer) else None
+    if shards is None:  # another channels_redis: only the canary notices a loss
+        warn_once("channels_redis.pubsub_connection", "channels_redis' layer has changed")
+        return ()
+    return tuple(shard_receiver(shard) for shard in shards)
+
+
+def shard_receiver(shard: Any) -> Any:
+    """The socket reader of one channels_redis shard's subscription connection (its redis-py
+    PubSub's), or None: not connected (redis-py clears it on disconnect), or not used yet."""
+    connection = getattr(getattr(shard, "_pubsub", None), "connection", None)
+    return getattr(connection, "_reader", None)

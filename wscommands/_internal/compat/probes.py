@@ -17,6 +17,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from .glue import shard_receiver
 from .servers import (
     CLOSED_ERRORS,
     DaphneSocket,
@@ -149,6 +150,29 @@ def _uvicorn_protocol_transport() -> bool:
     return True
 
 
+def _channels_redis_pubsub_connection() -> bool:
+    """A channels_redis Pub/Sub layer keeps per loop its shards, each subscribing through a
+    redis-py PubSub made on first use, whose connection's reader :func:`.glue.shard_receiver`
+    reads (None until connected). Nothing connects: the shard only builds its client."""
+    layer_cls = _attr("channels_redis.pubsub", "RedisPubSubChannelLayer")
+    loop_layer = _attr("channels_redis.pubsub", "RedisPubSubLoopLayer")(
+        hosts=[{"address": "redis://127.0.0.1:1/0"}]
+    )
+    shard = getattr(loop_layer, "_shards", [None])[0]
+    before = shard_receiver(shard)
+    ensure: Any = getattr(shard, "_ensure_redis", None)  # private: None fails the probe
+    ensure()
+    pubsub: Any = getattr(shard, "_pubsub", None)
+    connection = pubsub.connection_pool.make_connection()  # what PubSub.connect takes
+    return (
+        callable(getattr(layer_cls, "_get_layer", None))
+        and before is None
+        and pubsub.connection is None
+        and getattr(connection, "_reader", False) is None
+        and shard_receiver(shard) is None
+    )
+
+
 def _class_exists(module: str, name: str) -> Callable[[], bool]:
     return lambda: isinstance(_attr(module, name), type)
 
@@ -163,6 +187,7 @@ PROBES: dict[str, Callable[[], bool]] = {
     "channels.session_send": _channels_session_send,
     "asyncio.sighandler_noop": lambda: callable(_attr("asyncio.unix_events", "_sighandler_noop")),
     "channels_redis.create_pool": lambda: callable(_attr("channels_redis.utils", "create_pool")),
+    "channels_redis.pubsub_connection": _channels_redis_pubsub_connection,
     **{name: _class_exists(module, cls) for name, (module, cls) in CLOSED_ERRORS.items()},
 }
 

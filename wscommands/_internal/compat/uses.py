@@ -19,6 +19,8 @@ USES = {
     "channels.session_send": "find the socket behind a session-wrapped connection",
     "asyncio.sighandler_noop": "tell a server's SIGTERM handler from asyncio's placeholder",
     "channels_redis.create_pool": "Redis connections for the redis backend (Sentinel, TLS)",
+    "channels_redis.pubsub_connection": "notice a Pub/Sub layer's reconnection to Redis and "
+    "deliver the pushes it missed from history",
     "autobahn.disconnected": "tell a client gone under daphne from a failed write "
     "(logged at DEBUG, not as an error)",
     "websockets.connection_closed": "tell a client gone under uvicorn from a failed write "
