@@ -196,10 +196,11 @@ async def test_authenticate_success_and_failure_with_close_3000(daphne, user, ki
         assert left == {"room": "e2e-core", "connection_id": victim_id}
 
 
-async def test_a_slow_sync_command_does_not_block_other_connections(daphne):
+@over_every_server
+async def test_a_slow_sync_command_does_not_block_other_connections(daphne, kind):
     """sleep (a sync command) on one connection; another connection's sync and async
     commands are answered while it sleeps."""
-    server = daphne()
+    server, _ = serve(daphne, kind)
     async with open_client(server) as slow_ws, open_client(server) as fast_ws:
         slow, fast = Client(slow_ws), Client(fast_ws)
         slow_reply = asyncio.create_task(slow.request({"sleep": 3}))
