@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+#: Every server that serves the WebSocket endpoint (``Server(kind=...)``): the protocol,
+#: resume and reliability suites run against each.
+SERVERS = ("daphne", "uvicorn", "engine")
 
 
 def free_port() -> int:

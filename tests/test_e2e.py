@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.live import Server, manage
+from tests.live import SERVERS, Server, manage
 from tests.require import require
 
 pytestmark = pytest.mark.e2e
@@ -75,8 +75,6 @@ class Client:
                 self.pushes.append(message)
 
 
-#: Every server that serves the WebSocket endpoint.
-SERVERS = ["daphne", "uvicorn", "engine"]
 over_every_server = pytest.mark.parametrize("kind", SERVERS)
 
 

@@ -82,14 +82,10 @@ def live(reliability_db) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
-#: Every server that serves the WebSocket endpoint: ``@pytest.mark.parametrize("kind",
-#: SERVERS, indirect=True)`` runs a test against each (``live(kind=kind)``).
-SERVERS = ["daphne", "uvicorn", "engine"]
-
-
 @pytest.fixture
 def kind(request) -> str:
-    """The server kind a parametrized test runs against (the engine needs picows)."""
+    """The server kind a test runs against: ``@pytest.mark.parametrize("kind", SERVERS,
+    indirect=True)`` (``tests.live.SERVERS``) runs it against each (the engine needs picows)."""
     if request.param == "engine":
         require("picows")
     return request.param

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.reliability.conftest import SERVERS
+from tests.live import SERVERS
 from tests.reliability.services import rss_mb, wait_until
 from tests.scaleout.client import WSClient
 

@@ -7,7 +7,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.reliability.conftest import SERVERS
+from tests.live import SERVERS
 
 pytestmark = pytest.mark.e2e
 over_every_server = pytest.mark.parametrize("kind", SERVERS, indirect=True)

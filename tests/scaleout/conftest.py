@@ -1,4 +1,5 @@
-"""Two real daphne processes sharing the real Redis and a PostgreSQL database of their own."""
+"""Real server processes (daphne, and in the resume tests each server kind) sharing the real
+Redis and a PostgreSQL database of their own."""
 
 from __future__ import annotations
 
@@ -99,12 +100,30 @@ def throwaway_redis(redis_url: str) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def servers(cluster_env) -> Iterator[Callable[..., Server]]:
-    """``servers(**env)``: a daphne process of the cluster's environment; stopped afterwards."""
+def kind(request) -> str:
+    """The server kind of ``servers``: daphne, or each of ``tests.live.SERVERS`` in a module
+    that parametrizes it (``pytest.mark.parametrize("kind", SERVERS, indirect=True)``)."""
+    chosen = getattr(request, "param", "daphne")
+    if chosen == "engine":
+        require("picows")
+    return chosen
+
+
+@pytest.fixture
+def login(cluster) -> Callable[[str], str]:
+    """``login(username)``: a session key from the login form of the cluster's process A (the
+    engine serves no HTTP; sessions live in PostgreSQL, so every process knows the key)."""
+    return lambda username: http_login(cluster[0], username)
+
+
+@pytest.fixture
+def servers(cluster_env, kind) -> Iterator[Callable[..., Server]]:
+    """``servers(**env)``: a process of ``kind`` on the cluster's environment; stopped
+    afterwards."""
     started: list[Server] = []
 
     def start(**env: str) -> Server:
-        server = Server({**cluster_env, **env}).start()
+        server = Server({**cluster_env, **env}, kind=kind).start()
         started.append(server)
         return server
 

@@ -1,7 +1,8 @@
-"""Resumable delivery through real daphne processes and Redis (docs/protocol.md).
+"""Resumable delivery through real server processes and Redis (docs/protocol.md).
 
 Each test runs its own pair of processes (some are restarted or killed), sharing the test
-Redis and PostgreSQL database of the scale-out suite.
+Redis and PostgreSQL database of the scale-out suite, once per server kind (daphne, uvicorn,
+the engine); users sign in through the cluster's daphne (the engine serves no HTTP).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.live import Server
+from tests.live import SERVERS, Server
 from tests.scaleout.client import WSClient
-from tests.scaleout.conftest import http_login
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.parametrize("kind", SERVERS, indirect=True),
+]
 
 POSITION, STREAMS, RESUME = "wscommands.position", "wscommands.streams", "wscommands.resume"
 
@@ -106,11 +111,11 @@ async def gone_after_a_broadcast(
     return sender, before
 
 
-async def test_away_across_a_restart_recovers_every_push_in_order(servers, clients):
+async def test_away_across_a_restart_recovers_every_push_in_order(servers, clients, login):
     """ann (user stream, a group, everyone) is away while her process restarts and pushes go
     out from the other one: on resume she gets each missed push once, in order, then live."""
     a, b = servers(), servers()
-    key = http_login(a, "ann")
+    key = login("ann")
     group = f"members-{tag()}"
     ann = await clients(resumable(a), key)
     ann_pk = (await whoami(ann))["id"]
@@ -172,10 +177,10 @@ async def test_away_past_the_history_bound_is_told(servers, clients):
     assert not back.received("b")
 
 
-async def test_clients_of_a_killed_process_resume_on_the_other(servers, clients):
+async def test_clients_of_a_killed_process_resume_on_the_other(servers, clients, login):
     """kill -9 of A: its clients reconnect to B, resume, and lose nothing sent meanwhile."""
     a, b = servers(), servers()
-    key = http_login(b, "bob")
+    key = login("bob")
     group = f"room-{tag()}"
     bob, bob_pk = await member(a, clients, key, group)
     before = positions(bob)
@@ -216,11 +221,11 @@ async def test_redis_restarted_empty_means_a_new_epoch(servers, clients, throwaw
     assert entry["offset"] >= 1
 
 
-async def test_a_logged_out_session_resumes_nothing(servers, clients):
+async def test_a_logged_out_session_resumes_nothing(servers, clients, login):
     """Positions of ann's streams, resumed without her session: every stream forbidden, no
     group re-joined, nothing replayed."""
     a = servers()
-    key = http_login(a, "ann")
+    key = login("ann")
     group = f"members-{tag()}"
     ann, _ = await member(a, clients, key, group)
     before = positions(ann)
@@ -308,13 +313,13 @@ async def test_everyone_else_keeps_the_senders_offsets_contiguous(servers, clien
     assert not sender.received("b")
 
 
-async def test_idempotent_retry_runs_once_across_processes(servers, clients, redis_url):
+async def test_idempotent_retry_runs_once_across_processes(servers, clients, login, redis_url):
     """The same idempotency key on the other process: the recorded reply, not a second run,
     also while the first run is still going."""
     import redis.asyncio as aioredis
 
     a, b = servers(), servers()
-    key = http_login(a, "ann")
+    key = login("ann")
     counter = f"idem-{tag()}"
     first = await clients(a.ws, key)
     retry = await clients(b.ws, key)
