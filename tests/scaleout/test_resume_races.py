@@ -1,4 +1,5 @@
-"""Resumable delivery under races, through two real daphne processes and Redis (issue 18).
+"""Resumable delivery under races, through two real server processes and Redis (issue 18),
+once per server kind (daphne, uvicorn, the engine).
 
 - A push sent as soon as a resumable client's handshake completed reaches it live, after a
   first announcement that is below it.
@@ -19,10 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from tests.live import Server
+from tests.live import SERVERS, Server
 from tests.scaleout.client import WSClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.parametrize("kind", SERVERS, indirect=True),
+]
 
 POSITION, STREAMS = "wscommands.position", "wscommands.streams"
 
