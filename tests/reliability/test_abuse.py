@@ -1,4 +1,5 @@
-"""Resource exhaustion by one anonymous client (issue 10), against real daphne processes.
+"""Resource exhaustion by one anonymous client (issue 10), against real daphne and engine
+processes (the engine keeps every bound of the ASGI path).
 
 One test per attack: each shows the bound refusing the attacker with a documented error (or
 close code) while a well-behaved client keeps being served. What each attack costs in memory
@@ -17,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)]
 
 
 def refusal(reply: dict) -> dict:
@@ -26,10 +27,10 @@ def refusal(reply: dict) -> dict:
     return errors.get("request") or next(iter(errors.values()), {})
 
 
-async def test_remind_timers_are_bounded_by_count_and_bytes(live):
+async def test_remind_timers_are_bounded_by_count_and_bytes(live, kind):
     """``remind`` of 200 KiB is refused by the example; timers past MAX_TIMERS or
     MAX_TIMER_BYTES get rate_limited naming the limit; refusals in a row close 4429."""
-    server = live(MAX_TIMER_BYTES=20_000, RATE_LIMIT_CLOSE_AFTER=5)
+    server = live(kind=kind, MAX_TIMER_BYTES=20_000, RATE_LIMIT_CLOSE_AFTER=5)
     bystander = await WSClient.open(server.ws)
     heavy = await WSClient.open(server.ws)
     big = await heavy.request({"remind": {"seconds": 3600, "text": "x" * 200 * 1024}})
@@ -66,10 +67,10 @@ async def test_remind_timers_are_bounded_by_count_and_bytes(live):
         await client.close()
 
 
-async def test_requests_queued_behind_a_slow_one_are_weighed(live):
+async def test_requests_queued_behind_a_slow_one_are_weighed(live, kind):
     """With the example's 1024 waiting requests, 40 of 200 KB behind a slow one: past
     MAX_PENDING_BYTES (1 MiB) they are refused with rate_limited, request_id kept."""
-    server = live(RATE_LIMIT=None, RATE_LIMIT_BYTES=None)
+    server = live(kind=kind, RATE_LIMIT=None, RATE_LIMIT_BYTES=None)
     client = await WSClient.open(server.ws)
     bystander = await WSClient.open(server.ws)
     await client.ws.send(json.dumps({"sleep": {"seconds": 2}, "request_id": "slow"}))
@@ -90,10 +91,11 @@ async def test_requests_queued_behind_a_slow_one_are_weighed(live):
         await c.close()
 
 
-async def test_process_budget_cuts_the_heaviest_connection(live):
+async def test_process_budget_cuts_the_heaviest_connection(live, kind):
     """Two clients each under their own cap but together over MAX_CLIENT_MEMORY: the
     heavier is cut off (4429); the lighter and a well-behaved client go on."""
     server = live(
+        kind=kind,
         RATE_LIMIT=None,
         RATE_LIMIT_BYTES=None,
         MAX_PENDING_BYTES=2_500_000,
@@ -136,11 +138,12 @@ async def _start_sleepers(url: str, count: int = 16) -> list[WSClient]:
     return sleepers
 
 
-async def test_sync_sleepers_do_not_starve_a_logged_in_user(live):
+async def test_sync_sleepers_do_not_starve_a_logged_in_user(live, kind):
     """16 anonymous sockets each hold a worker thread with the sync ``sleep``; a logged-in
     user's sync ``div`` is answered before any of them finishes (anonymous share)."""
-    server = live()
-    key = http_login(server, "rel")
+    # The stop need not wait for the sleeps' threads (nothing is checked after it).
+    server = live(kind=kind, SHUTDOWN_TIMEOUT=1)
+    key = http_login(live() if kind == "engine" else server, "rel")  # the engine has no HTTP
     user = await WSClient.open(server.ws, session_key=key)
     sleepers = await _start_sleepers(server.ws)
     assert await user.call("div", a=1, b=4) == 0.25
@@ -149,11 +152,11 @@ async def test_sync_sleepers_do_not_starve_a_logged_in_user(live):
         await client.close()
 
 
-async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live):
+async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live, kind):
     """The anonymous sockets of one IP hold at most ANONYMOUS_WORKER_THREADS_PER_IP (4)
     threads: an anonymous client of another IP gets its sync ``div`` before any sleep ends
     (without the cap, 16 sleepers fill the whole anonymous half of the pool)."""
-    server = live()
+    server = live(kind=kind, SHUTDOWN_TIMEOUT=1)
     sleepers = await _start_sleepers(server.ws)
     other_host = await WSClient.open(server.ws, local_addr=("127.0.0.2", 0))
     assert await other_host.call("div", a=1, b=4) == 0.25
@@ -162,10 +165,10 @@ async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live):
         await client.close()
 
 
-async def test_one_frame_of_10000_commands_is_refused(live):
+async def test_one_frame_of_10000_commands_is_refused(live, kind):
     """A frame of 10,000 commands (119 KB) is refused as a whole: invalid_request naming
     MAX_COMMANDS_PER_REQUEST, with the request_id, and nothing runs."""
-    server = live()
+    server = live(kind=kind)
     client = await WSClient.open(server.ws)
     commands = {f"c{i}": {} for i in range(10_000)}
     reply = await client.request(commands)
@@ -180,10 +183,10 @@ async def test_one_frame_of_10000_commands_is_refused(live):
     await client.close()
 
 
-async def test_2500_joins_are_capped(live):
+async def test_2500_joins_are_capped(live, kind):
     """Joins past MAX_GROUPS_PER_CONNECTION (100) get rate_limited; refusals in a row then
     close 4429; other connections still join."""
-    server = live(RATE_LIMIT_CLOSE_AFTER=10)
+    server = live(kind=kind, RATE_LIMIT_CLOSE_AFTER=10)
     client = await WSClient.open(server.ws)
     other = await WSClient.open(server.ws)
     refused = []
@@ -204,12 +207,12 @@ async def test_2500_joins_are_capped(live):
     await other.close()
 
 
-async def test_256_kb_frames_of_digits_and_brackets(live):
+async def test_256_kb_frames_of_digits_and_brackets(live, kind):
     """A 256 KB integer and a 125,000-deep nesting are refused as invalid_request naming the
     limit (parsed by orjson first, checked on the result); echo answers after each. Sent
     back to back, such frames are refused by the byte rate (RATE_LIMIT_BYTES) once past
     its burst, so one client cannot spend the event loop on parsing."""
-    server = live()
+    server = live(kind=kind)
     client = await WSClient.open(server.ws)
     digits = '{"echo": {"text": ' + "7" * 250_000 + '}, "request_id": 1}'
     await client.ws.send(digits)
@@ -232,10 +235,11 @@ async def test_256_kb_frames_of_digits_and_brackets(live):
     await client.close()
 
 
-async def test_2_mib_frame_under_daphne_gets_a_close_frame(live):
-    """A frame over daphne's 1 MiB cap: the client gets a close frame (1009), not a dropped
-    TCP connection (1006), so it can tell the frame was too big."""
-    server = live()
+async def test_a_2_mib_frame_gets_a_close_frame(live, kind):
+    """A frame over the server's 1 MiB cap (daphne's, the engine's --max-frame-size): the
+    client gets a close frame (1009), not a dropped TCP connection (1006), so it can tell the
+    frame was too big."""
+    server = live(kind=kind)
     async with connect(server.ws, max_size=None) as ws:
         await ws.send(json.dumps({"echo": {"text": "x"}, "request_id": 1}))
         assert json.loads(await ws.recv())["echo"] == {"text": "x"}
