@@ -1,4 +1,5 @@
-"""Authentication life cycle on a real daphne: sessions ending elsewhere, no leaked keys."""
+"""Authentication life cycle on real servers (daphne, uvicorn, the engine): sessions ending
+elsewhere, no leaked keys."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import Server, manage
+from tests.live import SERVERS, Server, manage
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
@@ -40,14 +41,17 @@ async def closed_code(client: WSClient, timeout: float) -> int:
     return client.ws.close_code
 
 
-async def test_ended_sessions_are_closed_4401_and_keys_never_leak(live, reliability_db):
+# Slow (about 14 s a server): uvicorn's path to the session watcher is daphne's.
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_ended_sessions_are_closed_4401_and_keys_never_leak(live, reliability_db, kind):
     """Logged out elsewhere (cookie) or expired (authenticate): closed 4401 within the interval.
 
     A connection whose session is still valid stays. Afterwards neither the server log nor
     any frame the server sent contains a session key.
     """
-    server = live(SESSION_CHECK_INTERVAL=0.5)
-    keys = [http_login(server, "rel") for _ in range(3)]
+    server = live(kind=kind, SESSION_CHECK_INTERVAL=0.5)
+    site = live() if kind == "engine" else server  # the engine serves no HTTP
+    keys = [http_login(site, "rel") for _ in range(3)]
     by_cookie = await WSClient.open(server.ws, session_key=keys[0])
     by_command = await WSClient.open(server.ws)
     auth = await by_command.call("authenticate", session_id=keys[1])
@@ -76,10 +80,11 @@ async def test_ended_sessions_are_closed_4401_and_keys_never_leak(live, reliabil
         assert key[::-1] not in log
 
 
-async def test_connections_per_user_cap(live):
+@pytest.mark.parametrize("kind", SERVERS, indirect=True)
+async def test_connections_per_user_cap(live, kind):
     """MAX_CONNECTIONS_PER_USER: a user's extra connection is closed with 4429."""
-    server = live(MAX_CONNECTIONS_PER_USER=2)
-    key = http_login(server, "rel")
+    server = live(kind=kind, MAX_CONNECTIONS_PER_USER=2)
+    key = http_login(live() if kind == "engine" else server, "rel")  # the engine: no HTTP
     first = await WSClient.open(server.ws, session_key=key)
     second = await WSClient.open(server.ws, session_key=key)
     headers = {"Cookie": f"sessionid={key}"}
