@@ -22,7 +22,9 @@ STALL_MS = 15_000
 HANG = 60
 
 
-async def test_handshakes_complete_while_redis_is_paused(own_redis, live):
+# The engine registers a connection in its own handshake gate: the same promise, another path.
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_handshakes_complete_while_redis_is_paused(own_redis, live, kind):
     """Anonymous and signed-in clients connect and are served during CLIENT PAUSE ALL.
 
     The Redis timeouts are raised above the stall, and a request that needs Redis is sent
@@ -31,12 +33,13 @@ async def test_handshakes_complete_while_redis_is_paused(own_redis, live):
     """
     server = live(
         {"REDIS_URL": own_redis.url},
+        kind=kind,
         REDIS_OPTIONS={"socket_timeout": 120},
         CHANNEL_LAYER_TIMEOUT=120,
     )
     keeper = await WSClient.open(server.ws)  # the process is up and its hub running
     stuck_client = await WSClient.open(server.ws)
-    session = http_login(server, "rel")
+    session = http_login(live() if kind == "engine" else server, "rel")  # the engine: no HTTP
     assert own_redis.cli("client", "pause", str(STALL_MS), "all") == "OK"
     stuck = asyncio.create_task(stuck_client.request({"counter.get": {}}, timeout=HANG))
     async with asyncio.timeout(HANG):

@@ -11,7 +11,9 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-pytestmark = pytest.mark.e2e
+from tests.live import SERVERS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("kind", SERVERS, indirect=True)]
 
 HUGE = 10**400  # 401 digits: more than a float can hold
 
@@ -25,12 +27,12 @@ async def requests(ws, bodies: list[dict]) -> list[dict]:
     return replies
 
 
-async def test_huge_integer_to_div_is_a_client_error_logged_without_traceback(live):
+async def test_huge_integer_to_div_is_a_client_error_logged_without_traceback(live, kind):
     """200 ``div`` calls with a 401-digit integer: invalid_arguments each, no traceback logged.
 
-    The daphne process's whole log stays a few lines: nothing is printed per frame.
+    The server process's whole log stays a few lines: nothing is printed per frame.
     """
-    server = live()
+    server = live(kind=kind)
     before = len(server.log())
     async with connect(server.ws) as ws:
         replies = await requests(ws, [{"div": {"a": HUGE, "b": 3}}] * 200)
@@ -45,9 +47,9 @@ async def test_huge_integer_to_div_is_a_client_error_logged_without_traceback(li
     assert len(log.encode()) < 2_000, log
 
 
-async def test_a_bug_a_client_can_trigger_is_logged_once_per_connection(live):
+async def test_a_bug_a_client_can_trigger_is_logged_once_per_connection(live, kind):
     """300 calls of a command that raises: one ERROR with traceback, not 300 (nor 600)."""
-    server = live()
+    server = live(kind=kind)
     before = len(server.log())
     async with connect(server.ws) as ws:
         replies = await requests(ws, [{"probe.bug": {}}] * 300)
@@ -61,9 +63,9 @@ async def test_a_bug_a_client_can_trigger_is_logged_once_per_connection(live):
     assert "~" in line  # ...and its connection id (process channel ~ local id)
 
 
-async def test_refused_frames_logged_at_info_once_per_connection(live):
+async def test_refused_frames_logged_at_info_once_per_connection(live, kind):
     """100 frames that are not JSON: one INFO line without a traceback, printed once."""
-    server = live(MAX_INVALID_FRAMES=1000)
+    server = live(kind=kind, MAX_INVALID_FRAMES=1000)
     before = len(server.log())
     async with connect(server.ws) as ws:
         for _ in range(100):
@@ -77,9 +79,9 @@ async def test_refused_frames_logged_at_info_once_per_connection(live):
     assert "Traceback" not in log
 
 
-async def test_json_lines_under_daphne(live):
+async def test_json_lines(live, kind):
     """WSCOMMANDS_LOG_JSON=1: the bug is one JSON line with the connection, user and traceback."""
-    server = live(env={"WSCOMMANDS_LOG_JSON": "1"})
+    server = live(env={"WSCOMMANDS_LOG_JSON": "1"}, kind=kind)
     before = len(server.log())
     async with connect(server.ws) as ws:
         await requests(ws, [{"probe.bug": {}}] * 5)

@@ -235,11 +235,12 @@ async def _served_again(server) -> str:
     return log
 
 
-async def test_a_hub_that_restarts_while_redis_is_down_refuses_with_4503(own_redis, live):
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_a_hub_that_restarts_while_redis_is_down_refuses_with_4503(own_redis, live, kind):
     """The hub stops with the process's last connection. With Redis down, starting it again
     cannot subscribe its channel: each handshake is accepted and closed with 4503 (reconnect),
     not HTTP 500 with a traceback (the penetration test: 5 of 5); once Redis is back, served."""
-    server = live({"REDIS_URL": own_redis.url})
+    server = live({"REDIS_URL": own_redis.url}, kind=kind)
     first = await WSClient.open(server.ws)
     assert await first.call("echo", text="x") == {"text": "x"}
     own_redis.stop()
@@ -255,12 +256,13 @@ async def test_a_hub_that_restarts_while_redis_is_down_refuses_with_4503(own_red
     assert "new connections are closed with 4503" in log
 
 
-async def test_a_hub_stopping_against_a_stalled_redis_drops_no_handshake(own_redis, live):
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_a_hub_stopping_against_a_stalled_redis_drops_no_handshake(own_redis, live, kind):
     """CLIENT PAUSE, then the process's last connection closes: the hub's stop talks to the
     stalled Redis under the lock the next handshake waits on. One deadline for the whole stop
     (not one per call) keeps that handshake within daphne's 5 s: it is answered (4503 or
     served), never dropped (the penetration test: dropped after 4.7 s)."""
-    server = live({"REDIS_URL": own_redis.url})
+    server = live({"REDIS_URL": own_redis.url}, kind=kind)
     first = await WSClient.open(server.ws)
     assert await first.call("echo", text="x") == {"text": "x"}
     assert own_redis.cli("client", "pause", "8000", "all") == "OK"
