@@ -1,20 +1,22 @@
-"""Values JSON cannot hold and lookalike group names, through a real daphne and client."""
+"""Values JSON cannot hold and lookalike group names, through a real server (daphne, uvicorn,
+the engine) and client."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.live import SERVERS
 from tests.scaleout.client import WSClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("kind", SERVERS, indirect=True)]
 
 
-async def test_non_finite_results_are_command_failed(live):
+async def test_non_finite_results_are_command_failed(live, kind):
     """``square`` of 1e200 is infinite: the command fails, it is never sent as ``null``.
 
     A finite result in the same request is still answered, and so is the next request.
     """
-    server = live()
+    server = live(kind=kind)
     client = await WSClient.open(server.ws)
     reply = await client.request({"square": 1e200, "div": {"a": 1, "b": 4}})
     assert "square" not in reply, reply
@@ -29,21 +31,25 @@ async def test_non_finite_results_are_command_failed(live):
     await client.close()
 
 
-@pytest.mark.parametrize("name", ["lobby\n", "lobby\r\n", "\nlobby", "lob by"])
-async def test_group_names_are_matched_whole(live, name):
+async def test_group_names_are_matched_whole(live, kind):
     """``"lobby\\n"`` is refused by join, presence and send_to_group alike, not taken for a
-    different group that looks like ``lobby`` (Channels' ``$`` matches before a newline)."""
-    server = live()
+    different group that looks like ``lobby`` (Channels' ``$`` matches before a newline).
+    The lookalikes share one server (a server per name and kind would start twelve)."""
+    server = live(kind=kind)
     client = await WSClient.open(server.ws)
-    reply = await client.request(
-        {
-            "chat.join": {"room": name},
-            "presence.list": {"group": name},
-            "probe.group": {"group": name, "message": {"hi": 1}},
-        }
-    )
-    assert set(reply.get("errors", {})) == {"chat.join", "presence.list", "probe.group"}, reply
-    assert "invalid group name" in reply["errors"]["chat.join"]["message"]
-    assert "invalid group name" in reply["errors"]["presence.list"]["message"]
+    for name in ["lobby\n", "lobby\r\n", "\nlobby", "lob by"]:
+        reply = await client.request(
+            {
+                "chat.join": {"room": name},
+                "presence.list": {"group": name},
+                "probe.group": {"group": name, "message": {"hi": 1}},
+            }
+        )
+        assert set(reply.get("errors", {})) == {"chat.join", "presence.list", "probe.group"}, (
+            name,
+            reply,
+        )
+        assert "invalid group name" in reply["errors"]["chat.join"]["message"]
+        assert "invalid group name" in reply["errors"]["presence.list"]["message"]
     assert (await client.call("chat.join", room="lobby"))["room"] == "lobby"
     await client.close()
