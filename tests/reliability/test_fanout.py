@@ -1,4 +1,4 @@
-"""Fan-out isolation against a real daphne: a recipient that is going away stops nobody else."""
+"""Fan-out isolation against real servers: a recipient that is going away stops nobody else."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ VANISHING = 30
 STEADY = 5
 
 
-async def test_recipients_closing_during_broadcasts_stop_nobody(live):
+# The engine writes each broadcast's frame straight to the sockets: its own fan-out path.
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_recipients_closing_during_broadcasts_stop_nobody(live, kind):
     """30 clients close while 150 broadcasts go out: each steady client gets all 150, in order.
 
     Before fan-out isolation the first write to a closing socket ended the hub's loop, and
     every recipient after it in that broadcast lost the message.
     """
-    server = live()
+    server = live(kind=kind)
     # The hub writes in connection order: the vanishing ones come first, so one failed
     # write that ended the loop would cost every steady client that message.
     vanishing = [await WSClient.open(server.ws) for _ in range(VANISHING)]

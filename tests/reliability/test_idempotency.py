@@ -1,4 +1,5 @@
-"""Idempotent requests under attack, on real daphne processes and a Redis of the test's own.
+"""Idempotent requests under attack, on real daphne and engine processes and a Redis of the
+test's own.
 
 A running claim is never evicted, anonymous records belong to one client (its ``client``
 token), a frame with ``authenticate`` is never recorded, and waiting retries are woken (not
@@ -15,7 +16,7 @@ import pytest
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)]
 
 
 async def until_running(redis, key: str) -> None:
@@ -40,11 +41,11 @@ def slow_increment(key: str, seconds: float = 3.0) -> dict:
     return {"sleep": {"seconds": seconds}, "counter.increment": {}, "idempotency_key": key}
 
 
-async def test_a_running_claim_survives_a_flood_of_fresh_keys(live, own_redis):
+async def test_a_running_claim_survives_a_flood_of_fresh_keys(live, own_redis, kind):
     """The victim's slow request runs; 101 fresh-key echoes from a socket of the same client
     and 101 from another anonymous one; the victim's retry waits and gets the same reply: the
     counter moved once (it moved twice when the cap evicted the running claim)."""
-    server = live(env={"REDIS_URL": own_redis.url})
+    server = live(env={"REDIS_URL": own_redis.url}, kind=kind)
     token, key = secrets.token_hex(16), secrets.token_hex(16)
     victim = await WSClient.open(f"{server.ws}?client={token}")
     first = asyncio.create_task(victim.request(slow_increment(key), timeout=60))
@@ -64,11 +65,11 @@ async def test_a_running_claim_survives_a_flood_of_fresh_keys(live, own_redis):
         await client.close()
 
 
-async def test_authenticate_is_never_recorded_nor_shared(live, reliability_db):
+async def test_authenticate_is_never_recorded_nor_shared(live, reliability_db, kind):
     """Two anonymous clients (no session, no token) send one key: the second never receives
     the first one's authenticate success and whoami."""
-    server = live()
-    session = http_login(server, "rel")
+    server = live(kind=kind)
+    session = http_login(live() if kind == "engine" else server, "rel")  # the engine: no HTTP
     key = secrets.token_hex(16)
     first = await WSClient.open(server.ws)
     frame = {"authenticate": {"session_id": session}, "whoami": {}, "idempotency_key": key}
@@ -84,14 +85,16 @@ async def test_authenticate_is_never_recorded_nor_shared(live, reliability_db):
     await other.close()
 
 
-async def test_waiting_retries_are_woken_bounded_and_given_a_deadline(live, own_redis):
+async def test_waiting_retries_are_woken_bounded_and_given_a_deadline(live, own_redis, kind):
     """A running request and 12 retries of it on each of two processes: 8 per process wait
     (IDEMPOTENCY_MAX_WAITERS) and are woken with the recorded reply, on the other process too;
     the rest are refused with rate_limited at once. Waiting costs a few script calls per retry,
-    not one every 50 ms. On a process with IDEMPOTENCY_WAIT = 0.5 a retry gets unavailable."""
-    a = live(env={"REDIS_URL": own_redis.url})
+    not one every 50 ms. On a process with IDEMPOTENCY_WAIT = 0.5 a retry gets unavailable.
+    A and the hasty process are of the test's kind, B a daphne (a mixed cluster for the
+    engine)."""
+    a = live(env={"REDIS_URL": own_redis.url}, kind=kind)
     b = live(env={"REDIS_URL": own_redis.url})
-    hasty = live(env={"REDIS_URL": own_redis.url}, IDEMPOTENCY_WAIT=0.5)
+    hasty = live(env={"REDIS_URL": own_redis.url}, kind=kind, IDEMPOTENCY_WAIT=0.5)
     token, key = secrets.token_hex(16), secrets.token_hex(16)
     url = f"?client={token}"
     victim = await WSClient.open(a.ws + url)
