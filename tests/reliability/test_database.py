@@ -28,7 +28,9 @@ def connections(url: str) -> int:
         ).fetchone()[0]
 
 
-async def test_orm_after_restart_and_connections_bounded(own_postgres, live):
+# The engine loads sessions in the worker pool and sweeps stale connections on its own.
+@pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
+async def test_orm_after_restart_and_connections_bounded(own_postgres, live, kind):
     env = {"DATABASE_URL": own_postgres.url}
     manage("migrate", "--noinput", env=base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env))
     manage(
@@ -38,8 +40,8 @@ async def test_orm_after_restart_and_connections_bounded(own_postgres, live):
         "User.objects.create_user('rel', password='pw')",
         env=base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env),
     )
-    server = live(env, WORKER_THREADS=WORKER_THREADS)
-    key = http_login(server, "rel")
+    server = live(env, kind=kind, WORKER_THREADS=WORKER_THREADS)
+    key = http_login(live(env) if kind == "engine" else server, "rel")  # the engine: no HTTP
     client = await WSClient.open(server.ws)
     assert (await client.call("authenticate", session_id=key))["authenticate"] == "success"
 
