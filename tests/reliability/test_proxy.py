@@ -1,28 +1,36 @@
-"""Slowloris through the deployment users run: deploy/nginx.conf for real, on this machine.
+"""The deployment users run: deploy/nginx.conf for real, on this machine.
 
 nginx (Debian's; ``.ci/run`` installs it) runs the very configuration docker-compose.yml
 mounts, with only its addresses, certificate and log paths made local, in front of a real
-daphne started as compose starts it (``--proxy-headers``, ``DJANGO_HTTPS=1``). Half-open
-upgrade requests are cut by the proxy within its header timeout while a legitimate client
-connects and talks through it; past the per-IP limit of open WebSockets the proxy answers 429.
+daphne (HTTP) and a real engine (``/ws/``) started as compose starts them (``--proxy-headers``,
+``--forwarded-allow-ips "*"``, ``DJANGO_HTTPS=1``). WebSockets reach the engine and HTTP
+reaches daphne on one port; the engine checks the Origin against the proxied Host and scheme
+and counts clients by nginx's ``X-Forwarded-For``. Half-open upgrade requests are cut by the
+proxy within its header timeout while a legitimate client connects and talks through it; past
+the per-IP limit of open WebSockets the proxy answers 429.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import json
+import re
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from deploy.selfsigned import write_certificate
-from tests.live import ROOT, free_port, wait_for_port
+from tests.live import ROOT, Server, free_port, wait_for_port
 from tests.require import require
 
 pytestmark = pytest.mark.e2e
@@ -36,11 +44,12 @@ DRIP_INTERVAL = 20.0
 PER_IP_WEBSOCKETS = 100  # deploy/nginx.conf's limit_conn per_ip
 
 
-def local_config(upstream: int, http: int, https: int, directory: Path) -> str:
+def local_config(upstream: int, engine: int, http: int, https: int, directory: Path) -> str:
     """deploy/nginx.conf with local addresses and paths: nothing else changed."""
     text = CONFIG
     for old, new, count in (
         ("server web1:8000;\n        server web2:8000;", f"server 127.0.0.1:{upstream};", 1),
+        ("server engine1:8001;\n        server engine2:8001;", f"server 127.0.0.1:{engine};", 1),
         ("listen 80;", f"listen 127.0.0.1:{http};", 1),
         ("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;", 1),
         ("/etc/nginx/certs/", f"{directory}/", 2),
@@ -53,14 +62,17 @@ def local_config(upstream: int, http: int, https: int, directory: Path) -> str:
 
 
 class Proxy:
-    """nginx on deploy/nginx.conf in front of one upstream port."""
+    """nginx on deploy/nginx.conf in front of one daphne (``web``) and one engine."""
 
-    def __init__(self, upstream: int, directory: Path):
+    def __init__(self, web: Server, engine: Server, directory: Path):
         self.directory = directory
+        self.web, self.engine = web, engine
         self.http, self.https = free_port(), free_port()
         write_certificate(directory, ["localhost", "127.0.0.1"])
         self.config = directory / "nginx.conf"
-        self.config.write_text(local_config(upstream, self.http, self.https, directory))
+        self.config.write_text(
+            local_config(web.port, engine.port, self.http, self.https, directory)
+        )
         self.tls = ssl.create_default_context(cafile=directory / "tls.crt")
         self.process: subprocess.Popen | None = None
 
@@ -83,33 +95,74 @@ class Proxy:
             self.process.terminate()
             self.process.wait(15)
 
-    def ws(self, **kwargs) -> connect:
-        """A browser on https://localhost:PORT/ opening its WebSocket through the proxy."""
-        origin = f"https://localhost:{self.https}"
+    @property
+    def origin(self) -> str:
+        """The site's own origin: what a browser on its pages sends."""
+        return f"https://localhost:{self.https}"
+
+    def ws(self, origin: str | None = None, **kwargs) -> connect:
+        """A browser on https://localhost:PORT/ (or on ``origin``) opening its WebSocket
+        through the proxy; ``local_addr=("127.0.0.2", 0)`` makes it another client IP."""
         return connect(
             f"wss://localhost:{self.https}/ws/",
             ssl=self.tls,
             host="127.0.0.1",
             port=self.https,
-            origin=origin,
+            origin=origin or self.origin,
             open_timeout=30,
             **kwargs,
         )
 
 
 @pytest.fixture
-def proxy(live, tmp_path) -> Iterator[Proxy]:
+def deployment(live, tmp_path) -> Iterator[Callable[..., Proxy]]:
+    """``deployment(**limits)``: nginx in front of a daphne and an engine started as
+    docker-compose.yml starts them, the engine with the WSCOMMANDS ``limits``."""
     require("nginx")
-    # As docker-compose.yml runs daphne; the per-IP cap is nginx's here, not wscommands'.
-    server = live(env={"DJANGO_HTTPS": "1"}, args=("--proxy-headers",), MAX_CONNECTIONS_PER_IP=None)
-    proxy = Proxy(server.port, tmp_path).start()
-    yield proxy
-    proxy.stop()
+    require("picows")
+    started: list[Proxy] = []
+
+    def start(**limits: Any) -> Proxy:
+        env = {"DJANGO_HTTPS": "1"}
+        web = live(env=env, args=("--proxy-headers",))
+        engine = live(env=env, kind="engine", args=("--forwarded-allow-ips", "*"), **limits)
+        directory = tmp_path / f"nginx{len(started)}"
+        directory.mkdir()
+        proxy = Proxy(web, engine, directory)
+        started.append(proxy)
+        return proxy.start()
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(deployment) -> Proxy:
+    """The deployment; the per-IP cap is nginx's here, not wscommands'."""
+    return deployment(MAX_CONNECTIONS_PER_IP=None)
 
 
 async def echo(ws: ClientConnection, text: str) -> dict:
     await ws.send(json.dumps({"echo": {"text": text}, "request_id": 1}))
     return json.loads(await ws.recv())
+
+
+def sign_in(proxy: Proxy, username: str) -> str:
+    """Sign in with the login form through the proxy (HTTPS, CSRF and all): the session key."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=proxy.tls), urllib.request.HTTPCookieProcessor(jar)
+    )
+    login = f"{proxy.origin}/accounts/login/"
+    page = opener.open(login, timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"username": username, "password": "pw"} | {"csrfmiddlewaretoken": token}
+    )
+    request = urllib.request.Request(login, form.encode(), headers={"Referer": login})
+    opener.open(request, timeout=30).read()
+    return next(cookie.value for cookie in jar if cookie.name == "sessionid")
 
 
 async def half_open(
@@ -202,3 +255,51 @@ async def test_open_websockets_per_ip_are_capped_by_the_proxy(proxy):
     finally:
         for ws in opened:
             await ws.close()
+
+
+async def test_websockets_reach_the_engine_and_pages_reach_daphne(proxy):
+    """One port: /ws/ is served by the engine (its process answers), the sign-in form by
+    daphne; the session made through the proxy identifies the user at the engine's handshake."""
+    async with proxy.ws() as ws:
+        await ws.send(json.dumps({"probe.pid": {}, "request_id": 1}))
+        assert json.loads(await ws.recv())["probe.pid"] == proxy.engine.process.pid
+    key = await asyncio.to_thread(sign_in, proxy, "rel")
+    async with proxy.ws(additional_headers={"Cookie": f"sessionid={key}"}) as ws:
+        await ws.send(json.dumps({"whoami": {}, "request_id": 1}))
+        who = json.loads(await ws.recv())["whoami"]
+        assert (who["authenticated"], who["username"]) == (True, "rel")
+
+
+async def test_the_engine_checks_the_origin_behind_the_proxy(proxy):
+    """The engine compares the Origin with the Host and scheme nginx forwards: the site's own
+    https page opens; another site, the same host over http or on another port, and null get
+    HTTP 403 through the proxy."""
+    async with proxy.ws() as ws:
+        assert (await echo(ws, "same origin"))["echo"] == {"text": "same origin"}
+    for origin in (
+        "https://evil.example",
+        f"http://localhost:{proxy.https}",
+        "https://localhost",
+        "null",
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            async with proxy.ws(origin=origin):
+                pass
+        assert refused.value.response.status_code == 403, origin
+
+
+async def test_per_ip_caps_count_the_clients_nginx_forwards(deployment):
+    """MAX_CONNECTIONS_PER_IP = 2 on the engine, every connection arriving from nginx's
+    address: a client's third socket is closed with 4429, while another client (another
+    loopback address) is let in: the engine counts X-Forwarded-For's client, not the proxy."""
+    proxy = deployment(MAX_CONNECTIONS_PER_IP=2)
+    ann, bob = ("127.0.0.2", 0), ("127.0.0.3", 0)
+    async with proxy.ws(local_addr=ann) as first, proxy.ws(local_addr=ann) as second:
+        for ws in (first, second):
+            assert (await echo(ws, "ann"))["echo"] == {"text": "ann"}
+        async with proxy.ws(local_addr=ann) as third:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(third.recv(), 30)
+        assert third.close_code == 4429
+        async with proxy.ws(local_addr=bob) as other:
+            assert (await echo(other, "bob"))["echo"] == {"text": "bob"}
