@@ -78,14 +78,17 @@ class Client:
 over_every_server = pytest.mark.parametrize("kind", SERVERS)
 
 
-def serve(daphne, kind: str) -> tuple[Server, Server]:
-    """A server of ``kind`` and one that serves HTTP (itself, or a daphne beside the engine,
-    on the same database)."""
+def serve(daphne, kind: str) -> Server:
+    """A server of ``kind``."""
     if kind == "engine":
         require("picows")
-        return daphne(kind="engine"), daphne()
-    server = daphne(kind=kind)
-    return server, server
+    return daphne(kind=kind)
+
+
+def site(daphne, server: Server) -> Server:
+    """The server of ``server``'s pages: itself, or a daphne beside the engine (which serves
+    no HTTP), on the same database."""
+    return daphne() if server.kind == "engine" else server
 
 
 def open_client(server: Server, **kwargs: Any):
@@ -125,7 +128,7 @@ def log_in(server: Server, username: str, password: str) -> tuple[str, str]:
 @over_every_server
 async def test_echo_round_trip(daphne, kind):
     """A real client, a real server: request, reply with its request_id."""
-    server, _ = serve(daphne, kind)
+    server = serve(daphne, kind)
     async with open_client(server) as ws:
         client = Client(ws)
         reply = await client.request({"echo": {"text": "héllo"}, "square": 3})
@@ -137,7 +140,7 @@ async def test_echo_round_trip(daphne, kind):
 @over_every_server
 async def test_foreign_origin_is_refused_with_403(daphne, kind):
     """A handshake from another site's page never opens."""
-    server, _ = serve(daphne, kind)
+    server = serve(daphne, kind)
     for origin in ("http://evil.example", "null"):
         with pytest.raises(InvalidStatus) as info:
             async with open_client(server, origin=origin):
@@ -149,7 +152,8 @@ async def test_foreign_origin_is_refused_with_403(daphne, kind):
 async def test_handshake_cookie_of_a_user_logged_in_through_the_login_form(daphne, user, kind):
     """Log in with the HTML form; the session cookie on the handshake identifies the user,
     and /session_id serves the same key."""
-    server, http = serve(daphne, kind)
+    server = serve(daphne, kind)
+    http = site(daphne, server)
     session_key, session_id = await asyncio.to_thread(log_in, http, user, PASSWORD)
     assert session_id == session_key
     headers = {"Cookie": f"sessionid={session_key}"}
@@ -165,7 +169,8 @@ async def test_handshake_cookie_of_a_user_logged_in_through_the_login_form(daphn
 async def test_authenticate_success_and_failure_with_close_3000(daphne, user, kind):
     """authenticate with the key from /session_id succeeds; a bogus key fails, the server
     closes with 3000, and on_disconnect runs (the example bye hook tells the room)."""
-    server, http = serve(daphne, kind)
+    server = serve(daphne, kind)
+    http = site(daphne, server)
     _, session_id = await asyncio.to_thread(log_in, http, user, PASSWORD)
     async with open_client(server) as ws:
         client = Client(ws)
@@ -198,7 +203,7 @@ async def test_authenticate_success_and_failure_with_close_3000(daphne, user, ki
 async def test_a_slow_sync_command_does_not_block_other_connections(daphne, kind):
     """sleep (a sync command) on one connection; another connection's sync and async
     commands are answered while it sleeps."""
-    server, _ = serve(daphne, kind)
+    server = serve(daphne, kind)
     async with open_client(server) as slow_ws, open_client(server) as fast_ws:
         slow, fast = Client(slow_ws), Client(fast_ws)
         slow_reply = asyncio.create_task(slow.request({"sleep": 3}))
@@ -214,7 +219,7 @@ async def test_a_slow_sync_command_does_not_block_other_connections(daphne, kind
 @over_every_server
 async def test_malformed_frames_do_not_close_the_connection(daphne, kind):
     """Each bad frame gets its error; the connection keeps serving."""
-    server, _ = serve(daphne, kind)
+    server = serve(daphne, kind)
     async with open_client(server) as ws:
         client = Client(ws)
         cases = [

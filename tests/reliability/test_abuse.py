@@ -18,7 +18,9 @@ from websockets.exceptions import ConnectionClosed
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)]
+pytestmark = pytest.mark.e2e
+#: Each attack on daphne and on the engine, which must keep every bound of the ASGI path.
+on_daphne_and_engine = pytest.mark.parametrize("kind", ["daphne", "engine"], indirect=True)
 
 
 def refusal(reply: dict) -> dict:
@@ -27,6 +29,7 @@ def refusal(reply: dict) -> dict:
     return errors.get("request") or next(iter(errors.values()), {})
 
 
+@on_daphne_and_engine
 async def test_remind_timers_are_bounded_by_count_and_bytes(live, kind):
     """``remind`` of 200 KiB is refused by the example; timers past MAX_TIMERS or
     MAX_TIMER_BYTES get rate_limited naming the limit; refusals in a row close 4429."""
@@ -67,6 +70,7 @@ async def test_remind_timers_are_bounded_by_count_and_bytes(live, kind):
         await client.close()
 
 
+@on_daphne_and_engine
 async def test_requests_queued_behind_a_slow_one_are_weighed(live, kind):
     """With the example's 1024 waiting requests, 40 of 200 KB behind a slow one: past
     MAX_PENDING_BYTES (1 MiB) they are refused with rate_limited, request_id kept."""
@@ -91,6 +95,7 @@ async def test_requests_queued_behind_a_slow_one_are_weighed(live, kind):
         await c.close()
 
 
+@on_daphne_and_engine
 async def test_process_budget_cuts_the_heaviest_connection(live, kind):
     """Two clients each under their own cap but together over MAX_CLIENT_MEMORY: the
     heavier is cut off (4429); the lighter and a well-behaved client go on."""
@@ -138,12 +143,14 @@ async def _start_sleepers(url: str, count: int = 16) -> list[WSClient]:
     return sleepers
 
 
-async def test_sync_sleepers_do_not_starve_a_logged_in_user(live, kind):
+# On daphne only: the engine's pool shares are the same code, shown by the next test (a login
+# for the engine would start a daphne as well, and the sleepers hold the process 5 s).
+async def test_sync_sleepers_do_not_starve_a_logged_in_user(live):
     """16 anonymous sockets each hold a worker thread with the sync ``sleep``; a logged-in
     user's sync ``div`` is answered before any of them finishes (anonymous share)."""
     # The stop need not wait for the sleeps' threads (nothing is checked after it).
-    server = live(kind=kind, SHUTDOWN_TIMEOUT=1)
-    key = http_login(live() if kind == "engine" else server, "rel")  # the engine has no HTTP
+    server = live(SHUTDOWN_TIMEOUT=1)
+    key = http_login(server, "rel")
     user = await WSClient.open(server.ws, session_key=key)
     sleepers = await _start_sleepers(server.ws)
     assert await user.call("div", a=1, b=4) == 0.25
@@ -152,6 +159,7 @@ async def test_sync_sleepers_do_not_starve_a_logged_in_user(live, kind):
         await client.close()
 
 
+@on_daphne_and_engine
 async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live, kind):
     """The anonymous sockets of one IP hold at most ANONYMOUS_WORKER_THREADS_PER_IP (4)
     threads: an anonymous client of another IP gets its sync ``div`` before any sleep ends
@@ -165,6 +173,7 @@ async def test_one_hosts_sleepers_do_not_starve_another_anonymous_host(live, kin
         await client.close()
 
 
+@on_daphne_and_engine
 async def test_one_frame_of_10000_commands_is_refused(live, kind):
     """A frame of 10,000 commands (119 KB) is refused as a whole: invalid_request naming
     MAX_COMMANDS_PER_REQUEST, with the request_id, and nothing runs."""
@@ -183,6 +192,7 @@ async def test_one_frame_of_10000_commands_is_refused(live, kind):
     await client.close()
 
 
+@on_daphne_and_engine
 async def test_2500_joins_are_capped(live, kind):
     """Joins past MAX_GROUPS_PER_CONNECTION (100) get rate_limited; refusals in a row then
     close 4429; other connections still join."""
@@ -207,6 +217,7 @@ async def test_2500_joins_are_capped(live, kind):
     await other.close()
 
 
+@on_daphne_and_engine
 async def test_256_kb_frames_of_digits_and_brackets(live, kind):
     """A 256 KB integer and a 125,000-deep nesting are refused as invalid_request naming the
     limit (parsed by orjson first, checked on the result); echo answers after each. Sent
@@ -235,6 +246,7 @@ async def test_256_kb_frames_of_digits_and_brackets(live, kind):
     await client.close()
 
 
+@on_daphne_and_engine
 async def test_a_2_mib_frame_gets_a_close_frame(live, kind):
     """A frame over the server's 1 MiB cap (daphne's, the engine's --max-frame-size): the
     client gets a close frame (1009), not a dropped TCP connection (1006), so it can tell the

@@ -158,7 +158,7 @@ def sign_in(proxy: Proxy, username: str) -> str:
     page = opener.open(login, timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode(
-        {"username": username, "password": "pw"} | {"csrfmiddlewaretoken": token}
+        {"username": username, "password": "pw", "csrfmiddlewaretoken": token}
     )
     request = urllib.request.Request(login, form.encode(), headers={"Referer": login})
     opener.open(request, timeout=30).read()
