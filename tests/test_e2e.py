@@ -236,3 +236,39 @@ async def test_malformed_frames_do_not_close_the_connection(daphne, kind):
         assert (await client.request({"echo": {"text": "still open"}}))["echo"]["text"] == (
             "still open"
         )
+
+
+@over_every_server
+async def test_the_wire_rules_of_requests_and_replies(daphne, kind):
+    """docs/protocol.md's requests and replies, frame by frame, as tests/test_protocol.py
+    checks them in-process: request_id copied verbatim (type and value), a lone request_id
+    answered, an invalid request_id or a reserved key refused (the id echoed only when
+    valid), a failed request without request_id still answered, one reply per request."""
+    server = serve(daphne, kind)
+    async with open_client(server) as ws:
+        client = Client(ws)
+        for request_id in ["abc", "007", "", 0, -3, 2**70 + 1, "ünï ✓"]:
+            await ws.send(json.dumps({"echo": {"text": "hi"}, "request_id": request_id}))
+            reply = await client.receive()
+            assert reply == {"echo": {"text": "hi"}, "request_id": request_id}
+            assert type(reply["request_id"]) is type(request_id)
+        await ws.send('{"request_id": "lonely"}')
+        assert await client.receive() == {"request_id": "lonely"}
+        for bad_id in ["true", "1.5", "null", "[1]"]:
+            reply = await client.error_reply(f'{{"echo": {{"text": "x"}}, "request_id": {bad_id}}}')
+            assert set(reply) == {"errors"}, bad_id
+            assert reply["errors"]["request"]["code"] == "invalid_request"
+        await ws.send(json.dumps({"echo": {"text": "x"}, "errors": {}, "request_id": "r1"}))
+        reply = await client.receive()
+        assert set(reply) == {"errors", "request_id"} and reply["request_id"] == "r1"
+        assert reply["errors"]["request"]["code"] == "invalid_request"
+        await ws.send(json.dumps({"nope": {}}))
+        reply = await client.receive()
+        assert "request_id" not in reply
+        assert reply["errors"]["nope"]["code"] == "unknown_command"
+        reply = await client.request({"square": 4, "echo": {"text": "y"}, "div": {"a": 1, "b": 0}})
+        assert (reply["square"], reply["echo"]) == (16, {"text": "y"})
+        assert set(reply["errors"]) == {"div"}
+        assert (await client.request({"echo": {"text": "still open"}}))["echo"]["text"] == (
+            "still open"
+        )
