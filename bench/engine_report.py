@@ -37,7 +37,9 @@ def broadcast(bc: dict, targets: list) -> list[str]:
     lines = [
         "### The engine against the raw picows floor",
         "",
-        "The same broadcast, in interleaved rounds: two engine processes sharing Redis "
+        "The same broadcast, in rounds of their own (the engine's processes would receive "
+        "the daphne pair's `wscommands.broadcast()` too: they share its channel layer), "
+        "interleaved with each other: two engine processes sharing Redis "
         "(`wscommands.broadcast()`, one channel-layer message per process, the text framed "
         "once and written to each socket), and one raw picows process (a control connection "
         "sends it the message; it encodes it once with `json.dumps` and calls "
@@ -93,9 +95,9 @@ def idle(figures: dict, targets: list) -> list[str]:
     lines = [
         "## Idle connections on one engine process",
         "",
-        f"Idle WebSocket connections opened to one engine process from "
-        f"{len(figures['sources'])} source addresses ({', '.join(figures['sources'])}) by "
-        f"{figures['workers']} load-generator processes. At each count, "
+        f"Idle WebSocket connections opened to one engine process from the source "
+        f"addresses {', '.join(figures['sources'])}, one load-generator process each. At "
+        "each count, "
         f"{figures['probes']} more connections are opened one at a time and timed (the "
         "handshake's 101 received), then closed: connect p50 and p90. RSS per connection: "
         "the server's RSS growth from its warmed-up start, over the connections held.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -231,7 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
     size.add_argument("--tiny", action="store_true", help="a few clients, one round (tests)")
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios (of {', '.join(SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--idle-count",
+        type=int,
+        help="idle connections the idle scenario asks for (default: 50,000; 40 with --tiny), "
+        "clamped to what RLIMIT_NOFILE lets one process hold",
+    )
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL"),
@@ -248,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.idle_count is not None:
+        cfg = dataclasses.replace(cfg, idle_count=args.idle_count)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
 
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
