@@ -26,6 +26,12 @@ class Config:
     presence_users: int = 50
     #: Sockets of the one session on each of the two processes (the logout-close scenario).
     sockets_per_process: int = 5
+    #: Idle connections the idle scenario asks one engine process to hold (clamped to what
+    #: RLIMIT_NOFILE allows, see bench/idle.py), the smaller count it compares connect
+    #: times with, and the handshakes timed at each count.
+    idle_count: int = 50_000
+    idle_first: int = 1_000
+    idle_probes: int = 100
 
 
 FULL = Config(
@@ -70,4 +76,7 @@ TINY = Config(
     resume_missed=20,
     presence_users=5,
     sockets_per_process=2,
+    idle_count=40,
+    idle_first=10,
+    idle_probes=5,
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import engine_report
 from .anchors import report as anchors
+from .engine_report import ANCHOR_LABELS
 from .latency_report import sections as latency_sections
 from .stats import median_ratio, ratio
 
@@ -68,16 +70,27 @@ def _echo(echo: dict, targets: list, anchored: dict | None = None) -> list[str]:
         "rounds (a client well below 1.0 is not the bottleneck; a server well below 1.0 was "
         "kept waiting by other processes on its core). Replies per server CPU-second measure "
         "the work per request, and stay comparable when the machine is busy. Ratios: the "
-        "median of the per-round ratios (the servers of a kind take turns round by round).",
+        "median of the per-round ratios (the servers of a kind take turns round by round). "
+        "The engine's rows are measured against the raw picows anchor "
+        "(`bench/anchors/raw_picows.py`: picows with `json.loads`/`json.dumps` and nothing "
+        "else) in the same interleaved rounds: its vs columns are against that anchor.",
         "",
         "| server | app | replies/s | vs baseline | p50 ms | p99 ms | p99/p50 | client CPU "
         "| server CPU | replies per CPU-s | vs baseline |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, apps in echo.items():
-        base = apps[BASE]["median"]
+        # A kind without the baseline app (the engine) is measured against its anchor.
+        anchor = BASE if BASE in apps else next(app for app in apps if app != WS)
+        base = apps[anchor]["median"]
         for app in apps:  # wscommands, the baseline, then the anchors (under uvicorn)
-            lines.append(_echo_row(*anchors.echo_label(kind, app), apps[app], apps[BASE]))
+            server, label = anchors.echo_label(kind, app)
+            label = ANCHOR_LABELS.get(label, label)
+            lines.append(_echo_row(server, label, apps[app], apps[anchor]))
+        if anchor != BASE:
+            label = ANCHOR_LABELS.get(anchor, anchor)
+            targets.append(engine_report.echo_target(kind, label, apps[WS], apps[anchor]))
+            continue
         ws = apps[WS]["median"]
         targets.append(
             _throughput_target(f"round trip {kind}: >= 0.9x baseline", ws, base, 0.9, digits=2)
@@ -358,6 +371,10 @@ def write_markdown(results: dict, path: Path, plot: str | None) -> None:
     if "broadcast" in figures:
         layer = figures.get("channel_layer", "?")
         body += _broadcast(figures["broadcast"], targets, plot, layer, figures.get("anchors"))
+    if "broadcast_engine" in figures:
+        body += engine_report.broadcast(figures["broadcast_engine"], targets)
+    if "idle" in figures:
+        body += engine_report.idle(figures["idle"], targets)
     if "memory" in figures:
         body += _memory(figures["memory"], targets)
     if "slow" in figures:

@@ -1,6 +1,6 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,typed,...,crash-leave,logout-close]``
+``python -m bench [--quick | --tiny] [--only echo,typed,...,crash-leave,logout-close,idle]``
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cluster, delivery, latency, single
+from . import cluster, delivery, engine, idle, latency, single
 from .anchors import servers as anchors
 from .anchors.triggers import broadcast_triggers
 from .config import FULL, QUICK, TINY, Config
@@ -51,6 +52,7 @@ SCENARIOS = (
     "resume",
     "crash-leave",
     "logout-close",
+    "idle",
 )
 #: The Redis of the two-process scenarios when redis-server is not installed to start one.
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
@@ -134,6 +136,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                     results["slow"] = await single.slow(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
+        if "echo" in only:
+            progress("echo under the engine, against raw picows")
+            results["echo"]["engine"] = await engine.echo(cfg, local_env, SERVER_CORE, LOGS)
         if "typed" in only and "typed" not in results:
             server = single_server("wscommands", "daphne")
             start_all([server])
@@ -162,6 +167,10 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                 results["metrics"] = await single.echo(cfg, servers)
             finally:
                 stop_all(list(servers.values()))
+        if "idle" in only:
+            progress(f"idle connections on the engine ({cfg.idle_count:,} asked)")
+            server = single_server("wscommands", "engine")
+            results["idle"] = await idle.idle(cfg, server, CLIENT_CORE)
         if "memory" in only:
             progress("idle memory")
             makers = {app: (lambda app=app: single_server(app, "daphne")) for app in APPS}
@@ -200,6 +209,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
                 results["burst"] = await cluster.burst(cfg, servers2)
         finally:
             stop_all(every)
+        if "broadcast" in only:
+            progress("broadcast: the engine against raw picows")
+            results["broadcast_engine"] = await engine.broadcast(cfg, redis_env, redis_url, LOGS)
         if "fanout" in only:
             progress("fan-out: history on/off, daphne/uvicorn")
             results["fanout"] = await delivery.fanout(cfg, redis_env, redis_url, LOGS)
@@ -220,7 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
     size.add_argument("--tiny", action="store_true", help="a few clients, one round (tests)")
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios (of {', '.join(SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--idle-count",
+        type=int,
+        help="idle connections the idle scenario asks for (default: 50,000; 40 with --tiny), "
+        "clamped to what RLIMIT_NOFILE lets one process hold",
+    )
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL"),
@@ -237,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.idle_count is not None:
+        cfg = dataclasses.replace(cfg, idle_count=args.idle_count)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
 
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)

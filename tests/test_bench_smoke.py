@@ -26,7 +26,7 @@ def bench_requirements() -> None:
     require("picows")  # the benchmark's client
 
 
-@pytest.mark.timeout(300)  # eleven scenarios, each starting its own servers, on a shared machine
+@pytest.mark.timeout(330)  # thirteen scenarios, each starting its own servers, on a shared machine
 def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path):
     figures_path = tmp_path / "figures.json"
     args = ["--tiny", "--no-plot", "--redis-url", redis_url, "--out", str(tmp_path)]
@@ -35,17 +35,24 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=290,
+        timeout=320,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(figures_path.read_text())["results"]
     apps = ("wscommands", "baseline")
 
-    for kind in ("daphne", "uvicorn"):
-        for app in apps:
+    echo_apps = {"daphne": apps, "uvicorn": apps, "engine": ("wscommands", "raw picows")}
+    for kind, kind_apps in echo_apps.items():
+        for app in kind_apps:
             echo = figures["echo"][kind][app]
             assert echo["clients"] == 4 and not echo["connect_failures"], (kind, app, echo)
             assert echo["errors"] == 0 and echo["min_replies_per_client"] >= 1, (kind, app)
+    for app, sizes in figures["broadcast_engine"].items():
+        for size, entry in sizes.items():
+            assert entry["missed"] == 0 and entry["duplicates"] == 0, (app, size, entry)
+    idle = figures["idle"]
+    assert idle["opened"] == idle["measured"] == 40 and idle["failures"] == 0, idle
+    assert [point["open"] for point in idle["points"]] == [10, 40], idle
     for app in apps:
         for size, entry in figures["broadcast"][app].items():
             assert entry["missed"] == 0 and entry["duplicates"] == 0, (app, size, entry)
@@ -104,6 +111,8 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
         "## Leave after a crash",
         "## Close after a logout or a deleted session",
         "### Against Socket.IO",
+        "### The engine against the raw picows floor",
+        "## Idle connections on one engine process",
     )
     for heading in headings:
         assert heading in report

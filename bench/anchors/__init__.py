@@ -10,4 +10,7 @@ left out, and the report says what to install.
 - :mod:`.client`: the load generator's Socket.IO adapter.
 - :mod:`.triggers`: how the broadcast scenario makes each one broadcast.
 - :mod:`.report`: their rows and ratios in docs/benchmarks.md.
+- :mod:`.raw_picows`: a picows server with ``json.loads``/``json.dumps`` and nothing else,
+  echo and a one-process broadcast: the floor the engine (bench/engine.py) is measured
+  against.
 """

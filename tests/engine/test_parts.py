@@ -89,3 +89,15 @@ def test_the_command_says_what_to_install_without_the_extra(monkeypatch):
     monkeypatch.setattr(wscommands_engine, "installed_h11", None)
     with pytest.raises(CommandError, match=r'pip install "wscommands\[engine\]"'):
         call_command("wscommands_engine")
+
+
+def test_the_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for(monkeypatch):
+    assert wscommands_engine.loop_factory("asyncio") is None
+    monkeypatch.setattr(wscommands_engine, "uvloop", None)
+    assert wscommands_engine.loop_factory("auto") is None  # not installed: asyncio's
+    with pytest.raises(CommandError, match="uvloop is not installed"):
+        wscommands_engine.loop_factory("uvloop")
+    uvloop = pytest.importorskip("uvloop")  # (installed with uvicorn[standard])
+    monkeypatch.setattr(wscommands_engine, "uvloop", uvloop)
+    assert wscommands_engine.loop_factory("auto") is uvloop.new_event_loop
+    assert wscommands_engine.loop_factory("uvloop") is uvloop.new_event_loop

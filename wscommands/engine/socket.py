@@ -121,7 +121,11 @@ class EngineSocket(Endpoint, WSListener):
 
     def push_text(self, text: str) -> Awaitable[None]:
         """Write one text frame now (dropped once closing, held back before the 101)."""
-        if self.may_push(text):
+        # The frame goes past picows's WSTransport (built once per text, not once per
+        # socket): nothing may follow a close frame picows sent on its own (a ping timeout,
+        # a protocol error), so its state is asked too. (may_push is False before the 101,
+        # so ``ws`` is set here.)
+        if self.may_push(text) and not self.ws.is_close_frame_sent:
             self.tcp.write(FRAMES.of(text))
             metrics.frame_sent(text)
         return self._done

@@ -28,6 +28,8 @@ _NOOP_PROVIDERS: tuple[type, ...] = (
 #: environment: too dear for every command).
 RECHECK = 1.0
 _tracer_found: Any = None
+#: What a command runs in without a tracer (reusable: it holds nothing).
+_NO_SPAN: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 _next_look = 0.0
 
 
@@ -79,5 +81,5 @@ def command_span(name: str, connection_id: str) -> contextlib.AbstractContextMan
     """
     tracer = _tracer()
     if tracer is None:
-        return contextlib.nullcontext()
+        return _NO_SPAN
     return _span(tracer, name, connection_id)

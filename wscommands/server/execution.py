@@ -38,7 +38,8 @@ async def call_command(
     connection: Connection, cmd: Command, argument: Any, response: dict[str, Any]
 ) -> Any:
     """Check access, bind the argument and call the command; returns its result."""
-    await check_access(connection, cmd)
+    if cmd.login_required or cmd.permission:  # (no coroutine per call for open commands)
+        await check_access(connection, cmd)
     token = current_command.set(cmd.name)
     try:
         if cmd.style == SEED:

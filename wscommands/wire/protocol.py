@@ -20,6 +20,8 @@ from .jsoncodec import JSONLimitError, decode, encode
 RESERVED_KEYS = frozenset({"request_id", "errors", "unimplemented", "request", "idempotency_key"})
 RESERVED_NAMES = RESERVED_KEYS | {"authenticate", RESUME}
 _FORBIDDEN_IN_REQUEST = frozenset({"errors", "unimplemented", "request"})
+#: The keys of a request that are not commands.
+_NOT_COMMANDS = ("request_id", "idempotency_key")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -79,13 +81,13 @@ def parse_request(data: Any, max_commands: int | None = None) -> Request:
         request_id = data["request_id"]
         if not is_valid_request_id(request_id):
             raise InvalidRequest("request_id must be a string or an integer")
-    forbidden = _FORBIDDEN_IN_REQUEST.intersection(data)
-    if forbidden:
+    if not _FORBIDDEN_IN_REQUEST.isdisjoint(data):  # (no set built per request)
+        forbidden = _FORBIDDEN_IN_REQUEST.intersection(data)
         raise InvalidRequest(
             f"reserved key(s) in request: {', '.join(sorted(forbidden))}", request_id
         )
-    key = data.get("idempotency_key")
     has_key = "idempotency_key" in data
+    key = data["idempotency_key"] if has_key else None
     if has_key and not (isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key)):
         raise InvalidRequest(
             "idempotency_key must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
@@ -97,8 +99,12 @@ def parse_request(data: Any, max_commands: int | None = None) -> Request:
             request_id,
             {"limit": "MAX_COMMANDS_PER_REQUEST", "max": max_commands},
         )
-    reserved = ("request_id", "idempotency_key")
-    commands = [(name, arg) for name, arg in data.items() if name not in reserved]
+    if has_key:
+        commands = [(n, arg) for n, arg in data.items() if n not in _NOT_COMMANDS]
+    elif has_request_id:
+        commands = [(n, arg) for n, arg in data.items() if n != "request_id"]
+    else:
+        commands = list(data.items())
     return Request(commands, request_id, has_request_id, key)
 
 

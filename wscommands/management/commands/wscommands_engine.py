@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +19,14 @@ from ...engine import ENGINE_MISSING
 from ...engine.handshake import TrustedProxies
 from ...engine.handshake import h11 as installed_h11
 from ...engine.server import Engine, EngineUnavailable, Options
+
+try:
+    import uvloop
+except ImportError:  # optional: the engine runs on asyncio's own loop then
+    uvloop = None  # type: ignore[assignment]
+
+#: The event loops ``--loop`` offers; ``auto`` is uvloop when it is installed.
+LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class Command(BaseCommand):
@@ -49,6 +58,13 @@ class Command(BaseCommand):
             type=float,
             default=20.0,
             help="seconds of silence before a ping; no pong as long again closes (0: off)",
+        )
+        parser.add_argument(
+            "--loop",
+            choices=LOOPS,
+            default="auto",
+            help="the event loop: uvloop (its loop, call_soon and tasks' steps in C: about a "
+            "tenth less CPU per frame) or asyncio's; auto: uvloop when installed",
         )
         parser.add_argument(
             "--handshake-timeout",
@@ -85,6 +101,16 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         try:
-            asyncio.run(engine.serve(ready))
+            with asyncio.Runner(loop_factory=loop_factory(options["loop"])) as runner:
+                runner.run(engine.serve(ready))
         except EngineUnavailable as exc:
             raise CommandError(str(exc)) from exc
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``--loop`` asks for (None: asyncio's default)."""
+    if choice == "uvloop" and uvloop is None:
+        raise CommandError('--loop uvloop: uvloop is not installed (pip install "uvloop")')
+    if choice == "asyncio" or uvloop is None:
+        return None
+    return uvloop.new_event_loop
