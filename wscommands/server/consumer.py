@@ -7,8 +7,10 @@ Channels consumer.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .._internal.threads import sweep_old_connections
@@ -31,6 +33,31 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
     #: No channel-layer channel per connection: the process's Hub receives for all of them.
     #: (Channels' default would also crash every consumer with 1011 when Redis goes down.)
     channel_layer_alias = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__`` for a consumer with one source, the client.
+
+        Channels waits on its sources with ``await_many_dispatch``: a new task and an
+        ``asyncio.wait`` per message, about a seventh of a request's cost under uvicorn. With
+        no channel layer (``channel_layer_alias = None``) the client is the only source, so
+        its messages are awaited directly. A subclass that sets a channel layer gets
+        Channels' loop back.
+        """
+        if self.channel_layer_alias is not None:
+            await super().__call__(scope, receive, send)
+            return
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+                # One frame per turn of the event loop: ``receive`` returns without yielding
+                # while frames are queued, and a client with many queued must not hold the
+                # loop for all of them (tests/test_fairness.py).
+                await asyncio.sleep(0)
+        except StopConsumer:
+            pass
 
     async def connect(self) -> None:
         self.prepare(send=self.base_send)
@@ -69,9 +96,6 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
         # threads.sweep_old_connections); connect and disconnect go through it as before.
         if message["type"] == "websocket.receive":
             await sweep_old_connections()
-            # No yield of our own between frames: Channels' dispatch loop waits on a new task
-            # for each message, so a client with many frames queued never holds the event
-            # loop for more than one (tests/test_fairness.py).
             await self.websocket_receive(message)
         else:
             await super().dispatch(message)
