@@ -8,11 +8,13 @@ Channels consumer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
+from .._internal.compat import unwrap_send
 from .._internal.threads import sweep_old_connections
 from ..observability import metrics
 from ..wire.jsoncodec import decode, encode
@@ -60,6 +62,15 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
             pass
 
     async def connect(self) -> None:
+        # Text frames skip the layers of ``send`` that do nothing for them: Channels' session
+        # wrapper saves the session only for ``http.response.start`` yet reads it on every
+        # message, and Channels' two ``send`` methods only build the message. A subclass
+        # that overrides ``send`` keeps having it called.
+        self._write: Callable[[dict[str, Any]], Awaitable[None]] = (
+            unwrap_send(self.base_send)
+            if type(self).send is AsyncWebsocketConsumer.send
+            else self._write_through_send
+        )
         self.prepare(send=self.base_send)
         decision = await self.enter()
         await self.accept()  # also when refused: the client sees why, not a bare HTTP 403
@@ -73,8 +84,12 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
     async def push_text(self, text: str) -> None:
         """Send JSON text to the client (dropped once the connection is closing)."""
         if self.may_push(text):
-            await self.send(text_data=text)
+            await self._write({"type": "websocket.send", "text": text})
             metrics.frame_sent(text)
+
+    async def _write_through_send(self, message: dict[str, Any]) -> None:
+        """Write a ``websocket.send`` message through :meth:`send` (see :meth:`connect`)."""
+        await self.send(text_data=message["text"])
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self.closing_now()

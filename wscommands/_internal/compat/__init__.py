@@ -16,7 +16,7 @@ asyncio.
 
 from .glue import channel_suffix, close_with_loop, is_asyncio_placeholder, redis_pool
 from .probes import missing_internals, warn_missing_once
-from .servers import ServerSocket, is_closed_error, server_socket
+from .servers import ServerSocket, is_closed_error, server_socket, unwrap_send
 from .uses import USES
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "missing_internals",
     "redis_pool",
     "server_socket",
+    "unwrap_send",
     "warn_missing_once",
 ]
