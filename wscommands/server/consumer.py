@@ -15,7 +15,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from .._internal.compat import unwrap_send
-from .._internal.threads import sweep_old_connections
+from .._internal.threads import sweep_due, sweep_old_connections
 from ..observability import metrics
 from ..wire.jsoncodec import decode, encode
 from ..wire.protocol import ADMIT, Decision
@@ -108,10 +108,12 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Frames skip Channels' per-message trip to the thread-sensitive thread (see
-        # threads.sweep_old_connections); connect and disconnect go through it as before.
+        # threads.sweep_old_connections) and go straight to receive (websocket_receive only
+        # unpacks them); connect and disconnect go through Channels as before.
         if message["type"] == "websocket.receive":
-            await sweep_old_connections()
-            await self.websocket_receive(message)
+            if sweep_due():
+                await sweep_old_connections()
+            await self.receive(message.get("text"), message.get("bytes"))
         else:
             await super().dispatch(message)
 
