@@ -111,10 +111,6 @@ def connection_refused(reason: str) -> None:
 # Frames -----------------------------------------------------------------------------------
 
 
-def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 def frame_received(size: int) -> None:
     """A frame of ``size`` bytes arrived from a client."""
     totals.frames_in += 1
@@ -128,7 +124,7 @@ def frame_sent(text: str) -> None:
     totals.frames_out += 1
     r = _recorded if _on else _rec()
     if r is not None:
-        r.bytes_out += _utf8_size(text)
+        r.bytes_out += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def frame_refused(reason: str) -> None:
