@@ -304,6 +304,22 @@ async def test_a_consumer_that_overrides_send_has_it_called_for_every_reply():
     assert any('"request_id":1' in text for text in sent)
 
 
+async def test_a_consumer_that_overrides_receive_has_it_called_for_every_frame():
+    """Frames skip dispatch and receive only while both are CommandConsumer's own."""
+    frames: list[str | None] = []
+
+    class OwnConsumer(CommandConsumer):
+        async def receive(self, text_data=None, bytes_data=None):
+            frames.append(text_data)
+            await super().receive(text_data, bytes_data)
+
+    application = URLRouter([path("own/", OwnConsumer.as_asgi())])
+    async with CommandClient(application, path="/own/") as client:
+        reply = await client.request({"echo": {"text": "x"}, "request_id": 1})
+    assert reply["echo"] == {"text": "x"}
+    assert len(frames) == 1 and '"request_id":1' in (frames[0] or "")
+
+
 async def test_a_consumer_with_a_channel_layer_gets_channels_dispatch_loop():
     """``channel_layer_alias`` set: Channels' loop over the client and the layer, so a
     layer message reaches its ``type`` handler."""

@@ -51,9 +51,22 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        # Frames go straight to the endpoint (what dispatch and receive do, without their two
+        # coroutines per frame) unless a subclass overrides either.
+        direct = type(self).dispatch is CommandConsumer.dispatch and (
+            type(self).receive is CommandConsumer.receive
+        )
         try:
             while True:
-                await self.dispatch(await receive())
+                message = await receive()
+                if direct and message["type"] == "websocket.receive":
+                    if sweep_due():
+                        await sweep_old_connections()
+                    decision = self.frame(message.get("text"), message.get("bytes"))
+                    if decision is not ADMIT:
+                        await self._act(decision)
+                else:
+                    await self.dispatch(message)
                 # One frame per turn of the event loop: ``receive`` returns without yielding
                 # while frames are queued, and a client with many queued must not hold the
                 # loop for all of them (tests/test_fairness.py).
