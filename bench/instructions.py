@@ -5,10 +5,12 @@ Serves the example project (this tree's, or commit REV's) with one server proces
 up; then counts every instruction the server executes for a fixed number of closed-loop echo
 requests (``--clients`` connections, each sending its next request when its reply arrives)
 and prints the total divided by the number of requests. Unlike wall-clock or CPU-second
-figures, the count hardly depends on what else the machine runs (it moves by well under 1%
-between runs), so two trees can be compared one after the other. It includes everything the
-server process does for a request: the server's WebSocket code, Channels, wscommands, the
-event loop. Needs valgrind (callgrind_control) on the PATH.
+figures, the count hardly depends on what else the machine runs (under 1% between runs on a
+quiet machine, up to 3% on a very busy one: the process's periodic work is counted too, and
+how many frames arrive per turn of the event loop varies; ``--clients 1`` varies least), so
+two trees can be compared one after the other. It includes everything the server process
+does for a request: the server's WebSocket code, Channels, wscommands, the event loop. Needs
+valgrind (callgrind_control) on the PATH.
 """
 
 from __future__ import annotations
