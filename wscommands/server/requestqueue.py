@@ -44,9 +44,6 @@ class RequestQueue:
         self.send = send
         self.close = close
         self.halted = False
-        # The connection's event loop: asyncio's create_task and current_task would look it
-        # up on each request, a getpid() system call each on Python 3.11.
-        self._loop = asyncio.get_running_loop()
         self._last_serial: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
         self._running: set[asyncio.Task] = set()
@@ -105,7 +102,7 @@ class RequestQueue:
             logs.client_event("pending", "%s: refused", refusal.message)
             # The one reply this request gets: it carries the request_id clients match on.
             return refuse(error_reply(refusal, request_id))
-        task = self._loop.create_task(self._run_after(self._last_serial, run))
+        task = asyncio.create_task(self._run_after(self._last_serial, run))
         self._pending.add(task)
 
         def done(task: asyncio.Task) -> None:
@@ -125,7 +122,7 @@ class RequestQueue:
             await asyncio.wait([previous])
         if self.halted:
             return
-        task = asyncio.current_task(self._loop)
+        task = asyncio.current_task()
         assert task is not None  # a coroutine of _schedule's task
         self._running.add(task)
         try:
