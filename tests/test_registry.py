@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from django.conf import settings as django_settings
 from django.core import checks
@@ -284,6 +285,66 @@ async def test_a_registrys_own_decorators_fill_that_registry_only():
     async with CommandClient() as client:  # the example project's consumer
         reply = await client.request({"own.add": {"a": 1, "b": 2}})
     assert reply["errors"]["unimplemented"] == ["own.add"]
+
+
+async def test_a_consumer_that_overrides_send_has_it_called_for_every_reply():
+    """Replies skip Channels' send layers only while ``send`` is Channels' own; a subclass's
+    ``send`` sees every text frame."""
+    sent: list[str] = []
+
+    class OwnConsumer(CommandConsumer):
+        async def send(self, text_data=None, bytes_data=None, close=False):
+            sent.append(text_data)
+            await super().send(text_data, bytes_data, close)
+
+    application = URLRouter([path("own/", OwnConsumer.as_asgi())])
+    async with CommandClient(application, path="/own/") as client:
+        reply = await client.request({"echo": {"text": "x"}, "request_id": 1})
+    assert reply["echo"] == {"text": "x"}
+    assert any('"request_id":1' in text for text in sent)
+
+
+async def test_a_consumer_that_overrides_receive_has_it_called_for_every_frame():
+    """Frames skip dispatch and receive only while both are CommandConsumer's own."""
+    frames: list[str | None] = []
+
+    class OwnConsumer(CommandConsumer):
+        async def receive(self, text_data=None, bytes_data=None):
+            frames.append(text_data)
+            await super().receive(text_data, bytes_data)
+
+    application = URLRouter([path("own/", OwnConsumer.as_asgi())])
+    async with CommandClient(application, path="/own/") as client:
+        reply = await client.request({"echo": {"text": "x"}, "request_id": 1})
+    assert reply["echo"] == {"text": "x"}
+    assert len(frames) == 1 and '"request_id":1' in (frames[0] or "")
+
+
+async def test_a_consumer_with_a_channel_layer_gets_channels_dispatch_loop():
+    """``channel_layer_alias`` set: Channels' loop over the client and the layer, so a
+    layer message reaches its ``type`` handler."""
+    got: list[str] = []
+    names: list[str] = []
+
+    class LayerConsumer(CommandConsumer):
+        channel_layer_alias = "default"
+
+        async def connect(self):
+            names.append(self.channel_name)
+            await super().connect()
+
+        async def test_hello(self, message):
+            got.append(message["text"])
+
+    application = URLRouter([path("layer/", LayerConsumer.as_asgi())])
+    async with CommandClient(application, path="/layer/") as client:
+        assert (await client.request({"echo": {"text": "x"}}))["echo"] == {"text": "x"}
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.group_add("test.layer.consumer", names[0])
+        await layer.group_send("test.layer.consumer", {"type": "test.hello", "text": "hi"})
+        assert (await client.request({"echo": {"text": "y"}}))["echo"] == {"text": "y"}
+    assert got == ["hi"]
 
 
 def wscommands_errors() -> list[checks.CheckMessage]:

@@ -98,7 +98,7 @@ DEFAULTS: dict[str, Any] = {
     # Token bucket per connection: frames per second sustained (None: no limit) and burst.
     "RATE_LIMIT": 100.0,
     "RATE_LIMIT_BURST": 200,
-    # Token bucket per connection by frame size: bytes (characters of text) per second
+    # Token bucket per connection by frame size: bytes (UTF-8 for text) per second
     # sustained (None: no limit) and burst (at least MAX_MESSAGE_SIZE).
     "RATE_LIMIT_BYTES": 1024 * 1024,
     "RATE_LIMIT_BYTES_BURST": 4 * 1024 * 1024,

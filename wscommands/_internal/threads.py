@@ -116,6 +116,12 @@ async def send_signal(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[
     return await run_sync(signal.send, sender, **kwargs)
 
 
+def sweep_due() -> bool:
+    """Whether :func:`sweep_old_connections` would sweep now: a frame checks this first, so
+    the once-a-second sweep costs the other frames no coroutine."""
+    return time.monotonic() >= _next_sweep
+
+
 async def sweep_old_connections() -> None:
     """Close stale database connections of asgiref's thread-sensitive thread, once a second.
 

@@ -27,13 +27,20 @@ from ..wire.jsoncodec import decode
 from ..wire.protocol import ADMIT, Decision, error_reply, is_valid_request_id, refuse
 
 
-def utf8_size_exceeds(text: str, limit: int) -> bool:
-    """True if ``text`` takes more than ``limit`` bytes in UTF-8 (encodes only when unsure)."""
-    if len(text) > limit:
-        return True
-    if len(text) * 4 <= limit:
-        return False
-    return len(text.encode("utf-8", "surrogatepass")) > limit
+def frame_size(text: str | None, data: bytes | None) -> int:
+    """A frame's size in bytes, as it came over the wire (UTF-8 for text).
+
+    Measured once per frame: the metrics, the size limit, the byte rate and the pending
+    requests' bytes all take this figure. ASCII text (most frames) is not encoded; other text
+    is, once, but only up to a length that cannot be within the size limit.
+    """
+    if text is None:
+        return len(data or b"")
+    if text.isascii():
+        return len(text)
+    if len(text) > wscommands_settings.MAX_MESSAGE_SIZE:
+        return len(text)  # over the limit whatever its encoding: not worth encoding
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def request_id_of(text: str) -> Any:
@@ -83,13 +90,15 @@ class FrameGuard:
         self.throttled = 0  # frames refused with rate_limited in a row
         self.invalid = 0  # frames refused as invalid in a row
 
-    def check(self, text: str | None, data: bytes | None) -> Decision:
-        """Whether a frame may go on to be parsed, and if not, what to send and close."""
+    def check(self, text: str | None, data: bytes | None, size: int | None = None) -> Decision:
+        """Whether a frame may go on to be parsed, and if not, what to send and close.
+
+        ``size``: the frame's :func:`frame_size`, when the caller has measured it already.
+        """
         s = wscommands_settings
-        size = len(data or b"") if text is None else None
-        if (size is not None and size > s.MAX_MESSAGE_SIZE) or (
-            text is not None and utf8_size_exceeds(text, s.MAX_MESSAGE_SIZE)
-        ):
+        if size is None:
+            size = frame_size(text, data)
+        if size > s.MAX_MESSAGE_SIZE:
             metrics.frame_refused("too_big")
             logs.client_event("too_big", "frame over MAX_MESSAGE_SIZE: closing with 4413")
             return refuse(close=CloseCode.TOO_BIG)
@@ -97,10 +106,7 @@ class FrameGuard:
         if self.bucket is not None:
             retry_after = self.bucket.take()
         if self.byte_bucket is not None and not retry_after:
-            retry_after, limit = (
-                self.byte_bucket.take(len(text) if text is not None else size or 0),
-                "RATE_LIMIT_BYTES",
-            )
+            retry_after, limit = self.byte_bucket.take(size), "RATE_LIMIT_BYTES"
         if retry_after:
             return self._throttle(text, retry_after, limit)
         self.throttled = 0

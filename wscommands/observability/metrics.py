@@ -111,18 +111,12 @@ def connection_refused(reason: str) -> None:
 # Frames -----------------------------------------------------------------------------------
 
 
-def _size(text: str | None, data: bytes | None) -> int:
-    if text is None:
-        return len(data or b"")
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def frame_received(text: str | None, data: bytes | None) -> None:
-    """A frame arrived from a client."""
+def frame_received(size: int) -> None:
+    """A frame of ``size`` bytes arrived from a client."""
     totals.frames_in += 1
     r = _recorded if _on else _rec()  # (per frame: no call when on)
     if r is not None:
-        r.bytes_in += _size(text, data)
+        r.bytes_in += size
 
 
 def frame_sent(text: str) -> None:
@@ -130,7 +124,7 @@ def frame_sent(text: str) -> None:
     totals.frames_out += 1
     r = _recorded if _on else _rec()
     if r is not None:
-        r.bytes_out += len(text) if text.isascii() else _size(text, None)
+        r.bytes_out += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def frame_refused(reason: str) -> None:

@@ -74,6 +74,12 @@ def _span(tracer: Any, name: str, connection_id: str) -> Iterator[Any]:
         yield span
 
 
+def enabled() -> bool:
+    """Whether :func:`command_span` makes spans now: a caller may skip entering it when not
+    (the usual case, checked per command)."""
+    return _tracer() is not None
+
+
 def command_span(name: str, connection_id: str) -> contextlib.AbstractContextManager[Any]:
     """A context manager around one command: an OpenTelemetry span, or nothing.
 

@@ -7,11 +7,15 @@ Channels consumer.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
-from .._internal.threads import sweep_old_connections
+from .._internal.compat import unwrap_send
+from .._internal.threads import sweep_due, sweep_old_connections
 from ..observability import metrics
 from ..wire.jsoncodec import decode, encode
 from ..wire.protocol import ADMIT, Decision
@@ -32,7 +36,54 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
     #: (Channels' default would also crash every consumer with 1011 when Redis goes down.)
     channel_layer_alias = None
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__`` for a consumer with one source, the client.
+
+        Channels waits on its sources with ``await_many_dispatch``: a new task and an
+        ``asyncio.wait`` per message, about a seventh of a request's cost under uvicorn. With
+        no channel layer (``channel_layer_alias = None``) the client is the only source, so
+        its messages are awaited directly. A subclass that sets a channel layer gets
+        Channels' loop back.
+        """
+        if self.channel_layer_alias is not None:
+            await super().__call__(scope, receive, send)
+            return
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        # Frames go straight to the endpoint (what dispatch and receive do, without their two
+        # coroutines per frame) unless a subclass overrides either.
+        direct = type(self).dispatch is CommandConsumer.dispatch and (
+            type(self).receive is CommandConsumer.receive
+        )
+        try:
+            while True:
+                message = await receive()
+                if direct and message["type"] == "websocket.receive":
+                    if sweep_due():
+                        await sweep_old_connections()
+                    decision = self.frame(message.get("text"), message.get("bytes"))
+                    if decision is not ADMIT:
+                        await self._act(decision)
+                else:
+                    await self.dispatch(message)
+                # One frame per turn of the event loop: ``receive`` returns without yielding
+                # while frames are queued, and a client with many queued must not hold the
+                # loop for all of them (tests/test_fairness.py).
+                await asyncio.sleep(0)
+        except StopConsumer:
+            pass
+
     async def connect(self) -> None:
+        # Text frames skip the layers of ``send`` that do nothing for them: Channels' session
+        # wrapper saves the session only for ``http.response.start`` yet reads it on every
+        # message, and Channels' two ``send`` methods only build the message. A subclass
+        # that overrides ``send`` keeps having it called.
+        self._write: Callable[[dict[str, Any]], Awaitable[None]] = (
+            unwrap_send(self.base_send)
+            if type(self).send is AsyncWebsocketConsumer.send
+            else self._write_through_send
+        )
         self.prepare(send=self.base_send)
         decision = await self.enter()
         await self.accept()  # also when refused: the client sees why, not a bare HTTP 403
@@ -46,8 +97,12 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
     async def push_text(self, text: str) -> None:
         """Send JSON text to the client (dropped once the connection is closing)."""
         if self.may_push(text):
-            await self.send(text_data=text)
+            await self._write({"type": "websocket.send", "text": text})
             metrics.frame_sent(text)
+
+    async def _write_through_send(self, message: dict[str, Any]) -> None:
+        """Write a ``websocket.send`` message through :meth:`send` (see :meth:`connect`)."""
+        await self.send(text_data=message["text"])
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self.closing_now()
@@ -66,13 +121,12 @@ class CommandConsumer(Endpoint, AsyncJsonWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Frames skip Channels' per-message trip to the thread-sensitive thread (see
-        # threads.sweep_old_connections); connect and disconnect go through it as before.
+        # threads.sweep_old_connections) and go straight to receive (websocket_receive only
+        # unpacks them); connect and disconnect go through Channels as before.
         if message["type"] == "websocket.receive":
-            await sweep_old_connections()
-            # No yield of our own between frames: Channels' dispatch loop waits on a new task
-            # for each message, so a client with many frames queued never holds the event
-            # loop for more than one (tests/test_fairness.py).
-            await self.websocket_receive(message)
+            if sweep_due():
+                await sweep_old_connections()
+            await self.receive(message.get("text"), message.get("bytes"))
         else:
             await super().dispatch(message)
 

@@ -19,7 +19,7 @@ from ..commands.registry import Registry, registry
 from ..conf import wscommands_settings
 from ..connection.connection import Connection
 from ..guards.flow import FlowControl
-from ..guards.limits import FrameGuard
+from ..guards.limits import FrameGuard, frame_size
 from ..observability import logs, metrics
 from ..wire.codes import CloseCode
 from ..wire.exceptions import InvalidJSON, InvalidRequest, ProtocolError, Unavailable
@@ -126,11 +126,12 @@ class Endpoint:
 
     def frame(self, text_data: str | None, bytes_data: bytes | None) -> Decision:
         """One frame received: checked, parsed and queued; what to do about it (ADMIT: nothing)."""
-        metrics.frame_received(text_data, bytes_data)
+        size = frame_size(text_data, bytes_data)  # measured once for every use below
+        metrics.frame_received(size)
         if self.closing:
             return ADMIT
         self.flow.frame_taken()
-        decision = self.guard.check(text_data, bytes_data)
+        decision = self.guard.check(text_data, bytes_data, size)
         if not decision.admit:
             return decision
         if text_data is None:
@@ -142,7 +143,7 @@ class Endpoint:
             request = parse_frame(text_data, s.MAX_JSON_DEPTH, s.MAX_COMMANDS_PER_REQUEST)
         except InvalidJSON as exc:
             if self.requests.has_default:
-                return self.requests.submit_default(text_data)
+                return self.requests.submit_default(text_data, size)
             metrics.frame_refused(exc.code)
             return self.guard.refused(exc)
         except ProtocolError as exc:
@@ -150,7 +151,7 @@ class Endpoint:
             metrics.frame_refused(_LIMIT_REASONS.get(limit or "", exc.code))
             return self.guard.refused(exc)
         self.guard.accepted()
-        return self.requests.submit(request, len(text_data))
+        return self.requests.submit(request, size)
 
     async def finish(self, code: int) -> None:
         """The socket has closed (``code``): finish the requests, run the hooks, unregister."""

@@ -29,9 +29,10 @@ async def check_access(connection: Connection, cmd: Command) -> None:
     """Raise NotAuthenticated or PermissionDenied if the user may not run ``cmd``."""
     if cmd.login_required and not connection.is_authenticated():
         raise NotAuthenticated(f"{cmd.name} requires a logged-in user")
-    user = connection.user
-    if cmd.permission and (user is None or not await run_sync(user.has_perm, cmd.permission)):
-        raise PermissionDenied(f"{cmd.name} requires the permission {cmd.permission}")
+    if cmd.permission:
+        user = connection.user
+        if user is None or not await run_sync(user.has_perm, cmd.permission):
+            raise PermissionDenied(f"{cmd.name} requires the permission {cmd.permission}")
 
 
 async def call_command(
@@ -92,7 +93,10 @@ async def run_request(
             continue
         started = time.perf_counter()
         try:
-            with tracing.command_span(name, connection.id):
+            if tracing.enabled():
+                with tracing.command_span(name, connection.id):
+                    result = await call_command(connection, cmd, argument, response)
+            else:  # no tracer installed: no context manager to enter and leave
                 result = await call_command(connection, cmd, argument, response)
         except Exception as exc:
             errors[name] = entry = error_entry(exc, name)

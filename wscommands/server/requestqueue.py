@@ -81,15 +81,15 @@ class RequestQueue:
         """Whether a ``default`` command takes frames that are not JSON."""
         return self.registry.get(DEFAULT) is not None
 
-    def submit_default(self, text: str) -> Decision:
-        """Queue a frame that is not JSON for the ``default`` command."""
+    def submit_default(self, text: str, size: int) -> Decision:
+        """Queue a frame that is not JSON (``size`` bytes) for the ``default`` command."""
         default = self.registry.get(DEFAULT)
         assert default is not None  # called only when has_default
 
         async def run() -> Outcome:
             return await run_default(self.connection, default, text), None
 
-        return self._schedule(run, concurrent=False, size=len(text))
+        return self._schedule(run, concurrent=False, size=size)
 
     def _schedule(
         self,

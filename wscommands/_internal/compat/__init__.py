@@ -22,7 +22,7 @@ from .glue import (
     redis_pool,
 )
 from .probes import missing_internals, warn_missing_once
-from .servers import ServerSocket, is_closed_error, server_socket
+from .servers import ServerSocket, is_closed_error, server_socket, unwrap_send
 from .uses import USES
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "missing_internals",
     "redis_pool",
     "server_socket",
+    "unwrap_send",
     "warn_missing_once",
 ]
