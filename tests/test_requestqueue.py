@@ -58,13 +58,13 @@ async def test_stop_drops_waiting_requests_and_gives_running_ones_their_grace():
 
     connection = FakeConnection()
     queue = RequestQueue(connection, registry, send, close)  # type: ignore[arg-type]
-    queue.submit_default("quick")
+    queue.submit_default("quick", len("quick"))
     for _ in range(5):
         await asyncio.sleep(0)
     assert started == ["quick"] and len(sent) == 1
     assert connection.resources.held == 0  # its frame was released when it was over
-    queue.submit_default("slow")
-    queue.submit_default("never")
+    queue.submit_default("slow", len("slow"))
+    queue.submit_default("never", len("never"))
     for _ in range(5):
         await asyncio.sleep(0)
     assert started == ["quick", "slow"]
