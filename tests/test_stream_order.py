@@ -175,3 +175,18 @@ async def test_pushes_buffered_before_the_baseline_go_through_the_epoch_rules():
     assert offsets(order.baseline("all", ("old", 1))) == [("new", 1), ("new", 2)]
     assert order.entry("all") == ("new", 0)
     assert offsets(order.arrive(P("all", "new", 3), now=0.1)) == [("new", 3)]
+
+
+async def test_a_late_push_of_an_epoch_left_does_not_restart_the_new_one():
+    """Redis flushed while a push of the old epoch was on its way: it arrives after the new
+    epoch's first push. Going back to the new epoch then resumes where it was, rather than
+    counting from offset 1 again (the gap fill would deliver offset 1 a second time, R4)."""
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("old", 5))
+    assert offsets(order.arrive(P("all", "new", 1), now=0)) == [("new", 1)]
+    assert offsets(order.arrive(P("all", "old", 6), now=0.1)) == [("old", 6)]
+    assert offsets(order.arrive(P("all", "new", 2), now=0.2)) == [("new", 2)]
+    assert order.gaps(now=1) == [] and order.due(now=1) == []
+    assert order.arrive(P("all", "new", 1), now=1) == []
+    assert order.arrive(P("all", "old", 6), now=1) == []

@@ -24,6 +24,11 @@ from typing import Protocol
 #: A stream's position: (epoch, offset). The epoch "" is a stream that has had no push yet.
 Position = tuple[str, int]
 
+#: Epochs a stream remembers having left, with how far it had released them: a push of the
+#: old epoch that arrives late (history lost while it was on its way) must not make the
+#: stream count the new epoch from offset 1 again when the next push of the new one comes.
+EPOCHS_KEPT = 4
+
 
 class Positioned(Protocol):
     """What the sequencer reads of a push."""
@@ -51,6 +56,8 @@ class _State:
     #: Loop time the oldest held push arrived.
     since: float = 0.0
     waiters: list[asyncio.Future] = field(default_factory=list)
+    #: epoch left -> offset released in it when left (at most EPOCHS_KEPT, oldest first).
+    left: dict[str, int] = field(default_factory=dict)
 
 
 class StreamOrder:
@@ -130,9 +137,15 @@ class StreamOrder:
             state.delivered = state.released
         if push.epoch != state.epoch:
             # A new epoch (history lost; or the stream's first push when it had none):
-            # what is held of the old one goes first, then the new one counts from offset 1.
+            # what is held of the old one goes first, then the new one counts from offset 1
+            # (or, an epoch left before, from where it was: none is delivered twice).
             due = [state.held.pop(o) for o in sorted(state.held)]
-            state.epoch, state.released, state.delivered = push.epoch, 0, 0
+            if state.epoch:
+                state.left[state.epoch] = state.released
+                if len(state.left) > EPOCHS_KEPT:
+                    del state.left[next(iter(state.left))]
+            state.epoch, state.released = push.epoch, state.left.pop(push.epoch, 0)
+            state.delivered = state.released
             return due + self.arrive(push, now)
         if push.offset <= state.released:
             return []  # delivered already, or skipped: a resume brings it back
