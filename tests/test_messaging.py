@@ -3,12 +3,15 @@ used outside a connection; PROTOCOL.md: pushes and when a connection starts rece
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 import wscommands
 from tests.testapp.helpers import logged_in, scratch_registry, without_presence_events
 from wscommands import command
+from wscommands.hub.process import get_hub
 from wscommands.testing import CommandClient, CommandFailedError
 
 connections: dict = {}
@@ -167,6 +170,35 @@ async def test_groups_join_send_leave():
         await a.call("t.group", group="room-1", message={"after": "leave"})
         await next_push_is(a, {"after": "leave"})
         await sentinel(a, b, c)
+
+
+async def test_a_join_is_answered_once_the_process_receives_the_group(monkeypatch):
+    """Soak seed 1001, round 70 (R1): a plain connection joined a group while the first
+    member on its process was still being added to the layer's group; its join was answered
+    at once, and a push sent right after that never reached the process. Every join waits
+    for the layer membership and the stream's position that the first one started."""
+    async with CommandClient() as a, CommandClient() as b, CommandClient() as c:
+        layer = get_hub().layer
+        original, reached, gate = layer.group_add, asyncio.Event(), asyncio.Event()
+
+        async def slow_add(group: str, channel: str) -> None:
+            if "slow-room" in group:
+                reached.set()
+                await gate.wait()
+            await original(group, channel)
+
+        monkeypatch.setattr(layer, "group_add", slow_add)
+        first = asyncio.create_task(a.call("t.join", group="slow-room"))
+        await reached.wait()
+        second = asyncio.create_task(b.call("t.join", group="slow-room"))
+        for _ in range(20):  # round trips: without the wait, b's join is answered in a few
+            await c.call("t.id")
+        assert not second.done()
+        gate.set()
+        await asyncio.gather(first, second)
+        await c.call("t.group", group="slow-room", message={"to": "room"})
+        await next_push_is(a, {"to": "room"})
+        await next_push_is(b, {"to": "room"})
 
 
 async def test_send_to_group_everyone_else_skips_the_sender():

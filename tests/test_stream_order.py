@@ -168,3 +168,45 @@ async def test_a_stream_left_and_joined_again_keeps_what_was_sent(settings):
         cursor.forget(f"group:{group}")
     assert set(cursor.dormant) == {"group:c", "group:d"}
     assert "group:b" not in cursor.sent
+
+
+async def test_a_first_push_that_beats_the_baseline_reply_is_delivered_once():
+    """Soak seed 1001, round 379: a group's first push was appended just after the
+    baseline read (which found no push yet, ``("", 0)``) and arrived before its reply. The
+    buffered push went out under the baseline's epoch, so the next push looked like a new
+    epoch: the sequencer counted from offset 1 again, held it, and the gap fill delivered
+    the first push a second time (a plain connection got it twice, R4)."""
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("group:g")
+    assert order.arrive(P("group:g", "e", 1), now=0) == []  # before the baseline's reply
+    assert offsets(order.baseline("group:g", ("", 0))) == [("e", 1)]
+    assert offsets(order.arrive(P("group:g", "e", 2), now=0.1)) == [("e", 2)]
+    assert order.gaps(now=1) == [] and order.due(now=1) == []
+    assert order.arrive(P("group:g", "e", 1), now=1) == []  # e.g. read again from history
+
+
+async def test_pushes_buffered_before_the_baseline_go_through_the_epoch_rules():
+    """The same for a Redis flush between the baseline read and a push: the buffered push
+    of the new epoch starts it (it is not released as an offset of the old one)."""
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.arrive(P("all", "new", 2), now=0)
+    order.arrive(P("all", "new", 1), now=0)
+    assert offsets(order.baseline("all", ("old", 1))) == [("new", 1), ("new", 2)]
+    assert order.entry("all") == ("new", 0)
+    assert offsets(order.arrive(P("all", "new", 3), now=0.1)) == [("new", 3)]
+
+
+async def test_a_late_push_of_an_epoch_left_does_not_restart_the_new_one():
+    """Redis flushed while a push of the old epoch was on its way: it arrives after the new
+    epoch's first push. Going back to the new epoch then resumes where it was, rather than
+    counting from offset 1 again (the gap fill would deliver offset 1 a second time, R4)."""
+    order = StreamOrder(wait=0.5, max_held=10)
+    order.begin("all")
+    order.baseline("all", ("old", 5))
+    assert offsets(order.arrive(P("all", "new", 1), now=0)) == [("new", 1)]
+    assert offsets(order.arrive(P("all", "old", 6), now=0.1)) == [("old", 6)]
+    assert offsets(order.arrive(P("all", "new", 2), now=0.2)) == [("new", 2)]
+    assert order.gaps(now=1) == [] and order.due(now=1) == []
+    assert order.arrive(P("all", "new", 1), now=1) == []
+    assert order.arrive(P("all", "old", 6), now=1) == []

@@ -6,7 +6,9 @@ announcements of a resumable connection (``?resume=1``, docs/protocol.md).
 - :func:`enter_group`, :func:`leave_group`, :func:`change_user`: membership changes, each
   announcing (or forgetting) the stream concerned. The position announced is the one the
   connection entered the process's recipients of the stream at (the hub records it, see
-  :mod:`~.runtime.ordering`): every later push of the stream reaches it live, none before.
+  :mod:`~.runtime.ordering`): every later push of the stream reaches it live, none before;
+  unless the backend has another epoch now (one read per announcement), then that epoch
+  from offset 0.
 - :func:`may_join`: what the join authorization hooks say.
 
 The resume request itself is :mod:`.resume`'s.
@@ -14,6 +16,7 @@ The resume request itself is :mod:`.resume`'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -22,7 +25,14 @@ from urllib.parse import parse_qs
 from .._internal.threads import call
 from ..delivery.peer import Peer
 from ..hub.process import get_hub
-from ..streams.cursor import ALL, StreamCursor, group_stream, history_bounds, user_stream
+from ..streams.cursor import (
+    ALL,
+    StreamCursor,
+    current_positions,
+    group_stream,
+    history_bounds,
+    user_stream,
+)
 from ..wire.codes import STREAMS
 from ..wire.jsoncodec import encode
 from .transport import Transport
@@ -77,12 +87,21 @@ async def _announce(cursor: StreamCursor, streams: list[str], forget: Iterable[s
     frame: dict[str, Any] = dict.fromkeys(forget)
     for stream in forget:
         cursor.forget(stream)
-    for stream in streams:
-        position = await cursor.entry(stream)
+    # A position the process read just now for this connection (its stream's first) is the
+    # backend's; one it kept since may be of an epoch gone (history lost: Redis flushed or
+    # restarted, or a quiet stream's metadata expired) until a push of the new one comes.
+    kept = [s for s in streams if not isinstance(cursor.entries.get(s), asyncio.Future)]
+    entries = {stream: await cursor.entry(stream) for stream in streams}
+    now = await current_positions([s for s in kept if entries[s] is not None])
+    for stream, position in entries.items():
         if position is None:
             # The client takes its position from the first push instead.
             logger.warning("stream position unavailable: %s not announced", stream)
             continue
+        if stream in now and now[stream][0] != position[0]:
+            # None of the new epoch's pushes reached the connection before its entry: from
+            # offset 0, each one the process delivers reaches it (R5: no false epoch change).
+            position = (now[stream][0], 0)
         epoch, offset = position
         cursor.start_at(stream, epoch, offset)
         frame[stream] = {"epoch": epoch, "offset": offset}

@@ -49,6 +49,8 @@ class OrderedDelivery:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
+        # stream -> the read of its position, while under way (joiners wait for it).
+        self._reading: dict[str, asyncio.Task] = {}
 
     def follow(self, stream: str, subscribed: Awaitable[Any] | None = None) -> asyncio.Task | None:
         """The process starts receiving ``stream`` (``subscribed``: its layer membership);
@@ -56,7 +58,19 @@ class OrderedDelivery:
         if history_bounds() is None or stream in self.order.streams:
             return None
         self.order.begin(stream)
-        return self._spawn(self._read_baseline(stream, subscribed), "wscommands-stream-baseline")
+        task = self._spawn(self._read_baseline(stream, subscribed), "wscommands-stream-baseline")
+        self._reading[stream] = task
+        task.add_done_callback(lambda done: self._read(stream, done))
+        return task
+
+    def reading(self, stream: str) -> asyncio.Task | None:
+        """The read of ``stream``'s position (after its layer membership) while it is under
+        way: a connection entering the stream's recipients then waits for it too."""
+        return self._reading.get(stream)
+
+    def _read(self, stream: str, task: asyncio.Task) -> None:
+        if self._reading.get(stream) is task:  # (not a later follow's read)
+            del self._reading[stream]
 
     async def ready(self, stream: str, timeout: float) -> None:
         """Wait (at most ``timeout`` seconds) until the process has read ``stream``'s
@@ -99,6 +113,7 @@ class OrderedDelivery:
             position = None
         async with self._lock:
             await self._write(self.order.baseline(stream, position))
+            self._arm()  # pushes buffered behind a missing one wait from now on
 
     async def receive(self, message: dict[str, Any]) -> None:
         """A message from the channel layer: handed to the hub's ``deliver`` now, or (a

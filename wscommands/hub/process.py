@@ -133,18 +133,14 @@ class Hub:
         self.presence.changed(peer)
 
     async def _add(
-        self,
-        peer: Peer,
-        index: dict,
-        key: Any,
-        channel_group: str,
-        stream: str,
-        wait: bool = True,
+        self, peer: Peer, index: dict, key: Any, channel_group: str, stream: str, wait: bool = True
     ) -> None:
         members = index.setdefault(key, set())
         first = not members
         members.add(split_id(peer.id)[1])
-        ready: asyncio.Future | None = None
+        # One joining while the first member's layer membership and position read are under
+        # way waits for them too (shielded: a join cancelled must not cancel them for others).
+        ready: asyncio.Future | None = self.ordered.reading(stream)
         if first and self.channel is not None:  # None: stopping; the next start re-joins
             added = self.layer_groups.change(True, channel_group, self.channel)
             # The join returns once the stream's position is read too: pushes published
@@ -152,7 +148,7 @@ class Hub:
             ready = self.ordered.follow(stream, added) or added
         self.ordered.entered(peer, stream)
         if ready is not None and wait:
-            await ready
+            await asyncio.shield(ready)
 
     async def _discard(
         self, index: dict, key: Any, local_id: str, channel_group: str, stream: str

@@ -118,7 +118,8 @@ async def handle(connection: Connection, request_id: Any, argument: Any) -> None
                 # does not hold reaches the connection live.
                 await cursor.entry(stream)
             for stream in allowed:
-                result[stream] = await _replay(cursor, stream, wanted[stream])
+                owed = stream not in joined  # (a group restored is received from the reply)
+                result[stream] = await _replay(cursor, stream, wanted[stream], owed)
             reply = {RESUME: result}
             streammetrics.resumed(entry.get("reason", "recovered") for entry in result.values())
         except BackendUnavailable as exc:
@@ -160,9 +161,10 @@ async def _authorize(
 
 
 async def _replay(
-    cursor: StreamCursor, stream: str, position: tuple[str, int] | None
+    cursor: StreamCursor, stream: str, position: tuple[str, int] | None, owed: bool = False
 ) -> dict[str, Any]:
-    """Send what the connection missed of one stream; its entry of the reply."""
+    """Send what the connection missed of one stream; its entry of the reply (``owed``: the
+    connection received the stream before this request, see :func:`_owed`)."""
     bounds = history_bounds()
     assert bounds is not None  # a connection has a cursor only while history is on
     backend = history_store()
@@ -192,19 +194,54 @@ async def _replay(
     elif not read.complete:
         reason = TOO_FAR_BEHIND
     else:
-        missing = [
-            (offset, position_text(text, stream, epoch, offset))
-            for offset, text in read.entries
-            if not cursor.of(stream, epoch).has(offset)
-        ]
-        wait = cursor.budget.take(len(missing), sum(len(text) for _, text in missing))
+        wait = await _send(cursor, stream, epoch, read.entries)
         if wait:
             return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait, **current}
-        for offset, text in missing:
-            await cursor.connection.push_text(text)
-            cursor.replayed(stream, epoch, offset)
-        streammetrics.replayed(len(missing))
         cursor.start_at(stream, read.epoch, read.offset)
         return {"recovered": True, **current}
+    if owed:  # (what it named it has: never sent again, rule 4)
+        return await _owed(cursor, stream, read.epoch, reason, after if read.epoch == epoch else 0)
     cursor.start_at(stream, read.epoch, read.offset)
     return {"recovered": False, "reason": reason, **current}
+
+
+async def _owed(
+    cursor: StreamCursor, stream: str, epoch: str, reason: str, named: int
+) -> dict[str, Any]:
+    """A stream not recovered from the position asked: the pushes the connection is owed
+    since it started receiving it (rule 1) that history has and it was not sent go first
+    all the same, before the reply starts it at the current position: pushes still on
+    their way to it (which that start would drop), or a new epoch's pushes after a process
+    announced the lost one. What history no longer has is the reason's loss."""
+    bounds = history_bounds()
+    assert bounds is not None  # a connection has a cursor only while history is on
+    sent = cursor.sent.get(stream)
+    start = max(sent.floor if sent is not None and sent.epoch == epoch else 0, named)
+    read = await history_store().history_read(stream, epoch, start, bounds)
+    current = {"epoch": read.epoch, "offset": read.offset}
+    wait = await _send(cursor, stream, read.epoch, read.entries)
+    if wait:  # nothing was sent: asked again later
+        return {"recovered": False, "reason": RATE_LIMITED, "retry_after": wait, **current}
+    cursor.start_at(stream, read.epoch, read.offset)
+    return {"recovered": False, "reason": reason, **current}
+
+
+async def _send(
+    cursor: StreamCursor, stream: str, epoch: str, entries: list[tuple[int, str]]
+) -> float:
+    """Replay the ``(offset, text)`` entries the connection was not sent, all of them or
+    (over its budget) none: the seconds until they would fit, or 0."""
+    had = cursor.of(stream, epoch)
+    missing = [
+        (offset, position_text(text, stream, epoch, offset))
+        for offset, text in entries
+        if not had.has(offset)
+    ]
+    wait = cursor.budget.take(len(missing), sum(len(text) for _, text in missing))
+    if wait:
+        return wait
+    for offset, text in missing:
+        await cursor.connection.push_text(text)
+        cursor.replayed(stream, epoch, offset)
+    streammetrics.replayed(len(missing))
+    return 0.0

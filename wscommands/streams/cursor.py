@@ -88,6 +88,18 @@ async def publish(stream: str, text: str) -> dict[str, Any]:
     return {"stream": stream, "epoch": epoch, "offset": offset}
 
 
+async def current_positions(streams: list[str]) -> dict[str, Position]:
+    """The backend's position of each stream now; nothing when history is off, none is
+    asked, or the backend cannot be reached."""
+    bounds = history_bounds()
+    if bounds is None or not streams:
+        return {}
+    try:
+        return await history_store().history_positions(streams, bounds)
+    except BackendUnavailable:
+        return {}
+
+
 def position_text(text: str, stream: str, epoch: str, offset: int) -> str:
     """``text`` (a JSON object) with the ``wscommands.position`` key added, without re-encoding."""
     position = encode({"stream": stream, "epoch": epoch, "offset": offset})

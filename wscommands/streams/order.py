@@ -27,6 +27,11 @@ from typing import Protocol
 #: A stream's position: (epoch, offset). The epoch "" is a stream that has had no push yet.
 Position = tuple[str, int]
 
+#: Epochs a stream remembers having left, with how far it had released them: a push of the
+#: old epoch that arrives late (history lost while it was on its way) must not make the
+#: stream count the new epoch from offset 1 again when the next push of the new one comes.
+EPOCHS_KEPT = 4
+
 
 class Positioned(Protocol):
     """What the sequencer reads of a push."""
@@ -47,11 +52,15 @@ class _State:
     ready: bool = False
     #: Whether the baseline read failed: the first push sets the position instead.
     adopt: bool = False
-    #: offset -> push, waiting for the offsets before them (or for the baseline).
+    #: offset -> push, waiting for the offsets before them.
     held: dict[int, Positioned] = field(default_factory=dict)
+    #: (push, arrival time) in arrival order, while the baseline is read: any epoch.
+    early: list[tuple[Positioned, float]] = field(default_factory=list)
     #: Loop time the oldest held push arrived.
     since: float = 0.0
     waiters: list[asyncio.Future] = field(default_factory=list)
+    #: epoch left -> offset released in it when left (at most EPOCHS_KEPT, oldest first).
+    left: dict[str, int] = field(default_factory=dict)
 
 
 class StreamOrder:
@@ -93,13 +102,16 @@ class StreamOrder:
         else:
             state.epoch, state.released = position
             state.delivered = state.released
-            for offset in [o for o in state.held if o <= state.released]:
-                del state.held[offset]
+        # A buffered push may be of another epoch than the baseline (the stream's first
+        # push, or one after history was lost, appended just after the read): each goes
+        # through the rules of a push arriving now, as if the read had been instant.
+        due = [p for push, t in state.early for p in self.arrive(push, t)]
+        state.early.clear()
         for waiter in state.waiters:
             if not waiter.done():
                 waiter.set_result(self._position(state))
         state.waiters.clear()
-        return self._release(state)
+        return due
 
     def entry(self, stream: str) -> Position | asyncio.Future | None:
         """The position a connection entering ``stream``'s recipients *now* starts at: a
@@ -118,24 +130,31 @@ class StreamOrder:
         state = self.streams.get(push.stream)
         if state is None:  # not a stream this process follows: pass it through
             return [push]
-        if state.ready and state.adopt and state.epoch is None:
+        if not state.ready:
+            state.early.append((push, now))
+            if len(state.early) > self.max_held:  # the baseline read hangs: stop buffering
+                del state.early[0]
+            return []
+        if state.adopt and state.epoch is None:
             state.epoch, state.released = push.epoch, push.offset - 1
             state.delivered = state.released
-        if state.ready and push.epoch != state.epoch:
+        if push.epoch != state.epoch:
             # A new epoch (history lost; or the stream's first push when it had none):
-            # what is held of the old one goes first, then the new one counts from offset 1.
+            # what is held of the old one goes first, then the new one counts from offset 1
+            # (or, an epoch left before, from where it was: none is delivered twice).
             due = [state.held.pop(o) for o in sorted(state.held)]
-            state.epoch, state.released, state.delivered = push.epoch, 0, 0
+            if state.epoch:
+                state.left[state.epoch] = state.released
+                if len(state.left) > EPOCHS_KEPT:
+                    del state.left[next(iter(state.left))]
+            state.epoch, state.released = push.epoch, state.left.pop(push.epoch, 0)
+            state.delivered = state.released
             return due + self.arrive(push, now)
-        if state.ready and push.offset <= state.released:
+        if push.offset <= state.released:
             return []  # delivered already, or skipped: a resume brings it back
         if not state.held:
             state.since = now
         state.held[push.offset] = push
-        if not state.ready:
-            if len(state.held) > self.max_held:  # the baseline read hangs: stop buffering
-                state.held.pop(min(state.held))
-            return []
         due = self._release(state)
         if len(state.held) > self.max_held:
             due += self._skip(state)
@@ -206,7 +225,7 @@ class StreamOrder:
 
     def held_count(self) -> int:
         """Pushes held now, all streams (for the metrics)."""
-        return sum(len(s.held) for s in self.streams.values())
+        return sum(len(s.held) + len(s.early) for s in self.streams.values())
 
     def _position(self, state: _State) -> Position | None:
         return None if state.epoch is None else (state.epoch, state.delivered)
