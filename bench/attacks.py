@@ -335,7 +335,7 @@ async def run_attacker(name: str, url: str) -> str:
 
 async def run_one(server: Server, name: str) -> str:
     async with connect(server.url) as watcher:
-        idle = await echo_latencies(watcher, _set_after(2.0))
+        idle = await echo_latencies(watcher, set_after(2.0))
         before = rss_mib(server.pid)
         with Peak(server.pid) as peak:
             stop = asyncio.Event()
@@ -399,7 +399,8 @@ def _login(server: Server) -> str:
     return f"sessionid={out.strip().splitlines()[-1]}"
 
 
-def _set_after(seconds: float) -> asyncio.Event:
+def set_after(seconds: float) -> asyncio.Event:
+    """An event set after ``seconds`` (the end of an idle measurement)."""
     event = asyncio.Event()
     asyncio.get_running_loop().call_later(seconds, event.set)
     return event

@@ -1,6 +1,7 @@
 """Runs the scenarios, writes results JSON, docs/benchmarks.md and the plot.
 
-``python -m bench [--quick | --tiny] [--only echo,typed,...,crash-leave,logout-close,idle]``
+``python -m bench [--quick | --tiny] [--only echo,typed,...,idle,replay-flood]`` (``--help``
+lists every scenario)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cluster, delivery, engine, idle, latency, single
+from . import cluster, delivery, engine, idle, latency, replay, single
 from .anchors import servers as anchors
 from .anchors.triggers import broadcast_triggers
 from .config import FULL, QUICK, TINY, Config
@@ -53,6 +54,7 @@ SCENARIOS = (
     "crash-leave",
     "logout-close",
     "idle",
+    "replay-flood",
 )
 #: The Redis of the two-process scenarios when redis-server is not installed to start one.
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
@@ -171,6 +173,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             progress(f"idle connections on the engine ({cfg.idle_count:,} asked)")
             server = single_server("wscommands", "engine")
             results["idle"] = await idle.idle(cfg, server, CLIENT_CORE)
+        if "replay-flood" in only:
+            progress("replay flood: a bystander's echo while one socket replays 500 pushes")
+            results["replay-flood"] = await replay.replay_flood()
         if "memory" in only:
             progress("idle memory")
             makers = {app: (lambda app=app: single_server(app, "daphne")) for app in APPS}
