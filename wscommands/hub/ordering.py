@@ -249,8 +249,8 @@ def _ahead(position: Position | None, released: Position) -> bool:
 
 
 def _push(stream: str, epoch: str, offset: int, text: str, target: str, key: Any) -> Push | None:
-    message = Envelope(text, target, key, stream=stream, epoch=epoch, offset=offset).to_message()
-    return Push.from_message(message)
+    envelope = Envelope(text, target, key, stream=stream, epoch=epoch, offset=offset)
+    return Push.from_envelope(envelope, envelope.to_message())
 
 
 def stream_targets(groups: Iterable[str], users: Iterable[Any]) -> dict[str, tuple[str, Any]]:
