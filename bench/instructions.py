@@ -11,6 +11,10 @@ how many frames arrive per turn of the event loop varies; ``--clients 1`` varies
 two trees can be compared one after the other. It includes everything the server process
 does for a request: the server's WebSocket code, Channels, wscommands, the event loop. Needs
 valgrind (callgrind_control) on the PATH.
+
+``--kind``: ``uvicorn`` or ``daphne`` (the ASGI app), ``engine`` (``manage.py
+wscommands_engine``) or ``picows`` (the raw picows + json anchor, bench/anchors/raw_picows.py:
+the floor the engine is held against).
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ class CallgrindServer(Server):
     out: str = ""
 
     def command(self) -> list[str]:
-        if self.kind == "daphne":
+        if self.kind == "picows":  # the raw anchor: picows and json, nothing else
+            argv = ["-m", "bench.anchors.raw_picows", "--port", str(self.port)]
+        elif self.kind == "engine":
+            argv = ["manage.py", "wscommands_engine", "--port", str(self.port)]
+        elif self.kind == "daphne":
             endpoint = f"tcp:port={self.port}:interface=127.0.0.1"
             argv = ["-m", "daphne", "-v", "0", "-e", endpoint, APPS[self.app]]
         else:
@@ -106,7 +114,9 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
     parser.add_argument("rev", nargs="?", help="serve commit REV's tree instead of this one")
-    parser.add_argument("--kind", choices=("uvicorn", "daphne"), default="uvicorn")
+    parser.add_argument(
+        "--kind", choices=("uvicorn", "daphne", "engine", "picows"), default="uvicorn"
+    )
     parser.add_argument("--app", choices=tuple(APPS), default="wscommands")
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--requests", type=int, default=2000)

@@ -177,15 +177,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Settings:
-    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`.
+class _SettingsView:
+    """What the two states of :class:`Settings` share."""
 
-    A value read once is kept as an attribute of the instance, so later reads (several per
-    frame) are plain attribute look-ups; :meth:`reload` forgets them.
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] | None = None
+    _cache: dict[str, Any] | None
 
     def _load(self) -> dict[str, Any]:
         if self._cache is None:
@@ -203,20 +198,37 @@ class Settings:
             self._cache = {**DEFAULTS, **user}
         return self._cache
 
+    def reload(self) -> None:
+        """Forget the values read (called when ``WSCOMMANDS`` changes in tests)."""
+        self.__dict__.clear()
+        self._cache = None
+        self.__class__ = Settings
+
+
+class Settings(_SettingsView):
+    """Read-through view of ``settings.WSCOMMANDS`` merged over :data:`DEFAULTS`.
+
+    The first read loads every setting as an attribute of the instance, which then becomes
+    a :class:`LoadedSettings`: a class without ``__getattr__``, whose attribute reads
+    (several per frame) the interpreter can specialize; :meth:`reload` starts over.
+    """
+
+    def __init__(self) -> None:
+        self._cache = None
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            value = self._load()[name]
-        except KeyError:
-            raise AttributeError(f"No wscommands setting {name!r}") from None
-        setattr(self, name, value)
-        return value
+        values = self._load()
+        if name not in values:
+            raise AttributeError(f"No wscommands setting {name!r}")
+        self.__dict__.update(values)
+        self.__class__ = LoadedSettings  # type: ignore[assignment]
+        return values[name]
 
-    def reload(self) -> None:
-        """Forget cached values (called when ``WSCOMMANDS`` changes in tests)."""
-        self.__dict__.clear()
-        self._cache = None
+
+class LoadedSettings(_SettingsView):
+    """:class:`Settings` once loaded (an unknown name is a plain AttributeError)."""
 
 
 wscommands_settings = Settings()

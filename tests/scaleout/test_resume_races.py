@@ -199,6 +199,9 @@ async def test_replays_over_the_budget_are_refused_whole(servers, clients):
     for i in range(40):
         await sender.call("op.broadcast", message={"r": f"{t}-{i}"})
         await sender.call("op.group", group=group, message={"r": f"{t}-g{i}"})
+    # The process has delivered every broadcast (the sender gets them too) before the client
+    # is back: one still on its way would reach it live and shrink the replay to fit.
+    await sender.wait_for(lambda ps: any(p.get("r") == f"{t}-39" for p in ps), timeout=15)
     positions: dict[str, Any] = {}
     for push in client.pushes:
         positions.update(push.get(STREAMS) or {})

@@ -128,6 +128,7 @@ class Account:
         self.loop = asyncio.get_running_loop()
         #: What it holds of each kind in :data:`KINDS`.
         self.holdings = {kind: Holding() for kind in KINDS}
+        self.requests = self.holdings["requests"]  # (looked up per frame)
         self.outgoing = 0
         #: Bytes of frames the server read from the client but the consumer has not taken.
         self.inbox = 0
@@ -148,11 +149,32 @@ class Account:
 
     def reserve_request(self, size: int) -> RateLimited | None:
         """Room for one more waiting request of ``size`` bytes, or the refusal."""
+        # Every frame comes here: the common case is decided without the generic lookups
+        # of _reserve (which says which limit refused).
+        s, held, budget = wscommands_settings, self.requests, self.budget
+        with budget.lock:
+            if (
+                held.count < s.MAX_PENDING_REQUESTS
+                and held.bytes + size <= s.MAX_PENDING_BYTES
+                and (self.cut_off or budget.total + size <= s.MAX_CLIENT_MEMORY)
+            ):
+                held.count += 1
+                held.bytes += size
+                if not self.cut_off:
+                    budget.total += size
+                if self.refusals:
+                    self.refusals["requests"] = 0
+                return None
         return self._reserve("requests", size)
 
     def release_request(self, size: int) -> None:
         """A request is over (run, refused or cancelled): its frame is no longer held."""
-        self._release("requests", size)
+        held, budget = self.requests, self.budget
+        with budget.lock:
+            if not self.cut_off:
+                held.count -= 1
+                held.bytes -= size
+                budget.total -= size
 
     def reserve_timer(self, size: int) -> RateLimited | None:
         """Room for one more timer whose arguments weigh ``size`` bytes, or the refusal."""
@@ -195,6 +217,7 @@ class Account:
                 self.budget.accounts.discard(self)
             self.cut_off = True
             self.holdings = {kind: Holding() for kind in KINDS}
+            self.requests = self.holdings["requests"]
             self.outgoing = self.inbox = 0
 
     # Internals ----------------------------------------------------------------------------

@@ -92,6 +92,8 @@ class Recorded:
         self.bytes_out = 0
         self.refused: dict[str, int] = {}
         self.duration: dict[tuple[str, str], Histogram] = {}
+        #: command -> its ("ok") histogram of ``duration``: found per command without a tuple.
+        self.succeeded: dict[str, Histogram] = {}
         self.errors: dict[tuple[str, str], int] = {}
         self.fanout: dict[str, Histogram] = {}
         self.recipients: dict[str, Histogram] = {}

@@ -144,10 +144,16 @@ def command_done(name: str, seconds: float, code: str | None) -> None:
     if code is not None:
         totals.errors += 1
     r = _recorded if _on else _rec()
-    if r is not None:
-        labelled(r.duration, (name, "ok" if code is None else "error")).observe(seconds)
-        if code is not None:
-            r.errors[name, code] = r.errors.get((name, code), 0) + 1
+    if r is None:
+        return
+    if code is None:
+        histogram = r.succeeded.get(name)
+        if histogram is None:
+            histogram = r.succeeded[name] = labelled(r.duration, (name, "ok"))
+        histogram.observe(seconds)
+    else:
+        labelled(r.duration, (name, "error")).observe(seconds)
+        r.errors[name, code] = r.errors.get((name, code), 0) + 1
 
 
 def command_unknown() -> None:

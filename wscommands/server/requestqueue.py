@@ -109,10 +109,13 @@ class RequestQueue:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        # Named: asyncio would format a "Task-<n>" name for each request otherwise.
-        slot.task = task = loop.create_task(
-            self._run_after(self._last_serial, run, size, slot), name=TASK_NAME
-        )
+        coroutine = self._run_after(self._last_serial, run, size, slot)
+        if loop.get_task_factory() is None:
+            # Named: asyncio would format a "Task-<n>" name for each request otherwise (and
+            # uvloop's create_task formats it, then renames the task).
+            slot.task = task = asyncio.Task(coroutine, loop=loop, name=TASK_NAME)
+        else:  # an application's factory (instrumentation, eager tasks) makes it
+            slot.task = task = loop.create_task(coroutine, name=TASK_NAME)
         self._slots.add(slot)
         if not concurrent:
             self._last_serial = task

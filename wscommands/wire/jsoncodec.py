@@ -58,9 +58,14 @@ def decode(text: str | bytes, max_depth: int | None = None) -> Any:
     :data:`MAX_INTEGER_DIGITS` digits raise :class:`JSONLimitError`. Every check costs about
     what orjson's parse does, or less (docs/reliability.md).
     """
-    limit = ORJSON_MAX_DEPTH if max_depth is None else min(max_depth, ORJSON_MAX_DEPTH)
+    # (Not min(): CPython 3.11's parses its arguments as keywords; this runs per frame.)
+    limit = (
+        max_depth if max_depth is not None and max_depth < ORJSON_MAX_DEPTH else ORJSON_MAX_DEPTH
+    )
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if _LONG_DIGITS in raw.translate(_DIGITS_ONLY):
+    # (find, not `in`: a bytes `in` first tries the needle as an integer, which costs a
+    # formatted TypeError on every call.)
+    if raw.translate(_DIGITS_ONLY).find(_LONG_DIGITS) != -1:
         return _stdlib_decode(text, limit)
     try:
         data = orjson.loads(raw)
@@ -121,7 +126,7 @@ def encode(obj: Any) -> str:
         pass
     else:
         # orjson writes a non-finite float as null: only a text with a null can hide one.
-        if b"null" in text and _has_non_finite(obj):
+        if text.find(b"null") != -1 and _has_non_finite(obj):
             raise ValueError("NaN and infinities cannot be sent as JSON")
         return text.decode()
     # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib writes them
