@@ -73,7 +73,13 @@ def decode(text: str | bytes, max_depth: int | None = None) -> Any:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep(limit) from None
         return _stdlib_decode(text, limit)
-    if raw.count(b"[") + raw.count(b"{") > limit and _deeper_than(raw, limit):
+    # Deeper than ``limit`` takes more than ``limit`` opening brackets and as many closing
+    # ones: most frames are too short to, and are not counted.
+    if (
+        len(raw) > 2 * limit
+        and raw.count(b"[") + raw.count(b"{") > limit
+        and _deeper_than(raw, limit)
+    ):
         raise _too_deep(limit)
     return data
 
