@@ -7,8 +7,8 @@ each server delivers it to its connections.
 
 Every wscommands process on the same Redis and ``WSCOMMANDS["PREFIX"]`` receives every
 ``wscommands.broadcast()``. Two wscommands pairs can take part in the same rounds when each
-runs with a prefix of its own: the trigger broadcasts under the settings its pair's servers
-run with (:class:`Broadcaster`).
+runs with a prefix of its own (:func:`uvicorn_pair`): the trigger broadcasts under the
+settings its pair's servers run with (:class:`Broadcaster`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ from .stats import interleaved, medians
 PAD = "x" * 64
 #: Gap between two broadcasts, so one's tail never overlaps the next one's start.
 GAP = 0.05
+#: The broadcast scenario's second wscommands pair (two uvicorn processes): its result key and
+#: its ``WSCOMMANDS["PREFIX"]``, so that its channel-layer groups and Redis keys (the stream
+#: history of ``all``) are not the daphne pair's. A Redis database of its own would not do:
+#: pub/sub channels are shared by every database of a server.
+UVICORN, UVICORN_PREFIX = "wscommands-uvicorn", "bench-uvicorn"
 
 
 def setup_django(redis_url: str, db_path: Path) -> None:
@@ -44,6 +49,12 @@ def setup_django(redis_url: str, db_path: Path) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     django.setup()
+
+
+def uvicorn_pair(env: dict[str, str], log_dir: Path) -> list[Server]:
+    """wscommands on two uvicorn processes, one per core, under :data:`UVICORN_PREFIX`."""
+    own = {**env, "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": UVICORN_PREFIX})}
+    return [Server("wscommands", "uvicorn", own, cores={i}, log_dir=log_dir) for i in (0, 1)]
 
 
 async def _baseline_trigger(seq: int) -> None:
