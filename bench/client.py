@@ -38,6 +38,9 @@ class PushCounter:
         self.first = 0.0
         self.last = 0.0
         self.duplicates = 0
+        #: Pushes of another broadcast than the one awaited: another app's (servers that
+        #: should not share a channel-layer group do), or one past its round's timeout.
+        self.strays = 0
         self.done: asyncio.Future | None = None
 
     def arm(self, seq: int, expected: int) -> asyncio.Future:
@@ -49,6 +52,7 @@ class PushCounter:
 
     def got(self, seq: int, now: float) -> None:
         if seq != self.seq:
+            self.strays += 1
             return
         self.count += 1
         if self.count == 1:

@@ -4,15 +4,21 @@ A broadcast is triggered from this process, through the same channel layer the s
 ``wscommands.broadcast()`` for wscommands, one ``group_send`` to the group every baseline
 consumer joined for the baseline. Both cost the sender one ``group_send``; what differs is how
 each server delivers it to its connections.
+
+Every wscommands process on the same Redis and ``WSCOMMANDS["PREFIX"]`` receives every
+``wscommands.broadcast()``. Two wscommands pairs can take part in the same rounds when each
+runs with a prefix of its own (:func:`uvicorn_pair`): the trigger broadcasts under the
+settings its pair's servers run with (:class:`Broadcaster`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -27,6 +33,11 @@ from .stats import interleaved, medians
 PAD = "x" * 64
 #: Gap between two broadcasts, so one's tail never overlaps the next one's start.
 GAP = 0.05
+#: The broadcast scenario's second wscommands pair (two uvicorn processes): its result key and
+#: its ``WSCOMMANDS["PREFIX"]``, so that its channel-layer groups and Redis keys (the stream
+#: history of ``all``) are not the daphne pair's. A Redis database of its own would not do:
+#: pub/sub channels are shared by every database of a server.
+UVICORN, UVICORN_PREFIX = "wscommands-uvicorn", "bench-uvicorn"
 
 
 def setup_django(redis_url: str, db_path: Path) -> None:
@@ -40,20 +51,52 @@ def setup_django(redis_url: str, db_path: Path) -> None:
     django.setup()
 
 
-async def _trigger(app: str, seq: int) -> None:
-    message = {"bench": {"seq": seq, "pad": PAD}}
-    if app == "baseline":
-        import orjson
-        from channels.layers import get_channel_layer
+def uvicorn_pair(env: dict[str, str], log_dir: Path) -> list[Server]:
+    """wscommands on two uvicorn processes, one per core, under :data:`UVICORN_PREFIX`."""
+    own = {**env, "WSCOMMANDS_LIMITS": json.dumps({"PREFIX": UVICORN_PREFIX})}
+    return [Server("wscommands", "uvicorn", own, cores={i}, log_dir=log_dir) for i in (0, 1)]
 
-        from .baseline_asgi import GROUP
 
-        text = orjson.dumps(message).decode()
-        await get_channel_layer().group_send(GROUP, {"type": "bench.message", "text": text})
-    else:
+async def _baseline_trigger(seq: int) -> None:
+    import orjson
+    from channels.layers import get_channel_layer
+
+    from .baseline_asgi import GROUP
+
+    text = orjson.dumps({"bench": {"seq": seq, "pad": PAD}}).decode()
+    await get_channel_layer().group_send(GROUP, {"type": "bench.message", "text": text})
+
+
+class Broadcaster:
+    """``wscommands.broadcast()`` of push ``seq`` to a pair of wscommands servers, under the
+    ``WSCOMMANDS`` overrides those servers run with (``WSCOMMANDS_LIMITS`` in their
+    environment, bench/settings.py): the same prefix, the same history settings."""
+
+    def __init__(self, procs: list[Server]) -> None:
+        self.overrides = json.loads(procs[0].env.get("WSCOMMANDS_LIMITS") or "{}")
+
+    @contextlib.asynccontextmanager
+    async def round_settings(self) -> AsyncIterator[None]:
+        """This process's wscommands settings for one round, its Redis client connected."""
+        from django.conf import settings
+        from django.test import override_settings
+
+        from wscommands.backends import get_backend
+
+        # A change of settings makes new stores: connecting here, before the round measures,
+        # keeps the handshake out of its first broadcast and its Redis command count.
+        with override_settings(WSCOMMANDS={**settings.WSCOMMANDS, **self.overrides}):
+            backend = get_backend()
+            await backend.get_global_state("bench")
+            try:
+                yield
+            finally:
+                await backend.close()
+
+    async def __call__(self, seq: int) -> None:
         import wscommands
 
-        await wscommands.broadcast(message)
+        await wscommands.broadcast({"bench": {"seq": seq, "pad": PAD}})
 
 
 def _command_calls(r: redis.Redis) -> dict[str, int]:
@@ -135,6 +178,15 @@ async def _measured_round(
     }
 
 
+def _round_of(
+    trigger: Callable[[int], Awaitable[None]],
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """What one round of a trigger's app runs in: its servers' settings for wscommands."""
+    if isinstance(trigger, Broadcaster):
+        return trigger.round_settings()
+    return contextlib.nullcontext()
+
+
 async def broadcast(
     cfg: Config,
     servers: dict[str, list[Server]],
@@ -145,9 +197,16 @@ async def broadcast(
 
     Clients are spread evenly over the processes of each app; the client count grows
     through ``broadcast_sizes`` (connections are kept, new ones added). ``triggers``: how an
-    app other than wscommands and the baseline broadcasts push ``seq`` (the anchors').
+    app other than wscommands and the baseline broadcasts push ``seq`` (the anchors'). Each
+    wscommands app's rounds run under its servers' settings (:class:`Broadcaster`).
     """
-    triggers = {app: functools.partial(_trigger, app) for app in servers} | (triggers or {})
+    given = triggers or {}
+    own: dict[str, Callable[[int], Awaitable[None]]] = {
+        app: _baseline_trigger if app == "baseline" else Broadcaster(procs)
+        for app, procs in servers.items()
+        if app not in given
+    }
+    triggers = own | given
     r = redis.Redis.from_url(redis_url)
     pushes = {app: PushCounter() for app in servers}
     clients: dict[str, list[BenchClient]] = {app: [] for app in servers}
@@ -165,9 +224,11 @@ async def broadcast(
                 clients[app] += more
             rounds: dict[str, list[dict]] = {app: [] for app in servers}
             for _r, app in interleaved(cfg.rounds, list(servers)):
-                rounds[app].append(
-                    await _measured_round(r, triggers[app], servers[app], pushes[app], size, n, seq)
-                )
+                trigger = triggers[app]
+                async with _round_of(trigger):
+                    rounds[app].append(
+                        await _measured_round(r, trigger, servers[app], pushes[app], size, n, seq)
+                    )
                 seq += n
             keys = ("ms_to_first", "ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")
             for app in servers:
@@ -179,6 +240,7 @@ async def broadcast(
                     # commands a round saw is the least disturbed figure.
                     "min_redis_commands": min(x["redis_commands"] for x in rounds[app]),
                     "duplicates": pushes[app].duplicates,
+                    "strays": pushes[app].strays,
                 }
     finally:
         for app in servers:

@@ -38,7 +38,8 @@ def broadcast(bc: dict, targets: list) -> list[str]:
         "### The engine against the raw picows floor",
         "",
         "The same broadcast, in rounds of their own (the engine's processes would receive "
-        "the daphne pair's `wscommands.broadcast()` too: they share its channel layer), "
+        "the daphne pair's `wscommands.broadcast()` too: they share its channel layer and "
+        "prefix), "
         "interleaved with each other: two engine processes sharing Redis "
         "(`wscommands.broadcast()`, one channel-layer message per process, the text framed "
         "once and written to each socket), and one raw picows process (a control connection "

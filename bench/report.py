@@ -7,6 +7,7 @@ from typing import Any
 
 from . import engine_report
 from .anchors import report as anchors
+from .cluster import UVICORN
 from .engine_report import ANCHOR_LABELS
 from .latency_report import sections as latency_sections
 from .replay import section as replay_section
@@ -147,7 +148,9 @@ def _broadcast(
         "`wscommands.broadcast()`; baseline: one `group_add` per consumer and a `group_send` "
         f"to that group. Channel layer of both (the example project's settings): `{layer}`. "
         "CPU: per broadcast, both server "
-        "processes together, and the load generator (which shares the two cores).",
+        "processes together, and the load generator (which shares the two cores). "
+        "wscommands on two uvicorn processes, measured in the same rounds, is in the next "
+        "table.",
         "",
         "| clients | wscommands ms | baseline ms | speed-up | wscommands Redis cmds "
         "| baseline Redis cmds | wscommands server CPU ms | baseline server CPU ms "
@@ -436,11 +439,12 @@ def write_plot(broadcast: dict, path: Path) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     labels = {
-        WS: "wscommands (hub: one message per process)",
-        BASE: "Channels group (bare consumer)",
+        WS: "wscommands (2 daphne, Redis)",
+        UVICORN: "wscommands (2 uvicorn, Redis)",
+        BASE: "Channels group (bare consumer, 2 daphne)",
         **anchors.PLOT_NAMES,
     }
-    styles = {WS: "o-", BASE: "s--", **anchors.PLOT_STYLES}
+    styles = {WS: "o-", UVICORN: "o-.", BASE: "s--", **anchors.PLOT_STYLES}
     for app, style in styles.items():
         if app not in broadcast:  # an anchor not installed
             continue
@@ -448,7 +452,7 @@ def write_plot(broadcast: dict, path: Path) -> str | None:
         ms = [broadcast[app][s]["median"]["ms_to_last"] for s in sizes]
         ax.plot(sizes, ms, style, label=labels[app], linewidth=2)
     ax.plot([1000, 3000], [50, 150], "k+", markersize=12, mew=2, label="target (at most)")
-    ax.set_xlabel("connected clients (two daphne processes, Redis)")
+    ax.set_xlabel("connected clients (two server processes and Redis; Node.js: one process)")
     ax.set_ylabel("ms until the last client has the broadcast")
     anchored = " and Socket.IO" if set(anchors.PLOT_NAMES) & set(broadcast) else ""
     ax.set_title(f"Broadcast to every client: wscommands vs a Channels group{anchored}")

@@ -196,18 +196,22 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             app: [Server(app, "daphne", redis_env, cores={i}, log_dir=LOGS) for i in (0, 1)]
             for app in (APPS if {"broadcast", "burst"} & set(only) else ())
         }
-        # The anchors broadcast only (the burst sends wscommands' requests).
-        anchored = (
-            anchors.broadcast_servers(redis_env, redis_url, LOGS) if "broadcast" in only else {}
+        # wscommands under uvicorn (a prefix of its own) and the anchors broadcast only (the
+        # burst compares wscommands with the baseline on daphne).
+        broadcast_only = (
+            {cluster.UVICORN: cluster.uvicorn_pair(redis_env, LOGS)}
+            | anchors.broadcast_servers(redis_env, redis_url, LOGS)
+            if "broadcast" in only
+            else {}
         )
-        every = [s for procs in (servers2 | anchored).values() for s in procs]
+        every = [s for procs in (servers2 | broadcast_only).values() for s in procs]
         start_all(every)
         try:
             if "broadcast" in only:
                 progress("broadcast")
-                async with broadcast_triggers(anchored, redis_url, cluster.PAD) as triggers:
+                async with broadcast_triggers(broadcast_only, redis_url, cluster.PAD) as triggers:
                     results["broadcast"] = await cluster.broadcast(
-                        cfg, servers2 | anchored, redis_url, triggers
+                        cfg, servers2 | broadcast_only, redis_url, triggers
                     )
             if "burst" in only:
                 progress("burst")

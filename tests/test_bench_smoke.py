@@ -54,10 +54,14 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
     idle = figures["idle"]
     assert idle["opened"] == idle["measured"] == 40 and idle["failures"] == 0, idle
     assert [point["open"] for point in idle["points"]] == [10, 40], idle
-    for app in apps:
+    # wscommands under uvicorn broadcasts in the same rounds, under a prefix of its own: no
+    # client has a push of another app's rounds (strays).
+    for app in (*apps, "wscommands-uvicorn"):
         for size, entry in figures["broadcast"][app].items():
             assert entry["missed"] == 0 and entry["duplicates"] == 0, (app, size, entry)
+            assert entry["strays"] == 0, (app, size, entry)
             assert all(r["ms_to_last"] is not None for r in entry["rounds"]), (app, size)
+    for app in apps:
         memory = figures["memory"][app]["rounds"][0]
         assert memory["connected"] == 20 and memory["failures"] == 0, (app, memory)
         assert figures["slow"][app]["rounds"][0]["requests_during"] >= 1, app
@@ -127,5 +131,6 @@ def test_tiny_suite_runs_every_scenario(bench_requirements, redis_url, tmp_path)
     )
     for heading in headings:
         assert heading in report
+    assert "| wscommands, 2 uvicorn + Redis | 12 |" in report
     if absent:
         missing("benchmark anchors not installed: " + "; ".join(absent.values()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cluster import UVICORN, UVICORN_PREFIX
 from ..stats import median_ratio, round_ratios
 from .servers import NODE, PYTHON
 
@@ -17,6 +18,7 @@ ECHO_FLOOR = 1.5
 ECHO_NAMES = {PYTHON: "python-socketio, uvicorn", NODE: "Node.js Socket.IO 4"}
 BROADCAST_NAMES = {
     WS: "wscommands, 2 daphne + Redis",
+    UVICORN: "wscommands, 2 uvicorn + Redis",
     PYTHON: "python-socketio, 2 uvicorn + Redis",
     NODE: "Node.js Socket.IO, one process",
 }
@@ -92,24 +94,40 @@ def echo_section(echo: dict[str, Any], anchors: dict[str, Any], targets: list[Ta
     return [*lines, ""]
 
 
+def _last_vs(entry: dict[str, Any], pair: dict[str, Any] | None) -> str:
+    """The time to the last receiver against a wscommands pair's (median of the per-round
+    ratios), as a cell."""
+    versus = median_ratio(entry["rounds"], pair["rounds"], "ms_to_last") if pair else None
+    return "n/a" if versus is None or versus != versus else f"{versus:.2f}x"
+
+
 def broadcast_section(bc: dict[str, Any], anchors: dict[str, Any]) -> list[str]:
-    """Below the broadcast table: wscommands and the anchors, first and last receiver."""
-    present = [app for app in (WS, PYTHON, NODE) if app in bc]
+    """Below the broadcast table: wscommands on daphne and on uvicorn, and the anchors, first
+    and last receiver, the time to the last against each wscommands pair."""
+    present = [app for app in (WS, UVICORN, PYTHON, NODE) if app in bc]
     lines = [
         "### Against Socket.IO",
         "",
-        f"The anchors in the same interleaved rounds ({_versions(anchors)}). python-socketio: "
+        "wscommands on two uvicorn processes, one per core, and the anchors in the same "
+        f"interleaved rounds as the daphne pair ({_versions(anchors)}). The uvicorn pair "
+        'shares Redis and the channel layer with the daphne pair under a `WSCOMMANDS["PREFIX"]` '
+        f"of its own (`{UVICORN_PREFIX}`): its own channel-layer groups and stream history, "
+        "so neither pair receives the other's broadcasts (a Redis database of its own would "
+        "not do: pub/sub channels are shared by every database). The benchmark broadcasts "
+        "to each pair with that pair's settings, switched before each of its rounds, and its "
+        "Redis connection is opened before the round is measured, for both pairs alike. "
+        "python-socketio: "
         "two processes, one per core, sharing Redis through `AsyncRedisManager`; the "
         "benchmark emits through a write-only `AsyncRedisManager` (python-socketio's way to "
         "emit from outside a server: one publish). Node.js: one process on core 0, no "
         "broker; a trigger connection sends a `broadcast` event and the server `io.emit`s. "
         "First / last: ms until the first / the last receiver has the frame (median); "
-        "last vs wscommands: the median of the per-round ratios (above 1: slower than "
-        "wscommands).",
+        "last vs daphne / uvicorn: the time to the last against wscommands' daphne / uvicorn "
+        "pair, the median of the per-round ratios (above 1: slower than that pair).",
         "",
-        "| server | clients | first ms | last ms | last vs wscommands | server CPU ms "
-        "| Redis cmds | missed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | clients | first ms | last ms | last vs daphne | last vs uvicorn "
+        "| server CPU ms | Redis cmds | missed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for size in sorted(bc.get(WS, {})):
         for app in present:
@@ -117,10 +135,10 @@ def broadcast_section(bc: dict[str, Any], anchors: dict[str, Any]) -> list[str]:
             if entry is None:
                 continue
             m = entry["median"]
-            versus = median_ratio(entry["rounds"], bc[WS][size]["rounds"], "ms_to_last")
+            versus = [_last_vs(entry, bc.get(pair, {}).get(size)) for pair in (WS, UVICORN)]
             lines.append(
                 f"| {BROADCAST_NAMES[app]} | {size} | {_f(m['ms_to_first'])} "
-                f"| {_f(m['ms_to_last'])} | {_f(versus, 2)}x | {_f(m['server_cpu_ms'])} "
+                f"| {_f(m['ms_to_last'])} | {' | '.join(versus)} | {_f(m['server_cpu_ms'])} "
                 f"| {_f(m['redis_commands'])} | {entry['missed']} |"
             )
     lines += _not_run(anchors, BROADCAST_NAMES)
