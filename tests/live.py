@@ -58,6 +58,18 @@ def manage(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
+def create_user(env: dict[str, str], username: str, password: str, staff: bool = False) -> None:
+    """A user (``is_staff`` as ``staff``) in the database of ``env``, unless there is one."""
+    manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.filter(username={username!r}).exists() or "
+        f"User.objects.create_user({username!r}, password={password!r}, is_staff={staff!r})",
+        env=env,
+    )
+
+
 class Server:
     """A server process on a free port; ``ws`` is its socket's URL, ``http`` its http:// base.
 

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.live import SERVERS, Server, manage
+from tests.live import SERVERS, Server, create_user
 from tests.require import require
 
 pytestmark = pytest.mark.e2e
@@ -98,14 +98,7 @@ def open_client(server: Server, **kwargs: Any):
 @pytest.fixture(scope="module")
 def user(sqlite_env) -> str:
     """A user in the live servers' SQLite database."""
-    manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.filter(username={USERNAME!r}).exists() or "
-        f"User.objects.create_user({USERNAME!r}, password={PASSWORD!r})",
-        env=sqlite_env,
-    )
+    create_user(sqlite_env, USERNAME, PASSWORD)
     return USERNAME
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -13,7 +11,8 @@ from django.views.decorators.cache import never_cache
 
 from .backends import BackendUnavailable
 from .conf import wscommands_settings
-from .observability import metrics, prometheus
+from .observability import prometheus
+from .observability.access import is_staff
 from .ops import report as ops
 
 
@@ -31,46 +30,16 @@ def session_id(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.session.session_key, content_type="text/plain")
 
 
-def _bearer_ok(request: HttpRequest) -> bool:
-    token = wscommands_settings.METRICS_TOKEN
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    return (
-        token is not None
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(given.strip().encode(), token.encode())
-    )
-
-
-def _is_staff(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
-
-
-def _not_found(text: str) -> HttpResponse:
-    # Plain text, not Http404: the reason shows with DEBUG off too.
-    return HttpResponse(text, status=404, content_type="text/plain")
-
-
-@never_cache
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: this process's metrics, for ``METRICS_TOKEN`` or a staff session.
 
     403 for anyone else; 404 when metrics are off (``METRICS`` false, or prometheus-client
-    missing: the body says what to install).
+    missing: the body says what to install). The engine answers with the same function
+    (:func:`~wscommands.observability.prometheus.scrape`).
     """
-    if not prometheus.installed():
-        return _not_found('metrics need prometheus-client: pip install "wscommands[metrics]"\n')
-    if not metrics.available():
-        return _not_found("metrics are off: WSCOMMANDS['METRICS'] is False\n")
-    if not (_bearer_ok(request) or _is_staff(request)):
-        return HttpResponse(
-            "metrics need WSCOMMANDS['METRICS_TOKEN'] as a bearer token or a staff session\n",
-            status=403,
-            content_type="text/plain",
-        )
-    body, content_type = prometheus.exposition()
-    return HttpResponse(body, content_type=content_type)
+    return prometheus.scrape(
+        request.headers.get("Authorization", ""), getattr(request, "user", None)
+    )
 
 
 @never_cache
@@ -80,7 +49,7 @@ def ops_page(request: HttpRequest) -> HttpResponse:
     Anyone else is sent to ``settings.LOGIN_URL`` with ``?next=`` back here, as the admin
     does: a signed-in user who is not staff can sign in there as someone who is.
     """
-    if not _is_staff(request):
+    if not is_staff(getattr(request, "user", None)):
         # As django.contrib.auth.views.redirect_to_login, which cannot be imported before
         # the apps are loaded (this module can).
         query = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()}).replace("%2F", "/")
@@ -92,7 +61,7 @@ def ops_page(request: HttpRequest) -> HttpResponse:
 async def ops_snapshot(request: HttpRequest) -> HttpResponse:
     """``GET /wscommands/ops/snapshot``: every process's figures as JSON (staff only)."""
     user = await request.auser() if hasattr(request, "auser") else None
-    if user is None or not (user.is_active and user.is_staff):
+    if not is_staff(user):
         return JsonResponse({"error": "staff only"}, status=403)
     try:
         return JsonResponse(await ops.snapshot())

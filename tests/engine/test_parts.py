@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from tests.require import require
 from wscommands._internal.compat import picows_server
-from wscommands.engine.handshake import BadHandshake, TrustedProxies, build_scope
+from wscommands.engine.handshake import BadHandshake, TrustedProxies, build_scope, parse_head
 from wscommands.engine.socket import Frames
 from wscommands.management.commands import wscommands_engine
 
@@ -21,7 +21,9 @@ UPGRADE = (
 
 
 def scope_of(head: bytes, peer: str = "127.0.0.1", trusted: str = "127.0.0.1") -> dict:
-    return build_scope(head + b"\r\n", (peer, 5000), ("127.0.0.1", 8001), TrustedProxies(trusted))
+    return build_scope(
+        parse_head(head + b"\r\n"), (peer, 5000), ("127.0.0.1", 8001), TrustedProxies(trusted)
+    )
 
 
 def test_the_scope_has_what_the_asgi_path_gives():

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from tests.live import Server, base_env, manage
+from tests.live import Server, base_env, create_user
 from tests.reliability.services import PostgresCluster, RedisServer
 from tests.require import require
 
@@ -38,14 +38,7 @@ def limits(settings) -> Callable[..., None]:
 @pytest.fixture(scope="session")
 def reliability_db(sqlite_env) -> dict[str, str]:
     """The migrated SQLite environment with a user ``rel`` (password ``pw``)."""
-    manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "User.objects.filter(username='rel').exists() or "
-        "User.objects.create_user('rel', password='pw')",
-        env=sqlite_env,
-    )
+    create_user(sqlite_env, "rel", "pw")
     return sqlite_env
 
 

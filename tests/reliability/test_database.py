@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.live import base_env, manage
+from tests.live import base_env, create_user, manage
 from tests.reliability.conftest import SETTINGS
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
@@ -33,13 +33,7 @@ def connections(url: str) -> int:
 async def test_orm_after_restart_and_connections_bounded(own_postgres, live, kind):
     env = {"DATABASE_URL": own_postgres.url}
     manage("migrate", "--noinput", env=base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env))
-    manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "User.objects.create_user('rel', password='pw')",
-        env=base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env),
-    )
+    create_user(base_env(DJANGO_SETTINGS_MODULE=SETTINGS, **env), "rel", "pw")
     server = live(env, kind=kind, WORKER_THREADS=WORKER_THREADS)
     key = http_login(live(env) if kind == "engine" else server, "rel")  # the engine: no HTTP
     client = await WSClient.open(server.ws)

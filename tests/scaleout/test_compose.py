@@ -34,6 +34,13 @@ ENGINES = {
     if "wscommands_engine" in service.get("command", [])
 }
 NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
+PROMETHEUS = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+
+
+def port_of(service: dict) -> str:
+    """The port a web or engine service's command listens on."""
+    command = service["command"]
+    return command[command.index("--port" if "wscommands_engine" in command else "-p") + 1]
 
 
 def test_compose_file_is_valid():
@@ -66,12 +73,13 @@ def test_compose_file_is_valid():
         dict.fromkeys(WEB | ENGINES, "service_healthy")
     )
     # nginx's upstreams name every service on the port its command listens on.
-    for name, service in WEB.items():
-        assert f"server {name}:{service['command'][service['command'].index('-p') + 1]};" in NGINX
-    for name, service in ENGINES.items():
-        port = service["command"][service["command"].index("--port") + 1]
-        assert f"server {name}:{port};" in NGINX
+    for name, service in (WEB | ENGINES).items():
+        assert f"server {name}:{port_of(service)};" in NGINX
     assert "location /ws/ {\n            proxy_pass http://engine;" in NGINX
+    # Prometheus scrapes each of them on that port: every process serves its own /metrics.
+    (job,) = PROMETHEUS["scrape_configs"]
+    (targets,) = job["static_configs"]
+    assert targets["targets"] == [f"{name}:{port_of(s)}" for name, s in (WEB | ENGINES).items()]
 
 
 class ComposeServer(Server):

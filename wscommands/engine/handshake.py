@@ -1,4 +1,5 @@
-"""The engine's handshake: the HTTP upgrade request as an ASGI-like scope, and its identity.
+"""The engine's handshake: the HTTP upgrade request as an ASGI-like scope, and its identity;
+and the one plain HTTP request it serves besides, ``GET /metrics``.
 
 The scope has the keys the ASGI path's has (``type``, ``path``, ``query_string``,
 ``headers``, ``client``, ``server``, ``scheme``, ``cookies``, ``session``, ``user``), so the
@@ -6,6 +7,10 @@ same origin check (:func:`~wscommands.guards.origins.origin_allowed`), caps and 
 apply unchanged. The client address is the TCP peer's, or, when that peer is a trusted proxy
 (``--forwarded-allow-ips``, as uvicorn's option of the same name), the last address in
 ``X-Forwarded-For`` that is not a trusted proxy itself.
+
+``GET /metrics`` (no upgrade) gets what Django's view answers, from the same function
+(:func:`~wscommands.observability.prometheus.scrape`); every other request takes the
+handshake's way and gets its answers.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from __future__ import annotations
 import ipaddress
 from importlib import import_module
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.http import HttpResponse
 from django.http.cookie import parse_cookie
+from django.utils.functional import SimpleLazyObject
+
+from ..observability import prometheus
 
 try:
     import h11
@@ -27,6 +36,8 @@ except ImportError:  # the "engine" extra; the engine says what to install
 
 #: Largest request head (request line and headers) read, in bytes, as picows allows.
 MAX_HEAD = 16 * 1024
+#: The path of the metrics, as ``wscommands.urls`` mounted at the root.
+METRICS_PATH = "/metrics"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -73,9 +84,34 @@ class TrustedProxies:
         return hops[0] if hops else peer
 
 
-def parse_head(head: bytes) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
-    """``(method, target, headers)`` of a request head (h11 parses it); BadHandshake (400)
-    for anything that is not one HTTP/1.1 request."""
+class Head(NamedTuple):
+    """A request head: its method, target (split at ``?``) and headers (names in lower case)."""
+
+    method: str
+    raw_path: bytes
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    #: Each header's first value.
+    first: dict[bytes, bytes]
+
+    @property
+    def path(self) -> str:
+        """The path, percent-decoded (as an ASGI scope's)."""
+        return unquote(self.raw_path.decode("latin-1"))
+
+    @property
+    def upgrade(self) -> bool:
+        """Whether it asks for a WebSocket (``Upgrade: websocket``)."""
+        return self.first.get(b"upgrade", b"").lower() == b"websocket"
+
+    def joined(self, name: bytes) -> str:
+        """Every value of header ``name`` joined with commas, as Django's ``request.headers``."""
+        return ",".join(value.decode("latin-1") for key, value in self.headers if key == name)
+
+
+def parse_head(head: bytes) -> Head:
+    """The request head ``head`` (h11 parses it); BadHandshake (400) for anything that is not
+    one HTTP/1.1 request."""
     assert h11 is not None  # the engine checks h11 is installed first
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     connection.receive_data(head)
@@ -86,23 +122,22 @@ def parse_head(head: bytes) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
     if not isinstance(event, h11.Request):
         raise BadHandshake(400, "incomplete request")
     headers = [(name.lower(), value) for name, value in event.headers]
-    return event.method.decode("ascii"), event.target, headers
+    raw_path, _, query = event.target.partition(b"?")
+    first = {name: value for name, value in reversed(headers)}
+    return Head(event.method.decode("ascii"), raw_path, query, headers, first)
 
 
 def build_scope(
-    head: bytes,
+    head: Head,
     peer: tuple[str, int],
     server: tuple[str, int],
     proxies: TrustedProxies,
 ) -> dict[str, Any]:
     """The ASGI-like scope of a WebSocket handshake (without session and user yet)."""
-    method, target, headers = parse_head(head)
-    if method != "GET":
+    if head.method != "GET":
         raise BadHandshake(405, "a WebSocket handshake is a GET")
-    raw_path, _, query = target.partition(b"?")
-    first = {name: value for name, value in reversed(headers)}
-    upgrade = first.get(b"upgrade", b"").lower() == b"websocket"
-    if not upgrade or not first.get(b"sec-websocket-key"):
+    first = head.first
+    if not head.upgrade or not first.get(b"sec-websocket-key"):
         raise BadHandshake(400, "not a WebSocket handshake (Upgrade: websocket, a key)")
     if first.get(b"sec-websocket-version") != b"13":
         raise BadHandshake(400, "unsupported WebSocket version (13 is)")
@@ -116,11 +151,11 @@ def build_scope(
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "scheme": scheme,
-        "path": unquote(raw_path.decode("latin-1")),
-        "raw_path": raw_path,
+        "path": head.path,
+        "raw_path": head.raw_path,
         "root_path": "",
-        "query_string": query,
-        "headers": headers,
+        "query_string": head.query,
+        "headers": head.headers,
         "client": (proxies.client(peer[0], first.get(b"x-forwarded-for")), peer[1]),
         "server": server,
         "subprotocols": [p.strip() for p in protocols.split(",") if p.strip()],
@@ -136,18 +171,37 @@ def load_identity(session_key: str | None) -> tuple[Any, Any]:
     return store, get_user(SimpleNamespace(session=store))
 
 
-def session_key(scope: dict[str, Any]) -> str | None:
-    """The session key the handshake's cookie names, if any."""
-    return scope["cookies"].get(settings.SESSION_COOKIE_NAME) or None
+def session_key(cookies: dict[str, str]) -> str | None:
+    """The session key the request's cookies name, if any."""
+    return cookies.get(settings.SESSION_COOKIE_NAME) or None
+
+
+def asks_for_metrics(head: Head) -> bool:
+    """Whether ``head`` is ``GET /metrics`` without an upgrade (the query string aside)."""
+    return head.method == "GET" and not head.upgrade and head.path == METRICS_PATH
+
+
+def scrape(head: Head) -> HttpResponse:
+    """The answer to ``GET /metrics``, Django's view's (sync: the user is loaded from the
+    session cookie only when the bearer token does not already let the request in)."""
+    key = session_key(parse_cookie(head.joined(b"cookie")))
+    user = SimpleLazyObject(lambda: load_identity(key)[1])
+    return prometheus.scrape(head.joined(b"authorization"), user)
+
+
+def encode(answer: HttpResponse) -> bytes:
+    """``answer`` as HTTP/1.1 bytes, the last on its connection (``Connection: close``)."""
+    body = answer.content
+    return (
+        f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}\r\n".encode()
+        + answer.serialize_headers()
+        + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
 
 
 def response(status: int, message: str) -> bytes:
     """An HTTP response refusing a handshake (the connection is then closed)."""
-    body = f"{message}\n".encode()
-    reasons = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
-    reasons.update({408: "Request Timeout", 431: "Request Header Fields Too Large"})
-    return (
-        f"HTTP/1.1 {status} {reasons.get(status, 'Error')}\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode() + body
+    return encode(
+        HttpResponse(f"{message}\n", status=status, content_type="text/plain; charset=utf-8")
+    )

@@ -5,6 +5,9 @@ does what the ASGI path does before its consumer accepts: the path, the Origin a
 ``ALLOWED_HOSTS`` (HTTP 403), the session and user (loaded in the worker pool), admission
 (shutdown, caps) and registration with the hub. Only then is the socket handed to picows,
 which answers 101: pushes flow from the moment the client sees the handshake complete.
+A plain ``GET /metrics`` is answered instead (in the worker pool, as Django's sync view runs
+in a thread), then the connection closed: one request per connection, its head bounded as a
+handshake's.
 SIGTERM (and SIGINT) run the same graceful shutdown as under daphne (guards/shutdown.py):
 every connection closed with 4503, hooks run, then the process exits.
 """
@@ -31,9 +34,13 @@ from .handshake import (
     MAX_HEAD,
     BadHandshake,
     TrustedProxies,
+    asks_for_metrics,
     build_scope,
+    encode,
     load_identity,
+    parse_head,
     response,
+    scrape,
     session_key,
 )
 from .socket import EngineSocket
@@ -56,7 +63,7 @@ class Options:
 
     host: str = "127.0.0.1"
     port: int = 8001
-    #: The one path served (anything else: HTTP 404).
+    #: The WebSocket path served (an upgrade to any other: HTTP 404).
     path: str = "/ws/"
     #: The commands served (the default registry unless a consumer names another).
     registry: Registry = field(default_factory=lambda: default_registry)
@@ -118,30 +125,43 @@ class Gate(asyncio.BufferedProtocol):
 
     def refuse(self, status: int, message: str) -> None:
         """Answer ``status`` and close (the handshake never opens)."""
+        self.reply(response(status, message))
+
+    def reply(self, answer: bytes) -> None:
+        """Write ``answer``, the connection's only one, and close once it is sent."""
         self.timer.cancel()
         if not self.lost and not self.transport.is_closing():
-            self.transport.write(response(status, message))
+            self.transport.write(answer)
             self.transport.close()
+            # A client that does not read it holds it no longer than it may take on a head.
+            timeout = self.engine.options.handshake_timeout
+            self.timer = asyncio.get_running_loop().call_later(timeout, self.transport.abort)
 
     async def admit(self) -> None:
-        """Check, identify, admit and register; then let picows answer 101."""
+        """Check, identify, admit and register; then let picows answer 101 (or answer a
+        ``GET /metrics`` and close)."""
         options = self.engine.options
         transport = self.transport
         try:
+            head = parse_head(bytes(self.head))
+            if asks_for_metrics(head):
+                self.reply(encode(await run_sync(scrape, head)))
+                return
             peer = transport.get_extra_info("peername")[:2]
             scope = build_scope(
-                bytes(self.head), peer, transport.get_extra_info("sockname")[:2], options.proxies
+                head, peer, transport.get_extra_info("sockname")[:2], options.proxies
             )
             if scope["path"] != options.path:
                 raise BadHandshake(404, "not found")
             if not origin_allowed(scope):
                 raise BadHandshake(403, "origin not allowed")
-            scope["session"], scope["user"] = await run_sync(load_identity, session_key(scope))
+            key = session_key(scope["cookies"])
+            scope["session"], scope["user"] = await run_sync(load_identity, key)
         except BadHandshake as exc:
             self.refuse(exc.status, str(exc))
             return
         except Exception:  # the database may be down: refuse this one, serve the next
-            logger.exception("engine handshake failed")
+            logger.exception("engine request failed")
             self.refuse(500, "server error")
             return
         if self.lost:

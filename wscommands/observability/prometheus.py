@@ -2,14 +2,19 @@
 
 :mod:`.metrics` records into plain integers and :class:`~.figures.Histogram` objects; the
 :class:`Collector` registered here turns them into metric families only when prometheus-client
-asks (docs/operations.md lists every metric). Without prometheus-client installed, nothing
-here is used.
+asks (docs/operations.md lists every metric). :func:`scrape` is the whole answer to
+``GET /metrics``, for Django's view and the engine alike. Without prometheus-client
+installed, only its 404 is used.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
+
+from django.http import HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 try:
     import prometheus_client
@@ -22,7 +27,9 @@ try:
 except ImportError:  # optional: without it only the operations page's totals are kept
     prometheus_client = None  # type: ignore[assignment]
 
+from ..conf import wscommands_settings
 from . import metrics
+from .access import is_staff
 from .figures import Recorded, Totals
 
 
@@ -50,6 +57,45 @@ def exposition() -> tuple[bytes, str]:
     """This process's metrics in the text format (ours and prometheus-client's), and its type."""
     register()
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+
+
+def scrape(authorization: str, user: Any) -> HttpResponse:
+    """The answer to ``GET /metrics``: this process's metrics for the ``METRICS_TOKEN`` bearer
+    or a staff user, 403 for anyone else, 404 when metrics are off (``METRICS`` false, or
+    prometheus-client missing: the body says what to install); never cached.
+
+    ``authorization`` is the request's ``Authorization`` header ("" without one); ``user`` its
+    user, read only when the token does not already let it in (a lazy one is loaded then:
+    sync, it may query the database).
+    """
+    if not installed():
+        answer = _plain(404, 'metrics need prometheus-client: pip install "wscommands[metrics]"')
+    elif not metrics.available():
+        answer = _plain(404, "metrics are off: WSCOMMANDS['METRICS'] is False")
+    elif not (_bearer_ok(authorization) or is_staff(user)):
+        answer = _plain(
+            403, "metrics need WSCOMMANDS['METRICS_TOKEN'] as a bearer token or a staff session"
+        )
+    else:
+        body, content_type = exposition()
+        answer = HttpResponse(body, content_type=content_type)
+    add_never_cache_headers(answer)
+    return answer
+
+
+def _bearer_ok(authorization: str) -> bool:
+    token = wscommands_settings.METRICS_TOKEN
+    scheme, _, given = authorization.partition(" ")
+    return (
+        token is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
+def _plain(status: int, text: str) -> HttpResponse:
+    # Plain text, not Http404: the reason shows with DEBUG off too.
+    return HttpResponse(f"{text}\n", status=status, content_type="text/plain")
 
 
 class Collector:

@@ -1,8 +1,8 @@
 """``manage.py wscommands_engine``: serve the WebSocket endpoint with the engine (picows).
 
 Django (daphne or uvicorn) keeps serving HTTP; this process serves ``--path`` (``/ws/``) on
-its own port, or on the same site behind a proxy that routes ``/ws/`` to it. See
-docs/scaling.md, "The engine".
+its own port, or on the same site behind a proxy that routes ``/ws/`` to it, and its own
+``GET /metrics`` on that port (what Django's view answers). See docs/scaling.md, "The engine".
 """
 
 from __future__ import annotations
