@@ -141,6 +141,19 @@ def _median(seconds: list[float]) -> float | None:
     return sorted(seconds)[len(seconds) // 2] * 1000 if seconds else None
 
 
+#: Seconds over which the background rate of Redis commands is measured, per client count.
+BACKGROUND_SPAN = 3.0
+
+
+async def _background_rate(r: redis.Redis) -> dict[str, float]:
+    """Redis commands per second while nothing is broadcast (others' traffic, the layers'
+    blocking reads, each process's once-a-second heartbeats), by command."""
+    since, started = _command_calls(r), perf_counter()
+    await asyncio.sleep(BACKGROUND_SPAN)
+    span = perf_counter() - started
+    return {k: v / span for k, v in _redis_delta(r, since).items()}
+
+
 async def _measured_round(
     r: redis.Redis,
     trigger: Callable[[int], Awaitable[None]],
@@ -149,23 +162,22 @@ async def _measured_round(
     size: int,
     n: int,
     seq: int,
+    background: dict[str, float],
 ) -> dict[str, Any]:
-    """``n`` broadcasts to ``size`` clients with their cost in Redis commands and CPU."""
-    # Background commands (others' traffic, the layers' blocking reads) over the same span
-    # of time, measured right before, are subtracted.
-    since = _command_calls(r)
-    idle_started = perf_counter()
-    await asyncio.sleep(n * GAP + 0.05)
-    idle = _redis_delta(r, since)
-    idle_span = perf_counter() - idle_started
+    """``n`` broadcasts to ``size`` clients with their cost in Redis commands and CPU.
+
+    ``background``: :func:`_background_rate`, subtracted over the round's span. (It is read
+    over seconds: heartbeats come once a second per process, so a window as short as a round
+    catches several or none of them.)
+    """
     since, cpu0 = _command_calls(r), time.process_time()
     server_cpu0 = sum(s.cpu_seconds() for s in procs)
     started = perf_counter()
     times, missed = await _broadcast_batch(trigger, pushes, size, n, seq)
-    scale = (perf_counter() - started) / idle_span
+    span = perf_counter() - started
     server_cpu = sum(s.cpu_seconds() for s in procs) - server_cpu0
     used = _redis_delta(r, since)
-    per_command = {k: round((v - idle.get(k, 0) * scale) / n, 2) for k, v in used.items()}
+    per_command = {k: round((v - background.get(k, 0.0) * span) / n, 2) for k, v in used.items()}
     return {
         "ms_to_first": _median([t[0] for t in times]),
         "ms_to_last": _median([t[1] for t in times]),
@@ -223,11 +235,14 @@ async def broadcast(
                     raise RuntimeError(f"{app}: {len(failures)} connections failed: {failures[0]}")
                 clients[app] += more
             rounds: dict[str, list[dict]] = {app: [] for app in servers}
+            background = await _background_rate(r)
             for _r, app in interleaved(cfg.rounds, list(servers)):
                 trigger = triggers[app]
                 async with _round_of(trigger):
                     rounds[app].append(
-                        await _measured_round(r, trigger, servers[app], pushes[app], size, n, seq)
+                        await _measured_round(
+                            r, trigger, servers[app], pushes[app], size, n, seq, background
+                        )
                     )
                 seq += n
             keys = ("ms_to_first", "ms_to_last", "redis_commands", "server_cpu_ms", "client_cpu_ms")

@@ -142,7 +142,9 @@ def _broadcast(
         "",
         "Time from the sender's `group_send` until the last client has the frame (median of "
         "the rounds' medians), and Redis commands per broadcast (from `INFO commandstats` "
-        "deltas, minus the background rate measured right before; median, and in brackets "
+        "deltas, minus the background rate (read over 3 s with every app's clients "
+        "connected, before the rounds of each client count) times the round's span; "
+        "median, and in brackets "
         "the fewest a round saw: the counters are server-wide and others' traffic only adds "
         "to them). wscommands: "
         "`wscommands.broadcast()`; baseline: one `group_add` per consumer and a `group_send` "
