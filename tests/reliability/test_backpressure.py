@@ -1,8 +1,10 @@
-"""MAX_INBOX under daphne: a client that sends faster than its consumer handles stops being
-read (TCP pushes back on it) and is read again once the consumer has caught up; no frame lost.
+"""MAX_INBOX: a client that sends faster than its connection handles stops being read (TCP
+pushes back on it) and is read again once the connection has caught up; no frame lost.
 
-The consumer behind ``/gate/`` (tests/reliability/gate_asgi.py) handles a frame only when the
-test lets it, so the test decides when daphne's queue of frames is full.
+Under daphne the consumer behind ``/gate/`` (tests/reliability/gate_asgi.py) handles a frame
+only when the test lets it, so the test decides when daphne's queue of frames is full. The
+engine handles each frame as it reads it (no queue fills behind a slow consumer): its frames
+wait only while a connection opens, which the gate holds there instead.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.require import require
 from tests.scaleout.client import WSClient
 
 pytestmark = pytest.mark.e2e
 
 APPLICATION = "tests.reliability.gate_asgi:application"
+CONSUMER = "tests.reliability.gate_asgi.GatedConsumer"
 MAX_INBOX = 8
 QUEUED = 40  # frames daphne queues while the consumer is held, before any pause
 FLOOD = 300  # 64 KB frames sent while reading is paused: 19 MB, more than TCP buffers hold
@@ -35,20 +39,51 @@ async def until(condition, what: str, timeout: float = 60):
     return value
 
 
-async def gated_server(live, **limits) -> tuple[Any, WSClient, str]:
-    """The gate application with the flood limits lifted: the server, a control connection
-    with the gate closed, and the gated URL."""
-    server = live(
-        application=APPLICATION,
-        RATE_LIMIT=None,
-        RATE_LIMIT_BYTES=None,
-        MAX_PENDING_REQUESTS=1000,
-        MAX_PENDING_BYTES=64 * 1024 * 1024,
-        **limits,
-    )
+async def _when(read, predicate):
+    value = await read()
+    return value if predicate(value) else None
+
+
+async def gated_server(live, kind: str = "daphne", **limits) -> tuple[Any, WSClient, str]:
+    """The gate on a ``kind`` server with the flood limits lifted: the server, a control
+    connection with the gate closed, and the gated URL."""
+    lifted: dict[str, Any] = {
+        "RATE_LIMIT": None,
+        "RATE_LIMIT_BYTES": None,
+        "MAX_PENDING_REQUESTS": 1000,
+        "MAX_PENDING_BYTES": 64 * 1024 * 1024,
+    }
+    if kind == "engine":
+        require("picows")
+        server = live(kind=kind, args=("--consumer", CONSUMER), **{**lifted, **limits})
+        gated_url = server.ws + "?gate=opening"
+    else:
+        server = live(application=APPLICATION, **{**lifted, **limits})
+        gated_url = server.ws.replace("/ws/", "/gate/")
     control = await WSClient.open(server.ws)
     await control.call("gate.set", allow=0)
-    return server, control, server.ws.replace("/ws/", "/gate/")
+    return server, control, gated_url
+
+
+class Flood:
+    """``count`` frames of 64 KB, sent as fast as the client's TCP connection takes them."""
+
+    def __init__(self, ws, count: int):
+        self.ws = ws
+        self.sent = 0
+        self.task = asyncio.create_task(self._send(count))
+
+    async def _send(self, count: int) -> None:
+        big = json.dumps({"gate.tick": {"padding": "x" * 64_000}})
+        for _ in range(count):
+            await self.ws.send(big)
+            self.sent += 1
+
+    async def blocked(self) -> bool:
+        """Whether the writes wait: websockets waits for its buffer to drain, and the kernel
+        takes no more because the server does not read the socket."""
+        await asyncio.sleep(0.2)
+        return not self.task.done() and self.ws.transport.get_write_buffer_size() > 0
 
 
 async def hold(ws, control: WSClient, frame: str, count: int) -> None:
@@ -77,32 +112,16 @@ async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
         )
         queued_when_paused = paused["waiting"]
 
-        big = json.dumps({"gate.tick": {"padding": "x" * 64_000}})
-        sent = 0
-
-        async def flood() -> None:
-            nonlocal sent
-            for _ in range(FLOOD):
-                await fast.send(big)
-                sent += 1
-
-        writer = asyncio.create_task(flood())
-
-        async def writer_blocked():
-            # websockets waits for its buffer to drain: the kernel takes no more, because
-            # daphne does not read the socket.
-            await asyncio.sleep(0.2)
-            return not writer.done() and fast.transport.get_write_buffer_size() > 0
-
-        await until(writer_blocked, "the client's writes blocked by TCP")
+        flood = Flood(fast, FLOOD)
+        await until(flood.blocked, "the client's writes blocked by TCP")
         held = await state()
         # Not read while paused: at most a frame that was already being read came in.
-        assert held["waiting"] <= queued_when_paused + 1, (held, sent)
-        assert sent < FLOOD
+        assert held["waiting"] <= queued_when_paused + 1, (held, flood.sent)
+        assert flood.sent < FLOOD
 
         await control.call("gate.set", allow=None)  # the consumer catches up
         async with asyncio.timeout(120):
-            await writer  # reading resumed: every byte went through
+            await flood.task  # reading resumed: every byte went through
         await until(
             lambda: _when(state, lambda s: s["handled"] == 1 + QUEUED + FLOOD),
             "every frame handled",
@@ -114,15 +133,41 @@ async def test_a_client_faster_than_its_consumer_is_paused_then_resumed(live):
     await control.close()
 
 
-async def _when(read, predicate):
-    value = await read()
-    return value if predicate(value) else None
+async def test_an_engine_client_faster_than_its_opening_is_paused_then_resumed(live):
+    """The engine's frames wait only while their connection opens (its on_connect hooks run):
+    past MAX_INBOX of them the engine stops reading the client, and reads it again once the
+    connection is open; no frame lost."""
+    _server, control, gated_url = await gated_server(live, "engine", MAX_INBOX=MAX_INBOX)
+
+    async def state():
+        return await control.call("gate.state")
+
+    async with connect(gated_url, max_size=None) as fast:
+        flood = Flood(fast, FLOOD)
+        paused = await until(lambda: _when(state, lambda s: s["paused"]), "reading paused")
+        assert paused["waiting"] >= MAX_INBOX and paused["handled"] == 0, paused
+        await until(flood.blocked, "the client's writes blocked by TCP")
+        assert await state() == paused  # nothing read while paused
+        assert flood.sent < FLOOD
+
+        await control.call("gate.set", allow=None)  # the connection opens
+        async with asyncio.timeout(120):
+            await flood.task  # reading resumed: every byte went through
+        await until(
+            lambda: _when(state, lambda s: s["handled"] == FLOOD),
+            "every frame handled",
+            timeout=120,
+        )
+        final = await state()
+        assert not final["paused"] and final["waiting"] == 0, final
+    await control.close()
 
 
 async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
     """Frames daphne has read but the consumer not yet taken weigh in MAX_CLIENT_MEMORY: a
     connection with 3.8 MB of them waiting (MAX_INBOX lifted) is cut off once the process
-    is over its 2 MiB budget; another connection goes on working."""
+    is over its 2 MiB budget; another connection goes on working. Daphne only: the engine
+    keeps no frames read but not handled, but for those it holds while a connection opens."""
     server, control, gated_url = await gated_server(
         live, MAX_INBOX=1000, MAX_CLIENT_MEMORY=2 * 1024 * 1024
     )
