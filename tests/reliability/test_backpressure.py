@@ -163,6 +163,40 @@ async def test_an_engine_client_faster_than_its_opening_is_paused_then_resumed(l
     await control.close()
 
 
+async def test_an_engine_client_over_its_rate_as_it_opens_rests_until_retry_after(live):
+    """Frames held while the connection opens that put the client over its rate make it rest,
+    as any frame over the rate does: it is not read again until retry_after, though the
+    opening that paused it is over."""
+    _server, control, gated_url = await gated_server(
+        live,
+        "engine",
+        MAX_INBOX=MAX_INBOX,
+        MAX_MESSAGE_SIZE=100_000,
+        RATE_LIMIT_BYTES=100_000,
+        RATE_LIMIT_BYTES_BURST=130_000,  # two frames of 60 KB, then 0.5 s for the next
+    )
+    padding = "x" * 60_000
+
+    async def state():
+        return await control.call("gate.state")
+
+    async with connect(gated_url) as client:
+        for n in range(MAX_INBOX + 4):
+            if n == MAX_INBOX:  # the rest wait in TCP: the engine holds MAX_INBOX already
+                await until(lambda: _when(state, lambda s: s["paused"]), "reading paused")
+            await client.send(json.dumps({"gate.tick": {"padding": padding}, "request_id": n}))
+        await control.call("gate.set", allow=None)
+        replies: dict[int, dict] = {}
+        while not replies.keys() >= set(range(MAX_INBOX + 1)):  # to the first sent later
+            reply = json.loads(await client.recv())
+            replies[reply["request_id"]] = reply
+    accepted = sorted(n for n, reply in replies.items() if "errors" not in reply)
+    # The burst; the other held frames are refused and make it rest; the first frame read
+    # after the rest has its tokens back. (Read at once, it was refused too.)
+    assert accepted == [0, 1, MAX_INBOX], replies
+    await control.close()
+
+
 async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
     """Frames daphne has read but the consumer not yet taken weigh in MAX_CLIENT_MEMORY: a
     connection with 3.8 MB of them waiting (MAX_INBOX lifted) is cut off once the process

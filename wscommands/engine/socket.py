@@ -180,7 +180,9 @@ class EngineSocket(Endpoint, WSListener):
         held, self.held = self.held or [], None
         for text, data in held:
             self.handle(text, data)
-        if held and not self.closing:
+        # Not while a held frame over the rate has the client resting: flow control reads it
+        # again when the rest is over.
+        if held and not self.closing and not self.flow.not_reading:
             self.tcp.resume_reading()
 
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
