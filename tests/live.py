@@ -17,6 +17,9 @@ BIN = Path(sys.executable).parent
 #: Every server that serves the WebSocket endpoint (``Server(kind=...)``): the protocol,
 #: resume and reliability suites run against each.
 SERVERS = ("daphne", "uvicorn", "engine")
+#: Two processes of one cluster, ``(the one a test stops or kills, the other)``: two daphnes,
+#: two engines, and an engine beside daphne (one cluster, docs/scaling.md "The engine").
+PAIRS = (("daphne", "daphne"), ("engine", "engine"), ("engine", "daphne"))
 
 
 def free_port() -> int:

@@ -44,8 +44,8 @@ def reliability_db(sqlite_env) -> dict[str, str]:
 
 @pytest.fixture
 def live(reliability_db) -> Iterator[Callable[..., Server]]:
-    """``live(env=..., args=(server options), application=..., kind="daphne" or "uvicorn",
-    **WSCOMMANDS limits)``: a server process; stopped afterwards."""
+    """``live(env=..., args=(server options), application=..., kind="daphne", "uvicorn" or
+    "engine", **WSCOMMANDS limits)``: a server process; stopped afterwards."""
     servers: list[Server] = []
 
     def start(
@@ -80,6 +80,15 @@ def kind(request) -> str:
     """The server kind a test runs against: ``@pytest.mark.parametrize("kind", SERVERS,
     indirect=True)`` (``tests.live.SERVERS``) runs it against each (the engine needs picows)."""
     if request.param == "engine":
+        require("picows")
+    return request.param
+
+
+@pytest.fixture
+def kinds(request) -> tuple[str, str]:
+    """The server kinds of a two-process test: ``@pytest.mark.parametrize("kinds", PAIRS,
+    indirect=True, ids="+".join)`` (``tests.live.PAIRS``) runs it on each pair."""
+    if "engine" in request.param:
         require("picows")
     return request.param
 

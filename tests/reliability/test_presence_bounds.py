@@ -1,7 +1,8 @@
 """Presence that follows reality within seconds, with the library's defaults, on two real
-daphne processes and a Redis of the test's own: a killed process's users leave watchers'
-pages within PRESENCE_TTL + PRESENCE_EVENT_INTERVAL (4 s), and a user whose page comes back
-within PRESENCE_GRACE after a graceful restart is never seen leaving and joining again."""
+server processes (two daphnes, two engines, an engine beside daphne) and a Redis of the
+test's own: a killed process's users leave watchers' pages within PRESENCE_TTL +
+PRESENCE_EVENT_INTERVAL (4 s), and a user whose page comes back within PRESENCE_GRACE after a
+graceful restart is never seen leaving and joining again."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from typing import Any
 
 import pytest
 
+from tests.live import PAIRS, Server
 from tests.scaleout.client import WSClient
 from tests.scaleout.conftest import http_login
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.parametrize("kinds", PAIRS, indirect=True, ids="+".join),
+]
 
 #: Three times the default bound (4 s): the machine is shared. It was ~29 s before.
 GONE_WITHIN = 15.0
@@ -53,20 +59,23 @@ async def watch(watcher: WSClient, view: View, condition, timeout: float) -> Non
             view.apply(diff)
 
 
-async def pair(live, own_redis) -> tuple[Any, Any]:
+def pair(live, own_redis, kinds: tuple[str, str]) -> tuple[Server, Server, str]:
+    """Processes A (which the test stops) and B of ``kinds`` on one Redis, and the session
+    key of user "rel", signed in on a daphne (the engine serves no HTTP: a deployment of
+    engines has daphne for its pages, as this one then does)."""
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_EVENTS": "1"}
-    return live(env=env), live(env=env)
+    a, b = (live(env=env, kind=kind) for kind in kinds)
+    web = next((s for s in (b, a) if s.kind == "daphne"), None) or live(env=env)
+    return a, b, http_login(web, "rel")
 
 
-async def test_a_killed_process_users_leave_within_seconds_by_default(
-    live, own_redis, reliability_db
-):
+async def test_a_killed_process_users_leave_within_seconds_by_default(live, own_redis, kinds):
     """kill -9 of the process a signed-in user is on: the watcher on the other process sees
     the user leave within the default bound (measured and printed; the wait allows 15 s)."""
-    a, b = await pair(live, own_redis)
+    a, b, session = pair(live, own_redis, kinds)
     watcher = await WSClient.open(b.ws)
     view = View(await watcher.call("presence.list"))
-    user = await WSClient.open(a.ws, session_key=http_login(a, "rel"))
+    user = await WSClient.open(a.ws, session_key=session)
     key = str((await user.call("whoami"))["id"])
     await watch(watcher, view, lambda v: key in v.users, 15)
 
@@ -79,13 +88,12 @@ async def test_a_killed_process_users_leave_within_seconds_by_default(
 
 
 async def test_a_restart_with_reconnect_within_grace_shows_no_leave_and_join(
-    live, own_redis, reliability_db
+    live, own_redis, kinds
 ):
     """SIGTERM of the process a signed-in user is on; the page reconnects to the other process
     within PRESENCE_GRACE: the watcher never sees the user leave nor join again; the old
     connection goes after the grace (reaped from the store). A real leave still comes."""
-    a, b = await pair(live, own_redis)
-    session = http_login(a, "rel")
+    a, b, session = pair(live, own_redis, kinds)
     watcher = await WSClient.open(b.ws)
     view = View(await watcher.call("presence.list"))
     user = await WSClient.open(a.ws, session_key=session)
