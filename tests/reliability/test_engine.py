@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 
 import pytest
 from websockets.asyncio.client import connect
@@ -203,19 +202,3 @@ async def test_per_ip_caps_count_forwarded_clients_of_trusted_proxies_only(clust
     assert await forged.wait_closed() == 4429  # both are 127.0.0.1 to it
     for client in (first, other, one):
         await client.close()
-
-
-async def test_sigterm_closes_clients_with_4503_runs_hooks_and_exits(cluster):
-    daphne, engine = cluster()
-    watcher = await WSClient.open(daphne.ws)
-    await watcher.call("chat.join", room="lobby")
-    leaving = await WSClient.open(engine.ws)
-    leaving_id = (await leaving.call("whoami"))["connection_id"]
-    await leaving.call("chat.join", room="lobby")
-    engine.process.send_signal(signal.SIGTERM)
-    assert await leaving.wait_closed() == 4503
-    # the example's on_disconnect hook ran on the engine and told the room on daphne
-    await watcher.push("chat_left", lambda v: v["connection_id"] == leaving_id)
-    assert await asyncio.to_thread(engine.process.wait, 15) == 0
-    assert "closing 1 connection(s) with 4503" in engine.log()
-    await watcher.close()

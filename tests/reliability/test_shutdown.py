@@ -1,5 +1,6 @@
 """SIGTERM: clients closed with 4503, hooks run, presence and groups cleaned, prompt exit.
-SIGKILL: the other process's presence view is clean within PRESENCE_TTL."""
+SIGKILL: the other process's presence view is clean within PRESENCE_TTL. On two daphnes, two
+engines and an engine beside daphne (the engine runs the same shutdown, guards/shutdown.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import time
 
 import pytest
 
+from tests.live import PAIRS
 from tests.reliability.services import wait_until
 from tests.scaleout.client import WSClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.parametrize("kinds", PAIRS, indirect=True, ids="+".join),
+]
 
 PRESENCE_TTL = 3.0
 
@@ -30,9 +36,10 @@ def room_subscribers(redis) -> int:
     return int(redis.cli("pubsub", "numsub", ROOM_CHANNEL).split()[-1])
 
 
-async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live):
+async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live, kinds):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
-    server_a, server_b = live(env, SHUTDOWN_TIMEOUT=10), live(env)
+    server_a = live(env, kind=kinds[0], SHUTDOWN_TIMEOUT=10)
+    server_b = live(env, kind=kinds[1])
     leaving = [await WSClient.open(server_a.ws) for _ in range(3)]
     watcher = await WSClient.open(server_b.ws)
     await watcher.call("probe.join", group="room")
@@ -49,7 +56,7 @@ async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live):
         async with asyncio.timeout(10):
             await asyncio.gather(client._reader, return_exceptions=True)
         assert client.ws.close_code == 4503
-    await asyncio.to_thread(server_a.process.wait, 15)
+    assert await asyncio.to_thread(server_a.process.wait, 15) == 0
     exited = time.monotonic() - started
     # the example's on_disconnect hook tells the room each one left
     for connection_id in ids:
@@ -63,13 +70,13 @@ async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live):
     assert room_subscribers(own_redis) == 1  # only the watcher's process is left
     assert "closing 3 connection(s) with 4503" in server_a.log()
     print(f"SIGTERM: 3 clients closed 4503, process exited after {exited:.2f}s")
-    assert exited < 10 + 5  # SHUTDOWN_TIMEOUT plus the reactor's own stop
+    assert exited < 10 + 5  # SHUTDOWN_TIMEOUT plus the server's own stop
     await watcher.close()
 
 
-async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live):
+async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live, kinds):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
-    server_a, server_b = live(env), live(env)
+    server_a, server_b = (live(env, kind=kind) for kind in kinds)
     victim = await WSClient.open(server_a.ws)
     victim_id = (await victim.call("whoami"))["connection_id"]
     watcher = await WSClient.open(server_b.ws)
