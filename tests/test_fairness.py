@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from wscommands._internal.fairpool import FairPool, Share, current_share
+from wscommands._internal.fairpool import DaemonThreads, FairPool, Share, current_share
 from wscommands._internal.threads import run_sync
 from wscommands.checks import check_limits
 from wscommands.guards.budget import Account, Budget
@@ -129,6 +129,16 @@ def test_pool_counts_anonymous_share_at_least_one_thread():
     pool = FairPool(2, 8, 0.1)
     assert pool.anonymous_limit == 1 and pool.per_share == 2
     pool.executor.shutdown()
+
+
+def test_the_worker_threads_refuse_a_call_once_shut_down_rather_than_never_run_it():
+    """(Their threads end at shutdown: a call queued after it would wait forever.)
+    tests/reliability/test_shutdown.py shows that they never hold up a process's exit."""
+    threads = DaemonThreads(2, "test")
+    assert threads.submit(lambda: 7).result(timeout=5) == 7
+    threads.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        threads.submit(lambda: 8)
 
 
 async def test_budget_cuts_the_heaviest_and_refuses_the_heaviest_asker(settings):

@@ -1,10 +1,12 @@
-"""SIGTERM: clients closed with 4503, hooks run, presence and groups cleaned, prompt exit.
-SIGKILL: the other process's presence view is clean within PRESENCE_TTL. On two daphnes, two
-engines and an engine beside daphne (the engine runs the same shutdown, guards/shutdown.py)."""
+"""SIGTERM: clients closed with 4503, hooks run, presence and groups cleaned, prompt exit; a
+second signal stops at once. SIGKILL: the other process's presence view is clean within
+PRESENCE_TTL. On two daphnes, two engines and an engine beside daphne (the engine runs the same
+shutdown, guards/shutdown.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 
@@ -14,11 +16,8 @@ from tests.live import PAIRS
 from tests.reliability.services import wait_until
 from tests.scaleout.client import WSClient
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.redis,
-    pytest.mark.parametrize("kinds", PAIRS, indirect=True, ids="+".join),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+on_every_pair = pytest.mark.parametrize("kinds", PAIRS, indirect=True, ids="+".join)
 
 PRESENCE_TTL = 3.0
 
@@ -36,6 +35,7 @@ def room_subscribers(redis) -> int:
     return int(redis.cli("pubsub", "numsub", ROOM_CHANNEL).split()[-1])
 
 
+@on_every_pair
 async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live, kinds):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
     server_a = live(env, kind=kinds[0], SHUTDOWN_TIMEOUT=10)
@@ -74,6 +74,7 @@ async def test_sigterm_closes_4503_runs_hooks_and_cleans_up(own_redis, live, kin
     await watcher.close()
 
 
+@on_every_pair
 async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live, kinds):
     env = {"REDIS_URL": own_redis.url, "WSCOMMANDS_PRESENCE_TTL": str(PRESENCE_TTL)}
     server_a, server_b = (live(env, kind=kind) for kind in kinds)
@@ -92,3 +93,28 @@ async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live, kinds):
     await watcher.close()
     await asyncio.gather(victim._reader, return_exceptions=True)
     wait_until(lambda: victim.ws.close_code is not None, 5, what="victim closed")
+
+
+@pytest.mark.parametrize(
+    ("kind", "sig"),
+    [
+        pytest.param("daphne", signal.SIGTERM, id="daphne-SIGTERM"),
+        pytest.param("engine", signal.SIGTERM, id="engine-SIGTERM"),
+        # Ctrl-C: the engine's own handler. daphne's SIGINT is Twisted's, with no graceful
+        # shutdown to cut short.
+        pytest.param("engine", signal.SIGINT, id="engine-SIGINT"),
+    ],
+    indirect=["kind"],
+)
+async def test_a_second_signal_stops_at_once(live, kind, sig):
+    """The graceful shutdown gives a running request DISCONNECT_GRACE (5 s): a second signal
+    stops the process at once, a sync command still holding a worker thread or not."""
+    server = live(kind=kind)
+    client = await WSClient.open(server.ws)
+    await client.ws.send(json.dumps({"probe.hold": {"seconds": 60}}))
+    await client.push("holding")
+    server.process.send_signal(sig)
+    assert await client.wait_closed() == 4503  # the graceful shutdown has begun
+    server.process.send_signal(sig)
+    await asyncio.to_thread(server.process.wait, 15)
+    assert "connection(s) closed in" not in server.log()  # it did not run to its end

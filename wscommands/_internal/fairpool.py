@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -88,7 +89,7 @@ class FairPool:
         self.anonymous_limit = max(1, int(size * anonymous_share))
         #: The most threads one client holds: per IP for anonymous calls, per user otherwise.
         self.caps = {"ip": per_address, "user": per_user}
-        self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="wscommands")
+        self.executor = DaemonThreads(size, "wscommands")
         self.busy = 0
         self.anonymous_busy = 0
         #: Threads held per client.
@@ -179,6 +180,61 @@ class FairPool:
 def _wake(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class DaemonThreads:
+    """At most ``size`` threads that run the calls submitted, started as calls come.
+
+    ThreadPoolExecutor's work with daemon threads: Python joins a ThreadPoolExecutor's threads
+    before it exits, so a sync call still running (a slow query) kept a server that was told to
+    stop (its graceful shutdown over, or a second signal) alive until the call returned.
+    """
+
+    def __init__(self, size: int, name: str):
+        self.size = size
+        self.name = name
+        self.threads = 0
+        self.closed = False
+        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # the caller's to handle, as ThreadPoolExecutor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("cannot run a call: the worker threads were shut down")
+            self._calls.put(run)
+            # An idle thread takes it; else one more thread, up to size.
+            if not self._idle.acquire(blocking=False) and self.threads < self.size:
+                self.threads += 1
+                name = f"{self.name}_{self.threads}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while (run := self._calls.get()) is not None:
+            run()
+            del run  # nothing of the call is kept while the thread waits
+            self._idle.release()
+
+    def shutdown(self) -> None:
+        """Take no more calls; each thread ends once the calls already taken have run."""
+        with self._lock:
+            self.closed = True
+            for _ in range(self.threads):
+                self._calls.put(None)
 
 
 class Slot(Executor):

@@ -55,7 +55,7 @@ POOL: Part[FairPool] = Part(
     "worker pool",
     _new_pool,
     per_loop=False,
-    release=lambda pool: pool.executor.shutdown(wait=False),
+    release=lambda pool: pool.executor.shutdown(),
 )
 
 

@@ -28,6 +28,13 @@ def hold_db(connection, seconds: float):
     return True
 
 
+@command(name="probe.hold")
+def hold(connection, seconds: float):
+    """Hold a worker thread for ``seconds``, once the push ``holding`` has been sent."""
+    connection.call_later(0, connection.send, {"holding": seconds})
+    time.sleep(seconds)
+
+
 @command(name="probe.join")
 async def join(connection, group: str):
     """Join a group."""
