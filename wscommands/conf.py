@@ -104,7 +104,8 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_BYTES_BURST": 4 * 1024 * 1024,
     # Frames refused with rate_limited in a row before closing with 4429.
     "RATE_LIMIT_CLOSE_AFTER": 50,
-    # Frames daphne may hold for a connection before it stops reading its socket (daphne only).
+    # Frames daphne may hold for a connection (the engine: while it opens) before it stops
+    # reading its socket.
     "MAX_INBOX": 32,
     # Bytes daphne may hold for a client that does not read before it is cut off (4429).
     "MAX_OUTGOING_BACKLOG": 4 * 1024 * 1024,
