@@ -214,4 +214,7 @@ async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
         assert heavy.close_code in (4429, 1006), heavy.close_code
     assert await control.call("echo", text="still here") == {"text": "still here"}
     assert "cutting off the heaviest connection" in server.log()
+    # The cut-off consumer still waits at the gate: let it finish, or daphne's shutdown waits
+    # SHUTDOWN_TIMEOUT for it.
+    await control.call("gate.set", allow=None)
     await control.close()
