@@ -107,14 +107,17 @@ async def test_sigkill_drops_out_of_presence_within_ttl(own_redis, live, kinds):
     indirect=["kind"],
 )
 async def test_a_second_signal_stops_at_once(live, kind, sig):
-    """The graceful shutdown gives a running request DISCONNECT_GRACE (5 s): a second signal
-    stops the process at once, a sync command still holding a worker thread or not."""
+    """The graceful shutdown gives a running request DISCONNECT_GRACE (5 s), and refuses new
+    handshakes with 4503 meanwhile: a second signal stops the process at once, a sync command
+    still holding a worker thread or not."""
     server = live(kind=kind)
     client = await WSClient.open(server.ws)
     await client.ws.send(json.dumps({"probe.hold": {"seconds": 60}}))
     await client.push("holding")
     server.process.send_signal(sig)
     assert await client.wait_closed() == 4503  # the graceful shutdown has begun
+    late = await WSClient.open(server.ws)
+    assert await late.wait_closed() == 4503
     server.process.send_signal(sig)
     await asyncio.to_thread(server.process.wait, 15)
     assert "connection(s) closed in" not in server.log()  # it did not run to its end
