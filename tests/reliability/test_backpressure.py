@@ -10,11 +10,13 @@ wait only while a connection opens, which the gate holds there instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.require import require
 from tests.scaleout.client import WSClient
@@ -216,5 +218,27 @@ async def test_frames_waiting_in_daphne_count_against_the_process_budget(live):
     assert "cutting off the heaviest connection" in server.log()
     # The cut-off consumer still waits at the gate: let it finish, or daphne's shutdown waits
     # SHUTDOWN_TIMEOUT for it.
+    await control.call("gate.set", allow=None)
+    await control.close()
+
+
+async def test_frames_the_engine_holds_while_opening_count_against_the_process_budget(live):
+    """The engine's frames held while a connection opens weigh in MAX_CLIENT_MEMORY: a
+    connection that sends 3.8 MB of them (MAX_INBOX lifted) is cut off once the process is
+    over its 2 MiB budget; another connection goes on working."""
+    server, control, gated_url = await gated_server(
+        live, "engine", MAX_INBOX=1000, MAX_CLIENT_MEMORY=2 * 1024 * 1024
+    )
+    async with connect(gated_url, max_size=None) as heavy:
+        big = json.dumps({"gate.tick": {"padding": "x" * 200_000}})
+        with contextlib.suppress(ConnectionClosed):  # cut off while it still sends
+            for _ in range(19):
+                await heavy.send(big)
+        async with asyncio.timeout(30):
+            await heavy.wait_closed()
+        assert heavy.close_code in (4429, 1006), heavy.close_code
+    assert await control.call("echo", text="still here") == {"text": "still here"}
+    assert "cutting off the heaviest connection" in server.log()
+    assert (await control.call("gate.state"))["handled"] == 0  # none of its frames ran
     await control.call("gate.set", allow=None)
     await control.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._internal.compat.servers import AsyncioSocket
 from ..conf import wscommands_settings
+from ..guards.limits import frame_size
 from ..observability import logs, metrics
 from ..server.endpoint import Endpoint
 from ..wire.jsoncodec import encode
@@ -91,6 +92,7 @@ class EngineSocket(Endpoint, WSListener):
         self.close_code = 1006  # the code the connection ends with (none received: 1006)
         self.close_asked: int | None = None  # a close asked for before the 101 went out
         self.held: list[tuple[str | None, bytes | None]] | None = []  # frames while opening
+        self.held_bytes = 0  # their size, which the process's budget counts
         self.parts: list[bytes] | None = None  # a fragmented message being assembled
         self.text_parts = False
         self.tasks: set[asyncio.Task] = set()
@@ -178,6 +180,9 @@ class EngineSocket(Endpoint, WSListener):
 
     def _release_held(self) -> None:
         held, self.held = self.held or [], None
+        if self.held_bytes:
+            self.held_bytes = 0
+            self.connection.resources.set_inbox(0)
         for text, data in held:
             self.handle(text, data)
         # Not while a held frame over the rate has the client resting: flow control reads it
@@ -243,6 +248,13 @@ class EngineSocket(Endpoint, WSListener):
         """A whole message: handled now, or held (and reading paused) while opening."""
         if self.held is not None:
             self.held.append((text, data))
+            self.held_bytes += frame_size(text, data)
+            # Over the process's budget, the account cuts the heaviest connection off.
+            if not self.connection.resources.set_inbox(self.held_bytes):
+                # Cut off (its close is on its way): nothing more of it is kept or read.
+                self.held.clear()
+                self.tcp.pause_reading()
+                return
             if len(self.held) >= wscommands_settings.MAX_INBOX:
                 self.tcp.pause_reading()
             return
