@@ -7,6 +7,7 @@ Every setting wscommands reads lives here, so the defaults are documented in one
 from __future__ import annotations
 
 import difflib
+import threading
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -178,6 +179,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Held while the settings are loaded or forgotten (never by a read of loaded settings): a
+#: reload in one thread cannot interleave with another thread's first read.
+_SWAP = threading.RLock()
+
+
 class _SettingsView:
     """What the two states of :class:`Settings` share."""
 
@@ -201,9 +207,11 @@ class _SettingsView:
 
     def reload(self) -> None:
         """Forget the values read (called when ``WSCOMMANDS`` changes in tests)."""
-        self.__dict__.clear()
-        self._cache = None
-        self.__class__ = Settings
+        with _SWAP:
+            # The class first: from then on a missing value is loaded (after this reload).
+            self.__class__ = Settings
+            self.__dict__.clear()
+            self._cache = None
 
 
 class Settings(_SettingsView):
@@ -220,12 +228,13 @@ class Settings(_SettingsView):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        values = self._load()
-        if name not in values:
-            raise AttributeError(f"No wscommands setting {name!r}")
-        self.__dict__.update(values)
-        self.__class__ = LoadedSettings  # type: ignore[assignment]
-        return values[name]
+        with _SWAP:
+            values = self._load()
+            if name not in values:
+                raise AttributeError(f"No wscommands setting {name!r}")
+            self.__dict__.update(values)
+            self.__class__ = LoadedSettings  # type: ignore[assignment]
+            return values[name]
 
 
 class LoadedSettings(_SettingsView):
