@@ -127,6 +127,11 @@ def parse_head(head: bytes) -> Head:
     return Head(event.method.decode("ascii"), raw_path, query, headers, first)
 
 
+def client_address(head: Head, peer: str, proxies: TrustedProxies) -> str:
+    """The client's address: the peer's, or behind trusted proxies the forwarded one."""
+    return proxies.client(peer, head.first.get(b"x-forwarded-for"))
+
+
 def build_scope(
     head: Head,
     peer: tuple[str, int],
@@ -156,7 +161,7 @@ def build_scope(
         "root_path": "",
         "query_string": head.query,
         "headers": head.headers,
-        "client": (proxies.client(peer[0], first.get(b"x-forwarded-for")), peer[1]),
+        "client": (client_address(head, peer[0], proxies), peer[1]),
         "server": server,
         "subprotocols": [p.strip() for p in protocols.split(",") if p.strip()],
         "cookies": parse_cookie(cookie) if cookie else {},
@@ -181,10 +186,20 @@ def asks_for_metrics(head: Head) -> bool:
     return head.method == "GET" and not head.upgrade and head.path == METRICS_PATH
 
 
+def has_metrics_token(head: Head) -> bool:
+    """Whether the request carries the ``METRICS_TOKEN`` bearer token (Prometheus)."""
+    return prometheus.bearer_ok(head.joined(b"authorization"))
+
+
+def cookie_session_key(head: Head) -> str | None:
+    """The session key a request's cookies name, if any (see :func:`session_key`)."""
+    return session_key(parse_cookie(head.joined(b"cookie")))
+
+
 def scrape(head: Head) -> HttpResponse:
     """The answer to ``GET /metrics``, Django's view's (sync: the user is loaded from the
     session cookie only when the bearer token does not already let the request in)."""
-    key = session_key(parse_cookie(head.joined(b"cookie")))
+    key = cookie_session_key(head)
     user = SimpleLazyObject(lambda: load_identity(key)[1])
     return prometheus.scrape(head.joined(b"authorization"), user)
 

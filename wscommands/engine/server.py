@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.http import HttpResponse
+
 from .._internal.compat.picows_server import probe, server_protocol
+from .._internal.fairpool import Share, use_share
 from .._internal.threads import run_sync, sweep_old_connections
 from ..commands.registry import Registry
 from ..commands.registry import registry as default_registry
@@ -33,10 +36,14 @@ from . import ENGINE_MISSING
 from .handshake import (
     MAX_HEAD,
     BadHandshake,
+    Head,
     TrustedProxies,
     asks_for_metrics,
     build_scope,
+    client_address,
+    cookie_session_key,
     encode,
+    has_metrics_token,
     load_identity,
     parse_head,
     response,
@@ -90,6 +97,10 @@ def feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
         view = view[size:]
 
 
+def _nobody() -> None:
+    """The user of a request not identified yet: nobody."""
+
+
 class Gate(asyncio.BufferedProtocol):
     """One TCP connection until its handshake is admitted (then picows's)."""
 
@@ -137,6 +148,28 @@ class Gate(asyncio.BufferedProtocol):
             timeout = self.engine.options.handshake_timeout
             self.timer = asyncio.get_running_loop().call_later(timeout, self.transport.abort)
 
+    # Until a request is identified, its sync calls are an anonymous client's (``anonymous``,
+    # its address): held to the worker pool's anonymous share and per-IP cap, so a flood of
+    # forged session cookies cannot starve users' commands. Without a cookie there is nobody
+    # to look up, and no call to make.
+
+    async def identify(self, key: str | None, anonymous: Share) -> tuple[Any, Any]:
+        """The session and user of session key ``key``."""
+        if key is None:
+            return load_identity(None)  # an empty session, AnonymousUser: no query
+        use_share(anonymous)
+        return await run_sync(load_identity, key)
+
+    async def scrape(self, head: Head, anonymous: Share) -> HttpResponse:
+        """The answer to ``GET /metrics``: with the token, Prometheus's (it waits for no
+        anonymous work); else a session's user decides, looked up as ``anonymous``."""
+        if has_metrics_token(head):
+            return await run_sync(scrape, head)
+        if cookie_session_key(head) is None:
+            return scrape(head)  # a 403 or 404 that needs no query
+        use_share(anonymous)
+        return await run_sync(scrape, head)
+
     async def admit(self) -> None:
         """Check, identify, admit and register; then let picows answer 101 (or answer a
         ``GET /metrics`` and close)."""
@@ -144,10 +177,11 @@ class Gate(asyncio.BufferedProtocol):
         transport = self.transport
         try:
             head = parse_head(bytes(self.head))
-            if asks_for_metrics(head):
-                self.reply(encode(await run_sync(scrape, head)))
-                return
             peer = transport.get_extra_info("peername")[:2]
+            anonymous = Share(_nobody, client_address(head, peer[0], options.proxies))
+            if asks_for_metrics(head):
+                self.reply(encode(await self.scrape(head, anonymous)))
+                return
             scope = build_scope(
                 head, peer, transport.get_extra_info("sockname")[:2], options.proxies
             )
@@ -155,8 +189,9 @@ class Gate(asyncio.BufferedProtocol):
                 raise BadHandshake(404, "not found")
             if not origin_allowed(scope):
                 raise BadHandshake(403, "origin not allowed")
-            key = session_key(scope["cookies"])
-            scope["session"], scope["user"] = await run_sync(load_identity, key)
+            scope["session"], scope["user"] = await self.identify(
+                session_key(scope["cookies"]), anonymous
+            )
         except BadHandshake as exc:
             self.refuse(exc.status, str(exc))
             return

@@ -72,7 +72,7 @@ def scrape(authorization: str, user: Any) -> HttpResponse:
         answer = _plain(404, 'metrics need prometheus-client: pip install "wscommands[metrics]"')
     elif not metrics.available():
         answer = _plain(404, "metrics are off: WSCOMMANDS['METRICS'] is False")
-    elif not (_bearer_ok(authorization) or is_staff(user)):
+    elif not (bearer_ok(authorization) or is_staff(user)):
         answer = _plain(
             403, "metrics need WSCOMMANDS['METRICS_TOKEN'] as a bearer token or a staff session"
         )
@@ -83,7 +83,8 @@ def scrape(authorization: str, user: Any) -> HttpResponse:
     return answer
 
 
-def _bearer_ok(authorization: str) -> bool:
+def bearer_ok(authorization: str) -> bool:
+    """Whether an ``Authorization`` header carries the ``METRICS_TOKEN`` bearer token."""
     token = wscommands_settings.METRICS_TOKEN
     scheme, _, given = authorization.partition(" ")
     return (

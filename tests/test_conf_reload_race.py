@@ -1,23 +1,19 @@
-"""Pentest reproduction: a reload (override_settings entered or left, a system check) that
-lands while another thread is in its first read leaves the settings object a
-``LoadedSettings`` with no settings at all: every later read, in every thread, raises
-AttributeError until the next reload.
+"""A reload (override_settings entered or left, a system check) that lands while another
+thread is in its first read must leave the settings readable.
 
 ``Settings.__getattr__`` copies the values into the instance, then swaps its class; ``reload``
-clears the instance and swaps the class back. Interleaved as
-``update -> [reload: clear, class = Settings] -> class = LoadedSettings``, the instance ends
-empty under the class without ``__getattr__``. Before the class swap (40add56) the same race
-left one stale value, or a transient AttributeError('_cache'), never a broken object.
-
-The interleaving is forced here with a trace function (another thread's reload runs just
-before the reader's class swap); tests/pentest/conf_race.py (run by hand) gets there with real
-threads and ``sys.setswitchinterval(1e-6)`` within a few thousand reloads.
+clears the instance and swaps the class back. Unlocked, ``update -> [reload: clear, class =
+Settings] -> class = LoadedSettings`` left the instance empty under the class without
+``__getattr__``: every later read, in every thread, raised AttributeError until the next
+reload (found by the penetration test of issue 20). The interleaving is forced here with a
+trace function: another thread's reload runs just before the reader's class swap.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 from django.test import override_settings
 
@@ -32,7 +28,8 @@ def _reload_before_the_class_swap():
     swap_line = next(
         number
         for number, line in enumerate(
-            open(conf.__file__).read().splitlines(), start=1  # noqa: SIM115
+            Path(conf.__file__).read_text().splitlines(),
+            start=1,
         )
         if "self.__class__ = LoadedSettings" in line
     )
@@ -69,7 +66,7 @@ def test_a_reload_during_a_first_read_leaves_the_settings_readable():
         assert first == 7
         try:
             # Any setting, any time later, in any thread (until the next reload).
-            assert wscommands_settings.PREFIX == DEFAULTS["PREFIX"]
+            assert DEFAULTS["PREFIX"] == wscommands_settings.PREFIX
             assert wscommands_settings.MAX_PENDING_REQUESTS == 7
         finally:
             wscommands_settings.reload()  # do not leave a broken object to the next tests

@@ -1,6 +1,6 @@
-"""Pentest (held: passes on the current code): the pending-request budget's fast path (Account.reserve_request/release_request)
-refuses at exactly the documented limits and gives back every byte, after many refused,
-cancelled and abandoned requests."""
+"""The pending-request budget's common case (Account.reserve_request/release_request, a fast
+path of its own) refuses at exactly the documented limits and gives back every byte, after
+refused, finished and abandoned requests."""
 
 from __future__ import annotations
 
@@ -9,21 +9,25 @@ import json
 
 from tests.test_ordering import _commands, barrier, release  # noqa: F401 (fixture)
 from wscommands.guards.budget import get_budget
+from wscommands.server.requestqueue import RequestQueue
 from wscommands.testing import CommandClient
+
+#: Connections that fill their pending requests, then finish them or go away mid-request.
+CYCLES = 6
 
 
 def frame_bytes(obj) -> int:
     return len(json.dumps(obj, separators=(",", ":")).encode())
 
 
-async def settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0.01)
+async def until(condition) -> None:
+    """Until ``condition()`` holds (finished requests release their bytes as their tasks end)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 async def test_count_and_bytes_limits_are_exact_and_nothing_leaks(settings, monkeypatch):
-    from wscommands.server.requestqueue import RequestQueue
-
     monkeypatch.setattr(RequestQueue.stop, "__defaults__", (0.2,))
     settings.WSCOMMANDS = {
         **settings.WSCOMMANDS,
@@ -35,7 +39,7 @@ async def test_count_and_bytes_limits_are_exact_and_nothing_leaks(settings, monk
         "RATE_LIMIT_CLOSE_AFTER": 10**6,
     }
     budget = get_budget()
-    for cycle in range(30):
+    for cycle in range(CYCLES):
         async with CommandClient() as client:
             block = {"t.block": {"key": f"b{cycle}"}, "request_id": 1}
             await client.send(block)
@@ -56,18 +60,16 @@ async def test_count_and_bytes_limits_are_exact_and_nothing_leaks(settings, monk
                 release(f"b{cycle}")
                 for _ in range(4):
                     await client.receive()
-                await settle()
-                assert held.count == 0 and held.bytes == 0
+                await until(lambda held=held: held.count == 0)
+                assert held.bytes == 0
                 assert budget.total == accounts[0].held
             # otherwise: disconnect mid-request (the blocked one and 3 waiting)
-        await settle()
-        assert budget.total == 0, (cycle, budget.total)
+        await until(lambda: budget.total == 0)
         assert not budget.accounts
     # Let the blocked requests finish after their connections closed.
-    for cycle in range(30):
+    for cycle in range(CYCLES):
         release(f"b{cycle}")
-    await settle()
-    assert budget.total == 0
+    await until(lambda: budget.total == 0)
     assert not budget.accounts
 
 
@@ -89,19 +91,23 @@ async def test_bytes_limit_is_exact(settings):
         used = account.requests.bytes
         # a frame of exactly the remaining bytes is accepted (held.bytes + size <= limit)
         text_len = limit - used - frame_bytes({"t.mark": {"key": ""}, "request_id": 2})
-        await client.send(json.dumps({"t.mark": {"key": "k" * text_len}, "request_id": 2}, separators=(",", ":")))
+        await client.send(
+            json.dumps({"t.mark": {"key": "k" * text_len}, "request_id": 2}, separators=(",", ":"))
+        )
         await barrier(client)
         assert account.requests.bytes == limit, account.requests.bytes
         await client.send({"t.mark": {"key": ""}, "request_id": 3})
         refused = await client.receive()
         assert refused["request_id"] == 3
-        assert refused["errors"]["request"]["details"] == {"limit": "MAX_PENDING_BYTES", "max": limit}
+        assert refused["errors"]["request"]["details"] == {
+            "limit": "MAX_PENDING_BYTES",
+            "max": limit,
+        }
         release("x")
         assert {(await client.receive())["request_id"] for _ in range(2)} == {1, 2}
-        await settle()
-        assert account.requests.bytes == 0 and account.requests.count == 0
-    await settle()
-    assert budget.total == 0
+        await until(lambda: account.requests.count == 0)
+        assert account.requests.bytes == 0
+    await until(lambda: budget.total == 0)
 
 
 async def test_client_memory_refusal(settings):
@@ -126,8 +132,10 @@ async def test_client_memory_refusal(settings):
             if len(refusals) > 5:
                 break
         for frame in refusals:
-            assert frame["errors"]["request"]["details"] == {"limit": "MAX_CLIENT_MEMORY", "max": 3000}
+            assert frame["errors"]["request"]["details"] == {
+                "limit": "MAX_CLIENT_MEMORY",
+                "max": 3000,
+            }
         assert budget.total <= 3000
         release("y")
-    await settle()
-    assert budget.total == 0
+    await until(lambda: budget.total == 0)
