@@ -169,12 +169,7 @@ class Account:
 
     def release_request(self, size: int) -> None:
         """A request is over (run, refused or cancelled): its frame is no longer held."""
-        held, budget = self.requests, self.budget
-        with budget.lock:
-            if not self.cut_off:
-                held.count -= 1
-                held.bytes -= size
-                budget.total -= size
+        self._release(self.requests, size)
 
     def reserve_timer(self, size: int) -> RateLimited | None:
         """Room for one more timer whose arguments weigh ``size`` bytes, or the refusal."""
@@ -182,7 +177,7 @@ class Account:
 
     def release_timer(self, size: int) -> None:
         """A timer ran or was cancelled."""
-        self._release("timers", size)
+        self._release(self.holdings["timers"], size)
 
     def admit_group(self, joined: int) -> RateLimited | None:
         """Whether a connection in ``joined`` groups may join one more, or the refusal."""
@@ -238,11 +233,11 @@ class Account:
                 self.refusals[kind] = 0
         return None
 
-    def _release(self, kind: str, size: int) -> None:
+    def _release(self, held: Holding, size: int) -> None:
+        # (A holding of a connection cut off meanwhile is no longer counted: left alone.)
         with self.budget.lock:
             if self.cut_off:
                 return
-            held = self.holdings[kind]
             held.count -= 1
             held.bytes -= size
             self.budget.total -= size
