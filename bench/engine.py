@@ -4,11 +4,13 @@
   both on the server core, in interleaved rounds: rows of the echo table.
 - ``broadcast``: the broadcast scenario (cluster.py) on two engine processes sharing Redis
   (``wscommands.broadcast()``) and on one raw picows process (a control connection asks it
-  to broadcast, no Redis: the floor), in interleaved rounds.
+  to broadcast, no Redis: the floor), in interleaved rounds; every server on the server
+  core, the load generator on the other.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from picows import WSMsgType
 from . import cluster, single
 from .client import BenchClient, close_all, connect
 from .config import Config
-from .servers import Server, start_all, stop_all
+from .servers import Server, pin, start_all, stop_all
 
 #: The label of the engine and of the anchor in the figures.
 ENGINE, RAW = "wscommands", "raw picows"
@@ -59,24 +61,32 @@ class RawTrigger:
 
 
 async def broadcast(
-    cfg: Config, env: dict[str, str], redis_url: str, log_dir: Path
+    cfg: Config, env: dict[str, str], redis_url: str, log_dir: Path, cores: tuple[int, int]
 ) -> dict[str, Any]:
     """Broadcast to N clients: two engine processes on Redis against one raw picows process.
 
+    ``cores``: (server core, load-generator core). Every server process is pinned to the
+    first and this process, the load generator, to the second, as in the echo scenario:
+    a load generator floating over both cores waits for a core while two busy servers hold
+    them, and the time to the first receiver then measures the scheduler, not the server.
     ``env`` names Redis (``server_env(db, redis_url)``); the caller has set up Django in
     this process (``cluster.setup_django``) so that ``wscommands.broadcast()`` reaches it.
     """
+    server_core, client_core = cores
     servers: dict[str, list[Server]] = {
-        ENGINE: [Server(ENGINE, "engine", env, cores={i}, log_dir=log_dir) for i in (0, 1)],
-        RAW: [RawPicows(RAW, "picows", env, {0}, log_dir)],
+        ENGINE: [Server(ENGINE, "engine", env, {server_core}, log_dir) for _ in (0, 1)],
+        RAW: [RawPicows(RAW, "picows", env, {server_core}, log_dir)],
     }
     everything = [s for procs in servers.values() for s in procs]
     start_all(everything)
     control: BenchClient | None = None
+    floating = os.sched_getaffinity(0)
+    pin({client_core})
     try:
         control = await connect(servers[RAW][0].url)
         return await cluster.broadcast(cfg, servers, redis_url, {RAW: RawTrigger(control)})
     finally:
+        pin(floating)
         if control is not None:
             await close_all([control])
         stop_all(everything)

@@ -45,9 +45,14 @@ def broadcast(bc: dict, targets: list) -> list[str]:
         "once and written to each socket), and one raw picows process (a control connection "
         "sends it the message; it encodes it once with `json.dumps` and calls "
         "`WSTransport.send` for every connection: no Redis, the floor). vs floor = "
-        "engine / raw picows, time to the last client. The load generator is one process "
-        "(client CPU ms per broadcast): where it spends about as long as the last client "
-        "waits, it is what the time to the last client measures, for both.",
+        "engine / raw picows, time to the last client. As in the issue's method and the echo "
+        "scenario, every server process of these rounds is pinned to core 0 (the two engine "
+        "processes share it) and the load generator to core 1 (Redis floats): a load "
+        "generator floating over both cores while two busy servers hold them waits for a "
+        "core, and the first receiver then measured the scheduler (4-6 ms here) rather than "
+        "the server (about 2 ms). The load generator is one process (client CPU ms per "
+        "broadcast): where it spends about as long as the last client waits, it is what the "
+        "time to the last client measures, for both.",
         "",
         "| clients | server | first (ms) | last (ms) | vs floor | server CPU ms "
         "| client CPU ms | Redis cmds (fewest) | missed |",

@@ -220,7 +220,9 @@ async def run(cfg: Config, only: tuple[str, ...], redis_url: str, workdir: Path)
             stop_all(every)
         if "broadcast" in only:
             progress("broadcast: the engine against raw picows")
-            results["broadcast_engine"] = await engine.broadcast(cfg, redis_env, redis_url, LOGS)
+            results["broadcast_engine"] = await engine.broadcast(
+                cfg, redis_env, redis_url, LOGS, (SERVER_CORE, CLIENT_CORE)
+            )
         if "fanout" in only:
             progress("fan-out: history on/off, daphne/uvicorn")
             results["fanout"] = await delivery.fanout(cfg, redis_env, redis_url, LOGS)
