@@ -174,3 +174,15 @@ async def test_one_answer_per_connection_and_every_other_request_keeps_its_answe
     assert (await client.call("echo", text="ok")) == {"text": "ok"}
     await client.close()
     assert "Traceback" not in engine.log()
+
+
+async def test_a_host_outside_allowed_hosts_gets_400_as_daphne(servers):
+    """Django answers 400 before its view runs when the Host is not in ALLOWED_HOSTS: so
+    does the engine, even for the token (a rebound DNS name reaches no figures)."""
+    daphne, engine = servers()
+    for host in ("evil.example", "127.0.0.1.evil.example", "bad host"):
+        on_daphne = await asyncio.to_thread(fetch, daphne, {**BEARER, "Host": host})
+        on_engine = await asyncio.to_thread(fetch, engine, {**BEARER, "Host": host})
+        assert (on_engine.status, on_daphne.status) == (400, 400), host
+        assert b"ALLOWED_HOSTS" in on_engine.body
+    assert (await asyncio.to_thread(fetch, engine, {**BEARER, "Host": "localhost"})).status == 200

@@ -5,9 +5,9 @@ does what the ASGI path does before its consumer accepts: the path, the Origin a
 ``ALLOWED_HOSTS`` (HTTP 403), the session and user (loaded in the worker pool), admission
 (shutdown, caps) and registration with the hub. Only then is the socket handed to picows,
 which answers 101: pushes flow from the moment the client sees the handshake complete.
-A plain ``GET /metrics`` is answered instead (in the worker pool, as Django's sync view runs
-in a thread), then the connection closed: one request per connection, its head bounded as a
-handshake's.
+A plain ``GET /metrics`` is answered instead (its Host checked against ``ALLOWED_HOSTS``,
+then in the worker pool, as Django's sync view runs in a thread), then the connection
+closed: one request per connection, its head bounded as a handshake's.
 SIGTERM (and SIGINT) run the same graceful shutdown as under daphne (guards/shutdown.py):
 every connection closed with 4503, hooks run, then the process exits.
 """
@@ -29,7 +29,7 @@ from .._internal.threads import run_sync, sweep_old_connections
 from ..commands.registry import Registry
 from ..commands.registry import registry as default_registry
 from ..connection.connection import Connection
-from ..guards.origins import origin_allowed
+from ..guards.origins import origin_allowed, request_host
 from ..guards.shutdown import get_shutdown
 from ..observability import logs
 from . import ENGINE_MISSING
@@ -180,6 +180,9 @@ class Gate(asyncio.BufferedProtocol):
             peer = transport.get_extra_info("peername")[:2]
             anonymous = Share(_nobody, client_address(head, peer[0], options.proxies))
             if asks_for_metrics(head):
+                # As Django, which answers 400 before any view runs.
+                if request_host({"headers": head.headers}) is None:
+                    raise BadHandshake(400, "invalid Host header: not in ALLOWED_HOSTS")
                 self.reply(encode(await self.scrape(head, anonymous)))
                 return
             scope = build_scope(

@@ -52,13 +52,10 @@ def normalize_origin(origin: str | ParseResult) -> tuple[str, str, int] | None:
     return (scheme, host, port) if port is not None else None
 
 
-def handshake_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
-    """The origin of the page a same-origin client would be on: the handshake's own.
-
-    Its host is the ``Host`` header (``X-Forwarded-Host`` with Django's
-    ``USE_X_FORWARDED_HOST``), which must be one of ``ALLOWED_HOSTS`` (else a rebound DNS
-    name would be its own origin); None when it is not.
-    """
+def request_host(scope: dict[str, Any]) -> str | None:
+    """The host a request names, as Django's ``HttpRequest.get_host()`` reads it: the
+    ``Host`` header (``X-Forwarded-Host`` with ``USE_X_FORWARDED_HOST``), lower-cased, port
+    included; None unless it is one of ``ALLOWED_HOSTS`` (Django answers 400 then)."""
     headers = _headers(scope)
     host = headers.get(b"host", [b""])[-1]
     if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
@@ -70,8 +67,20 @@ def handshake_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
     domain, _port = split_domain_port(host_text)
     if not domain or not validate_host(domain, _allowed_hosts()):
         return None
-    scheme = "https" if _is_secure(scope, headers) else "http"
-    return normalize_origin(f"{scheme}://{host_text}")
+    return host_text
+
+
+def handshake_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
+    """The origin of the page a same-origin client would be on: the handshake's own.
+
+    Its host is :func:`request_host`, which must be one of ``ALLOWED_HOSTS`` (else a rebound
+    DNS name would be its own origin); None when it is not.
+    """
+    host = request_host(scope)
+    if host is None:
+        return None
+    scheme = "https" if _is_secure(scope, _headers(scope)) else "http"
+    return normalize_origin(f"{scheme}://{host}")
 
 
 def origin_allowed(scope: dict[str, Any], allow_missing: bool | None = None) -> bool:
