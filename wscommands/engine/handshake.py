@@ -196,10 +196,10 @@ def cookie_session_key(head: Head) -> str | None:
     return session_key(parse_cookie(head.joined(b"cookie")))
 
 
-def scrape(head: Head) -> HttpResponse:
-    """The answer to ``GET /metrics``, Django's view's (sync: the user is loaded from the
-    session cookie only when the bearer token does not already let the request in)."""
-    key = cookie_session_key(head)
+def scrape(head: Head, key: str | None) -> HttpResponse:
+    """The answer to ``GET /metrics``, Django's view's (sync: the user of session key ``key``,
+    :func:`cookie_session_key`, is loaded only when the bearer token does not already let the
+    request in)."""
     user = SimpleLazyObject(lambda: load_identity(key)[1])
     return prometheus.scrape(head.joined(b"authorization"), user)
 

@@ -163,12 +163,13 @@ class Gate(asyncio.BufferedProtocol):
     async def scrape(self, head: Head, anonymous: Share) -> HttpResponse:
         """The answer to ``GET /metrics``: with the token, Prometheus's (it waits for no
         anonymous work); else a session's user decides, looked up as ``anonymous``."""
+        key = cookie_session_key(head)
         if has_metrics_token(head):
-            return await run_sync(scrape, head)
-        if cookie_session_key(head) is None:
-            return scrape(head)  # a 403 or 404 that needs no query
+            return await run_sync(scrape, head, key)
+        if key is None:
+            return scrape(head, None)  # a 403 or 404 that needs no query
         use_share(anonymous)
-        return await run_sync(scrape, head)
+        return await run_sync(scrape, head, key)
 
     async def admit(self) -> None:
         """Check, identify, admit and register; then let picows answer 101 (or answer a

@@ -56,18 +56,7 @@ def request_host(scope: dict[str, Any]) -> str | None:
     """The host a request names, as Django's ``HttpRequest.get_host()`` reads it: the
     ``Host`` header (``X-Forwarded-Host`` with ``USE_X_FORWARDED_HOST``), lower-cased, port
     included; None unless it is one of ``ALLOWED_HOSTS`` (Django answers 400 then)."""
-    headers = _headers(scope)
-    host = headers.get(b"host", [b""])[-1]
-    if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
-        host = headers[b"x-forwarded-host"][-1].split(b",")[0].strip()
-    try:
-        host_text = host.decode("ascii").lower()
-    except UnicodeDecodeError:
-        return None
-    domain, _port = split_domain_port(host_text)
-    if not domain or not validate_host(domain, _allowed_hosts()):
-        return None
-    return host_text
+    return _allowed_host(_headers(scope))
 
 
 def handshake_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
@@ -76,10 +65,11 @@ def handshake_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
     Its host is :func:`request_host`, which must be one of ``ALLOWED_HOSTS`` (else a rebound
     DNS name would be its own origin); None when it is not.
     """
-    host = request_host(scope)
+    headers = _headers(scope)
+    host = _allowed_host(headers)
     if host is None:
         return None
-    scheme = "https" if _is_secure(scope, _headers(scope)) else "http"
+    scheme = "https" if _is_secure(scope, headers) else "http"
     return normalize_origin(f"{scheme}://{host}")
 
 
@@ -129,6 +119,21 @@ def _headers(scope: dict[str, Any]) -> dict[bytes, list[bytes]]:
     for name, value in scope.get("headers", ()):
         headers.setdefault(name.lower(), []).append(value)
     return headers
+
+
+def _allowed_host(headers: dict[bytes, list[bytes]]) -> str | None:
+    """:func:`request_host` of a request's headers, already by name."""
+    host = headers.get(b"host", [b""])[-1]
+    if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
+        host = headers[b"x-forwarded-host"][-1].split(b",")[0].strip()
+    try:
+        host_text = host.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return None
+    domain, _port = split_domain_port(host_text)
+    if not domain or not validate_host(domain, _allowed_hosts()):
+        return None
+    return host_text
 
 
 def _allowed_hosts() -> list[str]:
